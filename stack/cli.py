@@ -1,0 +1,112 @@
+"""`tbmon stack up | down | status | logs`: the local stack from the command line."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tbmon.settings import get_stack_settings
+from tbmon.stack.binaries import BinaryMissingError
+from tbmon.stack.components import UnknownComponentError, component_names, select
+from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
+
+app = typer.Typer(help="Run the real backends on this machine, without Docker.")
+console = Console()
+errors = Console(stderr=True)
+
+Names = Annotated[
+    list[str] | None,
+    typer.Argument(help=f"Components (default: all). One of: {', '.join(component_names())}."),
+]
+
+
+def _supervisor() -> Supervisor:
+    return Supervisor(get_stack_settings())
+
+
+def _fail(error: Exception, code: int = 1) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
+    return typer.Exit(code)
+
+
+@app.command()
+def up(names: Names = None) -> None:
+    """Start the stack (or the named components) and wait until each one is ready."""
+    supervisor = _supervisor()
+    try:
+        with console.status("starting the stack and waiting for every component to be ready"):
+            statuses = supervisor.up(names)
+    except UnknownComponentError as error:
+        raise _fail(error, 2) from error
+    except (StackError, BinaryMissingError) as error:
+        raise _fail(error) from error
+    _print_table(statuses)
+
+
+@app.command()
+def down(names: Names = None) -> None:
+    """Stop the processes this stack started (all, or the named ones)."""
+    try:
+        stopped = _supervisor().down(names)
+    except UnknownComponentError as error:
+        raise _fail(error, 2) from error
+    console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@app.command()
+def status(
+    names: Names = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Each component's state, pid, memory and URLs."""
+    supervisor = _supervisor()
+    try:
+        if as_json:
+            typer.echo(json.dumps(supervisor.status_document(names), indent=2))
+        else:
+            _print_table(supervisor.status(names))
+    except UnknownComponentError as error:
+        raise _fail(error, 2) from error
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help=f"One of: {', '.join(component_names())}.")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 50,
+    follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+) -> None:
+    """A component's log."""
+    supervisor = _supervisor()
+    try:
+        (component,) = select([name])
+    except UnknownComponentError as error:
+        raise _fail(error, 2) from error
+    log = supervisor.layout(component).log
+    for line in tail_lines(log, lines):
+        typer.echo(line)
+    if follow_:
+        for line in follow(log):
+            typer.echo(line)
+
+
+def _print_table(statuses: list[ComponentStatus]) -> None:
+    table = Table(box=None, header_style="bold")
+    for column in ("component", "state", "pid", "memory", "urls"):
+        table.add_column(column)
+    colours = {"ready": "green", "starting": "yellow", "dead": "red", "stopped": "dim"}
+    for s in statuses:
+        memory = f"{s.memory_rss_bytes / 2**20:.0f} MiB" if s.memory_rss_bytes else ""
+        table.add_row(
+            s.name,
+            f"[{colours[s.state]}]{s.state}[/]",
+            str(s.pid or ""),
+            memory,
+            "  ".join(f"{label}: {url}" for label, url in s.urls.items()),
+        )
+    total = sum(s.memory_rss_bytes or 0 for s in statuses)
+    console.print(table)
+    console.print(f"total memory (RSS): {total / 2**20:.0f} MiB")

@@ -1,0 +1,211 @@
+"""The local stack's components: what each one runs, what it binds, and how it says it is ready.
+
+The table here is the only place that knows a component's command line. Everything else (the
+supervisor, `tbmon stack status`, the tests) works from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import binaries, render
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The folders one component uses under the stack's data directory."""
+
+    settings: StackSettings
+    name: str
+
+    @property
+    def data(self) -> Path:
+        return self.settings.data_dir / self.name
+
+    @property
+    def log(self) -> Path:
+        return self.settings.data_dir / "logs" / f"{self.name}.log"
+
+    @property
+    def pid(self) -> Path:
+        return self.settings.data_dir / "run" / f"{self.name}.pid"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One process of the local stack."""
+
+    name: str
+    summary: str
+    binary: binaries.Binary
+    #: The argument list after the program's path.
+    args: Callable[[Layout], list[str]]
+    #: StackSettings port fields this component binds; the first one answers readiness.
+    ports: tuple[str, ...]
+    #: Path that answers 2xx on the first port once the component is ready.
+    ready_path: str
+    #: Links for people and tools (name -> path on a port field), shown by `status`.
+    links: dict[str, tuple[str, str]] = field(default_factory=dict)
+    #: Writes the component's rendered config files before it starts.
+    prepare: Callable[[Layout], None] | None = None
+
+    def ready_url(self, settings: StackSettings) -> str:
+        return settings.url(getattr(settings, self.ports[0]), self.ready_path)
+
+    def urls(self, settings: StackSettings) -> dict[str, str]:
+        return {
+            label: settings.url(getattr(settings, port), path)
+            for label, (port, path) in self.links.items()
+        }
+
+
+def _collector_args(layout: Layout) -> list[str]:
+    return ["--config", f"file:{PROJECT_ROOT / 'otel-collector' / 'config.yaml'}"]
+
+
+def _prometheus_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [
+        f"--config.file={layout.data / 'prometheus.yml'}",
+        f"--storage.tsdb.path={layout.data / 'tsdb'}",
+        f"--storage.tsdb.retention.time={s.prometheus_retention_time}",
+        f"--storage.tsdb.retention.size={s.prometheus_retention_size}",
+        f"--web.listen-address={s.bind_host}:{s.prometheus_port}",
+        f"--web.external-url={s.url(s.prometheus_port)}",
+        "--web.enable-lifecycle",
+        "--web.enable-admin-api",
+        "--enable-feature=exemplar-storage",
+    ]
+
+
+def _alertmanager_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [
+        f"--config.file={layout.data / 'alertmanager.yml'}",
+        f"--storage.path={layout.data / 'storage'}",
+        f"--web.listen-address={s.bind_host}:{s.alertmanager_port}",
+        f"--web.external-url={s.url(s.alertmanager_port)}",
+        "--cluster.listen-address=",
+    ]
+
+
+def _node_exporter_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [f"--web.listen-address={s.bind_host}:{s.node_exporter_port}"]
+
+
+def _jaeger_args(layout: Layout) -> list[str]:
+    return ["--config", f"file:{PROJECT_ROOT / 'stack' / 'jaeger' / 'config.yaml'}"]
+
+
+def _victoria_logs_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [
+        f"-httpListenAddr={s.bind_host}:{s.victorialogs_port}",
+        f"-storageDataPath={layout.data}",
+        f"-retentionPeriod={s.log_retention}",
+    ]
+
+
+COMPONENTS: tuple[Component, ...] = (
+    Component(
+        name="logs",
+        summary="VictoriaLogs, the local log store (OTLP logs in, LogsQL out)",
+        binary=binaries.VICTORIA_LOGS,
+        args=_victoria_logs_args,
+        ports=("victorialogs_port",),
+        ready_path="/health",
+        links={"ui": ("victorialogs_port", "/select/vmui/"), "api": ("victorialogs_port", "")},
+    ),
+    Component(
+        name="jaeger",
+        summary="Jaeger v2, trace storage and query (Badger on disk)",
+        binary=binaries.JAEGER,
+        args=_jaeger_args,
+        ports=(
+            "jaeger_health_port",
+            "jaeger_otlp_grpc_port",
+            "jaeger_query_port",
+            "jaeger_query_grpc_port",
+            "jaeger_telemetry_port",
+        ),
+        ready_path="/status",
+        links={"api": ("jaeger_query_port", "/api"), "otlp": ("jaeger_otlp_grpc_port", "")},
+    ),
+    Component(
+        name="collector",
+        summary="OpenTelemetry Collector: OTLP in, fan-out to Prometheus, Jaeger and logs",
+        binary=binaries.OTELCOL,
+        args=_collector_args,
+        ports=(
+            "collector_health_port",
+            "otlp_grpc_port",
+            "otlp_http_port",
+            "metrics_port",
+            "collector_telemetry_port",
+            "collector_zpages_port",
+            "processed_port",
+        ),
+        ready_path="/",
+        links={
+            "otlp_grpc": ("otlp_grpc_port", ""),
+            "otlp_http": ("otlp_http_port", ""),
+            "metrics": ("metrics_port", "/metrics"),
+            "telemetry": ("collector_telemetry_port", "/metrics"),
+            "zpages": ("collector_zpages_port", "/debug/pipelinez"),
+        },
+    ),
+    Component(
+        name="alertmanager",
+        summary="Alertmanager, routing alerts to the Telegram bridge",
+        binary=binaries.ALERTMANAGER,
+        args=_alertmanager_args,
+        ports=("alertmanager_port",),
+        ready_path="/-/ready",
+        links={"ui": ("alertmanager_port", "")},
+        prepare=render.alertmanager_config,
+    ),
+    Component(
+        name="prometheus",
+        summary="Prometheus, scraping the collector and evaluating the alert rules",
+        binary=binaries.PROMETHEUS,
+        args=_prometheus_args,
+        ports=("prometheus_port",),
+        ready_path="/-/ready",
+        links={"ui": ("prometheus_port", "")},
+        prepare=render.prometheus_config,
+    ),
+    Component(
+        name="node-exporter",
+        summary="node exporter, the host's metrics",
+        binary=binaries.NODE_EXPORTER,
+        args=_node_exporter_args,
+        ports=("node_exporter_port",),
+        ready_path="/metrics",
+        links={"metrics": ("node_exporter_port", "/metrics")},
+    ),
+)
+
+
+def component_names() -> list[str]:
+    return [component.name for component in COMPONENTS]
+
+
+def select(names: list[str] | None) -> list[Component]:
+    """The named components in start order (all of them when no name is given)."""
+    if not names:
+        return list(COMPONENTS)
+    unknown = [name for name in names if name not in component_names()]
+    if unknown:
+        raise UnknownComponentError(unknown)
+    return [component for component in COMPONENTS if component.name in names]
+
+
+class UnknownComponentError(ValueError):
+    def __init__(self, unknown: list[str]) -> None:
+        super().__init__(
+            f"unknown component {', '.join(unknown)}; valid names: {', '.join(component_names())}"
+        )

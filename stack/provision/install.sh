@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# `make install`: everything tbmon runs, on a fresh Debian bookworm machine, as root. Idempotent:
+# a second run checks each step's stamp and takes seconds.
+#
+#   1. Debian packages: Prometheus (+promtool), Alertmanager (+amtool), node exporter, PostgreSQL
+#   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
+#   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
+#   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
+#
+# Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
+# outside the checkout, and Go's own module and build caches stay in their default places, so a
+# fresh clone on the same machine reuses them. Each step logs to $TBMON_CACHE_DIR/logs/<step>.log.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
+LOGS=$CACHE/logs
+PYTHON=${PYTHON:-python3}
+DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
+STEPS=5
+mkdir -p "$LOGS"
+
+bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
+[ -t 1 ] || { bold=; red=; green=; dim=; reset=; }
+
+# run STEP_NUMBER NAME HINT COMMAND...: runs COMMAND with its output in $LOGS/NAME.log, printing
+# progress every 15 s; on failure prints the log's tail and HINT, then exits.
+run() {
+  local number=$1 name=$2 hint=$3; shift 3
+  local log=$LOGS/$name.log started=$SECONDS
+  printf '%s==> [%s/%s] %s%s\n' "$bold" "$number" "$STEPS" "$name" "$reset"
+  "$@" >"$log" 2>&1 &
+  local pid=$! next=15
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    if (( SECONDS - started >= next )); then
+      printf '%s    ... %s still running (%ds; log: %s)%s\n' "$dim" "$name" $((SECONDS - started)) "$log" "$reset"
+      next=$((next + 15))
+    fi
+  done
+  if ! wait "$pid"; then
+    printf '%s==> step %s/%s "%s" failed after %ds. Last lines of %s:%s\n' "$red" "$number" "$STEPS" "$name" $((SECONDS - started)) "$log" "$reset" >&2
+    tail -n 25 "$log" | sed 's/^/    | /' >&2
+    printf '%sWhat to do: %s%s\n' "$bold" "$hint" "$reset" >&2
+    exit 1
+  fi
+  printf '%s    done in %ds%s\n' "$green" $((SECONDS - started)) "$reset"
+}
+
+skip() { printf '%s==> [%s/%s] %s: %s%s\n' "$bold" "$1" "$STEPS" "$2" "$3" "$reset"; }
+
+key_of() { sha256sum "$1" | cut -c1-16; }
+
+# --- 1. Debian packages -----------------------------------------------------------------------
+missing_packages() {
+  local p
+  for p in "${DEBIAN_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"
+  done
+}
+
+install_debian() {
+  # No init system runs services here: keep the packages' postinst from starting daemons that
+  # would take the stack's ports (a policy-rc.d that denies, unless the machine has one already).
+  local policy=/usr/sbin/policy-rc.d created= status=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && created=1
+  fi
+  { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$@"; } || status=$?
+  if [ -n "$created" ]; then rm -f "$policy"; fi
+  return "$status"
+}
+
+mapfile -t missing < <(missing_packages)
+if [ ${#missing[@]} -eq 0 ]; then
+  skip 1 "Debian packages" "already installed (${DEBIAN_PACKAGES[*]})"
+elif [ "$(id -u)" -ne 0 ]; then
+  echo "${red}Debian packages missing: ${missing[*]}. Run make install as root, or: sudo apt-get install ${missing[*]}${reset}" >&2
+  exit 1
+else
+  run 1 "debian-packages" "check that apt can reach Debian's mirrors (apt-get update), then run make install again" \
+    install_debian "${missing[@]}"
+fi
+
+# --- 2. Python environment --------------------------------------------------------------------
+VENV=$ROOT/.venv
+python_stamp=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)
+install_python() {
+  "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "tbmon needs Python 3.11 or newer"'
+  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$ROOT/constraints.txt" pip setuptools wheel
+  "$VENV/bin/python" -m pip install --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
+  echo "$python_stamp" >"$VENV/.tbmon-stamp"
+}
+if [ "$(cat "$VENV/.tbmon-stamp" 2>/dev/null)" = "$python_stamp" ]; then
+  skip 2 "Python environment" "up to date ($VENV)"
+else
+  run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
+fi
+
+# --- 3-5. Go builds ---------------------------------------------------------------------------
+export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
+command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
+
+MANIFEST=$ROOT/otel-collector/builder-config.yaml
+OCB_VERSION=v$(sed -n 's/^  version: *//p' "$MANIFEST")
+build_collector() {
+  local out=$1 builder=$CACHE/tools/builder-$OCB_VERSION/builder work
+  if [ ! -x "$builder" ]; then
+    GOBIN=$(dirname "$builder") go install "go.opentelemetry.io/collector/cmd/builder@$OCB_VERSION"
+  fi
+  work=$(mktemp -d "$CACHE/otelcol-build.XXXXXX")
+  sed "s#^  output_path: .*#  output_path: $work#" "$MANIFEST" >"$work.yaml"
+  "$builder" --config="$work.yaml"
+  mkdir -p "$(dirname "$out")"
+  mv "$work/otelcol-tbmon" "$out"
+  rm -rf "$work" "$work.yaml"
+}
+
+# build_go_module OUT FOLDER PACKAGE: builds PACKAGE with the go.mod/go.sum pinned in FOLDER.
+build_go_module() {
+  local out=$1 folder=$2 package=$3
+  mkdir -p "$(dirname "$out")"
+  (cd "$folder" && go build -trimpath -o "$out.partial" "$package")
+  mv "$out.partial" "$out"
+}
+
+# go_build_step NUMBER LABEL NAME PIN_FILE BUILD_FUNCTION ARGS...: BUILD_FUNCTION OUT ARGS...
+# unless the binary for this PIN_FILE's hash is cached.
+go_build_step() {
+  local number=$1 label=$2 name=$3 pin=$4 build=$5; shift 5
+  local out
+  out=$CACHE/$name/$(key_of "$pin")/$name
+  if [ -x "$out" ]; then
+    skip "$number" "$label" "cached ($out)"
+  else
+    run "$number" "$name" "read the log above; check that the Go module proxy is reachable (go env GOPROXY), then run make install again" \
+      "$build" "$out" "$@"
+  fi
+}
+
+go_build_step 3 "OpenTelemetry Collector" otelcol-tbmon "$MANIFEST" build_collector
+go_build_step 4 "Jaeger v2" jaeger "$ROOT/stack/provision/jaeger/go.mod" \
+  build_go_module "$ROOT/stack/provision/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+go_build_step 5 "VictoriaLogs" victoria-logs "$ROOT/stack/provision/victoria-logs/go.mod" \
+  build_go_module "$ROOT/stack/provision/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+
+echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"

@@ -1,0 +1,293 @@
+"""Start, watch and stop the local stack's processes.
+
+Each started process gets a pid file holding its pid and start time under ``<data>/run``, and a
+log under ``<data>/logs``. A pid file is trusted only while a live process with that pid *and*
+that start time exists, so a stale file (after a reboot, a crash or pid reuse) never makes us
+signal a stranger's process.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import psutil
+
+from tbmon.settings import StackSettings
+from tbmon.stack.components import Component, Layout, select
+
+State = Literal["ready", "starting", "dead", "stopped"]
+
+_STOP_GRACE_SECONDS = 15.0
+_POLL_SECONDS = 0.1
+_START_MARKER = "--- tbmon started"
+
+
+class StackError(RuntimeError):
+    """The stack could not do what was asked; the message says what to do."""
+
+
+@dataclass
+class ComponentStatus:
+    """What `tbmon stack status` reports of one component."""
+
+    name: str
+    state: State
+    pid: int | None
+    urls: dict[str, str]
+    memory_rss_bytes: int | None
+    log: str
+    summary: str = field(repr=False, default="")
+
+
+class Supervisor:
+    """The local stack for one set of settings (one data directory, one set of ports)."""
+
+    def __init__(self, settings: StackSettings) -> None:
+        self.settings = settings
+
+    def layout(self, component: Component) -> Layout:
+        return Layout(self.settings, component.name)
+
+    # -- up ---------------------------------------------------------------------------------
+
+    def up(self, names: list[str] | None = None) -> list[ComponentStatus]:
+        """Start what is not running, then wait until every named component is ready."""
+        components = select(names)
+        to_start = [c for c in components if self._process(c) is None]
+        paths = {c.name: c.binary.path(self.settings.cache_dir) for c in to_start}
+        self._check_ports(to_start)
+        for component in to_start:
+            self._start(component, paths[component.name])
+        self._wait_ready(components)
+        return self.status(names)
+
+    def _check_ports(self, components: list[Component]) -> None:
+        for component in components:
+            for port_field in component.ports:
+                port = getattr(self.settings, port_field)
+                holder = port_holder(self.settings.bind_host, port)
+                if holder is not None:
+                    variable = f"TBMON_{port_field.upper()}"
+                    raise StackError(
+                        f"{component.name}: port {port} ({variable}) on {self.settings.bind_host} "
+                        f"is in use{holder}; stop that process or choose another port with "
+                        f"{variable}=..."
+                    )
+
+    def _start(self, component: Component, program: Path) -> None:
+        layout = self.layout(component)
+        for folder in (layout.data, layout.log.parent, layout.pid.parent):
+            folder.mkdir(parents=True, exist_ok=True)
+        if component.prepare is not None:
+            component.prepare(layout)
+        argv = [str(program), *component.args(layout)]
+        with layout.log.open("ab") as log:
+            stamp = datetime.now(UTC).isoformat(timespec="seconds")
+            log.write(f"\n{_START_MARKER} {component.name} at {stamp}: {argv}\n".encode())
+            log.flush()
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=layout.data,
+                env=self.environment(),
+                start_new_session=True,
+            )
+        started = psutil.Process(process.pid).create_time()
+        layout.pid.write_text(json.dumps({"pid": process.pid, "create_time": started}))
+
+    def environment(self) -> dict[str, str]:
+        """The environment every component starts with: ours, plus each setting as TBMON_*."""
+        s = self.settings
+        env = dict(os.environ)
+        for name, value in s.model_dump().items():
+            env[f"TBMON_{name.upper()}"] = str(value)
+        env["TBMON_COLLECTOR_STORAGE_DIR"] = str(s.data_dir / "collector" / "queue")
+        env["TBMON_JAEGER_BADGER_DIR"] = str(s.data_dir / "jaeger" / "badger")
+        env["TBMON_JAEGER_OTLP_ENDPOINT"] = f"{s.bind_host}:{s.jaeger_otlp_grpc_port}"
+        env["TBMON_LOGS_OTLP_ENDPOINT"] = s.url(
+            s.victorialogs_port, "/insert/opentelemetry/v1/logs"
+        )
+        env["TBMON_PROCESSORS_ENDPOINT"] = f"{s.bind_host}:{s.processed_port}"
+        return env
+
+    def _wait_ready(self, components: list[Component]) -> None:
+        deadline = time.monotonic() + self.settings.ready_timeout
+        with ThreadPoolExecutor(max_workers=len(components) or 1) as pool:
+            failures = [
+                failure
+                for failure in pool.map(lambda c: self._await_one(c, deadline), components)
+                if failure is not None
+            ]
+        if failures:
+            raise StackError("\n\n".join(failures))
+
+    def _await_one(self, component: Component, deadline: float) -> str | None:
+        url = component.ready_url(self.settings)
+        with httpx.Client(timeout=1.0) as client:
+            while time.monotonic() < deadline:
+                if self._process(component) is None:
+                    return self._failure(component, "exited before it was ready")
+                if _answers(client, url):
+                    return None
+                time.sleep(_POLL_SECONDS)
+        return self._failure(
+            component, f"was not ready at {url} within {self.settings.ready_timeout:g} s"
+        )
+
+    def _failure(self, component: Component, what: str) -> str:
+        layout = self.layout(component)
+        run = this_run(layout.log)
+        # A program that rejects its flags may print its usage after the error: show the error.
+        errors = [line for line in run[:-20] if "error" in line.lower()][-10:]
+        shown = "\n".join(f"  | {line}" for line in [*errors, *run[-20:]])
+        return f"{component.name} {what}. From its log {layout.log}:\n{shown}"
+
+    # -- down -------------------------------------------------------------------------------
+
+    def down(self, names: list[str] | None = None) -> list[str]:
+        """Stop the named components this stack started (all by default); returns their names."""
+        stopped = []
+        for component in reversed(select(names)):
+            process = self._process(component)
+            if process is not None:
+                _terminate(process)
+                stopped.append(component.name)
+            self.layout(component).pid.unlink(missing_ok=True)
+        return stopped
+
+    # -- status -----------------------------------------------------------------------------
+
+    def status(self, names: list[str] | None = None) -> list[ComponentStatus]:
+        components = select(names)
+        with ThreadPoolExecutor(max_workers=len(components) or 1) as pool:
+            return list(pool.map(self._status_of, components))
+
+    def _status_of(self, component: Component) -> ComponentStatus:
+        layout = self.layout(component)
+        process = self._process(component)
+        state: State
+        rss = None
+        if process is None:
+            state = "dead" if layout.pid.exists() else "stopped"
+        else:
+            with httpx.Client(timeout=1.0) as client:
+                ready = _answers(client, component.ready_url(self.settings))
+            state = "ready" if ready else "starting"
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                rss = None
+        return ComponentStatus(
+            name=component.name,
+            state=state,
+            pid=process.pid if process else None,
+            urls=component.urls(self.settings),
+            memory_rss_bytes=rss,
+            log=str(layout.log),
+            summary=component.summary,
+        )
+
+    def status_document(self, names: list[str] | None = None) -> dict[str, object]:
+        """`tbmon stack status --json`: each component, and the stack's total memory."""
+        statuses = self.status(names)
+        return {
+            "data_dir": str(self.settings.data_dir),
+            "components": [asdict(s) for s in statuses],
+            "memory_rss_bytes": sum(s.memory_rss_bytes or 0 for s in statuses),
+        }
+
+    def _process(self, component: Component) -> psutil.Process | None:
+        """The live process a pid file names, or None (missing, stale or reused pid)."""
+        try:
+            record = json.loads(self.layout(component).pid.read_text())
+            process = psutil.Process(record["pid"])
+            if abs(process.create_time() - record["create_time"]) > 0.01:
+                return None
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return None
+        except (OSError, ValueError, KeyError, psutil.Error):
+            return None
+        return process
+
+
+def _answers(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(url).is_success
+    except httpx.HTTPError:
+        return False
+
+
+def _terminate(process: psutil.Process) -> None:
+    try:
+        process.send_signal(signal.SIGTERM)
+        _, alive = psutil.wait_procs([process], timeout=_STOP_GRACE_SECONDS)
+        for straggler in alive:
+            straggler.kill()
+        psutil.wait_procs(alive, timeout=5)
+    except psutil.NoSuchProcess:
+        return
+
+
+def port_holder(host: str, port: int) -> str | None:
+    """None if ``host:port`` is free to listen on, else a description of who holds it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                return f" ({error.strerror})"
+        else:
+            return None
+    for connection in psutil.net_connections(kind="inet"):
+        listening = connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
+        if listening and connection.pid:
+            try:
+                return f" by pid {connection.pid} ({psutil.Process(connection.pid).name()})"
+            except psutil.Error:
+                return f" by pid {connection.pid}"
+    return ""
+
+
+def this_run(path: Path) -> list[str]:
+    """The log lines written since the supervisor last started the component."""
+    lines = tail_lines(path, 2000)
+    starts = [i for i, line in enumerate(lines) if line.startswith(_START_MARKER)]
+    return lines[starts[-1] + 1 :] if starts else lines
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last ``count`` lines of a text file (empty if it does not exist)."""
+    try:
+        with path.open(errors="replace") as handle:
+            return [line.rstrip("\n") for line in deque(handle, maxlen=count)]
+    except FileNotFoundError:
+        return []
+
+
+def follow(path: Path) -> Iterator[str]:
+    """Lines appended to ``path`` from now on, as ``tail -f`` shows them."""
+    with path.open(errors="replace") as handle:
+        handle.seek(0, os.SEEK_END)
+        while True:
+            line = handle.readline()
+            if line:
+                yield line.rstrip("\n")
+            else:
+                time.sleep(0.2)

@@ -1,0 +1,26 @@
+"""The `tbmon` command: one entry point, one sub-command group per component."""
+
+from __future__ import annotations
+
+import typer
+
+from tbmon import __version__
+from tbmon.stack.cli import app as stack_app
+
+app = typer.Typer(
+    name="tbmon",
+    help="OpenTelemetry-first monitoring for Python trading bots.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(stack_app, name="stack")
+
+
+@app.command()
+def version() -> None:
+    """Print tbmon's version."""
+    typer.echo(__version__)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,93 @@
+"""Settings shared by every tbmon component: where the local stack lives and which ports it binds.
+
+Each field is read from the environment variable ``TBMON_<FIELD NAME IN CAPITALS>`` (or from a
+``.env`` file in the working directory); the default is the one given here. The collector's
+``otel-collector/config.yaml`` reads the same variable names, so one setting moves a port for
+every component at once.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _xdg(variable: str, fallback: str) -> Path:
+    return Path(os.environ.get(variable) or Path.home() / fallback)
+
+
+class StackSettings(BaseSettings):
+    """Directories and ports of the local stack (``tbmon stack``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TBMON_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    data_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "tbmon",
+        description="Every component's data, logs and pid files, one folder each.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: _xdg("XDG_CACHE_HOME", ".cache") / "tbmon",
+        description="Binaries built by `make install` (keyed by version) and Go's tool cache.",
+    )
+    bind_host: str = Field(
+        default="127.0.0.1", description="Address every local component binds; loopback only."
+    )
+    ready_timeout: float = Field(
+        default=60.0, gt=0, description="Seconds `tbmon stack up` waits for all components."
+    )
+
+    # The collector.
+    otlp_grpc_port: int = Field(default=4317, description="OTLP/gRPC receiver for bots.")
+    otlp_http_port: int = Field(default=4318, description="OTLP/HTTP receiver for bots.")
+    metrics_port: int = Field(default=8000, description="Prometheus exporter (/metrics).")
+    collector_telemetry_port: int = Field(default=8888, description="Collector's own metrics.")
+    collector_health_port: int = Field(default=13133, description="health_check extension.")
+    collector_zpages_port: int = Field(default=55679, description="zpages extension.")
+    processed_port: int = Field(
+        default=4320, description="OTLP/gRPC receiver for data coming back from the processors."
+    )
+
+    # Prometheus, Alertmanager, node exporter (Debian packages).
+    prometheus_port: int = Field(default=9090, description="Prometheus web and API.")
+    prometheus_retention_time: str = Field(default="15d", description="TSDB retention time.")
+    prometheus_retention_size: str = Field(default="5GB", description="TSDB retention size.")
+    alertmanager_port: int = Field(default=9093, description="Alertmanager web and API.")
+    node_exporter_port: int = Field(default=9100, description="node exporter /metrics.")
+
+    # Jaeger v2 (its OTLP ports are moved off the collector's 4317/4318).
+    jaeger_otlp_grpc_port: int = Field(default=14317, description="Jaeger's OTLP/gRPC receiver.")
+    jaeger_query_port: int = Field(default=16686, description="Jaeger query HTTP API.")
+    jaeger_query_grpc_port: int = Field(default=16685, description="Jaeger query gRPC API.")
+    jaeger_health_port: int = Field(default=14133, description="Jaeger health endpoint.")
+    jaeger_telemetry_port: int = Field(default=14269, description="Jaeger's own metrics.")
+
+    # VictoriaLogs, the local log store (Loki in Compose).
+    victorialogs_port: int = Field(default=9428, description="VictoriaLogs HTTP API.")
+    log_retention: str = Field(default="7d", description="Log retention period.")
+
+    def url(self, port: int, path: str = "") -> str:
+        """An ``http://`` URL on this stack's bind host."""
+        return f"http://{self.bind_host}:{port}{path}"
+
+    def ports(self) -> dict[str, int]:
+        """Every port setting by field name, for conflict checks and for tests."""
+        return {
+            name: value
+            for name, value in self.model_dump().items()
+            if name.endswith("_port") and isinstance(value, int)
+        }
+
+
+@lru_cache(maxsize=1)
+def get_stack_settings() -> StackSettings:
+    """The process-wide settings; tests build their own ``StackSettings`` instead."""
+    return StackSettings()

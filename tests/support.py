@@ -1,0 +1,137 @@
+"""Helpers the tests share: free ports, polling, and clients for the real backends' query APIs."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import httpx
+from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from tbmon.settings import StackSettings
+
+T = TypeVar("T")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct loopback ports that were free a moment ago."""
+    sockets = []
+    try:
+        for _ in range(count):
+            probe = socket.socket()
+            probe.bind(("127.0.0.1", 0))
+            sockets.append(probe)
+        return [probe.getsockname()[1] for probe in sockets]
+    finally:
+        for probe in sockets:
+            probe.close()
+
+
+def wait_until(
+    probe: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25
+) -> T:
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            last_error, result = error, None
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
+    )
+
+
+@dataclass(frozen=True)
+class Backends:
+    """The query APIs of a running stack."""
+
+    settings: StackSettings
+
+    @property
+    def otlp_grpc(self) -> str:
+        return f"{self.settings.bind_host}:{self.settings.otlp_grpc_port}"
+
+    def prometheus(self, expr: str) -> list[dict[str, Any]]:
+        """An instant PromQL query's result vector."""
+        response = httpx.get(
+            self.settings.url(self.settings.prometheus_port, "/api/v1/query"),
+            params={"query": expr},
+            timeout=10,
+        )
+        response.raise_for_status()
+        result: list[dict[str, Any]] = response.json()["data"]["result"]
+        return result
+
+    def jaeger_trace(self, trace_id: str) -> list[dict[str, Any]]:
+        """The spans of one trace (empty while Jaeger does not know it)."""
+        response = httpx.get(
+            self.settings.url(self.settings.jaeger_query_port, f"/api/traces/{trace_id}"),
+            timeout=10,
+        )
+        if response.status_code == 404:
+            return []
+        response.raise_for_status()
+        data = response.json()["data"]
+        return data[0]["spans"] if data else []
+
+    def logs(self, logsql: str) -> list[dict[str, Any]]:
+        """Log records matching a LogsQL query in the local log store (VictoriaLogs)."""
+        import json
+
+        response = httpx.post(
+            self.settings.url(self.settings.victorialogs_port, "/select/logsql/query"),
+            data={"query": logsql},
+            timeout=10,
+        )
+        response.raise_for_status()
+        return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+@dataclass
+class Telemetry:
+    """OpenTelemetry SDK providers exporting over OTLP/gRPC, as a bot would have them."""
+
+    tracer_provider: TracerProvider
+    meter_provider: MeterProvider
+    logger_provider: LoggerProvider
+
+
+@contextmanager
+def otlp_sdk(endpoint: str, service_name: str) -> Iterator[Telemetry]:
+    """SDK providers for ``service_name``; shut down (flushed) on exit."""
+    resource = Resource.create({"service.name": service_name})
+    tracer_provider = TracerProvider(resource=resource)
+    tracer_provider.add_span_processor(
+        BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, insecure=True))
+    )
+    reader = PeriodicExportingMetricReader(
+        OTLPMetricExporter(endpoint=endpoint, insecure=True), export_interval_millis=1000
+    )
+    meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
+    logger_provider = LoggerProvider(resource=resource)
+    logger_provider.add_log_record_processor(
+        BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint, insecure=True))
+    )
+    with ExitStack() as stack:
+        stack.callback(logger_provider.shutdown)
+        stack.callback(meter_provider.shutdown)
+        stack.callback(tracer_provider.shutdown)
+        yield Telemetry(tracer_provider, meter_provider, logger_provider)

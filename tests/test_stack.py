@@ -1,0 +1,218 @@
+"""The local stack, end to end: real collector, Prometheus, Alertmanager, Jaeger and log store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+import pytest
+from conftest import isolated_settings
+from support import Backends, otlp_sdk, wait_until
+
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import binaries
+from tbmon.stack.binaries import BinaryMissingError
+from tbmon.stack.components import COMPONENTS
+from tbmon.stack.supervisor import StackError, Supervisor
+
+pytestmark = pytest.mark.stack
+
+
+def test_metrics_traces_and_logs_arrive_in_their_backends(backends: Backends) -> None:
+    service = f"probe-{uuid.uuid4().hex[:8]}"
+    with otlp_sdk(backends.otlp_grpc, service) as sdk:
+        tracer = sdk.tracer_provider.get_tracer("probe")
+        logger = logging.getLogger(service)
+        logger.propagate = False
+        from opentelemetry.sdk._logs import LoggingHandler
+
+        logger.addHandler(LoggingHandler(logger_provider=sdk.logger_provider))
+        logger.setLevel(logging.INFO)
+        sdk.meter_provider.get_meter("probe").create_gauge("trading_portfolio_value_usd").set(
+            12345.5
+        )
+        with tracer.start_as_current_span("order") as root:
+            for step in ("signal", "risk_check", "place_order"):
+                with tracer.start_as_current_span(step):
+                    pass
+            logger.info("order placed")
+            trace_id = format(root.get_span_context().trace_id, "032x")
+
+    samples = wait_until(
+        lambda: backends.prometheus(f'trading_portfolio_value_usd{{job="{service}"}}'),
+        "the gauge in Prometheus",
+    )
+    assert float(samples[0]["value"][1]) == 12345.5
+
+    spans = wait_until(lambda: backends.jaeger_trace(trace_id), "the trace in Jaeger")
+    assert sorted(span["operationName"] for span in spans) == [
+        "order",
+        "place_order",
+        "risk_check",
+        "signal",
+    ]
+
+    records = wait_until(
+        lambda: backends.logs(f'service.name:="{service}" "order placed"'),
+        "the log record in the log store",
+    )
+    assert records[0]["trace_id"] == trace_id
+
+
+def test_spans_sent_while_jaeger_is_down_are_delivered_after_it_returns(
+    stack: Supervisor, backends: Backends
+) -> None:
+    stack.down(["jaeger"])
+    try:
+        with otlp_sdk(backends.otlp_grpc, "outage-probe") as sdk:
+            tracer = sdk.tracer_provider.get_tracer("probe")
+            trace_ids = []
+            for index in range(20):
+                with tracer.start_as_current_span(f"order-{index}") as span:
+                    with tracer.start_as_current_span("place_order"):
+                        pass
+                    trace_ids.append(format(span.get_span_context().trace_id, "032x"))
+        # The collector has accepted everything and is retrying towards the stopped Jaeger.
+        assert not _answers(backends.settings.url(backends.settings.jaeger_query_port, "/"))
+    finally:
+        stack.up(["jaeger"])
+    for trace_id in trace_ids:
+        spans = wait_until(lambda t=trace_id: backends.jaeger_trace(t), f"trace {trace_id}")
+        assert len(spans) == 2
+
+
+def test_up_twice_keeps_the_same_processes(stack: Supervisor) -> None:
+    before = {s.name: s.pid for s in stack.status()}
+    after = {s.name: s.pid for s in stack.up()}
+    assert before == after
+    assert all(s.state == "ready" for s in stack.status())
+
+
+def test_down_leaves_no_process_and_up_after_stale_pid_files_works(tmp_path: Path) -> None:
+    supervisor = Supervisor(isolated_settings(tmp_path))
+    try:
+        pids = [s.pid for s in supervisor.up()]
+        assert all(pids)
+        # A crash leaves a pid file behind; the pid may even be reused by a stranger.
+        collector = next(c for c in COMPONENTS if c.name == "collector")
+        pid_file = supervisor.layout(collector).pid
+        psutil.Process(pids[2]).kill()
+        psutil.Process(pids[2]).wait(5)
+        pid_file.write_text(json.dumps({"pid": os.getpid(), "create_time": 1.0}))
+        assert next(s for s in supervisor.status() if s.name == "collector").state == "dead"
+        assert next(s for s in supervisor.up() if s.name == "collector").state == "ready"
+        pids = [s.pid for s in supervisor.status()]
+    finally:
+        stopped = supervisor.down()
+    assert len(stopped) == len(COMPONENTS)
+    assert not [pid for pid in pids if pid and psutil.pid_exists(pid)]
+    assert all(s.state == "stopped" for s in supervisor.status())
+
+
+def test_a_port_in_use_is_named(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path)
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", settings.prometheus_port))
+        squatter.listen()
+        supervisor = Supervisor(settings)
+        try:
+            with pytest.raises(StackError, match=rf"port {settings.prometheus_port}.*in use"):
+                supervisor.up(["prometheus"])
+        finally:
+            supervisor.down()
+
+
+def test_a_config_the_component_rejects_shows_its_own_message(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path).model_copy(
+        update={"prometheus_retention_time": "not-a-duration"}
+    )
+    supervisor = Supervisor(settings)
+    try:
+        with pytest.raises(StackError) as failure:
+            supervisor.up(["prometheus"])
+    finally:
+        supervisor.down()
+    assert "prometheus exited before it was ready" in str(failure.value)
+    assert "not-a-duration" in str(failure.value)
+
+
+def test_missing_binaries_say_to_run_make_install(tmp_path: Path) -> None:
+    settings = isolated_settings(tmp_path / "data").model_copy(
+        update={"cache_dir": tmp_path / "empty-cache"}
+    )
+    with pytest.raises(BinaryMissingError, match="run `make install`"):
+        Supervisor(settings).up(["collector"])
+
+
+def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
+    env = {**os.environ, **_settings_environment(stack.settings)}
+    status = subprocess.run(
+        [sys.executable, "-m", "tbmon", "stack", "status", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    document = json.loads(status.stdout)
+    assert [c["name"] for c in document["components"]] == [c.name for c in COMPONENTS]
+    assert all(c["state"] == "ready" and c["pid"] for c in document["components"])
+    assert document["memory_rss_bytes"] > 0
+    assert document["components"][2]["urls"]["metrics"].endswith(
+        f":{stack.settings.metrics_port}/metrics"
+    )
+
+    unknown = subprocess.run(
+        [sys.executable, "-m", "tbmon", "stack", "logs", "grafana"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert unknown.returncode == 2
+    assert "valid names: logs, jaeger, collector" in unknown.stderr
+
+
+def test_collector_validates_its_own_config(tmp_path: Path) -> None:
+    program = binaries.OTELCOL.path(StackSettings().cache_dir)
+    config = PROJECT_ROOT / "otel-collector" / "config.yaml"
+    env = {**os.environ, "TBMON_COLLECTOR_STORAGE_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [str(program), "validate", f"--config=file:{config}"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_rendered_prometheus_config_passes_promtool(stack: Supervisor) -> None:
+    prometheus = next(c for c in COMPONENTS if c.name == "prometheus")
+    rendered = stack.layout(prometheus).data / "prometheus.yml"
+    promtool = binaries.PROMTOOL.path(stack.settings.cache_dir)
+    result = subprocess.run(
+        [str(promtool), "check", "config", str(rendered)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    text = rendered.read_text()
+    assert f"127.0.0.1:{stack.settings.metrics_port}" in text
+    assert "cadvisor" not in text  # Compose-only targets are left out locally
+
+
+def _settings_environment(settings: StackSettings) -> dict[str, str]:
+    return {f"TBMON_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        httpx.get(url, timeout=1)
+    except httpx.HTTPError:
+        return False
+    return True
