@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -94,8 +95,6 @@ class Backends:
 
     def logs(self, logsql: str) -> list[dict[str, Any]]:
         """Log records matching a LogsQL query in the local log store (VictoriaLogs)."""
-        import json
-
         response = httpx.post(
             self.settings.url(self.settings.victorialogs_port, "/select/logsql/query"),
             data={"query": logsql},
