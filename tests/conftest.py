@@ -15,9 +15,8 @@ from tbmon.stack.supervisor import Supervisor
 def isolated_settings(data_dir: Path) -> StackSettings:
     """Settings for a private stack: its own data folder and a free port for every port field."""
     fields = list(StackSettings().ports())
-    return StackSettings(
-        data_dir=data_dir, **dict(zip(fields, free_ports(len(fields)), strict=True))
-    )
+    ports = dict(zip(fields, free_ports(len(fields)), strict=True))
+    return StackSettings.model_validate({"data_dir": data_dir, **ports})
 
 
 @pytest.fixture(scope="session")
