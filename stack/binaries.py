@@ -9,6 +9,7 @@ editing a manifest makes the old binary invisible here instead of silently runni
 from __future__ import annotations
 
 import hashlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,13 +25,13 @@ class Binary:
     """One program: a Debian package's file, or a cached Go build keyed by its manifest."""
 
     name: str
-    debian_path: str | None = None
+    fixed_path: str | None = None  # a Debian package's file, or this Python
     manifest: str | None = None  # relative to PROJECT_ROOT, for Go builds
 
     def path(self, cache_dir: Path) -> Path:
         """The program's path; raises :class:`BinaryMissingError` with what to do if absent."""
-        if self.debian_path is not None:
-            found = Path(self.debian_path)
+        if self.fixed_path is not None:
+            found = Path(self.fixed_path)
         else:
             found = self.cache_folder(cache_dir) / self.name
         if not found.is_file():
@@ -52,8 +53,10 @@ def manifest_key(manifest: Path) -> str:
 OTELCOL = Binary("otelcol-tbmon", manifest="otel-collector/builder-config.yaml")
 JAEGER = Binary("jaeger", manifest="stack/provision/jaeger/go.mod")
 VICTORIA_LOGS = Binary("victoria-logs", manifest="stack/provision/victoria-logs/go.mod")
-PROMETHEUS = Binary("prometheus", debian_path="/usr/bin/prometheus")
-PROMTOOL = Binary("promtool", debian_path="/usr/bin/promtool")
-ALERTMANAGER = Binary("prometheus-alertmanager", debian_path="/usr/bin/prometheus-alertmanager")
-AMTOOL = Binary("amtool", debian_path="/usr/bin/amtool")
-NODE_EXPORTER = Binary("prometheus-node-exporter", debian_path="/usr/bin/prometheus-node-exporter")
+#: This interpreter, for tbmon's own services (``python -m tbmon ...``).
+PYTHON = Binary("python", fixed_path=sys.executable)
+PROMETHEUS = Binary("prometheus", fixed_path="/usr/bin/prometheus")
+PROMTOOL = Binary("promtool", fixed_path="/usr/bin/promtool")
+ALERTMANAGER = Binary("prometheus-alertmanager", fixed_path="/usr/bin/prometheus-alertmanager")
+AMTOOL = Binary("amtool", fixed_path="/usr/bin/amtool")
+NODE_EXPORTER = Binary("prometheus-node-exporter", fixed_path="/usr/bin/prometheus-node-exporter")
