@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import isolated_settings
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from support import Backends, otlp_sdk, wait_until
 
@@ -23,6 +22,7 @@ from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import COMPONENTS
+from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import StackError, Supervisor
 
 pytestmark = pytest.mark.stack
