@@ -53,6 +53,7 @@ class BridgeSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=PREFIX,
         env_file=ENV_FILES,
+        env_ignore_empty=True,
         extra="ignore",
         validate_default=True,
         populate_by_name=True,
@@ -281,7 +282,7 @@ def demo_overrides(api_url: str) -> dict[str, Any]:
 class _TelegramEnvironment(BaseSettings):
     """Just the variables that decide between Telegram and the test server."""
 
-    model_config = SettingsConfigDict(env_file=ENV_FILES, extra="ignore")
+    model_config = SettingsConfigDict(env_file=ENV_FILES, env_ignore_empty=True, extra="ignore")
 
     telegram_bot_token: str | None = Field(default=None, validation_alias=TELEGRAM_BOT_TOKEN)
     allowed_users: str | None = Field(default=None, validation_alias=PREFIX + "ALLOWED_USERS")
