@@ -80,7 +80,14 @@ def serve(
         settings.telegram_api_url,
         settings.database,
     )
-    uvicorn.run(create_app(settings), host=host, port=port, access_log=False, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
 
 
 @app.command("telegram-test-server")
@@ -106,4 +113,5 @@ def telegram_test_server(
         port=port,
         access_log=False,
         log_config=None,
+        timeout_graceful_shutdown=1,  # long polls (getUpdates) would hold it for their timeout
     )

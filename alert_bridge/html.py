@@ -52,7 +52,8 @@ class Parsed:
     """The plain text Telegram shows, and the tags (entities) found around it."""
 
     text: str
-    entities: list[tuple[str, int, int]] = field(default_factory=list)  # tag, start, end (chars)
+    #: (tag, start, end, url): character offsets into ``text``; url only for ``a``.
+    entities: list[tuple[str, int, int, str]] = field(default_factory=list)
 
 
 def escape(value: str) -> str:
@@ -88,8 +89,8 @@ class _Parser:
         self.i = 0
         self.out: list[str] = []
         self.length = 0  # characters in ``out``
-        self.open: list[tuple[str, int, int]] = []  # tag, start in text, byte offset
-        self.entities: list[tuple[str, int, int]] = []
+        self.open: list[tuple[str, int, str]] = []  # tag, start in text, url
+        self.entities: list[tuple[str, int, int, str]] = []
         self.surrogate = False
 
     def offset(self, index: int) -> int:
@@ -182,7 +183,7 @@ class _Parser:
             raise EntityParseError(
                 f'Tag "span" must have class "tg-spoiler" at byte offset {self.offset(begin)}'
             )
-        self.open.append((name, self.length, self.offset(begin)))
+        self.open.append((name, self.length, attributes.get("href", "")))
         self.i = j + 1
 
     def attribute(self, tag: str, begin: int, j: int, attributes: dict[str, str]) -> int:
@@ -252,7 +253,7 @@ class _Parser:
             j += 1
         if j >= size or html[j] != ">":
             raise EntityParseError(f"Unclosed end tag at byte offset {self.offset(begin)}")
-        expected, start, _ = self.open[-1]
+        expected, start, url = self.open[-1]
         if name and name != expected:
             raise EntityParseError(
                 f'Unmatched end tag at byte offset {self.offset(begin)}, expected "</{expected}>", '
@@ -260,5 +261,5 @@ class _Parser:
             )
         self.open.pop()
         if self.length > start:
-            self.entities.append((expected, start, self.length))
+            self.entities.append((expected, start, self.length, url))
         self.i = j + 1

@@ -128,7 +128,7 @@ class BridgeSettings(BaseSettings):
     )
     request_timeout: float = Field(default=10.0, gt=0, description="Seconds per Telegram call.")
     max_backoff: float = Field(
-        default=60.0, gt=0, description="Longest wait between retries of a failing send."
+        default=30.0, gt=0, description="Longest wait between retries of a failing send."
     )
     retention_days: float = Field(
         default=7.0, gt=0, description="Days sent messages are remembered (replies, dedup)."

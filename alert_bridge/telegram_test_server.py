@@ -281,14 +281,16 @@ def _text_and_entities(text: str, parse_mode: str | None) -> tuple[str, list[dic
         raise BotApiError(400, "Bad Request: message text is empty")
     if utf16_length(stripped) > MESSAGE_LIMIT:
         raise BotApiError(400, "Bad Request: message is too long")
-    entities = [
-        {
+    entities = []
+    for tag, start, end, url in found:
+        entity: dict[str, Any] = {
             "type": _ENTITY_TYPES[tag],
             "offset": utf16_length(plain[:start]),
             "length": utf16_length(plain[start:end]),
         }
-        for tag, start, end in found
-    ]
+        if tag == "a":
+            entity["url"] = url
+        entities.append(entity)
     return plain, entities
 
 

@@ -4,6 +4,7 @@ started by the stack's supervisor on free ports, and Alertmanager-shaped webhook
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -150,12 +151,8 @@ def notification(alerts: list[dict[str, Any]], group: str = "group") -> dict[str
 
 def idents(messages: list[dict[str, Any]]) -> list[str]:
     """The alert ids (label id=...) in these messages, in the order they appear."""
-    found = []
-    for message in messages:
-        for line in message["text"].splitlines():
-            if line.startswith("Labels: "):
-                labels = dict(
-                    part.split("=", 1) for part in line.removeprefix("Labels: ").split(", ")
-                )
-                found.append(labels["id"])
-    return found
+    return [
+        match.group(1)
+        for message in messages
+        for match in re.finditer(r"^Labels: (?:.*?, )?id=([A-Za-z0-9_-]+)", message["text"], re.M)
+    ]

@@ -73,9 +73,9 @@ def test_valid_html_decodes_entities_and_finds_tags() -> None:
         '<a href="https://e.x/?a=1&amp;b=2">link</a> <span class="tg-spoiler">s</span>'
     )
     assert parsed.text == 'Alert: AT&T <x> "q" 📈 A &nbsp; link s'
-    assert ("b", 0, 6) in parsed.entities
+    assert ("b", 0, 6, "") in parsed.entities
     link = parsed.text.index("link")
-    assert ("a", link, link + 4) in parsed.entities
+    assert ("a", link, link + 4, "https://e.x/?a=1&b=2") in parsed.entities
 
 
 def test_length_counts_utf16_units_of_the_visible_text() -> None:
@@ -123,8 +123,13 @@ def test_block_follows_the_seed_layout() -> None:
         "🔗 View in Prometheus",
     ]
     parsed = parse(html)
-    links = [parsed.text[start:end] for tag, start, end in parsed.entities if tag == "a"]
-    assert links == ["View in Grafana", "View in Prometheus"]
+    links = [
+        (parsed.text[start:end], url) for tag, start, end, url in parsed.entities if tag == "a"
+    ]
+    assert links == [
+        ("View in Grafana", "http://localhost:3000"),
+        ("View in Prometheus", "http://prometheus:9090/graph?g0.expr=x&g0.tab=1"),
+    ]
     assert length == visible_length(html)
 
 
