@@ -78,12 +78,12 @@ def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_once(tmp_path: P
     with bridge_rig(tmp_path) as rig:
         wanted = [f"burst{n:03d}" for n in range(150)]
         deadline = time.monotonic() + 120
-        poster = threading.Thread(
-            target=lambda: [
-                _post_until_accepted(rig, notification([alert(i, name="Burst")]), deadline)
-                for i in wanted
-            ]
-        )
+
+        def post_all() -> None:
+            for ident in wanted:
+                _post_until_accepted(rig, notification([alert(ident, name="Burst")]), deadline)
+
+        poster = threading.Thread(target=post_all)
         poster.start()
         try:
             wait_until(lambda: len(rig.messages()) >= 2, "the burst to reach Telegram")
