@@ -15,8 +15,9 @@ from tbmon.stack.ports import port_holder
 
 app = typer.Typer(help="The Telegram alert bridge, and a Telegram test server for the demo.")
 
-_STACK = get_stack_settings()
-Host = Annotated[str, typer.Option(help="Address to bind (loopback by default).")]
+Host = Annotated[
+    str | None, typer.Option(help="Address to bind (default: TBMON_BIND_HOST, 127.0.0.1).")
+]
 
 
 def _configure_logging() -> None:
@@ -42,8 +43,10 @@ def _check_port(host: str, port: int, variable: str) -> None:
 
 @app.command()
 def serve(
-    host: Host = _STACK.bind_host,
-    port: Annotated[int, typer.Option(help="Port (TBMON_BRIDGE_PORT).")] = _STACK.bridge_port,
+    host: Host = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: TBMON_BRIDGE_PORT, 8090).")
+    ] = None,
     token_file: Annotated[
         Path | None, typer.Option(help="File holding the webhook bearer token.")
     ] = None,
@@ -71,6 +74,8 @@ def serve(
     except SettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
+    stack = get_stack_settings()
+    host, port = host or stack.bind_host, port or stack.bridge_port
     _check_port(host, port, "TBMON_BRIDGE_PORT")
     _configure_logging()
     logging.getLogger(__name__).info(
@@ -92,15 +97,17 @@ def serve(
 
 @app.command("telegram-test-server")
 def telegram_test_server(
-    host: Host = _STACK.bind_host,
+    host: Host = None,
     port: Annotated[
-        int, typer.Option(help="Port (TBMON_TELEGRAM_TEST_PORT).")
-    ] = _STACK.telegram_test_port,
+        int | None, typer.Option(help="Port (default: TBMON_TELEGRAM_TEST_PORT, 8092).")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="Do not print received messages.")] = False,
 ) -> None:
     """A local Telegram Bot API for tests and the demo; prints each message it receives."""
     from tbmon.alert_bridge.telegram_test_server import create_app  # noqa: PLC0415
 
+    stack = get_stack_settings()
+    host, port = host or stack.bind_host, port or stack.telegram_test_port
     _check_port(host, port, "TBMON_TELEGRAM_TEST_PORT")
     _configure_logging()
 

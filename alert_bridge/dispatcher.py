@@ -197,14 +197,24 @@ class Dispatcher:
         try:
             sent = await self._send(batch, batch.html, html=True)
         except TelegramError as error:
-            if not error.unparsable:
+            if error.unparsable:
+                log.error(
+                    "Telegram could not parse a message's HTML (%s); sending it as plain text",
+                    error.description,
+                )
+                await bridge.limiter.acquire(batch.chat_id)
+                sent = await self._send(batch, plain_text(batch.html), html=False)
+            elif error.thread_missing and batch.first.thread_id is not None:
+                log.error(
+                    "chat %s has no forum topic %s (ALERT_BRIDGE_*_THREAD_ID); sending to the "
+                    "chat itself",
+                    batch.chat_id,
+                    batch.first.thread_id,
+                )
+                await bridge.limiter.acquire(batch.chat_id)
+                sent = await self._send(batch, batch.html, html=True, thread=False)
+            else:
                 raise
-            log.error(
-                "Telegram could not parse a message's HTML (%s); sending it as plain text",
-                error.description,
-            )
-            await bridge.limiter.acquire(batch.chat_id)
-            sent = await self._send(batch, plain_text(batch.html), html=False)
         now = time.time()
         mark_sent = partial(bridge.outbox.mark_sent, keyboard=batch.keyboard, now=now)
         item_ids = [item.id for item in batch.items]
@@ -213,12 +223,14 @@ class Dispatcher:
         for item in batch.items:
             bridge.metrics.delivery.observe(now - item.received_at)
 
-    async def _send(self, batch: Batch, text: str, *, html: bool) -> dict[str, Any]:
+    async def _send(
+        self, batch: Batch, text: str, *, html: bool, thread: bool = True
+    ) -> dict[str, Any]:
         return await self._bridge.telegram.send_message(
             batch.chat_id,
             text,
             html=html,
-            thread_id=batch.first.thread_id,
+            thread_id=batch.first.thread_id if thread else None,
             silent=batch.first.silent,
             reply_to=batch.reply_to,
             keyboard=silence_keyboard() if batch.keyboard else None,

@@ -37,6 +37,11 @@ class TelegramError(Exception):
         """The HTML was refused ("can't parse entities")."""
         return self.code == 400 and "can't parse entities" in self.description.lower()
 
+    @property
+    def thread_missing(self) -> bool:
+        """The forum topic (message_thread_id) does not exist."""
+        return self.code == 400 and "thread not found" in self.description.lower()
+
 
 class TelegramUnavailable(Exception):  # noqa: N818 - a state, not a programming error
     """No usable answer: network error, timeout, 5xx or a body that is not the Bot API's JSON."""

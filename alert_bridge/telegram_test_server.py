@@ -97,6 +97,7 @@ class ChatSpec(BaseModel):
     id: str
     type: Literal["private", "group", "supergroup", "channel"] = "supergroup"
     title: str = "test chat"
+    topics: list[int] = Field(default_factory=list, description="Forum topic (thread) ids.")
 
 
 class Limits(BaseModel):
@@ -150,6 +151,7 @@ class _Chat:
     id: str
     type: str
     title: str
+    topics: set[int] = field(default_factory=set)
     migrated_to: str | None = None
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_message_id: int = 1
@@ -195,7 +197,7 @@ class TelegramState:
         self.webhook: dict[str, Any] | None = None
 
     def add_chat(self, spec: ChatSpec) -> None:
-        self.chats[spec.id] = _Chat(spec.id, spec.type, spec.title)
+        self.chats[spec.id] = _Chat(spec.id, spec.type, spec.title, set(spec.topics))
 
     # -- faults and limits ----------------------------------------------------------------------
 
@@ -335,6 +337,9 @@ class BotApi:
         plain, entities = _text_and_entities(str(text), params.get("parse_mode"))
         markup = params.get("reply_markup")
         _check_keyboard(markup)
+        thread = params.get("message_thread_id")
+        if thread is not None and int(thread) not in chat.topics:
+            raise BotApiError(400, "Bad Request: message thread not found")
         reply = params.get("reply_parameters") or {}
         reply_to = reply.get("message_id", params.get("reply_to_message_id"))
         if reply_to is not None and int(reply_to) not in chat.messages:
@@ -354,8 +359,8 @@ class BotApi:
             message["entities"] = entities
         if markup:
             message["reply_markup"] = markup
-        if params.get("message_thread_id") is not None:
-            message["message_thread_id"] = int(params["message_thread_id"])
+        if thread is not None:
+            message["message_thread_id"] = int(thread)
         if reply_to is not None:
             message["reply_to_message"] = {"message_id": int(reply_to), "chat": chat.as_api()}
         message["_html"] = text if params.get("parse_mode") else None
@@ -704,8 +709,10 @@ class TestServerClient:
     def limits(self, **limits: Any) -> None:
         self._json("PUT", "/limits", json=Limits(**limits).model_dump())
 
-    def add_chat(self, chat_id: str, kind: str = "supergroup") -> None:
-        self._json("POST", "/chats", json={"id": chat_id, "type": kind})
+    def add_chat(
+        self, chat_id: str, kind: str = "supergroup", topics: list[int] | None = None
+    ) -> None:
+        self._json("POST", "/chats", json={"id": chat_id, "type": kind, "topics": topics or []})
 
     def migrate(self, chat_id: str, to: str) -> None:
         self._json("POST", f"/chats/{chat_id}/migrate", params={"to": to})

@@ -26,6 +26,14 @@ from support import wait_until
 
 from tbmon.alert_bridge.html import MESSAGE_LIMIT, visible_length
 from tbmon.alert_bridge.settings import DEMO_OPERATOR_ID
+from tbmon.stack.components import (
+    Component,
+    DisabledComponentError,
+    Layout,
+    select,
+    startable,
+)
+from tbmon.stack.ports import isolated_settings
 
 #: Functional tests share chats, so Telegram's flood limits are lifted here (the reliability
 #: tests and the benchmark keep them).
@@ -297,9 +305,7 @@ def test_the_token_never_appears_in_the_logs(rig: Rig) -> None:
     assert "TbmonDemoBotToken" not in log  # the bot token is in every Telegram URL
 
 
-def _component(name: str) -> Any:
-    from tbmon.stack.components import select  # noqa: PLC0415
-
+def _component(name: str) -> Component:
     (component,) = select([name])
     return component
 
@@ -329,6 +335,18 @@ def test_a_group_migrated_to_a_supergroup_is_followed(tmp_path: Path) -> None:
         _wait_for(rig, "migrated-2", "-1009999999999")
         log = rig.supervisor.layout(_component("alert-bridge")).log.read_text()
         assert "became the supergroup -1009999999999" in log
+
+
+def test_forum_topics_and_a_missing_topic(tmp_path: Path) -> None:
+    env = {"ALERT_BRIDGE_CRITICAL_THREAD_ID": "42", "ALERT_BRIDGE_WARNING_THREAD_ID": "7"}
+    with bridge_rig(tmp_path, env=env) as rig:
+        rig.telegram.add_chat(WARNING_CHAT, topics=[7])  # the critical chat has no topic 42
+        rig.post(notification([alert("in-topic", severity="warning", name="Topic")]))
+        assert _wait_for(rig, "in-topic", WARNING_CHAT)["message_thread_id"] == 7
+        rig.post(notification([alert("no-topic")]))
+        assert "message_thread_id" not in _wait_for(rig, "no-topic")
+        log = rig.supervisor.layout(_component("alert-bridge")).log.read_text()
+        assert "has no forum topic 42" in log
 
 
 def test_a_locked_outbox_answers_503_and_the_retry_succeeds(tmp_path: Path) -> None:
@@ -402,3 +420,19 @@ def test_bad_settings_stop_the_bridge_with_a_clear_message(
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_test_server_runs_only_without_a_bot_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(tmp_path)
+    layout = Layout(settings, "alert-bridge")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    assert "telegram-test" in [c.name for c in startable(None)]
+    assert "--demo-telegram" in _component("alert-bridge").args(layout)
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert "telegram-test" not in [c.name for c in startable(None)]
+    assert "--demo-telegram" not in _component("alert-bridge").args(layout)
+    with pytest.raises(DisabledComponentError, match="TELEGRAM_BOT_TOKEN is set"):
+        startable(["telegram-test"])
