@@ -53,6 +53,7 @@ class Health(BaseModel):
 class DetailedHealth(Health):
     outbox_pending: int
     outbox_oldest_age_seconds: float
+    telegram_bot: str
     updates: str
     version: str
 
@@ -153,6 +154,7 @@ async def health_detailed(bridge: BridgeDep) -> DetailedHealth:
         status="ok" if age < 300 else "degraded",
         outbox_pending=stats.pending,
         outbox_oldest_age_seconds=age,
+        telegram_bot=bridge.bot,
         updates=bridge.settings.updates,
         version=__version__,
     )

@@ -121,8 +121,6 @@ class Dispatcher:
                     "Telegram unavailable (%s); retrying chat %s in %.1f s", error, chat, delay
                 )
                 await asyncio.sleep(delay)
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 failures += 1
                 log.exception("unexpected error sending to chat %s; retrying", chat)

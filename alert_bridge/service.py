@@ -22,7 +22,7 @@ from tbmon.alert_bridge.models import Alert, Notification
 from tbmon.alert_bridge.outbox import NewItem, Outbox
 from tbmon.alert_bridge.ratelimit import RateLimiter
 from tbmon.alert_bridge.settings import BridgeSettings
-from tbmon.alert_bridge.telegram import TelegramClient
+from tbmon.alert_bridge.telegram import TelegramClient, TelegramError, TelegramUnavailable
 from tbmon.alert_bridge.updates import Updates
 
 log = logging.getLogger(__name__)
@@ -47,6 +47,8 @@ class Bridge:
         self.dispatcher = Dispatcher(self)
         self.updates = Updates(self)
         self._tasks: list[asyncio.Task[None]] = []
+        #: What getMe said at start-up: the bot's @name, or why it failed.
+        self.bot = "not checked yet"
 
     @property
     def outbox(self) -> Outbox:
@@ -62,6 +64,7 @@ class Bridge:
         stats = await self.db(self.outbox.stats)
         if stats.pending:
             log.info("%d alert events waiting in the outbox from before; sending", stats.pending)
+        self._spawn(self._check_bot(), "getMe")
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self._housekeeping(), "housekeeping")
         if self.settings.updates == "polling":
@@ -81,6 +84,25 @@ class Bridge:
         if self._outbox is not None:
             await self.db(self._outbox.close)
         self._executor.shutdown(wait=True)
+
+    async def _check_bot(self) -> None:
+        """Say early if the token is wrong; alerts are queued either way, never refused."""
+        try:
+            me = await self.telegram.call("getMe", {})
+        except TelegramError as error:
+            self.bot = f"rejected: {error.code} {error.description}"
+            log.error(
+                "Telegram rejects TELEGRAM_BOT_TOKEN (%s %s): check the token @BotFather gave "
+                "you; alerts are queued until Telegram accepts it",
+                error.code,
+                error.description,
+            )
+        except TelegramUnavailable as error:
+            self.bot = "unreachable"
+            log.warning("Telegram is unreachable (%s); alerts are queued until it answers", error)
+        else:
+            self.bot = f"@{me.get('username', '?')}"
+            log.info("Telegram bot %s ready", self.bot)
 
     async def _housekeeping(self) -> None:
         while True:

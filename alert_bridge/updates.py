@@ -99,8 +99,6 @@ class Updates:
                 await self._callback(update["callback_query"])
             elif "message" in update:
                 await self._command(update["message"])
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("could not handle Telegram update %s", update.get("update_id"))
 

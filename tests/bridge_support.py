@@ -78,19 +78,25 @@ def bridge_rig(
 ) -> Iterator[Rig]:
     """Start the Telegram test server and the bridge.
 
-    ``env`` is the bridge's environment; ``{bridge}`` in a value becomes the bridge's URL.
+    ``env`` is the bridge's environment; ``{bridge}`` and ``{telegram}`` in a value become the
+    bridge's and the test server's URLs.
     """
     names = ["telegram-test", "alert-bridge"] + (["alertmanager"] if alertmanager else [])
     supervisor = Supervisor(isolated_settings(data_dir))
+    settings = supervisor.settings
+    telegram = TestServerClient(settings.url(settings.telegram_test_port))
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
         patch.delenv("ALERT_BRIDGE_TOKEN", raising=False)
-        bridge = supervisor.settings.url(supervisor.settings.bridge_port)
-        for name, value in (env or {}).items():
-            patch.setenv(name, value.format(bridge=bridge))
-        telegram = TestServerClient(supervisor.settings.url(supervisor.settings.telegram_test_port))
         try:
-            supervisor.up(names)
+            supervisor.up(["telegram-test"])  # first: a TELEGRAM_BOT_TOKEN in env disables it
+            urls = {
+                "bridge": settings.url(settings.bridge_port),
+                "telegram": settings.url(settings.telegram_test_port),
+            }
+            for name, value in (env or {}).items():
+                patch.setenv(name, value.format(**urls))
+            supervisor.up(names[1:])
             yield Rig(supervisor, telegram)
         finally:
             telegram.close()

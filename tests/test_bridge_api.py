@@ -282,12 +282,14 @@ def test_alerts_and_silences_commands(rig: Rig) -> None:
 
 
 def test_health_metrics_and_openapi(rig: Rig) -> None:
+    assert rig.post(notification([alert("counted")])).status_code == 200
     assert httpx.get(rig.url + "/health").json() == {"status": "ok"}
     assert httpx.get(rig.url + "/health/detailed").status_code == 401
     detailed = httpx.get(
         rig.url + "/health/detailed", headers={"Authorization": f"Bearer {rig.token}"}
     ).json()
     assert detailed["updates"] == "polling"
+    assert detailed["telegram_bot"] == "@tbmon_test_bot"
     assert detailed["outbox_pending"] >= 0
     metrics = httpx.get(rig.url + "/metrics").text
     assert 'alert_bridge_notifications_total{result="accepted"}' in metrics
@@ -347,6 +349,24 @@ def test_forum_topics_and_a_missing_topic(tmp_path: Path) -> None:
         assert "message_thread_id" not in _wait_for(rig, "no-topic")
         log = rig.supervisor.layout(_component("alert-bridge")).log.read_text()
         assert "has no forum topic 42" in log
+
+
+def test_a_wrong_bot_token_is_reported_and_alerts_still_accepted(tmp_path: Path) -> None:
+    env = {
+        "TELEGRAM_BOT_TOKEN": "424242:WrongTokenWrongTokenWrongToken",
+        "TELEGRAM_API_URL": "{telegram}",
+        "TELEGRAM_CRITICAL_CHAT_ID": CRITICAL_CHAT,
+    }
+    with bridge_rig(tmp_path, env=env) as rig:
+        assert rig.post(notification([alert("queued-anyway")])).status_code == 200
+        log = rig.supervisor.layout(_component("alert-bridge")).log
+        wait_until(lambda: "Telegram rejects TELEGRAM_BOT_TOKEN (401" in log.read_text(), "log")
+        assert "WrongToken" not in log.read_text()
+        detailed = httpx.get(
+            rig.url + "/health/detailed", headers={"Authorization": f"Bearer {rig.token}"}
+        ).json()
+        assert detailed["telegram_bot"] == "rejected: 401 Unauthorized"
+        assert detailed["outbox_pending"] == 1
 
 
 def test_a_locked_outbox_answers_503_and_the_retry_succeeds(tmp_path: Path) -> None:
