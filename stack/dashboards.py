@@ -97,6 +97,14 @@ def zero_if_absent(expr: str) -> str:
     return f"({expr}) or vector(0)"
 
 
+def collector_rate(counter: str) -> str:
+    """Items per second of a collector counter, over spans, metric points and log records."""
+    return " + ".join(
+        f"({zero_if_absent(f'sum(rate(otelcol_{counter}_{kind}{{{COLLECTOR}}}[$__rate_interval]))')})"
+        for kind in ("spans", "metric_points", "log_records")
+    )
+
+
 # -- panels --------------------------------------------------------------------------------------
 
 
@@ -111,9 +119,7 @@ class Panel:
     width: int = 8
     height: int = 8
     unit: str | None = None
-    thresholds: list[tuple[float | None, str]] = field(
-        default_factory=lambda: [(None, "green")]
-    )
+    thresholds: list[tuple[float | None, str]] = field(default_factory=lambda: [(None, "green")])
     mappings: list[Json] = field(default_factory=list)
     minimum: float | None = None
     maximum: float | None = None
@@ -395,7 +401,9 @@ def _value_map(values: dict[int, tuple[str, str]]) -> list[Json]:
     return [{"type": "value", "options": options}]
 
 
-HEALTH_STATES = _value_map({0: ("unhealthy", "red"), 1: ("degraded", "yellow"), 2: ("healthy", "green")})
+HEALTH_STATES = _value_map(
+    {0: ("unhealthy", "red"), 1: ("degraded", "yellow"), 2: ("healthy", "green")}
+)
 BREACH_STATES = _value_map({0: ("within limit", "green"), 1: ("breach", "red")})
 UP_STATES = _value_map({0: ("down", "red"), 1: ("up", "green")})
 
@@ -586,7 +594,8 @@ def trading_performance() -> Dashboard:
                         "P&L (rolling 1 h)",
                         [
                             prom(
-                                f"sum by (strategy) (delta(trading_portfolio_value_usd{{{BOT}}}[1h]))",
+                                "sum by (strategy) "
+                                f"(delta(trading_portfolio_value_usd{{{BOT}}}[1h]))",
                                 "{{strategy}}",
                             )
                         ],
@@ -696,9 +705,15 @@ def trading_performance() -> Dashboard:
                     table(
                         "Strategies",
                         [
-                            prom(f"avg by (strategy) (trading_total_return{{{BOT}}})", instant=True),
-                            prom(f"avg by (strategy) (trading_sharpe_ratio{{{BOT}}})", instant=True),
-                            prom(f"max by (strategy) (trading_max_drawdown{{{BOT}}})", instant=True),
+                            prom(
+                                f"avg by (strategy) (trading_total_return{{{BOT}}})", instant=True
+                            ),
+                            prom(
+                                f"avg by (strategy) (trading_sharpe_ratio{{{BOT}}})", instant=True
+                            ),
+                            prom(
+                                f"max by (strategy) (trading_max_drawdown{{{BOT}}})", instant=True
+                            ),
                             prom(f"avg by (strategy) (trading_win_rate{{{BOT}}})", instant=True),
                         ],
                         "Each strategy's latest return, Sharpe ratio, drawdown and win rate.",
@@ -838,17 +853,14 @@ def system_health() -> Dashboard:
                         [
                             prom(
                                 zero_if_absent(
-                                    f'sum(rate(trading_orders_total{{{BOT}, status=~"{FAILED_STATUSES}"}}'
+                                    f"sum(rate(trading_orders_total"
+                                    f'{{{BOT}, status=~"{FAILED_STATUSES}"}}'
                                     "[$__rate_interval]))"
                                 ),
                                 "failed orders",
                             ),
                             prom(
-                                zero_if_absent(
-                                    "sum(rate({__name__=~\"otelcol_exporter_send_failed_.+\", "
-                                    f"{COLLECTOR}}}[$__rate_interval]))"
-                                ),
-                                "telemetry export failures",
+                                collector_rate("exporter_send_failed"), "telemetry export failures"
                             ),
                         ],
                         "Failed orders and telemetry that could not be exported, per second.",
@@ -930,7 +942,8 @@ def system_health() -> Dashboard:
                         "Filesystem free",
                         [
                             prom(
-                                'min by (instance, mountpoint) (node_filesystem_avail_bytes{fstype!~"tmpfs|overlay"}'
+                                "min by (instance, mountpoint) "
+                                '(node_filesystem_avail_bytes{fstype!~"tmpfs|overlay"}'
                                 ' / node_filesystem_size_bytes{fstype!~"tmpfs|overlay"})',
                                 "{{mountpoint}}",
                             )
@@ -964,7 +977,8 @@ def system_health() -> Dashboard:
                                 "log records in",
                             ),
                             prom(
-                                f"sum by (exporter) (rate(otelcol_exporter_sent_spans{{{COLLECTOR}}}"
+                                "sum by (exporter) "
+                                f"(rate(otelcol_exporter_sent_spans{{{COLLECTOR}}}"
                                 "[$__rate_interval]))",
                                 "spans out {{exporter}}",
                             ),
@@ -976,27 +990,9 @@ def system_health() -> Dashboard:
                     timeseries(
                         "Drops and refusals",
                         [
-                            prom(
-                                zero_if_absent(
-                                    "sum(rate({__name__=~\"otelcol_receiver_refused_.+\", "
-                                    f"{COLLECTOR}}}[$__rate_interval]))"
-                                ),
-                                "refused (memory limit)",
-                            ),
-                            prom(
-                                zero_if_absent(
-                                    "sum(rate({__name__=~\"otelcol_exporter_enqueue_failed_.+\", "
-                                    f"{COLLECTOR}}}[$__rate_interval]))"
-                                ),
-                                "dropped (queue full)",
-                            ),
-                            prom(
-                                zero_if_absent(
-                                    "sum(rate({__name__=~\"otelcol_exporter_send_failed_.+\", "
-                                    f"{COLLECTOR}}}[$__rate_interval]))"
-                                ),
-                                "send failures (retried)",
-                            ),
+                            prom(collector_rate("receiver_refused"), "refused (memory limit)"),
+                            prom(collector_rate("exporter_enqueue_failed"), "dropped (queue full)"),
+                            prom(collector_rate("exporter_send_failed"), "send failures (retried)"),
                         ],
                         "Should stay at zero. Refused: the collector is over its memory limit. "
                         "Dropped: a sending queue was full. Send failures are retried.",
@@ -1057,8 +1053,11 @@ def risk_metrics() -> Dashboard:
                         "One-day loss not exceeded with 95% confidence; critical above 10%.",
                         unit="percentunit",
                         width=6,
-                        thresholds=[(None, "green"), (VAR95_CRITICAL * 0.8, "yellow"),
-                                    (VAR95_CRITICAL, "red")],
+                        thresholds=[
+                            (None, "green"),
+                            (VAR95_CRITICAL * 0.8, "yellow"),
+                            (VAR95_CRITICAL, "red"),
+                        ],
                     ),
                     stat(
                         "VaR 99%",
@@ -1256,7 +1255,8 @@ def agent_performance() -> Dashboard:
                         "Accuracy trend (1 h average)",
                         [
                             prom(
-                                f"avg by (agent) (avg_over_time(agent_prediction_accuracy{{{BOT}}}[1h]))",
+                                "avg by (agent) "
+                                f"(avg_over_time(agent_prediction_accuracy{{{BOT}}}[1h]))",
                                 "{{agent}}",
                             )
                         ],
@@ -1269,7 +1269,8 @@ def agent_performance() -> Dashboard:
                         "Reward trend (1 h average)",
                         [
                             prom(
-                                f"avg by (agent) (avg_over_time(agent_cumulative_reward{{{BOT}}}[1h]))",
+                                "avg by (agent) "
+                                f"(avg_over_time(agent_cumulative_reward{{{BOT}}}[1h]))",
                                 "{{agent}}",
                             )
                         ],

@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,11 @@ def compose_schema() -> dict[str, Any]:
 
 
 def load_compose(
-    compose_file: Path, env: dict[str, str], *, env_files: list[Path] = (), profiles: list[str] = ()
+    compose_file: Path,
+    env: dict[str, str],
+    *,
+    env_files: Sequence[Path] = (),
+    profiles: Sequence[str] = (),
 ) -> subprocess.CompletedProcess[str]:
     """Load a Compose file with Docker Compose's loader in exactly ``env`` (no other variables)."""
     argv = [str(compose_check())]

@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass, field
 
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.metrics import Counter, Histogram
+from opentelemetry.trace import Tracer
 from support import otlp_sdk
 
 STRATEGIES = ("momentum", "mean_reversion")
@@ -112,11 +114,23 @@ def run_bot(endpoint: str, service: str, duration: float) -> Emitted:
     return emitted
 
 
-def _order(tracer, logger, orders, api_latency, rng: random.Random) -> str:  # type: ignore[no-untyped-def]
+def _order(
+    tracer: Tracer,
+    logger: logging.Logger,
+    orders: Counter,
+    api_latency: Histogram,
+    rng: random.Random,
+) -> str:
     """One order cycle as one trace: signal, risk check, placement (with its API call), fill."""
-    strategy, symbol, side = rng.choice(STRATEGIES), rng.choice(SYMBOLS), rng.choice(("buy", "sell"))
+    strategy, symbol, side = (
+        rng.choice(STRATEGIES),
+        rng.choice(SYMBOLS),
+        rng.choice(("buy", "sell")),
+    )
     status = "failed" if rng.random() < 0.1 else "filled"
-    with tracer.start_as_current_span("order", attributes={"order.id": rng.getrandbits(32)}) as root:
+    with tracer.start_as_current_span(
+        "order", attributes={"order.id": rng.getrandbits(32)}
+    ) as root:
         with tracer.start_as_current_span("signal"):
             pass
         with tracer.start_as_current_span("risk_check"):
@@ -128,7 +142,13 @@ def _order(tracer, logger, orders, api_latency, rng: random.Random) -> str:  # t
             pass
         orders.add(
             1,
-            {"strategy": strategy, "symbol": symbol, "side": side, "exchange": "binance", "status": status},
+            {
+                "strategy": strategy,
+                "symbol": symbol,
+                "side": side,
+                "exchange": "binance",
+                "status": status,
+            },
         )
         if status == "failed":
             logger.error("order rejected by exchange", extra={"symbol": symbol, "side": side})
