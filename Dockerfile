@@ -19,10 +19,14 @@ COPY . .
 RUN /opt/tbmon/bin/pip install -c constraints.txt --no-deps -e .
 
 FROM ${PYTHON_IMAGE}
+# /var/lib/tbmon: the services' state (the bridge's outbox). /etc/alertmanager: where the Compose
+# one-shot renders Alertmanager's config as Alertmanager's user (nobody), into a volume that takes
+# this folder's owner when it is created.
 RUN groupadd --system --gid 10001 tbmon \
  && useradd --system --uid 10001 --gid tbmon --home-dir /var/lib/tbmon --shell /usr/sbin/nologin tbmon \
- && mkdir -p /var/lib/tbmon/alertmanager /var/lib/tbmon/bridge \
- && chown -R tbmon:tbmon /var/lib/tbmon
+ && mkdir -p /var/lib/tbmon/bridge /etc/alertmanager \
+ && chown -R tbmon:tbmon /var/lib/tbmon \
+ && chown 65534:65534 /etc/alertmanager
 COPY --from=build /opt/tbmon /opt/tbmon
 COPY --from=build /app /app
 ENV PATH=/opt/tbmon/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
