@@ -676,14 +676,14 @@ def trading_performance() -> Dashboard:
                         thresholds=[(None, "green"), (API_SLOW_SECONDS, "red")],
                     ),
                     bargauge(
-                        "Orders by symbol and side",
+                        "Orders by strategy and side",
                         [
                             prom(
-                                f"sum by (symbol, side) (increase({orders}[$__range]))",
-                                "{{symbol}} {{side}}",
+                                f"sum by (strategy, side) (increase({orders}[$__range]))",
+                                "{{strategy}} {{side}}",
                             )
                         ],
-                        "Orders placed in the time range, per symbol and side.",
+                        "Orders placed in the time range, per strategy and side.",
                         width=12,
                     ),
                     bargauge(
