@@ -86,8 +86,16 @@ class Backup:
 
     def run(self, output: Path, now: datetime | None = None) -> Report:
         stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+        output.mkdir(parents=True, exist_ok=True)
         folder = output / f"tbmon-backup-{stamp}"
-        folder.mkdir(parents=True, exist_ok=False)
+        for attempt in range(2, 100):  # never mix two backups taken within one second
+            try:
+                folder.mkdir()
+                break
+            except FileExistsError:
+                folder = output / f"tbmon-backup-{stamp}-{attempt}"
+        else:
+            raise FileExistsError(f"{folder}: too many backups within one second")
         with httpx.Client(timeout=self.operations.timeout) as client:
             parts = [
                 _attempt("config", lambda: self._config(folder)),

@@ -2,6 +2,7 @@
 
 - Telegram's Bot API (internet only): ``getMe`` as Telegram answers it, for valid and revoked
   tokens.
+- A server that accepts connections and never answers, the worst way a dependency fails.
 - Grafana's HTTP API: Grafana is AGPL and in no registry our machines reach, so it runs only in
   the Compose stack. This speaks the endpoints `tbmon doctor` and `tbmon backup` call (health,
   datasource health, search, dashboard by uid, datasources) with Grafana's JSON shapes and its
@@ -13,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,3 +121,12 @@ def grafana(password: str, failing: frozenset[str] = frozenset()) -> Iterator[st
     server.password, server.failing = password, failing
     with _serve(server) as url:
         yield url
+
+
+@contextmanager
+def hanging() -> Iterator[str]:
+    """A URL whose server accepts the connection (the kernel does) and never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(64)
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"

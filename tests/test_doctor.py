@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import standins
@@ -144,6 +145,28 @@ def test_datasources_are_checked_through_grafana_where_it_runs(stack: Supervisor
     assert findings["Datasource loki"][0].status is Status.FAIL
     assert "connection refused" in findings["Datasource loki"][0].detail
     assert findings["Datasource prometheus"][0].status is Status.OK
+
+
+def test_hanging_dependencies_fail_their_own_checks_within_the_timeout(stack: Supervisor) -> None:
+    with standins.hanging() as hanging:
+        operations = _operations(
+            grafana_url=hanging,
+            health_url=hanging,
+            telegram_api_url=hanging,
+            telegram_bot_token=standins.BOT_TOKEN,
+            timeout="1",
+        )
+        started = time.monotonic()
+        findings = _by_check(Doctor(stack.settings, operations).run())
+        elapsed = time.monotonic() - started
+    # Checks run concurrently: hanging dependencies cost one timeout, not one each.
+    assert elapsed < 4
+    assert findings["Telegram bot token"][0].status is Status.FAIL
+    assert "ReadTimeout" in findings["Telegram bot token"][0].detail
+    assert findings["Health service"][0].status is Status.WARN
+    # A Grafana that hangs is a Grafana not reachable: the backends are checked directly.
+    assert findings["Datasource Prometheus"][0].status is Status.OK
+    assert findings["Prometheus"][0].status is Status.OK
 
 
 def test_cli_prints_a_table_and_json_and_exits_1_on_failure(stack: Supervisor) -> None:
