@@ -6,7 +6,7 @@ import typer
 
 from tbmon import __version__
 from tbmon.stack.cli import app as stack_app
-from tbmon.stack.cli import backup, doctor
+from tbmon.stack.operations_cli import backup, doctor
 
 app = typer.Typer(
     name="tbmon",

@@ -126,8 +126,15 @@ def test_every_promql_expression_returns_data(traded: Emitted, backends: Backend
     queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
     assert len(queries) > 60
 
+    def problem(expr: str) -> str | None:
+        try:
+            return None if backends.prometheus(expr) else "no data"
+        except httpx.HTTPStatusError as error:  # Prometheus refused the query: say why
+            return str(error.response.json().get("error", error))
+
     def empty() -> list[str]:
-        return [f"{where}: {expr}" for where, expr in queries if not backends.prometheus(expr)]
+        found = ((where, expr, problem(expr)) for where, expr in queries)
+        return [f"{where}: {why}: {expr}" for where, expr, why in found if why]
 
     # Rates need two scrapes of a series: give late series a few scrape intervals.
     missing = empty()
