@@ -6,6 +6,7 @@ import typer
 
 from tbmon import __version__
 from tbmon.stack.cli import app as stack_app
+from tbmon.stack.operations_cli import backup, doctor
 
 app = typer.Typer(
     name="tbmon",
@@ -14,6 +15,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_app, name="stack")
+app.command()(doctor)
+app.command()(backup)
 
 
 @app.command()
