@@ -74,6 +74,9 @@ class StackSettings(BaseSettings):
     victorialogs_port: int = Field(default=9428, description="VictoriaLogs HTTP API.")
     log_retention: str = Field(default="7d", description="Log retention period.")
 
+    # tbmon's own services.
+    health_port: int = Field(default=8080, description="Health service (tbmon health serve).")
+
     def url(self, port: int, path: str = "") -> str:
         """An ``http://`` URL on this stack's bind host."""
         return f"http://{self.bind_host}:{port}{path}"
