@@ -108,11 +108,11 @@ def log_store_check(settings: HealthSettings) -> Check:
 
 
 def alert_bridge_check(settings: HealthSettings) -> Check:
-    return HttpCheck(settings.alert_bridge_url)
+    return HttpCheck(_join(settings.alert_bridge_url, "/health"))
 
 
 def processors_check(settings: HealthSettings) -> Check:
-    return HttpCheck(settings.processors_url)
+    return HttpCheck(_join(settings.processors_url, "/health"))
 
 
 def exchange_api_check(settings: HealthSettings) -> Check:

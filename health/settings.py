@@ -129,12 +129,12 @@ class HealthSettings(BaseSettings):
         description="The log store's health endpoint: VictoriaLogs /health, Loki /ready.",
     )
     alert_bridge_url: str = Field(
-        default_factory=_stack_url("bridge_port", "/health", _BRIDGE_PORT),
-        description="The Telegram alert bridge's /health.",
+        default_factory=_stack_url("bridge_port", "", _BRIDGE_PORT),
+        description="The Telegram alert bridge's base URL (/health is checked).",
     )
     processors_url: str = Field(
-        default_factory=_stack_url("processors_http_port", "/health", _PROCESSORS_HTTP_PORT),
-        description="The processors host's /health.",
+        default_factory=_stack_url("processors_http_port", "", _PROCESSORS_HTTP_PORT),
+        description="The processors host's admin base URL (/health is checked).",
     )
 
     bot_degraded_after: float = Field(
