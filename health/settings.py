@@ -25,6 +25,9 @@ DATABASE_URL = "DATABASE_URL"
 #: The seed's variable for the exchange API the bot trades on.
 EXCHANGE_API_URL = "EXCHANGE_API_URL"
 
+#: A shorter HEALTH_TOKEN is refused: it could be guessed.
+MIN_TOKEN_LENGTH = 16
+
 # Until the alert bridge and the processors host add their port fields to StackSettings, their
 # planned default ports are used (the TEAM plan: bridge 8090, processors admin 8091).
 _BRIDGE_PORT = 8090
@@ -53,6 +56,7 @@ class HealthSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_file=".env",
+        env_ignore_empty=True,  # VAR= (Compose's ${VAR:-}) means unset, not an empty value
         extra="ignore",
         validate_default=True,
         validate_by_name=True,
@@ -177,15 +181,20 @@ class HealthSettings(BaseSettings):
             raise ValueError(f"timeouts must be positive seconds: {', '.join(bad)}")
         return value
 
-    @field_validator("token", "exchange_api_url", mode="before")
+    @field_validator("token")
     @classmethod
-    def _empty_is_unset(cls, value: Any) -> Any:
-        return None if value == "" else value
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (for example the output of "
+                "`openssl rand -hex 32`)"
+            )
+        return value
 
     @field_validator("database_url", mode="before")
     @classmethod
     def _database_url(cls, value: Any) -> Any:
-        if value in ("", None):
+        if value is None:
             return None
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         parts = urlsplit(raw)

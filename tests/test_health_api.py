@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import jsonschema  # type: ignore[import-untyped]
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support import wait_until
 
@@ -313,3 +314,13 @@ def test_answers_come_from_the_background_snapshot() -> None:
     assert re.match(ISO_UTC, first["last_check"])
     assert later["last_check"] >= first["last_check"]
     assert database.closed  # resources are released at shutdown
+
+
+def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable in ("HEALTH_CHECKS", "HEALTH_CRITICAL", "HEALTH_TOKEN", "DATABASE_URL"):
+        monkeypatch.setenv(variable, "")
+    settings = HealthSettings()
+    assert settings.checks is None
+    assert settings.critical == ["database", "collector", "prometheus"]
+    assert settings.token is None
+    assert settings.database_url is None

@@ -292,6 +292,8 @@ def test_dependencies_that_never_answer_time_out_within_their_budget(tmp_path: P
         ({"HEALTH_INTERVAL": "often"}, "HEALTH_INTERVAL: Input should be a valid number"),
         ({"HEALTH_TIMEOUT": "-1"}, "HEALTH_TIMEOUT: Input should be greater than 0"),
         ({"HEALTH_TIMEOUTS": "database"}, "HEALTH_TIMEOUTS: expected name=seconds"),
+        ({"HEALTH_TIMEOUTS": "jaeger=0"}, "HEALTH_TIMEOUTS: timeouts must be positive seconds"),
+        ({"HEALTH_TOKEN": "short-secret"}, "HEALTH_TOKEN: must be at least 16 characters"),
         ({"HEALTH_PROMETHEUS_URL": "prometheus:9090"}, "HEALTH_PROMETHEUS_URL: must be an http"),
         (
             {"DATABASE_URL": f"mysql://bot:{PASSWORD}@db/trading"},
@@ -317,6 +319,7 @@ def test_bad_configuration_stops_start_up_naming_the_setting(
     assert expected in message
     assert "Traceback" not in result.stderr
     assert PASSWORD not in result.stderr
+    assert "short-secret" not in result.stderr
 
 
 def test_unknown_check_names_list_the_installed_ones() -> None:
