@@ -84,7 +84,7 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            sys.exit(f"{process.args} exited with {process.returncode}")
+            sys.exit(f"{process.args!r} exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=1).status_code < 500:
                 return
