@@ -22,7 +22,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +31,7 @@ import httpx
 import psutil
 
 from tbmon.settings import StackSettings
+from tbmon.stack.ports import free_ports
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
@@ -73,13 +74,6 @@ def vegeta() -> Path:
     return program
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -117,7 +111,7 @@ def stand_in_dependency() -> Iterator[str]:
         for path in STAND_IN_PATHS:
             (Path(root) / path).parent.mkdir(parents=True, exist_ok=True)
             (Path(root) / path).write_text("OK")
-        port = free_port()
+        port = free_ports(1)[0]
         argv = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", root]
         base = f"http://127.0.0.1:{port}"
         with process([*argv, str(port)], dict(os.environ), f"{base}/health"):
@@ -219,7 +213,7 @@ def run(rate: int, duration: float) -> list[Result]:
         dependency = stack.enter_context(stand_in_dependency())
         silent = stack.enter_context(silent_dependency())
         for scenario, jaeger in (("all answer", dependency), ("jaeger hangs", silent)):
-            port = free_port()
+            port = free_ports(1)[0]
             base = f"http://127.0.0.1:{port}"
             argv = [sys.executable, "-m", "tbmon", "health", "serve", "--port", str(port)]
             env = health_env(dependency, jaeger)
@@ -233,11 +227,13 @@ def run(rate: int, duration: float) -> list[Result]:
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.health", description=__doc__.strip().splitlines()[0]
+    )
     parser.add_argument("--rate", type=int, default=500, help="requests per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds per measurement")
-    options = parser.parse_args()
+    options = parser.parse_args(argv)
     results = run(options.rate, options.duration)
     print(
         f"\nhealth service at {options.rate} req/s, {options.duration:g} s per row "
@@ -251,9 +247,7 @@ def main() -> None:
             f"{r.max_ms:.1f} | <= {TARGETS_MS[r.path]:g} ({r.verdict}) | "
             f"{r.server_cpu_percent:.0f} % |"
         )
-    if any(r.verdict != "ok" for r in results):
-        sys.exit(1)
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -8,11 +8,9 @@ signal a stranger's process.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections import deque
@@ -28,6 +26,7 @@ import psutil
 
 from tbmon.settings import StackSettings
 from tbmon.stack.components import Component, Layout, select
+from tbmon.stack.ports import port_holder
 
 State = Literal["ready", "starting", "dead", "stopped"]
 
@@ -242,27 +241,6 @@ def _terminate(process: psutil.Process) -> None:
         psutil.wait_procs(alive, timeout=5)
     except psutil.NoSuchProcess:
         return
-
-
-def port_holder(host: str, port: int) -> str | None:
-    """None if ``host:port`` is free to listen on, else a description of who holds it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as error:
-            if error.errno != errno.EADDRINUSE:
-                return f" ({error.strerror})"
-        else:
-            return None
-    for connection in psutil.net_connections(kind="inet"):
-        listening = connection.status == psutil.CONN_LISTEN and connection.laddr.port == port
-        if listening and connection.pid:
-            try:
-                return f" by pid {connection.pid} ({psutil.Process(connection.pid).name()})"
-            except psutil.Error:
-                return f" by pid {connection.pid}"
-    return ""
 
 
 def this_run(path: Path) -> list[str]:

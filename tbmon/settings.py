@@ -12,7 +12,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
@@ -76,6 +76,20 @@ class StackSettings(BaseSettings):
 
     # tbmon's own services.
     health_port: int = Field(default=8080, description="Health service (tbmon health serve).")
+
+    @model_validator(mode="after")
+    def _ports_are_distinct(self) -> StackSettings:
+        seen: dict[int, str] = {}
+        for name, port in self.ports().items():
+            if not 0 < port < 65536:
+                raise ValueError(f"TBMON_{name.upper()}={port} is not a TCP port (1-65535)")
+            if port in seen:
+                raise ValueError(
+                    f"TBMON_{name.upper()} and TBMON_{seen[port].upper()} are both {port}; "
+                    "every component needs its own port"
+                )
+            seen[port] = name
+        return self
 
     def url(self, port: int, path: str = "") -> str:
         """An ``http://`` URL on this stack's bind host."""

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from support import Backends, free_ports
+from support import Backends
 
 from tbmon.settings import StackSettings
+from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
-
-
-def isolated_settings(data_dir: Path) -> StackSettings:
-    """Settings for a private stack: its own data folder and a free port for every port field."""
-    fields = list(StackSettings().ports())
-    ports = dict(zip(fields, free_ports(len(fields)), strict=True))
-    return StackSettings.model_validate({"data_dir": data_dir, **ports})
 
 
 @pytest.fixture(scope="session")

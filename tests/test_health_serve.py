@@ -21,7 +21,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from support import free_ports, wait_until
+from support import wait_until
+
+from tbmon.stack.ports import free_ports
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-Secret-7d1e"

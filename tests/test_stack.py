@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import isolated_settings
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from support import Backends, otlp_sdk, wait_until
 
@@ -23,6 +22,7 @@ from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import COMPONENTS
+from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import StackError, Supervisor
 
 pytestmark = pytest.mark.stack
@@ -220,3 +220,22 @@ def _answers(url: str) -> bool:
     except httpx.HTTPError:
         return False
     return True
+
+
+def test_every_component_listens_on_loopback_only(stack: Supervisor) -> None:
+    listening = {
+        status.name: [
+            f"{c.laddr.ip}:{c.laddr.port}"
+            for c in psutil.Process(status.pid).net_connections(kind="inet")
+            if c.status == psutil.CONN_LISTEN
+        ]
+        for status in stack.status()
+        if status.pid
+    }
+    assert all(listening.values()), listening
+    exposed = {
+        name: addrs
+        for name, addrs in listening.items()
+        if not all(addr.startswith("127.0.0.1:") for addr in addrs)
+    }
+    assert not exposed
