@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 #: How often the checker loop proves it is not stuck (see :meth:`Monitor.alive`).
 _HEARTBEAT_SECONDS = 1.0
 #: A checker loop silent for this long is stuck: the process is no longer live.
-_STALLED_AFTER_SECONDS = 15.0
+_STALLED_AFTER_SECONDS = 10.0
 #: How long shutdown waits for each check's ``aclose``.
 _CLOSE_TIMEOUT_SECONDS = 5.0
 

@@ -324,3 +324,25 @@ def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.critical == ["database", "collector", "prometheus"]
     assert settings.token is None
     assert settings.database_url is None
+
+
+class Blocking(Check):
+    """A buggy plugin: blocking code inside ``async def`` stalls the scheduler's loop."""
+
+    async def check(self) -> Outcome:
+        time.sleep(12)  # noqa: ASYNC251 - the bug under test
+        return Outcome(Status.HEALTHY)
+
+
+def test_a_stuck_scheduler_fails_liveness_but_answers_stay_fast() -> None:
+    with client_for([scheduled("blocking", Blocking(), timeout=1)]) as client:
+        assert client.get("/health/live").status_code == 200
+        wait_until(
+            lambda: client.get("/health/live").status_code == 503,
+            "liveness to notice the stalled scheduler",
+            timeout=15,
+        )
+        started = time.perf_counter()
+        response = client.get("/health/detailed")
+        assert time.perf_counter() - started < 0.25
+        assert response.json()["components"][0]["metadata"] == {"error": "not checked yet"}
