@@ -28,10 +28,13 @@ def _fail(message: str, code: int) -> typer.Exit:
 @app.command()
 def serve(
     host: Annotated[
-        str | None, typer.Option(help="Address to bind [default: HEALTH_HOST or 127.0.0.1].")
+        str | None, typer.Option(help="Address to bind (default: HEALTH_HOST, else 127.0.0.1).")
     ] = None,
     port: Annotated[
-        int | None, typer.Option(help="Port to serve on [default: HEALTH_PORT or 8080].")
+        int | None,
+        typer.Option(
+            help="Port to serve on (default: HEALTH_PORT, else TBMON_HEALTH_PORT or 8080)."
+        ),
     ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
 ) -> None:
