@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -251,7 +251,7 @@ class HealthSettings(BaseSettings):
         if self.database_url is not None:
             password = urlsplit(self.database_url.get_secret_value()).password
             if password:
-                found.append(password)
+                found += [password, unquote(password)]  # as written and percent-decoded
         return found
 
 
