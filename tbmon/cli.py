@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tbmon import __version__
+from tbmon.health.cli import app as health_app
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
 
@@ -17,6 +18,7 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.command()(doctor)
 app.command()(backup)
+app.add_typer(health_app, name="health")
 
 
 @app.command()
