@@ -41,6 +41,7 @@ COMPOSE_ADDRESSES: dict[str, str] = {
     "jaeger:14269": "jaeger_telemetry_port",
     "jaeger:16686": "jaeger_query_port",
     "loki:3100": "victorialogs_port",
+    "health:8080": "health_port",
     "alert-bridge:8090": "bridge_port",
 }
 
