@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from support import Backends, otlp_sdk, wait_until
 
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import binaries
@@ -114,8 +117,35 @@ def test_every_alert_is_unit_tested_firing_and_silent() -> None:
 
 @pytest.mark.stack
 def test_prometheus_loads_and_evaluates_every_rule(stack: Supervisor) -> None:
+    # Spans, metric points and log records through the collector: its per-signal counters then
+    # exist side by side, as in production (rules that mix them up fail to evaluate).
+    backends = Backends(stack.settings)
+    with otlp_sdk(backends.otlp_grpc, "rules-probe") as sdk:
+        sdk.meter_provider.get_meter("probe").create_counter("probe_events").add(1)
+        with sdk.tracer_provider.get_tracer("probe").start_as_current_span("probe"):
+            logger = logging.getLogger("rules-probe")
+            logger.propagate = False
+            logger.addHandler(LoggingHandler(logger_provider=sdk.logger_provider))
+            logger.warning("probe")
+    sent = 'otelcol_exporter_sent_log_records{exporter="otlp_grpc/processors"}'
+    wait_until(lambda: backends.prometheus(sent), "the collector's counters in Prometheus")
     url = stack.settings.url(stack.settings.prometheus_port, "/api/v1/rules")
-    groups = httpx.get(url, params={"type": "alert"}, timeout=10).json()["data"]["groups"]
-    loaded = [rule for group in groups for rule in group["rules"]]
-    assert sorted(r["name"] for r in loaded) == sorted(r["alert"] for r in _rules())
-    assert all(rule["health"] in ("ok", "unknown") for rule in loaded), loaded
+
+    def evaluated() -> list[dict[str, Any]] | None:
+        groups = httpx.get(url, timeout=10).json()["data"]["groups"]
+        rules = [rule for group in groups for rule in group["rules"]]
+        never = [r for r in rules if r["lastEvaluation"].startswith("0001-")]
+        return None if never else rules
+
+    # Two evaluations after the collector's own metrics are scraped, so every signal is there.
+    first = wait_until(evaluated, "every rule evaluated once", timeout=60)
+    stamp = max(rule["lastEvaluation"] for rule in first)
+    rules = wait_until(
+        lambda: (r := evaluated()) and min(x["lastEvaluation"] for x in r) > stamp and r,
+        "every rule evaluated again",
+        timeout=60,
+    )
+    alerts = sorted(r["name"] for r in rules if r["type"] == "alerting")
+    assert alerts == sorted(r["alert"] for r in _rules())
+    errors = {r["name"]: r.get("lastError") for r in rules if r["health"] != "ok"}
+    assert errors == {}
