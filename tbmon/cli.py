@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tbmon import __version__
+from tbmon.processors.cli import app as processors_app
 from tbmon.stack.cli import app as stack_app
 
 app = typer.Typer(
@@ -14,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_app, name="stack")
+app.add_typer(processors_app, name="processors")
 
 
 @app.command()
