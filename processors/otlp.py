@@ -31,10 +31,17 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 Value = str | bool | int | float | bytes | Sequence["Value"] | Mapping[str, "Value"] | None
 
 __all__ = [
+    "AnyValue",
     "ExportLogsServiceRequest",
     "ExportMetricsServiceRequest",
     "ExportTraceServiceRequest",
+    "KeyValue",
+    "LogRecord",
+    "Metric",
     "PerResource",
+    "Resource",
+    "Span",
+    "Value",
     "any_value",
     "attribute",
     "attributes",

@@ -71,6 +71,11 @@ class Host:
             options=[
                 ("grpc.max_send_message_length", self.settings.max_message_bytes),
                 ("grpc.max_receive_message_length", 4 * 2**20),
+                # The next hop is near: after an outage, reconnect within a couple of seconds
+                # (gRPC's default backoff grows to two minutes).
+                ("grpc.initial_reconnect_backoff_ms", 200),
+                ("grpc.min_reconnect_backoff_ms", 200),
+                ("grpc.max_reconnect_backoff_ms", 2000),
             ],
         )
         self._forward = {signal: self._channel.unary_unary(signal.method) for signal in Signal}

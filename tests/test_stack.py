@@ -179,7 +179,7 @@ def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
         check=False,
     )
     assert unknown.returncode == 2
-    assert "valid names: logs, jaeger, processors, collector" in unknown.stderr
+    assert "valid names: logs, jaeger, processors, collector" in " ".join(unknown.stderr.split())
 
 
 def test_collector_validates_its_own_config(tmp_path: Path) -> None:
@@ -235,9 +235,11 @@ def test_every_component_listens_on_loopback_only(stack: Supervisor) -> None:
         if status.pid
     }
     assert all(listening.values()), listening
+    # gRPC listens on a dual-stack socket: 127.0.0.1 shows as the IPv4-mapped ::ffff:127.0.0.1.
+    loopback = ("127.0.0.1:", "::ffff:127.0.0.1:")
     exposed = {
         name: addrs
         for name, addrs in listening.items()
-        if not all(addr.startswith("127.0.0.1:") for addr in addrs)
+        if not all(addr.startswith(loopback) for addr in addrs)
     }
     assert not exposed
