@@ -84,6 +84,13 @@ class Signal(Enum):
                 f"not an OTLP {self.value} export request: {error}"
             ) from error
 
+    def validate(self, raw: bytes) -> None:
+        """Parse a serialized request fully; raises :class:`MalformedBatchError` if it fails."""
+        try:
+            self.request_type.FromString(raw)
+        except DecodeError as error:
+            raise MalformedBatchError(f"not a valid OTLP {self.value} export request") from error
+
 
 _REQUEST_TYPES: dict[
     Signal,
@@ -138,7 +145,13 @@ class Batch(Generic[Request]):
 
     @property
     def edited(self) -> bool:
+        """Whether :meth:`edit` was called (or the batch was built from a message)."""
         return self._edited
+
+    @property
+    def parsed(self) -> bool:
+        """Whether the batch's message exists (parsed by :meth:`read`, or given)."""
+        return self._message is not None
 
     def contains(self, *needles: bytes) -> bool:
         """Whether any of the byte strings occurs in the serialized request."""

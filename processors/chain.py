@@ -26,9 +26,10 @@ from tbmon.processors.api import Batch, MalformedBatchError, Processor, Signal, 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-#: A hook's result: the batch's bytes, and its message when the hook edited it (so the next
-#: plugin need not parse again).
-Step = tuple[bytes, object | None]
+#: A hook's result: the batch's bytes; its message when the hook edited it (so the next plugin
+#: need not parse again); whether the bytes are known to parse (the hook parsed its input, or
+#: built the result as a message).
+Step = tuple[bytes, object | None, bool]
 
 _ERROR_LOG_INTERVAL_SECONDS = 60.0
 
@@ -98,7 +99,7 @@ class Plugin:
                     f"not a Batch of {signal.request_type.__name__}"
                 )
             # Serialize here, on the plugin's thread, within its budget.
-            return result.raw, result.message_if_edited()
+            return result.raw, result.message_if_edited(), batch.parsed or result.edited
 
         return await self._call(signal.value, invoke)
 
@@ -187,11 +188,13 @@ class Chain:
         self.plugins = list(plugins)
         self._by_signal = {s: [p for p in self.plugins if s in p.signals] for s in Signal}
 
-    async def process(self, signal: Signal, raw: bytes) -> bytes:
-        """The batch after every plugin of its signal; raises :class:`MalformedBatchError` when
-        a plugin found the request undecodable, :class:`PluginFailedError` when a plugin listed
-        in PROCESSORS_REJECT_ON_FAILURE failed."""
+    async def process(self, signal: Signal, raw: bytes) -> tuple[bytes, bool]:
+        """The batch after every plugin of its signal, and whether a plugin parsed it (so it is
+        known to be valid OTLP). Raises :class:`MalformedBatchError` when a plugin found the
+        request undecodable, :class:`PluginFailedError` when a plugin listed in
+        PROCESSORS_REJECT_ON_FAILURE failed."""
         message: object | None = None
+        valid = False
         for plugin in self._by_signal[signal]:
             step = await plugin.process(signal, raw, message)
             if step is None:
@@ -199,8 +202,9 @@ class Chain:
                     raise PluginFailedError(f"plugin {plugin.name} failed: {plugin.last_error}")
                 message = None  # the failed hook may have changed it: go on from the bytes
                 continue
-            raw, message = step
-        return raw
+            raw, message, parsed = step
+            valid = valid or parsed
+        return raw, valid
 
     async def collect(self, now_unix_nano: int) -> list[tuple[str, Sequence[ResourceMetrics]]]:
         """Each collecting plugin's derived metrics (plugins that failed are left out)."""

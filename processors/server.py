@@ -156,7 +156,11 @@ class Host:
 
         started = time.perf_counter()
         try:
-            processed = await self.chain.process(signal, request)
+            processed, valid = await self.chain.process(signal, request)
+            if not valid:
+                # No plugin needed to parse it: check it is OTLP all the way down here, so that
+                # bad input gets INVALID_ARGUMENT from us (the collector answers INTERNAL).
+                signal.validate(processed)
             remaining = received if processed is request else signal.count(processed)
         except MalformedBatchError as error:
             return grpc.StatusCode.INVALID_ARGUMENT, str(error).encode()

@@ -163,7 +163,8 @@ def run(
 
     async def process() -> bytes:
         try:
-            return await Chain([plugin]).process(signal, batch.raw)
+            raw, _ = await Chain([plugin]).process(signal, batch.raw)
+            return raw
         finally:
             plugin.release()
 

@@ -25,8 +25,7 @@ from tbmon.stack.ports import free_ports
 
 @dataclass
 class OtlpSink:
-    """The next hop as the collector's otlp receiver behaves: parses every request fully
-    (INVALID_ARGUMENT when it cannot), records it, or answers with a chosen failure."""
+    """A stand-in next hop: records every request (parsed), or fails as it is told to."""
 
     port: int
     received: dict[Signal, list[Any]] = field(default_factory=lambda: {s: [] for s in Signal})
@@ -77,13 +76,11 @@ def otlp_sink(port: int | None = None) -> Iterator[OtlpSink]:
 
 
 @dataclass
-class HostProcess:
-    """A `tbmon processors serve` process."""
+class HostClient:
+    """Talks to a processors host as the collector and people do: OTLP/gRPC, /health, /metrics."""
 
-    process: subprocess.Popen[str]
     port: int
     http_port: int
-    log: Path
 
     @property
     def endpoint(self) -> str:
@@ -116,6 +113,14 @@ class HostProcess:
         return response
 
 
+@dataclass
+class HostProcess(HostClient):
+    """A `tbmon processors serve` process this test started."""
+
+    process: subprocess.Popen[str]
+    log: Path
+
+
 def start_host(
     tmp: Path, forward_port: int, env: dict[str, str] | None = None, ready: bool = True
 ) -> HostProcess:
@@ -142,7 +147,7 @@ def start_host(
         text=True,
         cwd=tmp,
     )
-    host = HostProcess(process, port, http_port, log)
+    host = HostProcess(port, http_port, process, log)
     if ready:
         try:
             wait_until(lambda: _answers(host), "the processors host's /health", timeout=30)

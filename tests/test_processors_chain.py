@@ -37,7 +37,7 @@ def plugins(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
 
 
 def _process(chain: Chain, batch: Batch[ExportTraceServiceRequest]) -> ExportTraceServiceRequest:
-    raw = asyncio.run(chain.process(Signal.SPANS, batch.raw))
+    raw, _ = asyncio.run(chain.process(Signal.SPANS, batch.raw))
     return ExportTraceServiceRequest.FromString(raw)
 
 
