@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import Field, field_validator
@@ -39,7 +40,6 @@ from tbmon.processors.otlp import (
     key_values,
     number,
     resource_metrics,
-    set_attribute,
 )
 
 SCOPE = "tbmon.processors.execution_quality"
@@ -59,6 +59,7 @@ COUNTERS = {
     ),
 }
 _READ = frozenset((*LABELS, EXPECTED_PRICE, LIMIT_PRICE, FILL_PRICE))
+_MARK_PREFIX = "execution."
 _SEEN_SPANS = 100_000
 
 
@@ -133,27 +134,39 @@ class ExecutionQualityProcessor(Processor):
         return batch
 
     def _check(self, span: Span, counts: _Counts) -> None:
-        found = {kv.key: kv.value for kv in span.attributes if kv.key in _READ}
-        latency_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
-        slow = latency_ms > self.settings.max_latency_ms
-        set_attribute(span.attributes, LATENCY_MS, latency_ms)
-        set_attribute(span.attributes, SLOW, slow)
+        found: dict[str, AnyValue] = {}
+        marked = False
+        for kv in span.attributes:
+            if kv.key in _READ:
+                found[kv.key] = kv.value
+            elif kv.key.startswith(_MARK_PREFIX):
+                marked = True
         side = found["side"].string_value.lower() if "side" in found else ""
+        exchange, symbol = (found[k].string_value if k in found else "" for k in LABELS[:2])
         expected = number(found.get(EXPECTED_PRICE)) or number(found.get(LIMIT_PRICE))
         fill = number(found.get(FILL_PRICE))
+        if marked:  # a retried batch: mark afresh
+            kept = [kv for kv in span.attributes if not kv.key.startswith(_MARK_PREFIX)]
+            del span.attributes[:]
+            span.attributes.extend(kept)
+
+        latency_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+        slow = latency_ms > self.settings.max_latency_ms
+        _mark(span, LATENCY_MS).double_value = latency_ms
+        _mark(span, SLOW).bool_value = slow
         breach = False
         if expected and fill and side in ("buy", "sell"):
             slippage = (fill - expected) / expected * 1e4 * (1 if side == "buy" else -1)
             breach = slippage > self.settings.max_slippage_bps
-            set_attribute(span.attributes, SLIPPAGE_BPS, round(slippage, 4))
-            set_attribute(span.attributes, SLIPPAGE_BREACH, breach)
+            _mark(span, SLIPPAGE_BPS).double_value = round(slippage, 4)
+            _mark(span, SLIPPAGE_BREACH).bool_value = breach
+
         identity = (span.trace_id, span.span_id)
         if identity in self._seen:
             return  # the same span again (a retried batch): marked, but counted once
         self._seen[identity] = None
         if len(self._seen) > _SEEN_SPANS:
             self._seen.popitem(last=False)
-        exchange, symbol = (found[k].string_value if k in found else "" for k in LABELS[:2])
         counts.add((exchange, symbol, side), slow, breach)
 
     def collect_metrics(self, now_unix_nano: int) -> Sequence[ResourceMetrics]:
@@ -176,3 +189,10 @@ class ExecutionQualityProcessor(Processor):
             ]
             results.append(resource_metrics(resource, SCOPE, metrics, __version__))
         return results
+
+
+def _mark(span: Span, key: str) -> AnyValue:
+    """A new attribute on the span; set its value through the returned AnyValue."""
+    kv = span.attributes.add()
+    kv.key = key
+    return kv.value

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated
@@ -74,20 +75,21 @@ SENSITIVE_KEY_WORDS = (
     "signature",
 )
 
-#: Lower-case substrings one of which any sensitive key or text rule contains (the byte-level
-#: pre-check; "key" compounds are checked by _KEY_COMPOUND).
-_KEY_NEEDLES = (
-    b"pass",
-    b"pwd",
-    b"secret",
-    b"token",
-    b"auth",
-    b"cookie",
-    b"credential",
-    b"signature",
-    b"bearer",
+#: Lower-case words one of which every sensitive key and every key=value or bearer text
+#: contains ("key" compounds are found by _has_key_compound).
+KEY_WORDS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "cookie",
+    "credential",
+    "signature",
+    "bearer",
 )
-_KEY_COMPOUND = re.compile(rb"(?:api|access|secret|private)[^a-z0-9]{0,3}key")
+#: What may stand before "key" in a sensitive compound (api_key, accessKey, private-key...).
+_KEY_PREFIX = re.compile(rb"(?:api|access|secret|private)[^a-z0-9]{0,3}$")
 
 _TEXT_KEYS = (
     r"password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?secret|"
@@ -101,8 +103,9 @@ _TEXT_KEYS = (
 class Rule:
     """A value pattern: masks group ``secret`` when the pattern has one, else the whole match.
 
-    ``needles`` (lower case) must all be absent from a string for the rule to be skipped without
-    running the pattern; ``prefilter`` finds candidates in a serialized batch.
+    ``needles``: lower-case substrings, one of which every match contains (a string without any
+    is skipped without running the pattern). ``prefilter``: the pattern's core as bytes, for
+    finding candidates in a serialized batch (None: the text contains one of KEY_WORDS).
     """
 
     name: str
@@ -112,14 +115,18 @@ class Rule:
 
 
 def _rule(
-    name: str, pattern: str, needles: tuple[str, ...], prefilter: bytes | None, flags: int = 0
+    name: str,
+    pattern: str,
+    needles: tuple[str, ...],
+    prefilter: bytes | None,
+    *,
+    flags: int = 0,
 ) -> Rule:
     compiled_prefilter = re.compile(prefilter, flags & re.IGNORECASE) if prefilter else None
     return Rule(name, re.compile(pattern, flags | re.ASCII), needles, compiled_prefilter)
 
 
-#: Value rules. Those without a prefilter are found by the key needles (their text contains a
-#: sensitive word).
+#: Value rules. Those without a prefilter are found through KEY_WORDS (their text contains one).
 VALUE_RULES = (
     _rule(
         "private_key",
@@ -140,14 +147,14 @@ VALUE_RULES = (
         r"(?P<secret>[^\s\"',;&}\]]{1,1024})",
         ("pass", "pwd", "secret", "key", "token", "signature", "authorization"),
         None,
-        re.IGNORECASE,
+        flags=re.IGNORECASE,
     ),
     _rule(
         "bearer",
         r"\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,4096})",
         ("bearer",),
         None,
-        re.IGNORECASE,
+        flags=re.IGNORECASE,
     ),
     _rule(
         "telegram_bot_token",
@@ -158,13 +165,29 @@ VALUE_RULES = (
     _rule(
         "aws_access_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}", ("akia", "asia"), rb"A[KS]IA[0-9A-Z]{16}"
     ),
-    _rule("github_token", r"gh[pousr]_[A-Za-z0-9]{36,255}", ("gh",), rb"gh[pousr]_[A-Za-z0-9]{36}"),
-    _rule("slack_token", r"xox[abposr]-[A-Za-z0-9-]{10,255}", ("xox",), rb"xox[abposr]-"),
+    _rule(
+        "github_token",
+        r"gh[pousr]_[A-Za-z0-9]{36,255}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        rb"gh[pousr]_[A-Za-z0-9]{36}",
+    ),
+    _rule(
+        "slack_token",
+        r"xox[abposr]-[A-Za-z0-9-]{10,255}",
+        ("xox",),
+        rb"xox[abposr]-[A-Za-z0-9-]{10}",
+    ),
+    _rule(
+        "stripe_key",
+        r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}",
+        ("k_live_", "k_test_"),
+        rb"k_(?:live|test)_[A-Za-z0-9]{16}",
+    ),
     _rule(
         "api_key",
-        r"(?:[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}|sk-[A-Za-z0-9_-]{20,255})",
-        ("k_live_", "k_test_", "sk-"),
-        rb"(?:k_live_|k_test_|sk-[A-Za-z0-9_-]{20})",
+        r"sk-[A-Za-z0-9_-]{20,255}",
+        ("sk-",),
+        rb"sk-[A-Za-z0-9_-]{20}",
     ),
     _rule(
         "jwt",
@@ -173,6 +196,38 @@ VALUE_RULES = (
         rb"eyJ[A-Za-z0-9_-]{5,4096}\.eyJ",
     ),
 )
+
+
+class Prefilter:
+    """Whether anything in a serialized batch could be a secret, without parsing it.
+
+    Substring searches for the sensitive words in the lower-cased bytes, and each rule's byte
+    pattern (all of them start with a literal, which the regex engine finds as fast as ``in``).
+    Every string of a batch appears verbatim in its bytes, so this never misses what the rules
+    would mask. About 4 us per span of 350 bytes, against about 1 us to parse it.
+    """
+
+    def __init__(self, words: Iterable[str], rules: Iterable[Rule]) -> None:
+        self._words = tuple(word.encode() for word in words)
+        self._patterns = tuple(rule.prefilter for rule in rules if rule.prefilter is not None)
+
+    def __call__(self, raw: bytes) -> bool:
+        lowered = raw.lower()
+        if any(word in lowered for word in self._words):
+            return True
+        if _has_key_compound(lowered):
+            return True
+        return any(pattern.search(raw) for pattern in self._patterns)
+
+
+def _has_key_compound(lowered: bytes) -> bool:
+    """Whether "key" occurs right after api, access, secret or private (and a separator)."""
+    position = lowered.find(b"key")
+    while position != -1:
+        if _KEY_PREFIX.search(lowered, max(0, position - 10), position):
+            return True
+        position = lowered.find(b"key", position + 3)
+    return False
 
 
 class RedactionSettings(BaseSettings):
@@ -231,13 +286,13 @@ class RedactionProcessor(Processor):
         self.mask = self.settings.mask
         words = [*SENSITIVE_KEY_WORDS, *self.settings.extra_keys]
         self._sensitive = re.compile(rf"(?:^|_)(?:{'|'.join(re.escape(word) for word in words)})$")
-        self._key_needles = _KEY_NEEDLES + tuple(
-            part.encode() for key in self.settings.extra_keys for part in key.split("_") if part
-        )
         self._rules = VALUE_RULES + tuple(
             Rule(f"extra_{index}", re.compile(p), (), re.compile(p.encode()))
             for index, p in enumerate(self.settings.extra_patterns)
         )
+        extra_words = [part for key in self.settings.extra_keys for part in key.split("_") if part]
+        #: Whether a serialized batch may hold a secret (the hooks' cheap first step).
+        self.suspect = Prefilter([*KEY_WORDS, *extra_words], self._rules)
         self._is_sensitive = lru_cache(maxsize=4096)(self._key_is_sensitive)
 
     # -- hooks --------------------------------------------------------------------------------
@@ -305,17 +360,6 @@ class RedactionProcessor(Processor):
         return batch
 
     # -- rules --------------------------------------------------------------------------------
-
-    def suspect(self, raw: bytes) -> bool:
-        """Whether anything in a serialized batch could be a secret (no false negatives)."""
-        lowered = raw.lower()
-        if any(needle in lowered for needle in self._key_needles):
-            return True
-        if b"key" in lowered and _KEY_COMPOUND.search(lowered):
-            return True
-        return any(
-            rule.prefilter is not None and rule.prefilter.search(raw) for rule in self._rules
-        )
 
     def _key_is_sensitive(self, key: str) -> bool:
         return self._sensitive.search(_normalise(key)) is not None

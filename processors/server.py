@@ -5,9 +5,10 @@ the next hop refuses or is down, the host answers with the next hop's status cod
 when it cannot be reached), so the collector keeps the batch in its persistent queue and retries.
 The host holds no data of its own: stopping it at any moment loses nothing.
 
-Bad input: a request whose envelope does not parse gets INVALID_ARGUMENT (so does one a plugin
-finds undecodable); one above PROCESSORS_MAX_MESSAGE_BYTES gets RESOURCE_EXHAUSTED from gRPC
-itself. Either way the server goes on serving.
+Bad input: a request whose envelope does not parse gets INVALID_ARGUMENT, and so does one whose
+items do not (found by the first plugin that parses the batch, or, when none did, checked once
+the next hop refused it); one above PROCESSORS_MAX_MESSAGE_BYTES gets RESOURCE_EXHAUSTED from
+gRPC itself. Either way the server goes on serving.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ _RECENT_SECONDS = 60.0
 #: Enough for the collector's exporters (num_consumers per pipeline); a flood beyond it gets
 #: RESOURCE_EXHAUSTED instead of unbounded memory.
 _MAX_CONCURRENT_RPCS = 256
+#: The next hop's answers to a request it could not decode.
+_REFUSALS = (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN)
 
 
 class HostStartError(RuntimeError):
@@ -157,10 +160,6 @@ class Host:
         started = time.perf_counter()
         try:
             processed, valid = await self.chain.process(signal, request)
-            if not valid:
-                # No plugin needed to parse it: check it is OTLP all the way down here, so that
-                # bad input gets INVALID_ARGUMENT from us (the collector answers INTERNAL).
-                signal.validate(processed)
             remaining = received if processed is request else signal.count(processed)
         except MalformedBatchError as error:
             return grpc.StatusCode.INVALID_ARGUMENT, str(error).encode()
@@ -170,20 +169,33 @@ class Host:
             telemetry.CHAIN_SECONDS.labels(signal.value).observe(time.perf_counter() - started)
         if not remaining:
             return grpc.StatusCode.OK, b""  # everything was filtered out: nothing to send on
-        deadline = context.time_remaining()
+        return await self._pass_on(signal, processed, valid, remaining, context.time_remaining())
+
+    async def _pass_on(
+        self, signal: Signal, processed: bytes, valid: bool, items: int, deadline: float | None
+    ) -> tuple[grpc.StatusCode, bytes]:
+        """Forward a processed batch; the next hop's answer is ours."""
         wait = self.settings.forward_timeout_seconds
         if deadline is not None:
             wait = min(wait, max(deadline - 0.05, 0.01))
         try:
             response = await self.send(signal, processed, wait)
         except grpc.aio.AioRpcError as error:
-            # The next hop's own status, so the collector retries exactly when it would have
-            # retried the next hop (UNAVAILABLE, DEADLINE_EXCEEDED...) and only then.
+            if not valid and error.code() in _REFUSALS:
+                # No plugin parsed the batch, so it may be garbage inside a valid envelope (the
+                # collector then answers INTERNAL): parse it only now, off the hot path, so that
+                # bad input gets INVALID_ARGUMENT.
+                try:
+                    signal.validate(processed)
+                except MalformedBatchError as malformed:
+                    return grpc.StatusCode.INVALID_ARGUMENT, str(malformed).encode()
+            # Else the next hop's own status, so the collector retries exactly when it would
+            # have retried the next hop (UNAVAILABLE, DEADLINE_EXCEEDED...) and only then.
             return (
                 error.code(),
                 f"next hop {self.settings.forward_endpoint}: {error.details()}".encode(),
             )
-        telemetry.ITEMS_FORWARDED.labels(signal.value).inc(remaining)
+        telemetry.ITEMS_FORWARDED.labels(signal.value).inc(items)
         return grpc.StatusCode.OK, response
 
     async def send(self, signal: Signal, raw: bytes, wait_seconds: float) -> bytes:
