@@ -60,7 +60,7 @@ COUNTERS = {
 }
 _READ = frozenset((*LABELS, EXPECTED_PRICE, LIMIT_PRICE, FILL_PRICE))
 _MARK_PREFIX = "execution."
-_SEEN_SPANS = 100_000
+_SEEN_SPANS = 20_000
 
 
 class ExecutionSettings(BaseSettings):
