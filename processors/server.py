@@ -40,6 +40,8 @@ _RECENT_SECONDS = 60.0
 #: Enough for the collector's exporters (num_consumers per pipeline); a flood beyond it gets
 #: RESOURCE_EXHAUSTED instead of unbounded memory.
 _MAX_CONCURRENT_RPCS = 256
+#: Next-hop failures that say the next hop is unwell (not that it refused one batch).
+_HOP_TROUBLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 #: The next hop's answers to a request it could not decode.
 _REFUSALS = (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNKNOWN)
 
@@ -205,10 +207,11 @@ class Host:
             response: bytes = await self._forward[signal](raw, timeout=wait_seconds)
         except grpc.aio.AioRpcError as error:
             telemetry.FORWARD_FAILURES.labels(signal.value, error.code().name).inc()
-            self._last_forward_failure = (
-                time.monotonic(),
-                f"{error.code().name}: {error.details()}",
-            )
+            if error.code() in _HOP_TROUBLE:  # not a refusal of this one batch
+                self._last_forward_failure = (
+                    time.monotonic(),
+                    f"{error.code().name}: {error.details()}",
+                )
             raise
         finally:
             telemetry.FORWARD_SECONDS.labels(signal.value).observe(time.perf_counter() - started)

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tbmon.settings import get_stack_settings
+from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
 from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
@@ -110,3 +111,25 @@ def _print_table(statuses: list[ComponentStatus]) -> None:
     total = sum(s.memory_rss_bytes or 0 for s in statuses)
     console.print(table)
     console.print(f"total memory (RSS): {total / 2**20:.0f} MiB")
+
+
+@app.command()
+def dashboards(
+    check: Annotated[
+        bool, typer.Option("--check", help="Only report stale files; exit 1 if any.")
+    ] = False,
+) -> None:
+    """Regenerate the Grafana dashboards' JSON (stack/grafana/dashboards) from the code."""
+    if check:
+        stale = dashboards_code.stale()
+        if stale:
+            errors.print(
+                f"stale: {', '.join(stale)}; run `tbmon stack dashboards` and commit the JSON",
+                highlight=False,
+            )
+            raise typer.Exit(1)
+        console.print("dashboards are up to date")
+        return
+    changed = dashboards_code.write()
+    where = dashboards_code.DASHBOARD_DIR
+    console.print(f"wrote {', '.join(changed)} in {where}" if changed else "no change")

@@ -128,6 +128,11 @@ def _victoria_logs_args(layout: Layout) -> list[str]:
     ]
 
 
+def _health_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return ["-m", "tbmon", "health", "serve", "--host", s.bind_host, "--port", str(s.health_port)]
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component(
         name="logs",
@@ -217,6 +222,18 @@ COMPONENTS: tuple[Component, ...] = (
         ports=("node_exporter_port",),
         ready_path="/metrics",
         links={"metrics": ("node_exporter_port", "/metrics")},
+    ),
+    Component(
+        name="health",
+        summary="tbmon health service: every component's health (HEALTH_* settings)",
+        binary=binaries.PYTHON,
+        args=_health_args,
+        ports=("health_port",),
+        ready_path="/health/live",
+        links={
+            "detailed": ("health_port", "/health/detailed"),
+            "metrics": ("health_port", "/health/metrics"),
+        },
     ),
 )
 

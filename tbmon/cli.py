@@ -5,8 +5,10 @@ from __future__ import annotations
 import typer
 
 from tbmon import __version__
+from tbmon.health.cli import app as health_app
 from tbmon.processors.cli import app as processors_app
 from tbmon.stack.cli import app as stack_app
+from tbmon.stack.operations_cli import backup, doctor
 
 app = typer.Typer(
     name="tbmon",
@@ -15,6 +17,9 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 app.add_typer(stack_app, name="stack")
+app.command()(doctor)
+app.command()(backup)
+app.add_typer(health_app, name="health")
 app.add_typer(processors_app, name="processors")
 
 

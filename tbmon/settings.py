@@ -82,6 +82,9 @@ class StackSettings(BaseSettings):
     victorialogs_port: int = Field(default=9428, description="VictoriaLogs HTTP API.")
     log_retention: str = Field(default="7d", description="Log retention period.")
 
+    # tbmon's own services.
+    health_port: int = Field(default=8080, description="Health service (tbmon health serve).")
+
     @model_validator(mode="after")
     def _ports_are_distinct(self) -> StackSettings:
         seen: dict[int, str] = {}

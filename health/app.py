@@ -1,0 +1,195 @@
+"""The HTTP API of the health service: the app factory, the endpoints and the token check.
+
+Every endpoint answers from the monitor's latest snapshot, never by running a check, so answers
+take the same few hundred microseconds whatever the dependencies do. Status codes follow the
+Kubernetes convention: 200 for healthy and degraded, 503 for unhealthy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from functools import lru_cache
+from typing import Any, cast
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi.responses import JSONResponse
+
+from tbmon import __version__
+from tbmon.health import registry
+from tbmon.health.check import Status
+from tbmon.health.metrics import CONTENT_TYPE
+from tbmon.health.monitor import ComponentHealth, Monitor, utc_iso
+from tbmon.health.redact import Redactor
+from tbmon.health.registry import ScheduledCheck
+from tbmon.health.settings import ENV_PREFIX, HealthSettings
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> HealthSettings:
+    """The service's settings. A FastAPI dependency: the lifespan resolves it through
+    ``app.dependency_overrides``, so tests swap the settings the usual FastAPI way."""
+    return HealthSettings()
+
+
+def aggregate(components: Iterable[ComponentHealth]) -> Status:
+    """Unhealthy if a critical component is; else degraded if any component is not healthy."""
+    status = Status.HEALTHY
+    for component in components:
+        if component.status is Status.UNHEALTHY and component.critical:
+            return Status.UNHEALTHY
+        if component.status is not Status.HEALTHY:
+            status = Status.DEGRADED
+    return status
+
+
+def create_app(checks: Sequence[ScheduledCheck] | None = None) -> FastAPI:
+    """The health service. ``checks``: already built (the CLI builds them first, so a bad
+    configuration fails before the server starts); by default they are built at start-up from
+    the settings :func:`get_settings` (or its override) returns."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settings_of = cast(
+            Callable[[], HealthSettings], app.dependency_overrides.get(get_settings, get_settings)
+        )
+        settings = settings_of()
+        scheduled = checks if checks is not None else registry.build(settings)
+        monitor = Monitor(scheduled, settings.interval, Redactor(settings.secrets()))
+        await asyncio.to_thread(monitor.start)
+        app.state.monitor = monitor
+        app.state.settings = settings
+        app.state.max_age = f"max-age={max(int(settings.interval), 1)}"
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(monitor.stop)
+
+    app = FastAPI(
+        title="tbmon health",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.started = time.monotonic()
+    app.include_router(router)
+    return app
+
+
+def _answer(
+    request: Request, status: Status, components: Iterable[ComponentHealth], *, detailed: bool
+) -> Response:
+    body = {
+        "status": status.value,
+        "components": [component.document(detailed=detailed) for component in components],
+        "check_time": utc_iso(time.time()),
+        "uptime_seconds": int(time.monotonic() - request.app.state.started),
+        "version": __version__,
+    }
+    return Response(
+        json.dumps(body, separators=(",", ":")).encode(),
+        status_code=503 if status is Status.UNHEALTHY else 200,
+        media_type="application/json",
+        headers={"Cache-Control": request.app.state.max_age},
+    )
+
+
+def _monitor(request: Request) -> Monitor:
+    monitor: Monitor = request.app.state.monitor
+    return monitor
+
+
+async def require_operator(request: Request) -> None:
+    """Detailed views: a bearer token when ``HEALTH_TOKEN`` is set, else loopback clients only."""
+    settings: HealthSettings = request.app.state.settings
+    if settings.token is None:
+        client = request.client.host if request.client else ""
+        if _is_loopback(client):
+            return
+        raise HTTPException(
+            status_code=403,
+            detail=f"detailed health is only served to this machine while {ENV_PREFIX}TOKEN is "
+            f"unset; set {ENV_PREFIX}TOKEN and send 'Authorization: Bearer <token>'",
+        )
+    scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
+    expected = settings.token.get_secret_value().encode()
+    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected):
+        raise HTTPException(
+            status_code=401,
+            detail=f"send 'Authorization: Bearer <token>' with the token in {ENV_PREFIX}TOKEN",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+router = APIRouter(prefix="/health")
+Operator = [Depends(require_operator)]
+
+
+@router.get("")
+async def health(request: Request) -> Response:
+    """Overall status and each component's status (details: ``/health/detailed``)."""
+    components = _monitor(request).snapshot.values()
+    return _answer(request, aggregate(components), components, detailed=False)
+
+
+@router.get("/live")
+async def live(request: Request) -> Response:
+    """The process only: up, and its check scheduler not stuck. Never looks at dependencies."""
+    status = Status.HEALTHY if _monitor(request).alive() else Status.UNHEALTHY
+    response = _answer(request, status, (), detailed=False)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@router.get("/ready")
+async def ready(request: Request) -> Response:
+    """The critical components only: 503 while one of them is unhealthy."""
+    critical = [c for c in _monitor(request).snapshot.values() if c.critical]
+    return _answer(request, aggregate(critical), critical, detailed=False)
+
+
+@router.get("/detailed", dependencies=Operator)
+async def detailed(request: Request) -> Response:
+    """Every component with its metadata (figures and errors)."""
+    components = _monitor(request).snapshot.values()
+    return _answer(request, aggregate(components), components, detailed=True)
+
+
+@router.get("/component/{name}", dependencies=Operator)
+async def component(request: Request, name: str) -> Response:
+    """One component with its metadata; 404 listing the known ones for an unknown name."""
+    snapshot = _monitor(request).snapshot
+    found = snapshot.get(name)
+    if found is None:
+        known = list(snapshot)
+        body: dict[str, Any] = {
+            "detail": f"unknown component {name!r}; known components: {', '.join(known)}",
+            "known_components": known,
+        }
+        return JSONResponse(body, status_code=404)
+    return Response(
+        json.dumps(found.document(detailed=True), separators=(",", ":")).encode(),
+        status_code=503 if found.status is Status.UNHEALTHY else 200,
+        media_type="application/json",
+        headers={"Cache-Control": request.app.state.max_age},
+    )
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    """Prometheus text: status, check duration and check time per component."""
+    return Response(_monitor(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -1,0 +1,276 @@
+"""The health service's settings: what to check, how often, how long to wait, who may see details.
+
+Every field is read from ``HEALTH_<FIELD NAME IN CAPITALS>`` (or ``.env``), except the two the
+seed names: ``DATABASE_URL`` and ``EXCHANGE_API_URL``. The URL defaults point at the local stack
+(``tbmon stack up`` exports its ports as ``TBMON_*``); Docker Compose sets them explicitly.
+Construction validates everything, so a bad value stops the service at start-up with a message
+naming the variable (:func:`explain`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tbmon.settings import StackSettings, get_stack_settings
+
+#: Environment variable prefix of the health service's own settings.
+ENV_PREFIX = "HEALTH_"
+#: The seed's variable for the trading bot's PostgreSQL database.
+DATABASE_URL = "DATABASE_URL"
+#: The seed's variable for the exchange API the bot trades on.
+EXCHANGE_API_URL = "EXCHANGE_API_URL"
+
+#: A shorter HEALTH_TOKEN is refused: it could be guessed.
+MIN_TOKEN_LENGTH = 16
+
+# Until the alert bridge and the processors host add their port fields to StackSettings, their
+# planned default ports are used (the TEAM plan: bridge 8090, processors admin 8091).
+_BRIDGE_PORT = 8090
+_PROCESSORS_HTTP_PORT = 8091
+
+
+def _stack_url(port_field: str, path: str = "", fallback_port: int = 0) -> Any:
+    def default() -> str:
+        stack: StackSettings = get_stack_settings()
+        port = int(getattr(stack, port_field, fallback_port))
+        return stack.url(port, path)
+
+    return default
+
+
+def _names(value: Any) -> Any:
+    """``a, b,c`` -> ``["a", "b", "c"]`` (a list passes through)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class HealthSettings(BaseSettings):
+    """Configuration of ``tbmon health serve``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_ignore_empty=True,  # VAR= (Compose's ${VAR:-}) means unset, not an empty value
+        extra="ignore",
+        validate_default=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+    )
+
+    host: str = Field(
+        default_factory=lambda: get_stack_settings().bind_host,
+        description="Address to bind; loopback by default (Compose sets 0.0.0.0).",
+    )
+    port: int = Field(
+        default_factory=lambda: get_stack_settings().health_port,
+        ge=1,
+        le=65535,
+        description="Port to serve on (TBMON_HEALTH_PORT in the local stack, else 8080).",
+    )
+    token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token for /health/detailed and /health/component/{name}. Unset: "
+        "those endpoints answer loopback clients only.",
+    )
+    interval: float = Field(
+        default=5.0, gt=0, description="Seconds between two runs of the same check."
+    )
+    timeout: float = Field(default=2.0, gt=0, description="Seconds a check may take by default.")
+    timeouts: Annotated[dict[str, float], NoDecode] = Field(
+        default_factory=dict,
+        description="Per-check timeouts overriding HEALTH_TIMEOUT: `database=1,exchange_api=5`.",
+    )
+    checks: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
+        description="Checks to run, comma-separated. Unset: every installed check whose "
+        "settings are present (database needs DATABASE_URL, exchange_api EXCHANGE_API_URL).",
+    )
+    critical: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["database", "collector", "prometheus"],
+        description="Checks whose failure makes the service unready (503) and unhealthy; any "
+        "other failing check only makes it degraded.",
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=DATABASE_URL,
+        description="postgresql://user:password@host:5432/db of the bot's database.",
+    )
+    exchange_api_url: str | None = Field(
+        default=None,
+        validation_alias=EXCHANGE_API_URL,
+        description="A URL of the exchange API that answers GET cheaply (its ping or time "
+        "endpoint).",
+    )
+    collector_url: str = Field(
+        default_factory=_stack_url("collector_health_port", "/"),
+        description="The collector's health_check extension.",
+    )
+    collector_metrics_url: str = Field(
+        default_factory=_stack_url("collector_telemetry_port", "/metrics"),
+        description="The collector's own telemetry (export failures and queues).",
+    )
+    prometheus_url: str = Field(
+        default_factory=_stack_url("prometheus_port"),
+        description="Prometheus base URL (/-/ready is checked; the bot check queries it).",
+    )
+    alertmanager_url: str = Field(
+        default_factory=_stack_url("alertmanager_port"),
+        description="Alertmanager base URL (/-/ready is checked).",
+    )
+    jaeger_url: str = Field(
+        default_factory=_stack_url("jaeger_health_port", "/status"),
+        description="Jaeger's health endpoint.",
+    )
+    log_store_url: str = Field(
+        default_factory=_stack_url("victorialogs_port", "/health"),
+        description="The log store's health endpoint: VictoriaLogs /health, Loki /ready.",
+    )
+    alert_bridge_url: str = Field(
+        default_factory=_stack_url("bridge_port", "", _BRIDGE_PORT),
+        description="The Telegram alert bridge's base URL (/health is checked).",
+    )
+    processors_url: str = Field(
+        default_factory=_stack_url("processors_http_port", "", _PROCESSORS_HTTP_PORT),
+        description="The processors host's admin base URL (/health is checked).",
+    )
+
+    bot_degraded_after: float = Field(
+        default=60.0, gt=0, description="Seconds without a bot heartbeat before degraded."
+    )
+    bot_unhealthy_after: float = Field(
+        default=300.0, gt=0, description="Seconds without a bot heartbeat before unhealthy."
+    )
+    collector_queue_degraded_percent: float = Field(
+        default=80.0, ge=0, le=100, description="Exporter queue fill that makes it degraded."
+    )
+    cpu_degraded_percent: float = Field(default=90.0, ge=0, le=100, description="CPU use.")
+    memory_degraded_percent: float = Field(default=90.0, ge=0, le=100, description="Memory use.")
+    disk_degraded_percent: float = Field(default=90.0, ge=0, le=100, description="Disk use.")
+    disk_path: Path = Field(default=Path("/"), description="Filesystem the disk check watches.")
+
+    @field_validator("checks", "critical", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        return _names(value)
+
+    @field_validator("timeouts", mode="before")
+    @classmethod
+    def _parse_timeouts(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        parsed: dict[str, str] = {}
+        for item in _names(value):
+            name, separator, seconds = item.partition("=")
+            if not separator or not name.strip():
+                raise ValueError(f"expected name=seconds, got {item!r}")
+            parsed[name.strip()] = seconds.strip()
+        return parsed
+
+    @field_validator("timeouts")
+    @classmethod
+    def _positive_timeouts(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, seconds in value.items() if not seconds > 0]
+        if bad:
+            raise ValueError(f"timeouts must be positive seconds: {', '.join(bad)}")
+        return value
+
+    @field_validator("token")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_TOKEN_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_LENGTH} characters (for example the output of "
+                "`openssl rand -hex 32`)"
+            )
+        return value
+
+    @field_validator("database_url", mode="before")
+    @classmethod
+    def _database_url(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        parts = urlsplit(raw)
+        if parts.scheme not in ("postgresql", "postgres") or not (parts.hostname or parts.path):
+            # Never echo the value: it holds the password.
+            raise ValueError("must be a postgresql://user:password@host:port/database URL")
+        return value
+
+    @field_validator(
+        "exchange_api_url",
+        "collector_url",
+        "collector_metrics_url",
+        "prometheus_url",
+        "alertmanager_url",
+        "jaeger_url",
+        "log_store_url",
+        "alert_bridge_url",
+        "processors_url",
+    )
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value
+
+    @field_validator("disk_path")
+    @classmethod
+    def _existing_path(cls, value: Path) -> Path:
+        if not value.exists():
+            raise ValueError(f"{value} does not exist")
+        return value
+
+    @model_validator(mode="after")
+    def _bot_thresholds_in_order(self) -> HealthSettings:
+        if self.bot_degraded_after >= self.bot_unhealthy_after:
+            raise ValueError(
+                f"{ENV_PREFIX}BOT_DEGRADED_AFTER ({self.bot_degraded_after:g}) must be below "
+                f"{ENV_PREFIX}BOT_UNHEALTHY_AFTER ({self.bot_unhealthy_after:g})"
+            )
+        return self
+
+    def timeout_for(self, name: str) -> float:
+        """The budget of one check: its entry in ``HEALTH_TIMEOUTS``, else ``HEALTH_TIMEOUT``."""
+        return self.timeouts.get(name, self.timeout)
+
+    def secrets(self) -> list[str]:
+        """Values that must never appear in any answer or log line."""
+        found = []
+        if self.token is not None:
+            found.append(self.token.get_secret_value())
+        if self.database_url is not None:
+            password = urlsplit(self.database_url.get_secret_value()).password
+            if password:
+                found += [password, unquote(password)]  # as written and percent-decoded
+        return found
+
+
+def explain(error: ValidationError) -> str:
+    """A settings error as lines naming the environment variable to fix, never its value."""
+    prefix = "TBMON_" if error.title == StackSettings.__name__ else ENV_PREFIX
+    lines = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else ""
+        if field in (DATABASE_URL, EXCHANGE_API_URL):
+            variable = field
+        elif field == "database_url":
+            variable = DATABASE_URL
+        elif field == "exchange_api_url":
+            variable = EXCHANGE_API_URL
+        elif field:
+            variable = prefix + field.upper()
+        else:
+            variable = "settings"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        lines.append(f"{variable}: {message}")
+    return "invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)

@@ -1,0 +1,3 @@
+module github.com/tbmon/healthcheck
+
+go 1.24

@@ -1,0 +1,361 @@
+"""The dashboards as code: the JSON is fresh, fits Grafana's dashboard model, names only
+provisioned datasources, has every panel and metric the seed lists, and its LogQL parses."""
+
+from __future__ import annotations
+
+import enum
+import json
+import subprocess
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from checktools import parse_logql
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.models.dashboard import Dashboard
+
+from tbmon.settings import PROJECT_ROOT
+from tbmon.stack import dashboards
+
+DATASOURCES = yaml.safe_load(
+    (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
+)["datasources"]
+PROVISIONED = {source["uid"]: source for source in DATASOURCES}
+FILES = sorted(dashboards.DASHBOARD_DIR.glob("*.json"))
+SEED_METRICS = {
+    "trading_portfolio_value_usd",
+    "trading_total_return",
+    "trading_sharpe_ratio",
+    "trading_max_drawdown",
+    "trading_win_rate",
+    "trading_open_positions",
+    "risk_var_95_percent",
+    "risk_var_99_percent",
+    "risk_position_concentration",
+    "risk_leverage_ratio",
+    "risk_correlation_score",
+    "system_cpu_usage_percent",
+    "system_memory_usage_percent",
+    "system_disk_usage_percent",
+    "system_network_latency_ms",
+    "api_request_duration_seconds",
+    "agent_prediction_accuracy",
+    "agent_cumulative_reward",
+    "ensemble_consensus_score",
+    "model_inference_duration_seconds",
+}
+#: The seed's Dashboards section, item by item, and the panels that show each item.
+SEED_PANELS = {
+    "Trading Performance": {
+        "Portfolio value and P&L tracking": ["Portfolio value", "P&L (rolling 1 h)"],
+        "Performance metrics (Sharpe ratio, drawdown, win rate)": [
+            "Sharpe ratio",
+            "Max drawdown",
+            "Win rate",
+        ],
+        "Trade execution analysis": [
+            "Orders per second by status",
+            "Execution failure ratio",
+            "Exchange API latency",
+        ],
+        "Strategy comparison": ["Strategies", "Total return by strategy"],
+        "Real-time trading activity": ["Orders per minute by side", "Bot logs"],
+    },
+    "System Health": {
+        "CPU, memory, and disk usage": ["CPU", "Memory", "Disk", "CPU, memory and disk"],
+        "Network latency monitoring": ["Network latency"],
+        "API response times": ["API response time"],
+        "Service health status": ["Service health", "Scrape targets"],
+        "Error rate tracking": ["Error rate"],
+        "Pipeline (collector throughput, drops, queue usage)": [
+            "Throughput",
+            "Drops and refusals",
+            "Sending queue usage",
+        ],
+    },
+    "Risk Metrics": {
+        "Value at Risk (VaR) monitoring": ["VaR 95%", "VaR 99%", "Value at Risk"],
+        "Position concentration analysis": ["Position concentration"],
+        "Leverage tracking": ["Leverage"],
+        "Correlation and liquidity risk": [
+            "Correlation risk",
+            "Liquidity: open positions against order flow",
+        ],
+        "Risk breach timeline": ["Risk limit breaches"],
+    },
+    "Agent Performance": {
+        "ML model accuracy tracking": ["Prediction accuracy", "Prediction accuracy now"],
+        "Ensemble consensus monitoring": ["Ensemble consensus"],
+        "Agent reward analysis": ["Cumulative reward", "Reward per hour"],
+        "Model inference performance": ["Inference latency", "Predictions per second"],
+        "Training progress": ["Accuracy trend (1 h average)", "Reward trend (1 h average)"],
+    },
+}
+
+register_default_plugins()
+
+
+def _load(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(path.read_text())
+    return document
+
+
+def _panels(document: dict[str, Any]) -> list[dict[str, Any]]:
+    return [panel for panel in document["panels"] if panel["type"] != "row"]
+
+
+def _walk(value: Any) -> typing.Iterator[Any]:
+    yield value
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def test_committed_json_is_what_the_code_generates() -> None:
+    assert dashboards.stale() == [], "run `tbmon stack dashboards` and commit the JSON"
+    assert [path.name for path in FILES] == sorted(dashboards.render())
+
+
+def test_a_stale_or_stray_file_is_reported_and_rewritten(tmp_path: Path) -> None:
+    dashboards.write(tmp_path)
+    assert dashboards.stale(tmp_path) == []
+    edited = tmp_path / "tbmon-risk-metrics.json"
+    edited.write_text(edited.read_text().replace("VaR 95%", "VaR 90%"))
+    (tmp_path / "old.json").write_text("{}")
+    assert dashboards.stale(tmp_path) == ["old.json", "tbmon-risk-metrics.json"]
+    assert dashboards.write(tmp_path) == ["old.json", "tbmon-risk-metrics.json"]
+    assert dashboards.stale(tmp_path) == []
+    assert not (tmp_path / "old.json").exists()
+
+
+def test_cli_check_passes_on_the_committed_json() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tbmon", "stack", "dashboards", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+
+
+def _type_errors(value: Any, hint: Any, path: str) -> list[str]:
+    """Where ``value`` does not have the type Grafana's model declares (``hint``)."""
+    origin = typing.get_origin(hint)
+    if value is None:
+        return []
+    if hint in (typing.Any, object) or isinstance(hint, typing.TypeVar):
+        # Panel options and custom field config are typed per panel plugin: check those too.
+        return _model_errors(value, path) if hasattr(value, "to_json") else []
+    if origin in (typing.Union, types.UnionType):
+        choices = [option for option in typing.get_args(hint) if option is not type(None)]
+        for option in choices:
+            if (
+                isinstance(option, type)
+                and hasattr(option, "from_json")
+                and isinstance(value, option)
+            ):
+                return _type_errors(value, option, path)  # a decoded model: check its own type
+        options = [_type_errors(value, option, path) for option in choices]
+        return [] if any(not errors for errors in options) else min(options, key=len)
+    if origin is typing.Literal:
+        return [] if value in typing.get_args(hint) else [f"{path}: {value!r} not in {hint}"]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: {value!r} is not a list"]
+        (item,) = typing.get_args(hint) or (typing.Any,)
+        return [e for i, v in enumerate(value) for e in _type_errors(v, item, f"{path}[{i}]")]
+    if origin is dict or hint is dict:
+        return [] if isinstance(value, dict) else [f"{path}: {value!r} is not an object"]
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        known = {member.value for member in hint}
+        raw = value.value if isinstance(value, enum.Enum) else value
+        return [] if raw in known else [f"{path}: {value!r} is not one of {sorted(known)}"]
+    if hint is float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: {value!r} is not a number"]
+    if hint in (int, str, bool):
+        ok = isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+        return [] if ok else [f"{path}: {value!r} is not {hint.__name__}"]
+    if isinstance(hint, type):
+        if isinstance(value, dict) and hasattr(hint, "from_json"):
+            value = hint.from_json(value)  # the SDK leaves some nested objects undecoded
+        if not isinstance(value, hint):
+            return [f"{path}: {type(value).__name__} is not {hint.__name__}"]
+        return _model_errors(value, path)
+    return []
+
+
+def _model_errors(model: Any, path: str) -> list[str]:
+    module = sys.modules[type(model).__module__]
+    hints = typing.get_type_hints(type(model), vars(module))
+    return [
+        error
+        for name, hint in hints.items()
+        for error in _type_errors(getattr(model, name, None), hint, f"{path}.{name}")
+    ]
+
+
+def _dropped(original: Any, decoded: Any, path: str = "") -> list[str]:
+    """Keys of ``original`` that Grafana's model does not know (decoding dropped them)."""
+    if isinstance(original, dict) and isinstance(decoded, dict):
+        return [
+            error
+            for key, value in original.items()
+            for error in (
+                _dropped(value, decoded[key], f"{path}.{key}")
+                if key in decoded
+                else [f"{path}.{key}"]
+            )
+        ]
+    if isinstance(original, list) and isinstance(decoded, list):
+        return [
+            e
+            for i, pair in enumerate(zip(original, decoded, strict=True))
+            for e in _dropped(*pair, f"{path}[{i}]")
+        ]
+    return []
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_dashboard_fits_grafanas_dashboard_model(path: Path) -> None:
+    original = _load(path)
+    model = Dashboard.from_json(original)
+    decoded = json.loads(json.dumps(model, cls=JSONEncoder))
+    assert _dropped(original, decoded) == []
+    assert _model_errors(model, "dashboard") == []
+    # The checks can fail: an unknown field and a wrong enum value are both caught.
+    broken = json.loads(json.dumps(original))
+    broken["panels"][1]["gridpos"] = broken["panels"][1].pop("gridPos")
+    broken["panels"][1]["fieldConfig"]["defaults"]["thresholds"]["mode"] = "rainbow"
+    broken_model = Dashboard.from_json(broken)
+    assert _dropped(broken, json.loads(json.dumps(broken_model, cls=JSONEncoder)))
+    assert _model_errors(broken_model, "dashboard")
+
+
+@pytest.mark.parametrize("path", FILES, ids=[path.stem for path in FILES])
+def test_panels_fit_the_grid_without_overlapping(path: Path) -> None:
+    document = _load(path)
+    ids = [panel["id"] for panel in document["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in document["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not area & cells, f"{panel['title']} overlaps another panel"
+        cells |= area
+
+
+def test_every_datasource_a_dashboard_names_is_provisioned() -> None:
+    named = {
+        (ref["uid"], ref["type"])
+        for path in FILES
+        for ref in (
+            value["datasource"]
+            for value in _walk(_load(path))
+            if isinstance(value, dict) and isinstance(value.get("datasource"), dict)
+        )
+    }
+    builtin = {(dashboards.GRAFANA.uid, dashboards.GRAFANA.type)}
+    assert named - builtin
+    for uid, kind in named - builtin:
+        assert uid in PROVISIONED, f"datasource uid {uid} is not provisioned"
+        assert PROVISIONED[uid]["type"] == kind
+
+
+def test_provisioned_datasources_link_metrics_traces_and_logs() -> None:
+    prometheus = PROVISIONED["prometheus"]["jsonData"]
+    loki = PROVISIONED["loki"]["jsonData"]
+    jaeger = PROVISIONED["jaeger"]["jsonData"]
+    (exemplar,) = prometheus["exemplarTraceIdDestinations"]
+    assert (exemplar["name"], exemplar["datasourceUid"]) == ("trace_id", "jaeger")
+    (derived,) = loki["derivedFields"]
+    assert (derived["matcherType"], derived["matcherRegex"]) == ("label", "trace_id")
+    assert derived["datasourceUid"] == "jaeger"
+    assert derived["url"] == "$${__value.raw}"  # $$: a literal $ after Grafana's env expansion
+    logs = jaeger["tracesToLogsV2"]
+    assert logs["datasourceUid"] == "loki"
+    assert logs["customQuery"] is True
+    assert "trace_id=" in logs["query"]
+    assert jaeger["tracesToMetrics"]["datasourceUid"] == "prometheus"
+    assert PROVISIONED["alertmanager"]["type"] == "alertmanager"
+    referenced = {
+        value
+        for source in DATASOURCES
+        for item in _walk(source)
+        if isinstance(item, dict)
+        for key, value in item.items()
+        if key == "datasourceUid"
+    }
+    assert referenced <= PROVISIONED.keys()
+
+
+def test_each_dashboard_has_every_panel_the_seed_lists() -> None:
+    titles = {}
+    for path in FILES:
+        document = _load(path)
+        titles[document["title"]] = {panel["title"] for panel in _panels(document)}
+    assert set(titles) == set(SEED_PANELS)
+    for dashboard, items in SEED_PANELS.items():
+        for item, panels in items.items():
+            missing = set(panels) - titles[dashboard]
+            assert not missing, f"{dashboard}: {item}: no panel {missing}"
+
+
+def test_every_seed_metric_is_on_a_dashboard() -> None:
+    expressions = " ".join(
+        target.get("expr", "")
+        for path in FILES
+        for panel in _panels(_load(path))
+        for target in panel["targets"]
+    )
+    assert {name for name in SEED_METRICS if name not in expressions} == set()
+
+
+def test_slow_requests_show_exemplars_that_link_to_traces() -> None:
+    exemplar_targets = [
+        target
+        for path in FILES
+        for panel in _panels(_load(path))
+        for target in panel["targets"]
+        if target.get("exemplar")
+    ]
+    assert any("api_request_duration_seconds_bucket" in t["expr"] for t in exemplar_targets)
+
+
+def loki_expressions() -> list[str]:
+    """Every LogQL expression Grafana runs: dashboard targets and the trace-to-logs query, with
+    Grafana's variables given the values it would interpolate."""
+    found = [
+        target["expr"]
+        for path in FILES
+        for panel in _panels(_load(path))
+        for target in panel["targets"]
+        if target["datasource"]["uid"] == dashboards.LOKI.uid
+    ]
+    query = PROVISIONED["jaeger"]["jsonData"]["tracesToLogsV2"]["query"].replace("$$", "$")
+    query = query.replace('${__span.tags["service.name"]}', "tbmon-demo")
+    found.append(query.replace("${__trace.traceId}", "4bf92f3577b34da6a3ce929d0e0e4736"))
+    return found
+
+
+def test_every_logql_expression_parses_with_grafanas_grammar() -> None:
+    expressions = loki_expressions()
+    assert len(expressions) >= 2
+    results = parse_logql([*expressions, '{service_name="x"} | trace_id='])
+    assert results.pop('{service_name="x"} | trace_id=') is not None  # the parser does fail
+    assert results == dict.fromkeys(expressions)

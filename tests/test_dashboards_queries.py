@@ -1,0 +1,199 @@
+"""Every PromQL expression of the dashboards, the datasources and the alert rules, run against
+the real local Prometheus after a bot traded, returns data; and Explore's correlation path
+(exemplar -> trace -> logs) holds on the real backends, with the provisioned field names."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from seed_telemetry import Emitted, run_bot
+from support import Backends, wait_until
+
+from tbmon.settings import PROJECT_ROOT
+from tbmon.stack import dashboards
+
+pytestmark = pytest.mark.stack
+
+BOT = "tbmon-standin"
+DATASOURCES = {
+    source["uid"]: source
+    for source in yaml.safe_load(
+        (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
+    )["datasources"]
+}
+#: Grafana's built-in variables, as Grafana would interpolate them for a one-hour view.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+
+
+@pytest.fixture(scope="module")
+def traded(backends: Backends) -> Iterator[Emitted]:
+    """A bot that traded for 30 s and keeps trading while the module's tests run."""
+    stop = threading.Event()
+    emitted: list[Emitted] = []
+
+    def trade() -> None:
+        while not stop.is_set():
+            emitted.append(run_bot(backends.otlp_grpc, BOT, duration=10))
+
+    worker = threading.Thread(target=trade, daemon=True)
+    worker.start()
+    try:
+        wait_until(lambda: len(emitted) >= 3, "the bot's first 30 s of trading", timeout=120)
+        wait_until(
+            lambda: backends.prometheus(f'trading_bot_heartbeat_timestamp_seconds{{job="{BOT}"}}'),
+            "the bot's metrics in Prometheus",
+        )
+        yield Emitted(BOT, [trace for batch in emitted for trace in batch.trace_ids])
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+
+
+def _with_bool(expr: str) -> str:
+    """An alert condition made to return every series it compares (``a > 1`` -> ``a > bool 1``),
+    so a rule that is not firing still shows that its metrics exist."""
+    out, depth, quote, index = [], 0, "", 0
+    while index < len(expr):
+        char = expr[index]
+        if quote:
+            quote = "" if char == quote and expr[index - 1] != "\\" else quote
+        elif char in "\"'`":
+            quote = char
+        elif char == "{":
+            depth += 1
+        elif char == "}":
+            depth -= 1
+        elif depth == 0:
+            match = re.match(r"(==|!=|>=|<=|>|<)(\s*bool\b)?\s*", expr[index:])
+            if match:
+                out.append(match.group(0) if match.group(2) else f"{match.group(1)} bool ")
+                index += match.end()
+                continue
+        out.append(char)
+        index += 1
+    return "".join(out)
+
+
+def _dashboard_queries() -> list[tuple[str, str]]:
+    found = []
+    for build in dashboards.DASHBOARDS:
+        document = build().to_json()
+        values = {f"${v['name']}": v["allValue"] for v in document["templating"]["list"]}
+        for panel in document["panels"]:
+            for target in panel.get("targets", []):
+                if target["datasource"]["uid"] != dashboards.PROMETHEUS.uid:
+                    continue
+                expr = target["expr"]
+                for name, value in {**GRAFANA_VARIABLES, **values}.items():
+                    expr = expr.replace(name, value)
+                found.append((f"{document['title']} / {panel['title']}", expr))
+    return found
+
+
+def _datasource_queries() -> list[tuple[str, str]]:
+    tags = DATASOURCES["jaeger"]["jsonData"]["tracesToMetrics"]
+    matcher = ", ".join(f'{tag["value"]}="{BOT}"' for tag in tags["tags"])
+    return [
+        (f"trace to metrics / {query['name']}", query["query"].replace("$$__tags", matcher))
+        for query in tags["queries"]
+    ]
+
+
+def _rule_queries() -> list[tuple[str, str]]:
+    found = []
+    for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml")):
+        for group in yaml.safe_load(path.read_text()).get("groups", []):
+            for rule in group["rules"]:
+                name = rule.get("alert") or rule.get("record")
+                found.append((f"{path.name} / {name}", _with_bool(str(rule["expr"]))))
+    return found
+
+
+def test_with_bool_keeps_label_matchers_and_strings() -> None:
+    assert _with_bool('a{b!="c>d"} > 0.25') == 'a{b!="c>d"} > bool 0.25'
+    assert _with_bool("time() - x > bool 60 and y<=1") == "time() - x > bool 60 and y<= bool 1"
+
+
+def test_every_promql_expression_returns_data(traded: Emitted, backends: Backends) -> None:
+    queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
+    assert len(queries) > 60
+
+    def problem(expr: str) -> str | None:
+        try:
+            return None if backends.prometheus(expr) else "no data"
+        except httpx.HTTPStatusError as error:  # Prometheus refused the query: say why
+            return str(error.response.json().get("error", error))
+
+    def empty() -> list[str]:
+        found = ((where, expr, problem(expr)) for where, expr in queries)
+        return [f"{where}: {why}: {expr}" for where, expr, why in found if why]
+
+    # Rates need two scrapes of a series: give late series a few scrape intervals.
+    missing = empty()
+    deadline = time.monotonic() + 30
+    while missing and time.monotonic() < deadline:
+        time.sleep(2)
+        missing = empty()
+    assert missing == []
+
+
+def test_the_bot_variable_lists_the_bot(traded: Emitted, backends: Backends) -> None:
+    query = dashboards.trading_performance().to_json()["templating"]["list"][0]["query"]
+    metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", query).groups()  # type: ignore[union-attr]
+    response = httpx.get(
+        backends.settings.url(backends.settings.prometheus_port, f"/api/v1/label/{label}/values"),
+        params={"match[]": metric},
+        timeout=10,
+    )
+    assert BOT in response.json()["data"]
+
+
+def _exemplars(backends: Backends, name: str) -> list[dict[str, Any]]:
+    now = time.time()
+    response = httpx.get(
+        backends.settings.url(backends.settings.prometheus_port, "/api/v1/query_exemplars"),
+        params={
+            "query": f'api_request_duration_seconds_bucket{{job="{BOT}"}}',
+            "start": now - 600,
+            "end": now,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+    return [
+        exemplar
+        for series in response.json()["data"]
+        for exemplar in series["exemplars"]
+        if name in exemplar["labels"]
+    ]
+
+
+def test_a_slow_orders_exemplar_leads_to_its_trace_and_the_trace_to_its_logs(
+    traded: Emitted, backends: Backends
+) -> None:
+    # Grafana reads the exemplar label that the Prometheus datasource names...
+    label = DATASOURCES["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"]
+    exemplars = wait_until(lambda: _exemplars(backends, label), "exemplars with trace ids")
+    slowest = max(exemplars, key=lambda exemplar: float(exemplar["value"]))
+    trace_id = slowest["labels"][label]
+    assert trace_id in traded.trace_ids
+    # ...opens that trace in Jaeger...
+    spans = wait_until(lambda: backends.jaeger_trace(trace_id), f"trace {trace_id} in Jaeger")
+    assert {"order", "place_order"} <= {span["operationName"] for span in spans}
+    # ...and from the trace, the logs carrying its id (the field the Loki queries filter on).
+    logs = DATASOURCES["jaeger"]["jsonData"]["tracesToLogsV2"]
+    field = re.search(r"\| (\w+)=\"\$\$\{__trace\.traceId\}\"", logs["query"]).group(1)  # type: ignore[union-attr]
+    assert field == DATASOURCES["loki"]["jsonData"]["derivedFields"][0]["matcherRegex"]
+    records = wait_until(
+        lambda: backends.logs(f'{field}:="{trace_id}"'), f"the logs of trace {trace_id}"
+    )
+    assert {record["service.name"] for record in records} == {BOT}
+    assert json.dumps(records).count(trace_id) >= 1

@@ -1,0 +1,342 @@
+"""`tbmon health serve` as a process: against a real PostgreSQL, against dependencies that hang,
+and with bad configuration."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+from support import wait_until
+
+from tbmon.stack.ports import free_ports
+
+POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
+PASSWORD = "pg-Secret-7d1e"
+
+
+def _health_env(extra: dict[str, str]) -> dict[str, str]:
+    """Our environment without any HEALTH_* or seed variable of the developer's, plus ``extra``."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("HEALTH_") and key not in ("DATABASE_URL", "EXCHANGE_API_URL")
+    }
+    return {**env, **extra}
+
+
+def run_serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tbmon", "health", "serve", *args],
+        env=_health_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@contextmanager
+def serving(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """`tbmon health serve` on a free port; yields its base URL; stopped even on failure."""
+    (port,) = free_ports(1)
+    log = tmp_path / f"health-{port}.log"
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tbmon", "health", "serve", "--port", str(port)],
+            env=_health_env(env),
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(
+            lambda: process.poll() is None and httpx.get(f"{base}/health/live").status_code == 200,
+            f"the health service to start (log: {log.read_text()[-2000:]})",
+            timeout=30,
+        )
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+        assert PASSWORD not in log.read_text()
+
+
+def detailed(base: str) -> dict[str, Any]:
+    answer: dict[str, Any] = httpx.get(f"{base}/health/detailed").json()
+    return {c["name"]: c for c in answer["components"]}
+
+
+def component_when(
+    base: str, name: str, condition: Callable[[dict[str, Any]], bool], what: str
+) -> dict[str, Any]:
+    """The component's answer once ``condition`` holds for it."""
+
+    def probe() -> dict[str, Any] | None:
+        found = detailed(base)[name]
+        return found if condition(found) else None
+
+    return wait_until(probe, what, timeout=15)
+
+
+# -- a real PostgreSQL -----------------------------------------------------------------------------
+
+
+@dataclass
+class Postgres:
+    """A private PostgreSQL 15 cluster (Debian's binaries) on a free port."""
+
+    root: Path
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://tbmon:{PASSWORD}@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, program: str, *args: str) -> None:
+        argv = [str(POSTGRES_BIN / program), *args]
+        if os.geteuid() == 0:  # PostgreSQL refuses to run as root
+            argv = ["runuser", "-u", "postgres", "--", *argv]
+        subprocess.run(argv, check=True, capture_output=True, timeout=60)
+
+    def init(self, max_connections: int) -> None:
+        password_file = self.root / "password"
+        password_file.write_text(PASSWORD)
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("postgres")
+            for path in (self.root, password_file):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self._run(
+            "initdb",
+            f"--pgdata={self.root / 'data'}",
+            "--username=tbmon",
+            f"--pwfile={password_file}",
+            "--auth=scram-sha-256",
+            "--no-sync",
+            "--no-instructions",
+        )
+        with (self.root / "data" / "postgresql.conf").open("a") as conf:
+            conf.write(
+                f"port = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.root}'\nmax_connections = {max_connections}\n"
+                "superuser_reserved_connections = 1\n"
+            )
+
+    def start(self) -> None:
+        data, log = self.root / "data", self.root / "postgres.log"
+        self._run("pg_ctl", f"--pgdata={data}", f"--log={log}", "--wait", "start")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", f"--pgdata={self.root / 'data'}", "--mode=fast", "--wait", "stop")
+
+
+@pytest.fixture
+def postgres() -> Iterator[Postgres]:
+    # Not under pytest's tmp_path: the postgres user cannot enter root's 0700 folders.
+    root = Path(tempfile.mkdtemp(prefix="tbmon-pg-"))
+    server = Postgres(root, free_ports(1)[0])
+    try:
+        server.init(max_connections=12)
+        server.start()
+        yield server
+    finally:
+        if (root / "data" / "postmaster.pid").exists():
+            server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_a_stopped_database_is_unhealthy_ready_503_live_200_and_then_recovers(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    env = {
+        "DATABASE_URL": postgres.url,
+        "HEALTH_CHECKS": "database,memory",
+        "HEALTH_CRITICAL": "database",
+        "HEALTH_INTERVAL": "0.3",
+    }
+    with serving(env, tmp_path) as base:
+        database = detailed(base)["database"]
+        assert database["status"] == "healthy", database
+        metadata = database["metadata"]
+        assert metadata["url"] == f"postgresql://tbmon:***@127.0.0.1:{postgres.port}/postgres"
+        assert metadata["server_version"].startswith("15.")
+        assert metadata["database"] == "postgres"
+        assert metadata["max_connections"] == 12
+        assert metadata["open_connections"] >= 1
+        assert httpx.get(f"{base}/health/ready").status_code == 200
+
+        postgres.stop()
+        database = component_when(
+            base,
+            "database",
+            lambda found: found["status"] == "unhealthy",
+            "the database to be reported unhealthy",
+        )
+        assert "connection" in database["metadata"]["error"]
+        ready = httpx.get(f"{base}/health/ready")
+        assert (ready.status_code, ready.json()["status"]) == (503, "unhealthy")
+        assert httpx.get(f"{base}/health").status_code == 503
+        live = httpx.get(f"{base}/health/live")
+        assert (live.status_code, live.json()["status"]) == (200, "healthy")
+        metrics = httpx.get(f"{base}/health/metrics").text
+        assert 'health_component_status{component="database"} 0.0' in metrics
+
+        postgres.start()
+        wait_until(
+            lambda: httpx.get(f"{base}/health/ready").status_code == 200,
+            "ready to recover once the database is back",
+            timeout=15,
+        )
+        for path in ("/health", "/health/detailed", "/health/component/database"):
+            assert PASSWORD not in httpx.get(base + path).text
+
+
+def test_a_database_near_max_connections_is_degraded(postgres: Postgres, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": postgres.url, "HEALTH_CHECKS": "database", "HEALTH_INTERVAL": "0.3"}
+    # 12 allowed: our 10 plus the check's own is 11, above 90 %.
+    held = [psycopg.connect(postgres.url) for _ in range(10)]
+    try:
+        with serving(env, tmp_path) as base:
+            database = component_when(
+                base,
+                "database",
+                lambda found: found["status"] == "degraded",
+                "the database to be reported degraded",
+            )
+            assert database["metadata"]["connection_usage_percent"] >= 90
+            assert "max_connections 12" in database["metadata"]["error"]
+    finally:
+        for connection in held:
+            connection.close()
+
+
+# -- dependencies that hang ------------------------------------------------------------------------
+
+
+@contextmanager
+def silent_server() -> Iterator[int]:
+    """A TCP port that accepts connections and never says a word; yields the port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1]
+    finally:
+        listener.shutdown(socket.SHUT_RDWR)
+        listener.close()
+        thread.join(5)
+        for connection in held:
+            connection.close()
+
+
+def test_dependencies_that_never_answer_time_out_within_their_budget(tmp_path: Path) -> None:
+    with silent_server() as port:
+        env = {
+            "HEALTH_CHECKS": "alertmanager,database,jaeger",
+            "HEALTH_CRITICAL": "database",
+            "HEALTH_ALERTMANAGER_URL": f"http://127.0.0.1:{port}",
+            "HEALTH_JAEGER_URL": f"http://127.0.0.1:{port}/status",
+            "DATABASE_URL": f"postgresql://bot:{PASSWORD}@127.0.0.1:{port}/trading",
+            "HEALTH_TIMEOUT": "0.5",
+            "HEALTH_TIMEOUTS": "jaeger=1.5",
+            "HEALTH_INTERVAL": "0.5",
+        }
+        with serving(env, tmp_path) as base:
+            components = detailed(base)
+            for name, budget in (("alertmanager", 0.5), ("database", 0.5), ("jaeger", 1.5)):
+                found = components[name]
+                assert found["status"] == "unhealthy", found
+                assert found["metadata"]["error"] == f"timed out after {budget:g} s"
+                assert budget * 1000 <= found["response_time_ms"] < budget * 1000 + 500
+            # While checks keep hanging, answers come from the snapshot without waiting.
+            for path in ("/health/live", "/health/ready", "/health/detailed"):
+                started = time.perf_counter()
+                response = httpx.get(base + path)
+                assert time.perf_counter() - started < 0.25, path
+                assert response.status_code == (200 if path == "/health/live" else 503)
+
+
+# -- bad configuration -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"HEALTH_INTERVAL": "often"}, "HEALTH_INTERVAL: Input should be a valid number"),
+        ({"HEALTH_TIMEOUT": "-1"}, "HEALTH_TIMEOUT: Input should be greater than 0"),
+        ({"HEALTH_TIMEOUTS": "database"}, "HEALTH_TIMEOUTS: expected name=seconds"),
+        ({"HEALTH_TIMEOUTS": "jaeger=0"}, "HEALTH_TIMEOUTS: timeouts must be positive seconds"),
+        ({"HEALTH_TOKEN": "short-secret"}, "HEALTH_TOKEN: must be at least 16 characters"),
+        ({"HEALTH_PROMETHEUS_URL": "prometheus:9090"}, "HEALTH_PROMETHEUS_URL: must be an http"),
+        (
+            {"DATABASE_URL": f"mysql://bot:{PASSWORD}@db/trading"},
+            "DATABASE_URL: must be a postgresql://",
+        ),
+        ({"HEALTH_DISK_PATH": "/no/such/disk"}, "HEALTH_DISK_PATH: /no/such/disk does not exist"),
+        ({"TBMON_HEALTH_PORT": "eighty"}, "TBMON_HEALTH_PORT: Input should be a valid integer"),
+        (
+            {"HEALTH_BOT_DEGRADED_AFTER": "600"},
+            "HEALTH_BOT_DEGRADED_AFTER (600) must be below HEALTH_BOT_UNHEALTHY_AFTER (300)",
+        ),
+        ({"HEALTH_CHECKS": "database"}, "HEALTH_CHECKS enables database, but it is not "),
+        ({"HEALTH_CHECKS": "cpu,grafana"}, "HEALTH_CHECKS names unknown check(s) grafana; "),
+        ({"HEALTH_CRITICAL": "postgres"}, "HEALTH_CRITICAL names unknown check(s) postgres"),
+    ],
+)
+def test_bad_configuration_stops_start_up_naming_the_setting(
+    env: dict[str, str], expected: str
+) -> None:
+    result = run_serve(env)
+    assert result.returncode == 2, result.stderr
+    message = " ".join(result.stderr.split())
+    assert expected in message
+    assert "Traceback" not in result.stderr
+    assert PASSWORD not in result.stderr
+    assert "short-secret" not in result.stderr
+
+
+def test_unknown_check_names_list_the_installed_ones() -> None:
+    result = run_serve({"HEALTH_CHECKS": "grafana"})
+    message = " ".join(result.stderr.split())
+    assert "installed checks:" in message
+    for name in ("database", "collector", "prometheus", "bot", "disk", "exchange_api"):
+        assert name in message
+
+
+def test_a_port_in_use_is_named() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        result = run_serve({"HEALTH_CHECKS": "cpu"}, "--port", str(port))
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in " ".join(result.stderr.split())
