@@ -3,11 +3,11 @@ adds, side by side in one run with the collector passing the same load without t
 
 Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core, <= 5 ms p99)
 
-1. The hop alone: pre-encoded batches of 512 SDK spans (the collector's ingest batch size;
-   ccxt-like spans with ten attributes, one in eight an order placement) sent straight to the
-   collector's otlp/processed receiver, and through the host to it, interleaved one request at
-   a time (latency); then four senders in parallel (the collector's num_consumers) for
-   throughput and the host's CPU time.
+1. The hop alone: pre-encoded batches of SDK spans (ccxt-like spans with ten attributes, one
+   in eight an order placement) sent straight to the collector's otlp/processed receiver, and
+   through the host to it, interleaved one request at a time (latency, 128- and 512-span
+   batches); then 512-span batches (the collector's ingest batch size) from four senders in
+   parallel (the collector's num_consumers) for throughput and the host's CPU time.
 2. End to end, driven by telemetrygen (built from Go modules into ~/.cache/tbmon/tools) and by
    the Python SDK: load -> collector -> [host ->] collector -> a trace sink that measures each
    span's delay from its end time. Arm "collector alone" points the collector at its own
@@ -48,7 +48,8 @@ from tbmon.stack.supervisor import Supervisor
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
 #: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
 TELEMETRYGEN_VERSION = "v0.161.0"
-BATCH_SPANS = 512
+BATCH_SPANS = 512  # the collector's ingest batch size (otel-collector/config.yaml, batch/ingest)
+HOP_SIZES = (128, 512)
 LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
@@ -247,10 +248,10 @@ def _one_span() -> bytes:
 # -- load -----------------------------------------------------------------------------------------
 
 
-def sdk_batch() -> bytes:
-    """BATCH_SPANS spans as a ccxt-instrumented bot's SDK sends them (ten attributes each)."""
+def sdk_batch(count: int) -> bytes:
+    """``count`` spans as a ccxt-instrumented bot's SDK sends them (ten attributes each)."""
     with record({"service.name": "bench-bot", "service.instance.id": "bench-1"}) as sdk:
-        for index in range(BATCH_SPANS):
+        for index in range(count):
             kind = index % 8
             attributes: dict[str, str | float | int] = {
                 "exchange": "binance",
@@ -444,9 +445,9 @@ def _p(values: list[float], q: float) -> float:
 
 
 def main() -> None:
-    payload = sdk_batch()
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
+        latencies = {}
         with sink() as trace_sink, pipeline(root / "hop", trace_sink, with_host=True) as pipe:
             s = pipe.settings
             assert pipe.host is not None
@@ -454,23 +455,25 @@ def main() -> None:
                 f"{s.bind_host}:{s.processed_port}",
                 f"{s.bind_host}:{s.processors_port}",
             )
-            direct_ms, host_ms = hop_latency(direct, via_host, payload)
-            wall, per_core = hop_throughput(via_host, payload, pipe.host)
-        print(f"### The hop alone ({BATCH_SPANS}-span SDK batches)\n")
-        print("| route | p50 | p99 | added p50 | added p99 |")
+            for size in HOP_SIZES:
+                latencies[size] = hop_latency(direct, via_host, sdk_batch(size))
+            wall, per_core = hop_throughput(via_host, sdk_batch(BATCH_SPANS), pipe.host)
+        print("### The hop alone (SDK batches, one request at a time)\n")
+        print(
+            "| batch | straight to the collector p50 / p99 | through the host p50 / p99 "
+            "| added p50 | added p99 |"
+        )
         print("| --- | --- | --- | --- | --- |")
+        for size, (direct_ms, host_ms) in latencies.items():
+            print(
+                f"| {size} spans | {_p(direct_ms, 0.5):.2f} / {_p(direct_ms, 0.99):.2f} ms "
+                f"| {_p(host_ms, 0.5):.2f} / {_p(host_ms, 0.99):.2f} ms "
+                f"| {_p(host_ms, 0.5) - _p(direct_ms, 0.5):+.2f} ms "
+                f"| {_p(host_ms, 0.99) - _p(direct_ms, 0.99):+.2f} ms |"
+            )
         print(
-            f"| straight to the collector | {_p(direct_ms, 0.5):.2f} ms "
-            f"| {_p(direct_ms, 0.99):.2f} ms | | |"
-        )
-        print(
-            f"| through the host | {_p(host_ms, 0.5):.2f} ms | {_p(host_ms, 0.99):.2f} ms "
-            f"| {_p(host_ms, 0.5) - _p(direct_ms, 0.5):+.2f} ms "
-            f"| {_p(host_ms, 0.99) - _p(direct_ms, 0.99):+.2f} ms |"
-        )
-        print(
-            f"\nThroughput with {SENDERS} senders: {wall:,.0f} spans/s wall, "
-            f"**{per_core:,.0f} spans per CPU-second of the host** "
+            f"\nThroughput, {BATCH_SPANS}-span batches from {SENDERS} senders: {wall:,.0f} spans/s "
+            f"wall, **{per_core:,.0f} spans per CPU-second of the host** "
             f"({BATCH_SPANS / per_core * 1e3:.1f} ms of CPU per batch)\n"
         )
         print(
