@@ -32,6 +32,7 @@ COMPOSE_ADDRESSES: dict[str, str] = {
     "jaeger:16686": "jaeger_query_port",
     "loki:3100": "victorialogs_port",
     "health:8080": "health_port",
+    "processors:8091": "processors_http_port",
 }
 
 #: Container paths of the Compose file's config mounts -> folders of the checkout.
