@@ -70,6 +70,24 @@ def _collector_args(layout: Layout) -> list[str]:
     return ["--config", f"file:{PROJECT_ROOT / 'otel-collector' / 'config.yaml'}"]
 
 
+def _processors_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [
+        "-m",
+        "tbmon",
+        "processors",
+        "serve",
+        "--host",
+        s.bind_host,
+        "--port",
+        str(s.processors_port),
+        "--http-port",
+        str(s.processors_http_port),
+        "--forward",
+        f"{s.bind_host}:{s.processed_port}",
+    ]
+
+
 def _prometheus_args(layout: Layout) -> list[str]:
     s = layout.settings
     return [
@@ -166,6 +184,19 @@ COMPONENTS: tuple[Component, ...] = (
         ),
         ready_path="/status",
         links={"api": ("jaeger_query_port", "/api"), "otlp": ("jaeger_otlp_grpc_port", "")},
+    ),
+    Component(
+        name="processors",
+        summary="tbmon processors host: Python plugins between the collector's two stages",
+        binary=binaries.PYTHON,
+        args=_processors_args,
+        ports=("processors_http_port", "processors_port"),
+        ready_path="/health",
+        links={
+            "health": ("processors_http_port", "/health"),
+            "metrics": ("processors_http_port", "/metrics"),
+            "otlp_grpc": ("processors_port", ""),
+        },
     ),
     Component(
         name="collector",

@@ -42,6 +42,7 @@ COMPOSE_ADDRESSES: dict[str, str] = {
     "jaeger:16686": "jaeger_query_port",
     "loki:3100": "victorialogs_port",
     "health:8080": "health_port",
+    "processors:8091": "processors_http_port",
     "alert-bridge:8090": "bridge_port",
 }
 

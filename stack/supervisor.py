@@ -122,7 +122,7 @@ class Supervisor:
         env["TBMON_LOGS_OTLP_ENDPOINT"] = s.url(
             s.victorialogs_port, "/insert/opentelemetry/v1/logs"
         )
-        env["TBMON_PROCESSORS_ENDPOINT"] = f"{s.bind_host}:{s.processed_port}"
+        env["TBMON_PROCESSORS_ENDPOINT"] = f"{s.bind_host}:{s.processors_port}"
         return env
 
     def _wait_ready(self, components: list[Component]) -> None:

@@ -61,6 +61,14 @@ class StackSettings(BaseSettings):
         default=4320, description="OTLP/gRPC receiver for data coming back from the processors."
     )
 
+    # The processors host (tbmon processors serve), between the collector's two stages.
+    processors_port: int = Field(
+        default=4319, description="Processors host OTLP/gRPC (the collector's ingest sends here)."
+    )
+    processors_http_port: int = Field(
+        default=8091, description="Processors host admin HTTP: /health and /metrics."
+    )
+
     # Prometheus, Alertmanager, node exporter (Debian packages).
     prometheus_port: int = Field(default=9090, description="Prometheus web and API.")
     prometheus_retention_time: str = Field(default="15d", description="TSDB retention time.")

@@ -99,13 +99,16 @@ def test_up_twice_keeps_the_same_processes(stack: Supervisor) -> None:
 def test_down_leaves_no_process_and_up_after_stale_pid_files_works(tmp_path: Path) -> None:
     supervisor = Supervisor(isolated_settings(tmp_path))
     try:
-        pids = [s.pid for s in supervisor.up()]
+        statuses = supervisor.up()
+        pids = [s.pid for s in statuses]
         assert all(pids)
         # A crash leaves a pid file behind; the pid may even be reused by a stranger.
         collector = next(c for c in COMPONENTS if c.name == "collector")
         pid_file = supervisor.layout(collector).pid
-        psutil.Process(pids[2]).kill()
-        psutil.Process(pids[2]).wait(5)
+        collector_pid = next(s.pid for s in statuses if s.name == "collector")
+        assert collector_pid is not None
+        psutil.Process(collector_pid).kill()
+        psutil.Process(collector_pid).wait(5)
         pid_file.write_text(json.dumps({"pid": os.getpid(), "create_time": 1.0}))
         assert next(s for s in supervisor.status() if s.name == "collector").state == "dead"
         assert next(s for s in supervisor.up() if s.name == "collector").state == "ready"
@@ -165,9 +168,8 @@ def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
     assert [c["name"] for c in document["components"]] == [c.name for c in COMPONENTS]
     assert all(c["state"] == "ready" and c["pid"] for c in document["components"])
     assert document["memory_rss_bytes"] > 0
-    assert document["components"][2]["urls"]["metrics"].endswith(
-        f":{stack.settings.metrics_port}/metrics"
-    )
+    collector = next(c for c in document["components"] if c["name"] == "collector")
+    assert collector["urls"]["metrics"].endswith(f":{stack.settings.metrics_port}/metrics")
 
     unknown = subprocess.run(
         [sys.executable, "-m", "tbmon", "stack", "logs", "grafana"],
@@ -177,7 +179,7 @@ def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
         check=False,
     )
     assert unknown.returncode == 2
-    assert "valid names: logs, jaeger, collector" in unknown.stderr
+    assert "valid names: logs, jaeger, processors, collector" in " ".join(unknown.stderr.split())
 
 
 def test_collector_validates_its_own_config(tmp_path: Path) -> None:
@@ -233,9 +235,11 @@ def test_every_component_listens_on_loopback_only(stack: Supervisor) -> None:
         if status.pid
     }
     assert all(listening.values()), listening
+    # gRPC listens on a dual-stack socket: 127.0.0.1 shows as the IPv4-mapped ::ffff:127.0.0.1.
+    loopback = ("127.0.0.1:", "::ffff:127.0.0.1:")
     exposed = {
         name: addrs
         for name, addrs in listening.items()
-        if not all(addr.startswith("127.0.0.1:") for addr in addrs)
+        if not all(addr.startswith(loopback) for addr in addrs)
     }
     assert not exposed

@@ -1,0 +1,505 @@
+"""The processors host: spans per second per core through the built-in chain, and the latency it
+adds, side by side in one run with the collector passing the same load without the Python hop.
+
+Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core, <= 5 ms p99)
+
+1. The hop alone: pre-encoded batches of SDK spans (ccxt-like spans with ten attributes, one
+   in eight an order placement) sent straight to the collector's otlp/processed receiver, and
+   through the host to it, interleaved one request at a time (latency, 128- and 512-span
+   batches); then 512-span batches (the collector's ingest batch size) from four senders in
+   parallel (the collector's num_consumers) for throughput and the host's CPU time.
+2. End to end, driven by telemetrygen (built from Go modules into ~/.cache/tbmon/tools) and by
+   the Python SDK: load -> collector -> [host ->] collector -> a trace sink that measures each
+   span's delay from its end time. Arm "collector alone" points the collector at its own
+   otlp/processed receiver (no Python hop); arm "with host" goes through `tbmon processors
+   serve`. Both arms run at the same time with the same offered rate.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import httpx
+import psutil
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from tbmon.processors.api import Signal
+from tbmon.processors.testing import record
+from tbmon.settings import StackSettings
+from tbmon.stack.components import COMPONENTS, Layout
+from tbmon.stack.ports import free_ports, isolated_settings
+from tbmon.stack.supervisor import Supervisor
+
+TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
+#: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
+TELEMETRYGEN_VERSION = "v0.161.0"
+BATCH_SPANS = 512  # the collector's ingest batch size (otel-collector/config.yaml, batch/ingest)
+HOP_SIZES = (128, 512)
+LATENCY_REQUESTS = 200
+THROUGHPUT_SECONDS = 15.0
+SENDERS = 4
+E2E_SECONDS = 10
+E2E_RATE = 4_000  # spans per second offered to each arm
+WARM_UP = "bench-warm-up"
+
+
+def telemetrygen(settings: StackSettings) -> Path:
+    """telemetrygen, built with `go install` into the cache on first use."""
+    folder = settings.cache_dir / "tools" / f"telemetrygen-{TELEMETRYGEN_VERSION}"
+    program = folder / "telemetrygen"
+    if not program.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        print(f"building telemetrygen {TELEMETRYGEN_VERSION} into {folder} ...", flush=True)
+        subprocess.run(
+            ["go", "install", f"{TELEMETRYGEN_MODULE}@{TELEMETRYGEN_VERSION}"],
+            env={**os.environ, "GOBIN": str(folder)},
+            check=True,
+            cwd=folder,
+        )
+    return program
+
+
+# -- the trace sink -----------------------------------------------------------------------------
+
+
+@dataclass
+class Sink:
+    """Stands where Jaeger would: counts spans and each one's delay since its end time."""
+
+    port: int
+    spans: int = 0
+    delays: list[tuple[int, float]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        arrived = time.time_ns()
+        message = ExportTraceServiceRequest.FromString(request)
+        ends = [
+            span.end_time_unix_nano
+            for resource in message.resource_spans
+            for scope in resource.scope_spans
+            for span in scope.spans
+            if span.name != WARM_UP
+        ]
+        with self.lock:
+            self.spans += len(ends)
+            self.delays.extend((end, (arrived - end) / 1e6) for end in ends)
+        return b""
+
+    def steady_delays(self, margin_seconds: float = 2.0) -> list[float]:
+        """Delays (ms) of the spans that ended after the first and before the last seconds of
+        the run: the pipeline's steady state, without start-up and the final partial batches
+        (which wait for the batch processors' 1 s timeout)."""
+        with self.lock:
+            if not self.delays:
+                return []
+            first = min(end for end, _ in self.delays)
+            last = max(end for end, _ in self.delays)
+            margin = margin_seconds * 1e9
+            return [d for end, d in self.delays if first + margin <= end <= last - margin]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.spans = 0
+            self.delays = []
+
+
+@contextmanager
+def sink() -> Iterator[Sink]:
+    recording = Sink(free_ports(1)[0])
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=4),
+        options=[("grpc.max_receive_message_length", 64 * 2**20)],
+    )
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                Signal.SPANS.service,
+                {"Export": grpc.unary_unary_rpc_method_handler(recording.export)},
+            ),
+        )
+    )
+    server.add_insecure_port(f"127.0.0.1:{recording.port}")
+    server.start()
+    try:
+        yield recording
+    finally:
+        server.stop(0)
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+
+@contextmanager
+def process(
+    settings: StackSettings, name: str, env: dict[str, str], ready_url: str
+) -> Iterator[psutil.Process]:
+    """One stack component (collector or processors), started with extra environment."""
+    component = next(c for c in COMPONENTS if c.name == name)
+    layout = Layout(settings, name)
+    layout.data.mkdir(parents=True, exist_ok=True)
+    layout.log.parent.mkdir(parents=True, exist_ok=True)
+    argv = [str(component.binary.path(settings.cache_dir)), *component.args(layout)]
+    with layout.log.open("ab") as log:
+        popen = subprocess.Popen(
+            argv,
+            env={**Supervisor(settings).environment(), **env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=layout.data,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if popen.poll() is not None:
+                raise RuntimeError(f"{name} exited; see {layout.log}")
+            try:
+                if httpx.get(ready_url, timeout=1).is_success:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield psutil.Process(popen.pid)
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(20)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
+@dataclass
+class Pipeline:
+    """A collector whose traces go to ``sink``; its ingest pipelines export to ``processors``."""
+
+    settings: StackSettings
+    collector: psutil.Process
+    host: psutil.Process | None
+
+
+@contextmanager
+def pipeline(root: Path, trace_sink: Sink, with_host: bool) -> Iterator[Pipeline]:
+    settings = isolated_settings(root)
+    s = settings
+    processed = f"{s.bind_host}:{s.processed_port}"
+    env = {
+        "TBMON_JAEGER_OTLP_ENDPOINT": f"127.0.0.1:{trace_sink.port}",
+        "TBMON_PROCESSORS_ENDPOINT": (
+            f"{s.bind_host}:{s.processors_port}" if with_host else processed
+        ),
+        "TBMON_COLLECTOR_LOG_LEVEL": "warn",
+    }
+    with ExitStack() as stack:
+        host = None
+        if with_host:
+            host = stack.enter_context(
+                process(settings, "processors", {}, s.url(s.processors_http_port, "/health"))
+            )
+        collector = stack.enter_context(
+            process(settings, "collector", env, s.url(s.collector_health_port, "/"))
+        )
+        if with_host:
+            _until_connected(f"{s.bind_host}:{s.processors_port}")
+        yield Pipeline(settings, collector, host)
+
+
+def _until_connected(host_endpoint: str) -> None:
+    """Wait until the host has connected to the collector (it started first)."""
+    send = _client(host_endpoint)
+    one_span = _one_span()
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            send(one_span, timeout=5, wait_for_ready=True)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def _one_span() -> bytes:
+    request = ExportTraceServiceRequest()
+    request.resource_spans.add().scope_spans.add().spans.add(
+        trace_id=b"\x01" * 16, span_id=b"\x01" * 8, name=WARM_UP, end_time_unix_nano=1
+    )
+    return request.SerializeToString()
+
+
+# -- load -----------------------------------------------------------------------------------------
+
+
+def sdk_batch(count: int) -> bytes:
+    """``count`` spans as a ccxt-instrumented bot's SDK sends them (ten attributes each)."""
+    with record({"service.name": "bench-bot", "service.instance.id": "bench-1"}) as sdk:
+        for index in range(count):
+            kind = index % 8
+            attributes: dict[str, str | float | int] = {
+                "exchange": "binance",
+                "symbol": "BTC/USDT",
+                "strategy": "momentum",
+                "net.peer.name": "api.binance.com",
+                "http.url": "https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT",
+                "http.status_code": 200,
+            }
+            if kind == 0:
+                name = "create_order"
+                attributes.update(
+                    {
+                        "side": "buy",
+                        "order.type": "limit",
+                        "order.price": 42000.0,
+                        "order.average_price": 42010.5,
+                    }
+                )
+            else:
+                name = ("fetch_ticker", "fetch_order_book", "fetch_balance")[kind % 3]
+                attributes.update(
+                    {"retries": 0, "cache.hit": "false", "rate_limit.remaining": 1190}
+                )
+            with sdk.tracer.start_as_current_span(name, attributes=attributes):
+                pass
+        return sdk.spans().raw
+
+
+def _client(endpoint: str) -> grpc.UnaryUnaryMultiCallable:
+    channel = grpc.insecure_channel(endpoint, options=[("grpc.max_send_message_length", 2**26)])
+    return channel.unary_unary(Signal.SPANS.method)
+
+
+def hop_latency(direct: str, via_host: str, payload: bytes) -> tuple[list[float], list[float]]:
+    """Per-request round trips (ms), one request at a time, the two routes interleaved."""
+    send_direct, send_host = _client(direct), _client(via_host)
+    for send in (send_direct, send_host):  # connect and warm up
+        for _ in range(5):
+            send(payload, timeout=30)
+    direct_ms: list[float] = []
+    host_ms: list[float] = []
+    for _ in range(LATENCY_REQUESTS):
+        for send, timings in ((send_direct, direct_ms), (send_host, host_ms)):
+            started = time.perf_counter()
+            send(payload, timeout=30)
+            timings.append((time.perf_counter() - started) * 1e3)
+    return direct_ms, host_ms
+
+
+def hop_throughput(via_host: str, payload: bytes, host: psutil.Process) -> tuple[float, float]:
+    """(spans per second of wall time, spans per CPU-second of the host) with SENDERS senders."""
+    sent = [0] * SENDERS
+    stop = time.monotonic() + THROUGHPUT_SECONDS
+
+    def sender(slot: int) -> None:
+        send = _client(via_host)
+        while time.monotonic() < stop:
+            send(payload, timeout=30)
+            sent[slot] += BATCH_SPANS
+
+    cpu_before, started = cpu_seconds(host), time.monotonic()
+    threads = [threading.Thread(target=sender, args=(i,)) for i in range(SENDERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed, cpu = time.monotonic() - started, cpu_seconds(host) - cpu_before
+    return sum(sent) / elapsed, sum(sent) / cpu
+
+
+@dataclass
+class Arm:
+    name: str
+    offered: int
+    delivered: int
+    delays: list[float]
+    collector_cpu: float
+    host_cpu: float | None
+
+
+def end_to_end(root: Path, driver: str) -> list[Arm]:
+    """Both arms side by side, at the same time and the same offered rate, each with its own
+    pipeline and sink, so the machine's other load falls on both alike."""
+    with ExitStack() as stack:
+        arms = []
+        for with_host in (False, True):
+            trace_sink = stack.enter_context(sink())
+            pipe = stack.enter_context(
+                pipeline(root / f"{driver}-{with_host}", trace_sink, with_host)
+            )
+            arms.append((pipe, trace_sink))
+        for _, trace_sink in arms:
+            trace_sink.reset()
+        before = [
+            (cpu_seconds(p.collector), cpu_seconds(p.host) if p.host else 0.0) for p, _ in arms
+        ]
+        with futures.ThreadPoolExecutor(len(arms)) as pool:
+            offered = list(pool.map(lambda arm: _drive(driver, arm[0].settings), arms))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and any(
+            s.spans < count for (_, s), count in zip(arms, offered, strict=True)
+        ):
+            time.sleep(0.1)
+        return [
+            Arm(
+                name="with host" if pipe.host else "collector alone",
+                offered=count,
+                delivered=trace_sink.spans,
+                delays=trace_sink.steady_delays(),
+                collector_cpu=cpu_seconds(pipe.collector) - collector_before,
+                host_cpu=cpu_seconds(pipe.host) - host_before if pipe.host else None,
+            )
+            for (pipe, trace_sink), count, (collector_before, host_before) in zip(
+                arms, offered, before, strict=True
+            )
+        ]
+
+
+def _drive(driver: str, settings: StackSettings) -> int:
+    """Offer E2E_RATE spans a second for E2E_SECONDS to the collector; how many it accepted."""
+    ingest = f"{settings.bind_host}:{settings.otlp_grpc_port}"
+    if driver == "telemetrygen":
+        subprocess.run(
+            [
+                str(telemetrygen(settings)),
+                "traces",
+                "--otlp-insecure",
+                "--otlp-endpoint",
+                ingest,
+                "--rate",
+                str(E2E_RATE),
+                "--duration",
+                f"{E2E_SECONDS}s",
+                "--child-spans",
+                "4",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    else:
+        subprocess.run(
+            [sys.executable, "-c", f"from bench.processors import sdk_load; sdk_load({ingest!r})"],
+            check=True,
+            capture_output=True,
+        )
+    return _accepted_spans(settings)
+
+
+def _accepted_spans(settings: StackSettings) -> int:
+    """Spans the collector's ingest receiver accepted (its own telemetry)."""
+    text = httpx.get(settings.url(settings.collector_telemetry_port, "/metrics"), timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("otelcol_receiver_accepted_spans") and 'receiver="otlp"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def sdk_load(endpoint: str) -> None:
+    """E2E_RATE spans a second for E2E_SECONDS from the Python SDK (BatchSpanProcessor, OTLP/gRPC
+    exporter), as a bot makes them. Run in its own process: the SDK's cost is the bot's."""
+    provider = TracerProvider(resource=Resource.create({"service.name": "bench-sdk"}))
+    provider.add_span_processor(
+        BatchSpanProcessor(
+            OTLPSpanExporter(endpoint=endpoint, insecure=True),
+            max_queue_size=65536,
+            max_export_batch_size=512,
+            schedule_delay_millis=100,
+        )
+    )
+    tracer = provider.get_tracer("bench")
+    started = time.monotonic()
+    for index in range(E2E_RATE * E2E_SECONDS):
+        with tracer.start_as_current_span(
+            "fetch_ticker", attributes={"exchange": "binance", "symbol": "BTC/USDT"}
+        ):
+            pass
+        ahead = started + (index + 1) / E2E_RATE - time.monotonic()
+        if ahead > 0:
+            time.sleep(ahead)
+    provider.shutdown()
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+
+def _p(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        latencies = {}
+        with sink() as trace_sink, pipeline(root / "hop", trace_sink, with_host=True) as pipe:
+            s = pipe.settings
+            assert pipe.host is not None
+            direct, via_host = (
+                f"{s.bind_host}:{s.processed_port}",
+                f"{s.bind_host}:{s.processors_port}",
+            )
+            for size in HOP_SIZES:
+                latencies[size] = hop_latency(direct, via_host, sdk_batch(size))
+            wall, per_core = hop_throughput(via_host, sdk_batch(BATCH_SPANS), pipe.host)
+        print("### The hop alone (SDK batches, one request at a time)\n")
+        print(
+            "| batch | straight to the collector p50 / p99 | through the host p50 / p99 "
+            "| added p50 | added p99 |"
+        )
+        print("| --- | --- | --- | --- | --- |")
+        for size, (direct_ms, host_ms) in latencies.items():
+            print(
+                f"| {size} spans | {_p(direct_ms, 0.5):.2f} / {_p(direct_ms, 0.99):.2f} ms "
+                f"| {_p(host_ms, 0.5):.2f} / {_p(host_ms, 0.99):.2f} ms "
+                f"| {_p(host_ms, 0.5) - _p(direct_ms, 0.5):+.2f} ms "
+                f"| {_p(host_ms, 0.99) - _p(direct_ms, 0.99):+.2f} ms |"
+            )
+        print(
+            f"\nThroughput, {BATCH_SPANS}-span batches from {SENDERS} senders: {wall:,.0f} spans/s "
+            f"wall, **{per_core:,.0f} spans per CPU-second of the host** "
+            f"({BATCH_SPANS / per_core * 1e3:.1f} ms of CPU per batch)\n"
+        )
+        print(
+            f"### End to end, both arms at once ({E2E_RATE:,} spans/s each for {E2E_SECONDS} s)\n"
+        )
+        print(
+            "| driver | arm | offered | delivered | p50 / p99 delay (steady state) "
+            "| collector spans/CPU-s | host spans/CPU-s |"
+        )
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for driver in ("telemetrygen", "sdk"):
+            alone, hosted = end_to_end(root, driver)
+            for arm in (alone, hosted):
+                print(_row(driver, arm))
+            added = _p(hosted.delays, 0.99) - _p(alone.delays, 0.99)
+            print(f"| {driver} | added by the host | | | p99 {added:+.1f} ms | | |")
+
+
+def _row(driver: str, arm: Arm) -> str:
+    host = f"{arm.delivered / arm.host_cpu:,.0f}" if arm.host_cpu else ""
+    return (
+        f"| {driver} | {arm.name} | {arm.offered:,} | {arm.delivered:,} "
+        f"| {_p(arm.delays, 0.5):.1f} / {_p(arm.delays, 0.99):.1f} ms "
+        f"| {arm.delivered / arm.collector_cpu:,.0f} | {host} |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+"""Execution quality: order-placement spans that were slow or slipped are marked and counted.
+
+Order-placement spans are those whose name fully matches PROCESSORS_EXECUTION_SPAN_NAMES (default
+``create_\\w*order\\w*``: ccxt's ``create_order``, ``create_limit_buy_order``...). Attributes read
+from them (the ccxt instrumentation sets them):
+
+- ``exchange``, ``symbol``, ``side`` (``buy``/``sell``): the counters' labels;
+- ``order.expected_price`` if the bot set it (the price it decided on, e.g. for market orders),
+  else ``order.price`` (the limit price): the expected price;
+- ``order.average_price``: the average fill price.
+
+Latency is the span's duration. Slippage in basis points is signed so that positive is adverse:
+``(fill - expected) / expected * 10^4`` for a buy, the opposite for a sell. Every order span gets
+``execution.latency_ms``, ``execution.slow`` and, when both prices are known,
+``execution.slippage_bps`` and ``execution.slippage_breach``. The span's status is left alone:
+a slow order did not fail. Counters, per bot and (exchange, symbol, side):
+``trading_execution_orders_total``, ``trading_execution_slow_orders_total``,
+``trading_execution_slippage_breaches_total``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tbmon import __version__
+from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
+from tbmon.processors.otlp import (
+    PerResource,
+    counter,
+    key_values,
+    number,
+    resource_metrics,
+)
+
+SCOPE = "tbmon.processors.execution_quality"
+LABELS = ("exchange", "symbol", "side")
+EXPECTED_PRICE = "order.expected_price"
+LIMIT_PRICE = "order.price"
+FILL_PRICE = "order.average_price"
+LATENCY_MS = "execution.latency_ms"
+SLOW = "execution.slow"
+SLIPPAGE_BPS = "execution.slippage_bps"
+SLIPPAGE_BREACH = "execution.slippage_breach"
+COUNTERS = {
+    "trading_execution_orders": "Order-placement spans seen (tbmon execution quality).",
+    "trading_execution_slow_orders": "Orders slower than PROCESSORS_EXECUTION_MAX_LATENCY_MS.",
+    "trading_execution_slippage_breaches": (
+        "Orders that slipped more than PROCESSORS_EXECUTION_MAX_SLIPPAGE_BPS."
+    ),
+}
+_READ = frozenset((*LABELS, EXPECTED_PRICE, LIMIT_PRICE, FILL_PRICE))
+_MARK_PREFIX = "execution."
+_SEEN_SPANS = 20_000
+
+
+class ExecutionSettings(BaseSettings):
+    """``PROCESSORS_EXECUTION_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCESSORS_EXECUTION_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    span_names: str = Field(
+        default=r"create_\w*order\w*",
+        description="Regular expression a span name must fully match to be an order placement "
+        "(no anchors or look-arounds: it also pre-checks serialized batches).",
+    )
+    max_latency_ms: float = Field(default=1000.0, gt=0, description="Slower orders are slow.")
+    max_slippage_bps: float = Field(
+        default=25.0, ge=0, description="Adverse slippage above this is a breach."
+    )
+    idle_seconds: float = Field(
+        default=900.0, gt=0, description="A bot silent this long is forgotten (counters stop)."
+    )
+
+    @field_validator("span_names")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+            re.compile(pattern.encode())
+        except (re.error, UnicodeEncodeError) as error:
+            raise ValueError(f"not a regular expression: {error}") from error
+        return pattern
+
+
+@dataclass
+class _Counts:
+    start_unix_nano: int = field(default_factory=time.time_ns)
+    by_labels: dict[tuple[str, str, str], list[int]] = field(default_factory=dict)
+
+    def add(self, labels: tuple[str, str, str], slow: bool, breach: bool) -> None:
+        counts = self.by_labels.setdefault(labels, [0, 0, 0])
+        counts[0] += 1
+        counts[1] += slow
+        counts[2] += breach
+
+
+class ExecutionQualityProcessor(Processor):
+    """Marks and counts slow and slipped order placements."""
+
+    def __init__(self, settings: ExecutionSettings | None = None) -> None:
+        self.settings = settings or ExecutionSettings()
+        self._names = re.compile(self.settings.span_names, re.ASCII)
+        self._prefilter = re.compile(self.settings.span_names.encode())
+        self._counts: PerResource[_Counts] = PerResource(_Counts, self.settings.idle_seconds)
+        self._seen: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
+
+    def process_spans(
+        self, batch: Batch[ExportTraceServiceRequest]
+    ) -> Batch[ExportTraceServiceRequest]:
+        if not self._prefilter.search(batch.raw):
+            return batch
+        for resource_spans in batch.read().resource_spans:
+            counts = None
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if not self._names.fullmatch(span.name):
+                        continue
+                    batch.edit()
+                    if counts is None:
+                        counts = self._counts.get(resource_spans.resource)
+                    self._check(span, counts)
+        return batch
+
+    def _check(self, span: Span, counts: _Counts) -> None:
+        found: dict[str, AnyValue] = {}
+        marked = False
+        for kv in span.attributes:
+            if kv.key in _READ:
+                found[kv.key] = kv.value
+            elif kv.key.startswith(_MARK_PREFIX):
+                marked = True
+        side = found["side"].string_value.lower() if "side" in found else ""
+        exchange, symbol = (found[k].string_value if k in found else "" for k in LABELS[:2])
+        expected = number(found.get(EXPECTED_PRICE)) or number(found.get(LIMIT_PRICE))
+        fill = number(found.get(FILL_PRICE))
+        if marked:  # a retried batch: mark afresh
+            kept = [kv for kv in span.attributes if not kv.key.startswith(_MARK_PREFIX)]
+            del span.attributes[:]
+            span.attributes.extend(kept)
+
+        latency_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
+        slow = latency_ms > self.settings.max_latency_ms
+        _mark(span, LATENCY_MS).double_value = latency_ms
+        _mark(span, SLOW).bool_value = slow
+        breach = False
+        if expected and fill and side in ("buy", "sell"):
+            slippage = (fill - expected) / expected * 1e4 * (1 if side == "buy" else -1)
+            breach = slippage > self.settings.max_slippage_bps
+            _mark(span, SLIPPAGE_BPS).double_value = round(slippage, 4)
+            _mark(span, SLIPPAGE_BREACH).bool_value = breach
+
+        identity = (span.trace_id, span.span_id)
+        if identity in self._seen:
+            return  # the same span again (a retried batch): marked, but counted once
+        self._seen[identity] = None
+        if len(self._seen) > _SEEN_SPANS:
+            self._seen.popitem(last=False)
+        counts.add((exchange, symbol, side), slow, breach)
+
+    def collect_metrics(self, now_unix_nano: int) -> Sequence[ResourceMetrics]:
+        results = []
+        for resource, counts in self._counts.live():
+            if not counts.by_labels:
+                continue
+            metrics = [
+                counter(
+                    name,
+                    (
+                        (key_values(dict(zip(LABELS, labels, strict=True))), values[index])
+                        for labels, values in counts.by_labels.items()
+                    ),
+                    counts.start_unix_nano,
+                    now_unix_nano,
+                    description=description,
+                )
+                for index, (name, description) in enumerate(COUNTERS.items())
+            ]
+            results.append(resource_metrics(resource, SCOPE, metrics, __version__))
+        return results
+
+
+def _mark(span: Span, key: str) -> AnyValue:
+    """A new attribute on the span; set its value through the returned AnyValue."""
+    kv = span.attributes.add()
+    kv.key = key
+    return kv.value

@@ -1,0 +1,93 @@
+"""Finding plugins: the ``tbmon.processors`` entry-point group, ordered by PROCESSORS_PLUGINS.
+
+A package makes a plugin available by declaring an entry point in that group (name = what
+PROCESSORS_PLUGINS lists, value = ``module:Class``). A name in the configuration that no
+installed package provides is a configuration error (start-up fails, naming the variable); a
+plugin that is installed but broken (its import or constructor raises) is skipped with a log
+line and reported by /health, so one bad package cannot take the pipeline down.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from importlib.metadata import EntryPoint, entry_points
+
+from pydantic import ValidationError
+
+from tbmon.processors.api import Processor
+from tbmon.processors.chain import Plugin
+from tbmon.processors.settings import ProcessorsSettings
+
+logger = logging.getLogger(__name__)
+
+#: The entry-point group plugins register in.
+ENTRY_POINT_GROUP = "tbmon.processors"
+
+
+class PluginConfigError(ValueError):
+    """PROCESSORS_PLUGINS names something no installed package provides, or a plugin's own
+    settings are invalid."""
+
+
+@dataclass(frozen=True)
+class LoadFailure:
+    """A configured plugin that could not be loaded, and why."""
+
+    name: str
+    error: str
+
+
+def available() -> dict[str, EntryPoint]:
+    """Installed plugins by name (the first distribution wins when two use one name)."""
+    found: dict[str, EntryPoint] = {}
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        if entry_point.name in found:
+            logger.warning(
+                "two packages provide the plugin %r (%s and %s); using the first",
+                entry_point.name,
+                found[entry_point.name].value,
+                entry_point.value,
+            )
+            continue
+        found[entry_point.name] = entry_point
+    return found
+
+
+def load(settings: ProcessorsSettings) -> tuple[list[Plugin], list[LoadFailure]]:
+    """The configured plugins in order, and the ones that were skipped as broken."""
+    installed = available()
+    unknown = [name for name in settings.plugins if name not in installed]
+    if unknown:
+        raise PluginConfigError(
+            f"PROCESSORS_PLUGINS names {', '.join(unknown)}, which no installed package provides; "
+            f"installed plugins: {', '.join(sorted(installed)) or 'none'}"
+        )
+    unlisted = [name for name in settings.reject_on_failure if name not in settings.plugins]
+    if unlisted:
+        raise PluginConfigError(
+            f"PROCESSORS_REJECT_ON_FAILURE names {', '.join(unlisted)}, "
+            "which PROCESSORS_PLUGINS does not list"
+        )
+    plugins, failures = [], []
+    for name in settings.plugins:
+        try:
+            processor = _instantiate(installed[name])
+        except ValidationError as error:
+            raise PluginConfigError(f"plugin {name}: invalid settings: {error}") from error
+        except Exception as error:
+            logger.exception("plugin %s (%s) is broken and skipped", name, installed[name].value)
+            failures.append(LoadFailure(name, f"{type(error).__name__}: {error}"))
+            continue
+        plugins.append(
+            Plugin(name, processor, settings.budget(name), name in settings.reject_on_failure)
+        )
+        logger.info("plugin %s loaded (%s)", name, installed[name].value)
+    return plugins, failures
+
+
+def _instantiate(entry_point: EntryPoint) -> Processor:
+    cls = entry_point.load()
+    if not (isinstance(cls, type) and issubclass(cls, Processor)):
+        raise TypeError(f"{entry_point.value} is not a subclass of tbmon.processors.Processor")
+    return cls()

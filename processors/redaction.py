@@ -1,0 +1,444 @@
+"""Secret redaction: credentials are masked in every signal before any backend stores them.
+
+Two kinds of rule:
+
+- **By attribute key**: an attribute (span, span event, link, log, resource, scope, metric data
+  point, or a key inside a map value) whose key ends in a sensitive word (``password``,
+  ``passphrase``, ``secret``, ``token``, ``api_key``/``apiKey``, ``access_key``, ``private_key``,
+  ``authorization``, ``cookie``, ``credentials``, ``signature`` ...; camelCase, dots, dashes
+  and underscores all count as separators) has its whole value replaced by the mask.
+- **By value pattern**, in every string (attribute values, span and event names, status
+  messages, log bodies): passwords in URLs and DSNs (``scheme://user:PASSWORD@host``),
+  ``password=...``/``"api_key": "..."``/``Authorization: Bearer ...`` in text, bearer tokens,
+  Telegram bot tokens (``123456789:AA...``, 35 characters after the colon), AWS access key ids,
+  GitHub, Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the
+  secret part is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
+
+Speed: a batch is first searched as serialized bytes (every string appears there verbatim) for
+anything a rule could match; a batch without a candidate is passed on untouched, without being
+parsed. Every pattern has bounded repetition, so a huge value costs linear time.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated
+
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from prometheus_client import Counter as PrometheusCounter
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tbmon.processors.api import (
+    Batch,
+    ExportLogsServiceRequest,
+    ExportMetricsServiceRequest,
+    ExportTraceServiceRequest,
+    Processor,
+)
+from tbmon.processors.otlp import data_points
+from tbmon.processors.settings import split_list
+
+REDACTIONS = PrometheusCounter(
+    "tbmon_processors_redactions",
+    "Values the redaction plugin masked, by signal and rule.",
+    ["signal", "rule"],
+)
+
+#: Last words of a sensitive attribute key, after normalisation (lower case, separators "_").
+SENSITIVE_KEY_WORDS = (
+    "password",
+    "passwd",
+    "pwd",
+    "pass",
+    "passphrase",
+    "secret",
+    "secrets",
+    "token",
+    "api_key",
+    "apikey",
+    "access_key",
+    "accesskey",
+    "secret_key",
+    "secretkey",
+    "private_key",
+    "privatekey",
+    "authorization",
+    "cookie",
+    "credential",
+    "credentials",
+    "signature",
+)
+
+#: Lower-case words one of which every sensitive key and every key=value or bearer text
+#: contains ("key" compounds are found by _has_key_compound).
+KEY_WORDS = (
+    "pass",
+    "pwd",
+    "secret",
+    "token",
+    "auth",
+    "cookie",
+    "credential",
+    "signature",
+    "bearer",
+)
+#: What may stand before "key" in a sensitive compound (api_key, accessKey, private-key...).
+_KEY_PREFIX = re.compile(rb"(?:api|access|secret|private)[^a-z0-9]{0,3}$")
+
+_TEXT_KEYS = (
+    r"password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?secret|"
+    r"api[_-]?key|apikey|x-api-key|access[_-]?key|secret[_-]?key|private[_-]?key|"
+    r"access[_-]?token|auth[_-]?token|refresh[_-]?token|bot[_-]?token|token|"
+    r"signature|authorization"
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A value pattern: masks group ``secret`` when the pattern has one, else the whole match.
+
+    ``needles``: lower-case substrings, one of which every match contains (a string without any
+    is skipped without running the pattern). ``prefilter``: the pattern's core as bytes, for
+    finding candidates in a serialized batch (None: the text contains one of KEY_WORDS).
+    """
+
+    name: str
+    pattern: re.Pattern[str]
+    needles: tuple[str, ...]
+    prefilter: re.Pattern[bytes] | None
+
+
+def _rule(
+    name: str,
+    pattern: str,
+    needles: tuple[str, ...],
+    prefilter: bytes | None,
+    *,
+    flags: int = 0,
+) -> Rule:
+    compiled_prefilter = re.compile(prefilter, flags & re.IGNORECASE) if prefilter else None
+    return Rule(name, re.compile(pattern, flags | re.ASCII), needles, compiled_prefilter)
+
+
+#: Value rules. Those without a prefilter are found through KEY_WORDS (their text contains one).
+VALUE_RULES = (
+    _rule(
+        "private_key",
+        r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----[\s\S]{0,20000}?"
+        r"(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|\Z)",
+        ("private key-----",),
+        rb"PRIVATE KEY-----",
+    ),
+    _rule(
+        "url_password",
+        r"://[^:/?#@\s]{0,256}:(?P<secret>[^\s/?#]{1,256})(?=@)",
+        ("://",),
+        rb"://[^:/?#@\s]{0,256}:[^\s/?#]{1,256}@",
+    ),
+    _rule(
+        "key_value",
+        rf"(?:{_TEXT_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?(?:(?:bearer|basic|token)\s+)?"
+        r"(?P<secret>[^\s\"',;&}\]]{1,1024})",
+        ("pass", "pwd", "secret", "key", "token", "signature", "authorization"),
+        None,
+        flags=re.IGNORECASE,
+    ),
+    _rule(
+        "bearer",
+        r"\bbearer\s+(?P<secret>[A-Za-z0-9._~+/=-]{8,4096})",
+        ("bearer",),
+        None,
+        flags=re.IGNORECASE,
+    ),
+    _rule(
+        "telegram_bot_token",
+        r"\d{6,10}:[A-Za-z0-9_-]{35}",
+        (":",),
+        rb":[A-Za-z0-9_-]{35}",
+    ),
+    _rule(
+        "aws_access_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}", ("akia", "asia"), rb"A[KS]IA[0-9A-Z]{16}"
+    ),
+    _rule(
+        "github_token",
+        r"gh[pousr]_[A-Za-z0-9]{36,255}",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_"),
+        rb"gh[pousr]_[A-Za-z0-9]{36}",
+    ),
+    _rule(
+        "slack_token",
+        r"xox[abposr]-[A-Za-z0-9-]{10,255}",
+        ("xox",),
+        rb"xox[abposr]-[A-Za-z0-9-]{10}",
+    ),
+    _rule(
+        "stripe_key",
+        r"[sr]k_(?:live|test)_[A-Za-z0-9]{16,255}",
+        ("k_live_", "k_test_"),
+        rb"k_(?:live|test)_[A-Za-z0-9]{16}",
+    ),
+    _rule(
+        "api_key",
+        r"sk-[A-Za-z0-9_-]{20,255}",
+        ("sk-",),
+        rb"sk-[A-Za-z0-9_-]{20}",
+    ),
+    _rule(
+        "jwt",
+        r"eyJ[A-Za-z0-9_-]{5,4096}\.eyJ[A-Za-z0-9_-]{5,4096}\.[A-Za-z0-9_-]{0,4096}",
+        ("eyj",),
+        rb"eyJ[A-Za-z0-9_-]{5,4096}\.eyJ",
+    ),
+)
+
+
+class Prefilter:
+    """Whether anything in a serialized batch could be a secret, without parsing it.
+
+    Substring searches for the sensitive words in the lower-cased bytes, and each rule's byte
+    pattern (all of them start with a literal, which the regex engine finds as fast as ``in``).
+    Every string of a batch appears verbatim in its bytes, so this never misses what the rules
+    would mask. About 4 us per span of 350 bytes, against about 1 us to parse it.
+    """
+
+    def __init__(self, words: Iterable[str], rules: Iterable[Rule]) -> None:
+        self._words = tuple(word.encode() for word in words)
+        self._patterns = tuple(rule.prefilter for rule in rules if rule.prefilter is not None)
+
+    def __call__(self, raw: bytes) -> bool:
+        lowered = raw.lower()
+        if any(word in lowered for word in self._words):
+            return True
+        if _has_key_compound(lowered):
+            return True
+        return any(pattern.search(raw) for pattern in self._patterns)
+
+
+def _has_key_compound(lowered: bytes) -> bool:
+    """Whether "key" occurs right after api, access, secret or private (and a separator)."""
+    position = lowered.find(b"key")
+    while position != -1:
+        if _KEY_PREFIX.search(lowered, max(0, position - 10), position):
+            return True
+        position = lowered.find(b"key", position + 3)
+    return False
+
+
+class RedactionSettings(BaseSettings):
+    """``PROCESSORS_REDACTION_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCESSORS_REDACTION_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    mask: str = Field(default="[REDACTED]", min_length=1, description="What replaces a secret.")
+    extra_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="More sensitive key last words, comma-separated (e.g. pin,otp).",
+    )
+    extra_patterns: list[str] = Field(
+        default_factory=list,
+        description=(
+            'More value patterns, a JSON list of regular expressions: ["ACME-[0-9]{12}"]. A group '
+            "named secret limits the mask to it. Avoid anchors and look-arounds: the byte-level "
+            "pre-check runs the same pattern on the serialized batch."
+        ),
+    )
+
+    _split = field_validator("extra_keys", mode="before")(split_list)
+
+    @field_validator("extra_keys")
+    @classmethod
+    def _normalise_keys(cls, keys: list[str]) -> list[str]:
+        return [_normalise(key) for key in keys]
+
+    @field_validator("extra_patterns")
+    @classmethod
+    def _compile(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                re.compile(pattern)
+                re.compile(pattern.encode())
+            except (re.error, UnicodeEncodeError) as error:
+                raise ValueError(f"pattern {pattern!r} does not compile: {error}") from error
+        return patterns
+
+
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_SEPARATORS = re.compile(r"[^a-z0-9]+")
+
+
+def _normalise(key: str) -> str:
+    return _SEPARATORS.sub("_", _CAMEL.sub("_", key).lower()).strip("_")
+
+
+class RedactionProcessor(Processor):
+    """Masks secrets in spans, logs and metrics (see the module's docstring for the rules)."""
+
+    def __init__(self, settings: RedactionSettings | None = None) -> None:
+        self.settings = settings or RedactionSettings()
+        self.mask = self.settings.mask
+        words = [*SENSITIVE_KEY_WORDS, *self.settings.extra_keys]
+        self._sensitive = re.compile(rf"(?:^|_)(?:{'|'.join(re.escape(word) for word in words)})$")
+        self._rules = VALUE_RULES + tuple(
+            Rule(f"extra_{index}", re.compile(p), (), re.compile(p.encode()))
+            for index, p in enumerate(self.settings.extra_patterns)
+        )
+        extra_words = [part for key in self.settings.extra_keys for part in key.split("_") if part]
+        #: Whether a serialized batch may hold a secret (the hooks' cheap first step).
+        self.suspect = Prefilter([*KEY_WORDS, *extra_words], self._rules)
+        self._is_sensitive = lru_cache(maxsize=4096)(self._key_is_sensitive)
+
+    # -- hooks --------------------------------------------------------------------------------
+
+    def process_spans(
+        self, batch: Batch[ExportTraceServiceRequest]
+    ) -> Batch[ExportTraceServiceRequest]:
+        if not self.suspect(batch.raw):
+            return batch
+        walk = _Walk(self, batch)
+        for resource_spans in batch.read().resource_spans:
+            walk.attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                walk.attributes(scope_spans.scope.attributes)
+                for span in scope_spans.spans:
+                    if (name := walk.changed(span.name)) is not None:
+                        span.name = name
+                    if (
+                        span.HasField("status")
+                        and (message := walk.changed(span.status.message)) is not None
+                    ):
+                        span.status.message = message
+                    walk.attributes(span.attributes)
+                    for event in span.events:
+                        if (name := walk.changed(event.name)) is not None:
+                            event.name = name
+                        walk.attributes(event.attributes)
+                    for link in span.links:
+                        walk.attributes(link.attributes)
+        walk.publish("spans")
+        return batch
+
+    def process_logs(
+        self, batch: Batch[ExportLogsServiceRequest]
+    ) -> Batch[ExportLogsServiceRequest]:
+        if not self.suspect(batch.raw):
+            return batch
+        walk = _Walk(self, batch)
+        for resource_logs in batch.read().resource_logs:
+            walk.attributes(resource_logs.resource.attributes)
+            for scope_logs in resource_logs.scope_logs:
+                walk.attributes(scope_logs.scope.attributes)
+                for record in scope_logs.log_records:
+                    walk.value(record.body)
+                    walk.attributes(record.attributes)
+        walk.publish("logs")
+        return batch
+
+    def process_metrics(
+        self, batch: Batch[ExportMetricsServiceRequest]
+    ) -> Batch[ExportMetricsServiceRequest]:
+        if not self.suspect(batch.raw):
+            return batch
+        walk = _Walk(self, batch)
+        for resource_metrics in batch.read().resource_metrics:
+            walk.attributes(resource_metrics.resource.attributes)
+            for scope_metrics in resource_metrics.scope_metrics:
+                walk.attributes(scope_metrics.scope.attributes)
+                for metric in scope_metrics.metrics:
+                    for point in data_points(metric):
+                        walk.attributes(point.attributes)  # type: ignore[attr-defined]
+                        for exemplar in getattr(point, "exemplars", ()):
+                            walk.attributes(exemplar.filtered_attributes)
+        walk.publish("metrics")
+        return batch
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def _key_is_sensitive(self, key: str) -> bool:
+        return self._sensitive.search(_normalise(key)) is not None
+
+    def redact_text(self, text: str, hits: Counter[str] | None = None) -> str:
+        """``text`` with every secret the value rules find masked."""
+        lowered = text.lower()
+        for rule in self._rules:
+            if rule.needles and not any(needle in lowered for needle in rule.needles):
+                continue
+            masked, count = rule.pattern.subn(self._masker, text)
+            if count:
+                text, lowered = masked, masked.lower()
+                if hits is not None:
+                    hits[rule.name] += count
+        return text
+
+    def _masker(self, match: re.Match[str]) -> str:
+        if "secret" not in match.re.groupindex:
+            return self.mask
+        whole, start = match.group(0), match.start()
+        return (
+            whole[: match.start("secret") - start]
+            + self.mask
+            + whole[match.end("secret") - start :]
+        )
+
+    def key_is_sensitive(self, key: str) -> bool:
+        """Whether an attribute with this key has its whole value masked."""
+        return self._is_sensitive(key)
+
+
+class _Walk:
+    """One pass over a parsed batch; edits it (and so marks it changed) only when it masks."""
+
+    def __init__(
+        self,
+        redactor: RedactionProcessor,
+        batch: Batch[ExportTraceServiceRequest]
+        | Batch[ExportLogsServiceRequest]
+        | Batch[ExportMetricsServiceRequest],
+    ) -> None:
+        self.redactor = redactor
+        self.batch = batch
+        self.hits: Counter[str] = Counter()
+
+    def changed(self, text: str) -> str | None:
+        """``text`` masked, or None when there was nothing to mask."""
+        if not text:
+            return None
+        masked = self.redactor.redact_text(text, self.hits)
+        if masked is text:
+            return None
+        self.batch.edit()
+        return masked
+
+    def value(self, value: AnyValue) -> None:
+        kind = value.WhichOneof("value")
+        if kind == "string_value":
+            if (masked := self.changed(value.string_value)) is not None:
+                value.string_value = masked
+        elif kind == "array_value":
+            for item in value.array_value.values:
+                self.value(item)
+        elif kind == "kvlist_value":
+            self.attributes(value.kvlist_value.values)
+
+    def attributes(self, key_values: RepeatedCompositeFieldContainer[KeyValue]) -> None:
+        for kv in key_values:
+            if self.redactor.key_is_sensitive(kv.key):
+                if kv.value.WhichOneof("value") != "string_value" or kv.value.string_value != (
+                    self.redactor.mask
+                ):
+                    self.batch.edit()
+                    kv.value.string_value = self.redactor.mask
+                    self.hits["key"] += 1
+            else:
+                self.value(kv.value)
+
+    def publish(self, signal: str) -> None:
+        for rule, count in self.hits.items():
+            REDACTIONS.labels(signal, rule).inc(count)

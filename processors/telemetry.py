@@ -1,0 +1,65 @@
+"""The host's own metrics (Prometheus, served at /metrics on the admin port).
+
+Rates come from PromQL: spans per second is
+``rate(tbmon_processors_items_received_total{signal="spans"}[1m])``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+ITEMS_RECEIVED = Counter(
+    "tbmon_processors_items_received",
+    "Spans, metric data points and log records received from the collector.",
+    ["signal"],
+)
+ITEMS_FORWARDED = Counter(
+    "tbmon_processors_items_forwarded",
+    "Spans, metric data points and log records the next hop accepted.",
+    ["signal"],
+)
+REQUESTS = Counter(
+    "tbmon_processors_requests",
+    "Export requests answered, by gRPC status code.",
+    ["signal", "code"],
+)
+CHAIN_SECONDS = Histogram(
+    "tbmon_processors_chain_duration_seconds",
+    "Time one request spends in the plugin chain.",
+    ["signal"],
+    buckets=_LATENCY_BUCKETS,
+)
+FORWARD_SECONDS = Histogram(
+    "tbmon_processors_forward_duration_seconds",
+    "Time the next hop takes to accept one request.",
+    ["signal"],
+    buckets=_LATENCY_BUCKETS,
+)
+FORWARD_FAILURES = Counter(
+    "tbmon_processors_forward_failures",
+    "Requests the next hop refused or did not answer, by gRPC status code.",
+    ["signal", "code"],
+)
+PLUGIN_SECONDS = Histogram(
+    "tbmon_processors_plugin_duration_seconds",
+    "Time one plugin hook takes for one batch.",
+    ["plugin", "signal"],
+    buckets=_LATENCY_BUCKETS,
+)
+PLUGIN_ERRORS = Counter(
+    "tbmon_processors_plugin_errors",
+    "Plugin calls whose batch passed on unchanged: exception, timeout, stuck, bad_return.",
+    ["plugin", "signal", "reason"],
+)
+PLUGIN_STUCK = Gauge(
+    "tbmon_processors_plugin_stuck",
+    "1 while a plugin's call overran its budget and has not returned (its hooks are skipped).",
+    ["plugin"],
+)
+DERIVED_POINTS = Counter(
+    "tbmon_processors_derived_points",
+    "Metric data points plugins derived and the host sent on.",
+    ["plugin"],
+)

@@ -1,0 +1,293 @@
+"""Trading analytics: the seed's performance and risk gauges, derived from a bot's raw telemetry.
+
+For bots that emit only raw data, with :mod:`tbmon.analytics` (the one implementation of the
+formulas). The raw input contract:
+
+- **Portfolio value**: the metric ``trading_portfolio_value_usd`` (a gauge, or a non-monotonic
+  sum), one series per resource and data point attributes (for example ``strategy``). Samples are
+  binned into periods of PROCESSORS_ANALYTICS_PERIOD_SECONDS (default one day) by their own
+  timestamps; a period's value is its latest sample, and returns are period-over-period simple
+  returns over the last PROCESSORS_ANALYTICS_WINDOW_PERIODS periods.
+- **Closed trades**: a log record or a span event carrying the attribute ``trade.pnl_usd``
+  (realised profit or loss in USD, a number); optional ``trade.id`` (identity, so a retried batch
+  is not counted twice) and ``strategy`` (one trade series per strategy).
+
+Derived gauges (unit-less; fractions, 0.1 = 10 %), sent every PROCESSORS_DERIVE_INTERVAL_SECONDS
+under the bot's own resource (so ``job`` and ``instance`` are the bot's):
+
+- from portfolio values: ``trading_total_return``, ``trading_sharpe_ratio``,
+  ``trading_sortino_ratio``, ``trading_calmar_ratio``, ``trading_max_drawdown``,
+  ``trading_current_drawdown``, ``risk_var_95_percent``, ``risk_var_99_percent`` (historical VaR
+  of the period returns), with the portfolio series' attributes;
+- from closed trades: ``trading_win_rate``, ``trading_profit_factor`` (``strategy`` attribute when
+  the trades carry one).
+
+No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
+derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
+is not sent at all, so Prometheus never sees NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ResourceMetrics
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from tbmon import __version__, analytics
+from tbmon.processors.api import (
+    Batch,
+    ExportLogsServiceRequest,
+    ExportMetricsServiceRequest,
+    ExportTraceServiceRequest,
+    Processor,
+)
+from tbmon.processors.otlp import (
+    PerResource,
+    attribute,
+    gauge,
+    key_values,
+    number,
+    number_points,
+    point_value,
+    resource_metrics,
+)
+
+PORTFOLIO_METRIC = "trading_portfolio_value_usd"
+PNL_ATTRIBUTE = "trade.pnl_usd"
+TRADE_ID_ATTRIBUTE = "trade.id"
+STRATEGY_ATTRIBUTE = "strategy"
+SCOPE = "tbmon.processors.trading_analytics"
+
+#: Derived gauge -> description.
+FROM_VALUES = {
+    "trading_total_return": "Total return over the window, a fraction (derived by tbmon).",
+    "trading_sharpe_ratio": "Annualised Sharpe ratio of the period returns (derived by tbmon).",
+    "trading_sortino_ratio": "Annualised Sortino ratio of the period returns (derived by tbmon).",
+    "trading_calmar_ratio": "CAGR over max drawdown (derived by tbmon).",
+    "trading_max_drawdown": "Largest fall from a peak, a fraction (derived by tbmon).",
+    "trading_current_drawdown": "Fall of the latest value from the peak (derived by tbmon).",
+    "risk_var_95_percent": "Historical 95% Value at Risk of one period, a fraction (tbmon).",
+    "risk_var_99_percent": "Historical 99% Value at Risk of one period, a fraction (tbmon).",
+}
+FROM_TRADES = {
+    "trading_win_rate": "Share of closed trades with a profit (derived by tbmon).",
+    "trading_profit_factor": "Gross profit over gross loss of closed trades (derived by tbmon).",
+}
+DERIVED = {**FROM_VALUES, **FROM_TRADES}
+
+
+class AnalyticsSettings(BaseSettings):
+    """``PROCESSORS_ANALYTICS_*``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROCESSORS_ANALYTICS_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    period_seconds: float = Field(
+        default=86400.0, gt=0, description="Length of one return period (one day)."
+    )
+    periods_per_year: float = Field(
+        default=analytics.CALENDAR_DAYS_PER_YEAR,
+        gt=0,
+        description="Annualisation factor: 365 for crypto's daily periods, 252 for stock days.",
+    )
+    window_periods: int = Field(default=365, ge=2, description="Periods of history kept.")
+    max_trades: int = Field(default=1000, ge=1, description="Closed trades kept per series.")
+    risk_free_rate: float = Field(default=0.0, description="Annual risk-free rate for Sharpe.")
+    idle_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A bot silent this long is forgotten and its derived series stop.",
+    )
+
+
+@dataclass
+class _Series:
+    """One portfolio-value series: the latest sample of each period, oldest first."""
+
+    attributes: list[KeyValue]
+    periods: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    def add(self, time_unix_nano: int, value: float, period_ns: int, window: int) -> None:
+        index = time_unix_nano // period_ns
+        latest = self.periods.get(index)
+        if latest is None or time_unix_nano >= latest[0]:
+            self.periods[index] = (time_unix_nano, value)
+        while len(self.periods) > window:
+            del self.periods[min(self.periods)]
+
+    def values(self) -> list[float]:
+        return [self.periods[index][1] for index in sorted(self.periods)]
+
+
+@dataclass
+class _Trades:
+    """Closed trades of one (bot, strategy): P&L in arrival order, and identities seen."""
+
+    limit: int
+    pnls: deque[float] = field(init=False)
+    seen: set[object] = field(default_factory=set)
+    order: deque[object] = field(default_factory=deque)
+
+    def __post_init__(self) -> None:
+        self.pnls = deque(maxlen=self.limit)
+
+    def add(self, identity: object, pnl: float) -> None:
+        if identity in self.seen:
+            return  # the same batch again (a retry)
+        self.seen.add(identity)
+        self.order.append(identity)
+        if len(self.order) > 4 * self.limit:
+            self.seen.discard(self.order.popleft())
+        self.pnls.append(pnl)
+
+
+@dataclass
+class _Bot:
+    own: set[str] = field(default_factory=set)
+    series: dict[bytes, _Series] = field(default_factory=dict)
+    trades: dict[str | None, _Trades] = field(default_factory=dict)
+
+
+class TradingAnalyticsProcessor(Processor):
+    """Derives performance and risk gauges from raw portfolio values and closed trades."""
+
+    def __init__(self, settings: AnalyticsSettings | None = None) -> None:
+        self.settings = settings or AnalyticsSettings()
+        self._period_ns = round(self.settings.period_seconds * 1e9)
+        self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
+        self._metric_needles = tuple(name.encode() for name in (PORTFOLIO_METRIC, *DERIVED))
+        self._pnl_needle = PNL_ATTRIBUTE.encode()
+
+    # -- raw input ----------------------------------------------------------------------------
+
+    def process_metrics(
+        self, batch: Batch[ExportMetricsServiceRequest]
+    ) -> Batch[ExportMetricsServiceRequest]:
+        if not batch.contains(*self._metric_needles):
+            return batch
+        for resource_metrics_ in batch.read().resource_metrics:
+            bot = self._bots.get(resource_metrics_.resource)
+            for scope_metrics in resource_metrics_.scope_metrics:
+                for metric in scope_metrics.metrics:
+                    if metric.name in DERIVED:
+                        bot.own.add(metric.name)
+                    elif metric.name == PORTFOLIO_METRIC:
+                        self._add_values(bot, metric)
+        return batch
+
+    def _add_values(self, bot: _Bot, metric: Metric) -> None:
+        for point in number_points(metric):
+            key = b"".join(kv.SerializeToString(deterministic=True) for kv in point.attributes)
+            series = bot.series.get(key)
+            if series is None:
+                series = bot.series[key] = _Series(list(point.attributes))
+            series.add(
+                point.time_unix_nano,
+                point_value(point),
+                self._period_ns,
+                self.settings.window_periods,
+            )
+
+    def process_logs(
+        self, batch: Batch[ExportLogsServiceRequest]
+    ) -> Batch[ExportLogsServiceRequest]:
+        if not batch.contains(self._pnl_needle):
+            return batch
+        for resource_logs in batch.read().resource_logs:
+            for scope_logs in resource_logs.scope_logs:
+                for record in scope_logs.log_records:
+                    time = record.time_unix_nano or record.observed_time_unix_nano
+                    self._add_trade(resource_logs.resource, record.attributes, (time,))
+        return batch
+
+    def process_spans(
+        self, batch: Batch[ExportTraceServiceRequest]
+    ) -> Batch[ExportTraceServiceRequest]:
+        if not batch.contains(self._pnl_needle):
+            return batch
+        for resource_spans in batch.read().resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    for event in span.events:
+                        identity = (span.trace_id, span.span_id, event.time_unix_nano)
+                        self._add_trade(resource_spans.resource, event.attributes, identity)
+        return batch
+
+    def _add_trade(
+        self, resource: Resource, attributes: Sequence[KeyValue], identity: tuple[object, ...]
+    ) -> None:
+        pnl = number(attribute(attributes, PNL_ATTRIBUTE))
+        if pnl is None or not math.isfinite(pnl):
+            return
+        trade_id = attribute(attributes, TRADE_ID_ATTRIBUTE)
+        strategy_value = attribute(attributes, STRATEGY_ATTRIBUTE)
+        strategy = strategy_value.string_value if strategy_value is not None else None
+        bot = self._bots.get(resource)
+        trades = bot.trades.get(strategy)
+        if trades is None:
+            trades = bot.trades[strategy] = _Trades(self.settings.max_trades)
+        key = ("id", trade_id.SerializeToString()) if trade_id is not None else (*identity, pnl)
+        trades.add(key, pnl)
+
+    # -- derived output -----------------------------------------------------------------------
+
+    def collect_metrics(self, now_unix_nano: int) -> Sequence[ResourceMetrics]:
+        results = []
+        for resource, bot in self._bots.live():
+            points: dict[str, list[tuple[list[KeyValue], float]]] = {}
+            for series in bot.series.values():
+                for name, value in self._from_values(series.values()).items():
+                    points.setdefault(name, []).append((series.attributes, value))
+            for strategy, trades in bot.trades.items():
+                labels = key_values({} if strategy is None else {STRATEGY_ATTRIBUTE: strategy})
+                for name, value in _from_trades(list(trades.pnls)).items():
+                    points.setdefault(name, []).append((labels, value))
+            metrics = [
+                gauge(name, values, now_unix_nano, description=DERIVED[name])
+                for name, values in points.items()
+                if name not in bot.own
+            ]
+            if metrics:
+                results.append(resource_metrics(resource, SCOPE, metrics, __version__))
+        return results
+
+    def _from_values(self, values: list[float]) -> dict[str, float]:
+        if len(values) < 2:
+            return {}
+        returns = analytics.simple_returns(values)
+        per_year = self.settings.periods_per_year
+        return _defined(
+            {
+                "trading_total_return": analytics.total_return(values),
+                "trading_sharpe_ratio": analytics.sharpe_ratio(
+                    returns, per_year, self.settings.risk_free_rate
+                ),
+                "trading_sortino_ratio": analytics.sortino_ratio(returns, per_year),
+                "trading_calmar_ratio": analytics.calmar_ratio(returns, per_year),
+                "trading_max_drawdown": analytics.max_drawdown_of_values(values),
+                "trading_current_drawdown": analytics.current_drawdown(values),
+                "risk_var_95_percent": analytics.historical_var(returns, 0.95),
+                "risk_var_99_percent": analytics.historical_var(returns, 0.99),
+            }
+        )
+
+
+def _from_trades(pnls: list[float]) -> dict[str, float]:
+    return _defined(
+        {
+            "trading_win_rate": analytics.win_rate(pnls),
+            "trading_profit_factor": analytics.profit_factor(pnls),
+        }
+    )
+
+
+def _defined(values: dict[str, float | None]) -> dict[str, float]:
+    return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}

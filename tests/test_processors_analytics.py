@@ -1,0 +1,292 @@
+"""Trading analytics and execution quality, checked against tbmon.analytics through the test kit."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
+from support import wait_until
+
+from tbmon import analytics
+from tbmon.processors import otlp
+from tbmon.processors.execution import ExecutionQualityProcessor, ExecutionSettings
+from tbmon.processors.testing import (
+    collect,
+    log_record,
+    logs_batch,
+    metrics_batch,
+    record,
+    run,
+    span,
+    spans_batch,
+)
+from tbmon.processors.trading_analytics import (
+    PORTFOLIO_METRIC,
+    AnalyticsSettings,
+    TradingAnalyticsProcessor,
+)
+
+DAY = 86_400 * 10**9
+START = 1_780_000_000 * 10**9 // DAY * DAY  # a midnight, so samples bin by day
+VALUES = [100_000.0, 101_500.0, 99_800.0, 102_300.0, 104_000.0, 97_500.0, 99_000.0, 103_250.0]
+PNLS = [120.0, -80.0, 45.5, -20.0, 300.0]
+
+
+Labels = tuple[tuple[str, otlp.Value], ...]
+
+
+def _derived(metrics: list[ResourceMetrics]) -> dict[tuple[str, Labels], float]:
+    """(name, sorted attributes) -> value of every derived gauge point."""
+    found: dict[tuple[str, Labels], float] = {}
+    for resource_metrics in metrics:
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                for point in otlp.number_points(metric):
+                    labels = tuple(sorted(otlp.attributes(point.attributes).items()))
+                    found[(metric.name, labels)] = otlp.point_value(point)
+    return found
+
+
+def _portfolio(values: list[float], start: int = START, step: int = DAY) -> otlp.Metric:
+    metric = otlp.Metric(name=PORTFOLIO_METRIC)
+    for index, value in enumerate(values):
+        metric.gauge.data_points.add(time_unix_nano=start + index * step, as_double=value)
+    return metric
+
+
+@pytest.fixture
+def plugin() -> TradingAnalyticsProcessor:
+    return TradingAnalyticsProcessor(AnalyticsSettings(periods_per_year=365))
+
+
+def test_gauges_from_portfolio_values_match_tbmon_analytics(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    result = run(plugin, metrics_batch(_portfolio(VALUES)))
+    assert result.error is None
+    derived = _derived(collect(plugin))
+
+    returns = analytics.simple_returns(VALUES)
+    expected = {
+        "trading_total_return": analytics.total_return(VALUES),
+        "trading_sharpe_ratio": analytics.sharpe_ratio(returns, 365),
+        "trading_sortino_ratio": analytics.sortino_ratio(returns, 365),
+        "trading_calmar_ratio": analytics.calmar_ratio(returns, 365),
+        "trading_max_drawdown": analytics.max_drawdown_of_values(VALUES),
+        "trading_current_drawdown": analytics.current_drawdown(VALUES),
+        "risk_var_95_percent": analytics.historical_var(returns, 0.95),
+        "risk_var_99_percent": analytics.historical_var(returns, 0.99),
+    }
+    assert {name: value for (name, _), value in derived.items()} == pytest.approx(expected)
+
+
+def test_samples_bin_into_periods_latest_wins_in_any_order(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    hour = DAY // 24
+    metric = otlp.Metric(name=PORTFOLIO_METRIC)
+    # Day 0: 100 then 110 (latest); day 1: 121 sent before an earlier sample of 50.
+    for when, value in ((0, 100.0), (5 * hour, 110.0), (DAY + 9 * hour, 121.0), (DAY, 50.0)):
+        metric.gauge.data_points.add(time_unix_nano=START + when, as_double=value)
+    run(plugin, metrics_batch(metric))
+    derived = _derived(collect(plugin))
+    assert derived[("trading_total_return", ())] == pytest.approx(121 / 110 - 1)
+
+
+def test_one_period_is_not_enough_and_nothing_undefined_is_sent(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    run(plugin, metrics_batch(_portfolio([100.0, 101.0, 102.0], step=60 * 10**9)))
+    assert collect(plugin) == []  # three samples, one period
+    # Two rising periods: no drawdown (0.0 is defined) but no Sortino (no losing period).
+    rising = TradingAnalyticsProcessor()
+    run(rising, metrics_batch(_portfolio([100.0, 110.0])))
+    names = {name for name, _ in _derived(collect(rising))}
+    assert "trading_max_drawdown" in names
+    assert "trading_sortino_ratio" not in names
+    assert "trading_sharpe_ratio" not in names  # one return has no deviation
+
+
+def test_series_attributes_and_resources_stay_apart(plugin: TradingAnalyticsProcessor) -> None:
+    metric = otlp.Metric(name=PORTFOLIO_METRIC)
+    for index, (a, b) in enumerate(zip(VALUES, reversed(VALUES), strict=True)):
+        metric.gauge.data_points.add(
+            time_unix_nano=START + index * DAY,
+            as_double=a,
+            attributes=otlp.key_values({"strategy": "momentum"}),
+        )
+        metric.gauge.data_points.add(
+            time_unix_nano=START + index * DAY,
+            as_double=b,
+            attributes=otlp.key_values({"strategy": "mean_reversion"}),
+        )
+    run(plugin, metrics_batch(metric, resource={"service.name": "bot-a"}))
+    run(plugin, metrics_batch(_portfolio(VALUES[:3]), resource={"service.name": "bot-b"}))
+    by_bot = {
+        otlp.attributes(rm.resource.attributes)["service.name"]: _derived([rm])
+        for rm in collect(plugin)
+    }
+    assert by_bot["bot-a"][("trading_total_return", (("strategy", "momentum"),))] == (
+        pytest.approx(analytics.total_return(VALUES))
+    )
+    assert by_bot["bot-a"][("trading_total_return", (("strategy", "mean_reversion"),))] == (
+        pytest.approx(analytics.total_return(list(reversed(VALUES))))
+    )
+    assert by_bot["bot-b"][("trading_total_return", ())] == pytest.approx(
+        analytics.total_return(VALUES[:3])
+    )
+
+
+def test_closed_trades_from_logs_and_span_events_counted_once(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    with record({"service.name": "bot"}) as sdk:
+        for pnl in PNLS[:3]:
+            sdk.logger.info("trade closed", extra={"trade.pnl_usd": pnl})
+        with sdk.tracer.start_as_current_span("close_position") as current:
+            current.add_event("trade.closed", {"trade.pnl_usd": PNLS[3]})
+            current.add_event("trade.closed", {"trade.pnl_usd": PNLS[4], "trade.id": "t-5"})
+        # The same trade (same id) reported again in a log record: still one trade.
+        sdk.logger.info("trade closed", extra={"trade.pnl_usd": PNLS[4], "trade.id": "t-5"})
+    logs, spans = sdk.logs(), sdk.spans()
+    for _ in range(2):  # the collector retried: the same batches again
+        run(plugin, logs)
+        run(plugin, spans)
+
+    derived = _derived(collect(plugin))
+    assert derived[("trading_win_rate", ())] == pytest.approx(analytics.win_rate(PNLS))
+    assert derived[("trading_profit_factor", ())] == pytest.approx(analytics.profit_factor(PNLS))
+
+
+def test_trades_per_strategy(plugin: TradingAnalyticsProcessor) -> None:
+    records = [
+        log_record("closed", {"trade.pnl_usd": pnl, "strategy": "grid"}, time_unix_nano=index + 1)
+        for index, pnl in enumerate([10.0, -5.0, 7.0])
+    ]
+    run(plugin, logs_batch(*records))
+    derived = _derived(collect(plugin))
+    assert derived[("trading_win_rate", (("strategy", "grid"),))] == pytest.approx(2 / 3)
+
+
+def test_a_name_the_bot_emits_itself_is_never_derived(plugin: TradingAnalyticsProcessor) -> None:
+    own = otlp.gauge("trading_sharpe_ratio", [({}, 1.25)], START)
+    run(plugin, metrics_batch(_portfolio(VALUES), own))
+    names = {name for name, _ in _derived(collect(plugin))}
+    assert "trading_sharpe_ratio" not in names
+    assert "trading_max_drawdown" in names
+
+
+def test_unrelated_batches_pass_untouched_without_parsing(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    batch = metrics_batch(otlp.gauge("system_cpu_usage_percent", [({}, 12.0)], START))
+    result = run(plugin, batch)
+    assert result.batch.raw == batch.raw
+    assert collect(plugin) == []
+
+
+def test_a_silent_bot_is_forgotten() -> None:
+    plugin = TradingAnalyticsProcessor(AnalyticsSettings(idle_seconds=0.2))
+    run(plugin, metrics_batch(_portfolio(VALUES)))
+    assert collect(plugin)
+    wait_until(lambda: not collect(plugin), "the idle bot to be forgotten", timeout=5)
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError, match="greater than 0"):
+        AnalyticsSettings(period_seconds=0)
+    with pytest.raises(ValueError, match="greater than or equal to 2"):
+        AnalyticsSettings(window_periods=1)
+
+
+# -- execution quality --------------------------------------------------------------------------
+
+
+def _order(name: str, duration_ms: float, **attributes: otlp.Value) -> otlp.Span:
+    return span(
+        name, {"exchange": "binance", "symbol": "BTC/USDT", **attributes}, duration_ms=duration_ms
+    )
+
+
+def test_slow_and_slipped_orders_are_marked_and_counted() -> None:
+    plugin = ExecutionQualityProcessor(ExecutionSettings(max_latency_ms=500, max_slippage_bps=10))
+    spans = [
+        _order(
+            "create_order", 900, side="buy", **{"order.price": 100.0, "order.average_price": 100.2}
+        ),
+        _order(
+            "create_market_sell_order",
+            20,
+            side="sell",
+            **{"order.expected_price": 200.0, "order.average_price": 199.9},
+        ),
+        _order(
+            "create_limit_buy_order",
+            30,
+            side="buy",
+            **{"order.price": 50.0, "order.average_price": 49.9},
+        ),
+        _order("create_order", 40, side="buy"),  # not filled yet: latency only
+        span("fetch_ticker", {"symbol": "BTC/USDT"}, duration_ms=5000),
+    ]
+    batch = spans_batch(*spans, resource={"service.name": "bot"})
+    result = run(plugin, batch)
+    run(plugin, batch)  # a retry: marked again, counted once
+    assert result.error is None
+
+    marks = [otlp.attributes(s.attributes) for _, _, s in otlp.spans(result.message())]
+    assert marks[0]["execution.slow"] is True
+    assert marks[0]["execution.latency_ms"] == pytest.approx(900)
+    assert marks[0]["execution.slippage_bps"] == pytest.approx(20)
+    assert marks[0]["execution.slippage_breach"] is True
+    assert marks[1]["execution.slippage_bps"] == pytest.approx(5)  # sold 0.05 % lower: adverse
+    assert marks[1]["execution.slippage_breach"] is False
+    assert marks[1]["execution.slow"] is False
+    assert marks[2]["execution.slippage_bps"] == pytest.approx(-20)  # bought cheaper: favourable
+    assert "execution.slippage_bps" not in marks[3]
+    assert marks[3]["execution.slow"] is False
+    assert not any(key.startswith("execution.") for key in marks[4])
+
+    counts = _derived(collect(plugin))
+    buy = (("exchange", "binance"), ("side", "buy"), ("symbol", "BTC/USDT"))
+    sell = (("exchange", "binance"), ("side", "sell"), ("symbol", "BTC/USDT"))
+    assert counts[("trading_execution_orders", buy)] == 3
+    assert counts[("trading_execution_slow_orders", buy)] == 1
+    assert counts[("trading_execution_slippage_breaches", buy)] == 1
+    assert counts[("trading_execution_orders", sell)] == 1
+    assert counts[("trading_execution_slippage_breaches", sell)] == 0
+    metric = collect(plugin)[0].scope_metrics[0].metrics[0]
+    assert metric.sum.is_monotonic
+
+
+def test_batches_without_orders_are_not_parsed_or_changed() -> None:
+    plugin = ExecutionQualityProcessor()
+    batch = spans_batch(span("fetch_ohlcv", {"symbol": "ETH/USDT"}))
+    result = run(plugin, batch)
+    assert result.batch.raw == batch.raw
+    assert collect(plugin) == []
+
+
+def test_span_name_pattern_is_configurable_and_validated() -> None:
+    plugin = ExecutionQualityProcessor(ExecutionSettings(span_names=r"place_\w+"))
+    result = run(plugin, spans_batch(span("place_bid", {"side": "buy"}, duration_ms=5000)))
+    marks = otlp.attributes(next(otlp.spans(result.message()))[2].attributes)
+    assert marks["execution.slow"] is True
+    with pytest.raises(ValueError, match="not a regular expression"):
+        ExecutionSettings(span_names="create_(")
+
+
+def test_sdk_order_span_through_the_kit() -> None:
+    with (
+        record() as sdk,
+        sdk.tracer.start_as_current_span(
+            "create_order",
+            attributes={"side": "sell", "order.price": 10.0, "order.average_price": 9.0},
+        ),
+    ):
+        time.sleep(0.002)  # the span's measured duration, not a wait for something
+    result = run(ExecutionQualityProcessor(), sdk.spans())
+    marks = otlp.attributes(next(otlp.spans(result.message()))[2].attributes)
+    assert marks["execution.slippage_bps"] == pytest.approx(1000)
+    assert marks["execution.slippage_breach"] is True

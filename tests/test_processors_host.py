@@ -1,0 +1,427 @@
+"""The host as a process: OTLP/gRPC in, forwarding, bad input, failures, health and metrics."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+from processors_support import (
+    HostProcess,
+    OtlpSink,
+    install_test_plugins,
+    otlp_sink,
+    start_host,
+    stop_host,
+)
+from support import wait_until
+
+from tbmon.processors import Signal, otlp
+from tbmon.processors.testing import log_record, logs_batch, metrics_batch, span, spans_batch
+from tbmon.settings import PROJECT_ROOT
+from tbmon.stack.ports import free_ports
+
+MASK = "[REDACTED]"
+
+
+@pytest.fixture
+def sink() -> Iterator[OtlpSink]:
+    with otlp_sink() as recording:
+        yield recording
+
+
+@pytest.fixture
+def host(tmp_path: Path, sink: OtlpSink) -> Iterator[HostProcess]:
+    """The host with its built-in plugins, forwarding to the sink."""
+    process = start_host(tmp_path, sink.port)
+    try:
+        yield process
+    finally:
+        stop_host(process)
+
+
+def _code(call: Callable[[], object]) -> grpc.StatusCode:
+    """The status code ``call`` fails with."""
+    with pytest.raises(grpc.RpcError) as failure:
+        call()
+    code: grpc.StatusCode = failure.value.code()
+    return code
+
+
+def _delivered(host: HostProcess, raw: bytes) -> bool:
+    try:
+        host.export(Signal.SPANS, raw)
+    except grpc.RpcError as error:
+        if error.code() != grpc.StatusCode.UNAVAILABLE:
+            raise
+        return False
+    return True
+
+
+def _secret_batch() -> bytes:
+    return spans_batch(
+        span("create_order", {"exchange.api_key": "ak-live-1", "side": "buy"}),
+        span("fetch_ticker", {"url": "https://bot:hunter2@exchange/api"}),
+    ).raw
+
+
+def test_processed_batches_reach_the_next_hop(host: HostProcess, sink: OtlpSink) -> None:
+    host.export(Signal.SPANS, _secret_batch())
+    host.export(Signal.LOGS, logs_batch(log_record("login password=hunter2")).raw)
+    host.export(Signal.METRICS, metrics_batch(otlp.gauge("m", [({}, 1.0)], 1)).raw)
+
+    (spans,) = sink.all(Signal.SPANS)
+    text = str(spans)
+    assert "ak-live-1" not in text
+    assert "hunter2" not in text
+    assert f"https://bot:{MASK}@exchange/api" in text
+    order = otlp.attributes(next(otlp.spans(spans))[2].attributes)
+    assert order["execution.slow"] is False  # the execution-quality plugin ran too
+    (logs,) = sink.all(Signal.LOGS)
+    assert next(otlp.log_records(logs))[2].body.string_value == f"login password={MASK}"
+    assert len(sink.all(Signal.METRICS)) == 1
+    assert host.metric("tbmon_processors_items_received_total", signal="spans") == 2
+    assert host.metric("tbmon_processors_items_forwarded_total", signal="logs") == 1
+    assert host.metric("tbmon_processors_requests_total", signal="spans", code="OK") == 1
+    assert (
+        host.metric(
+            "tbmon_processors_plugin_duration_seconds_count", plugin="redaction", signal="spans"
+        )
+        == 1
+    )
+    assert host.metric("tbmon_processors_redactions_total", signal="spans", rule="key") == 1
+
+
+def test_nothing_is_acknowledged_before_the_next_hop_has_it(tmp_path: Path) -> None:
+    """Next hop down: UNAVAILABLE (the collector keeps the batch); back up: the retry lands."""
+    port = free_ports(1)[0]
+    host = start_host(tmp_path, port)
+    try:
+        raw = _secret_batch()
+        assert _code(lambda: host.export(Signal.SPANS, raw)) == grpc.StatusCode.UNAVAILABLE
+        assert host.health()["status"] == "degraded"
+        assert host.health()["next_hop"]["last_failure"].startswith("UNAVAILABLE")
+        with otlp_sink(port) as sink:
+            # The collector retries until the host reconnects (within its 2 s backoff).
+            wait_until(partial(_delivered, host, raw), "the retried batch to go through", 10)
+            assert len(sink.all(Signal.SPANS)) == 1
+            # The next hop's own refusals are passed back as they are.
+            sink.fail_with = grpc.StatusCode.INVALID_ARGUMENT
+            assert _code(lambda: host.export(Signal.SPANS, raw)) == (
+                grpc.StatusCode.INVALID_ARGUMENT
+            )
+            sink.fail_with = grpc.StatusCode.UNAVAILABLE
+            assert _code(lambda: host.export(Signal.SPANS, raw)) == grpc.StatusCode.UNAVAILABLE
+        assert (
+            host.metric(
+                "tbmon_processors_forward_failures_total", signal="spans", code="UNAVAILABLE"
+            )
+            >= 2
+        )
+    finally:
+        stop_host(host)
+
+
+def test_shutdown_finishes_the_requests_in_flight(tmp_path: Path, sink: OtlpSink) -> None:
+    host = start_host(tmp_path, sink.port)
+    sink.delay_seconds = 1.5
+    outcome: list[object] = []
+
+    def send() -> None:
+        try:
+            outcome.append(host.export(Signal.SPANS, _secret_batch()))
+        except grpc.RpcError as error:
+            outcome.append(error)
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    try:
+        assert sink.arrived.wait(10)
+        host.process.send_signal(signal.SIGTERM)
+        sender.join(20)
+        assert outcome == [b""]  # answered OK, and the sink has it
+        assert len(sink.all(Signal.SPANS)) == 1
+        host.process.wait(20)
+    finally:
+        stop_host(host)
+
+
+# -- bad input ----------------------------------------------------------------------------------
+
+
+def test_truncated_and_random_requests_get_invalid_argument(host: HostProcess) -> None:
+    raw = _secret_batch()
+    for cut in (1, 2, 10, len(raw) // 2, len(raw) - 1):
+        assert _code(partial(host.export, Signal.SPANS, raw[:cut])) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        ), cut
+    rng = random.Random(6)
+    for signal_ in Signal:
+        for size in (1, 17, 512, 70_000):
+            garbage = rng.randbytes(size)
+            assert _code(partial(host.export, signal_, garbage)) == (
+                grpc.StatusCode.INVALID_ARGUMENT
+            )
+    # Still serving.
+    host.export(Signal.SPANS, raw)
+    assert host.metric("tbmon_processors_requests_total", signal="spans", code="INVALID_ARGUMENT")
+
+
+def test_garbage_inside_a_valid_envelope_gets_invalid_argument(
+    host: HostProcess, sink: OtlpSink
+) -> None:
+    # resource_spans { scope_spans { spans: <bytes that are not a Span> } }; "password" makes the
+    # redaction plugin parse it, the second request no plugin parses: the host checks it.
+    for payload in (b"\xff\xffpassword", b"\xff\xff\xff"):
+        span_field = b"\x12" + bytes([len(payload)]) + payload
+        scope = b"\x12" + bytes([len(span_field)]) + span_field
+        request = b"\x0a" + bytes([len(scope)]) + scope
+        assert Signal.SPANS.count(request) == 1
+        assert _code(partial(host.export, Signal.SPANS, request)) == (
+            grpc.StatusCode.INVALID_ARGUMENT
+        )
+    assert sink.all(Signal.SPANS) == []
+    host.export(Signal.SPANS, _secret_batch())
+
+
+def test_oversized_requests_get_resource_exhausted(tmp_path: Path, sink: OtlpSink) -> None:
+    host = start_host(tmp_path, sink.port, {"PROCESSORS_MAX_MESSAGE_BYTES": str(2**20)})
+    try:
+        big = spans_batch(span("s", {"blob": "x" * (2 * 2**20)})).raw
+        assert _code(lambda: host.export(Signal.SPANS, big)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        host.export(Signal.SPANS, _secret_batch())  # still serving
+        assert len(sink.all(Signal.SPANS)) == 1
+    finally:
+        stop_host(host)
+
+
+def test_huge_attribute_values_within_the_limit_are_processed(
+    host: HostProcess, sink: OtlpSink
+) -> None:
+    huge = "y" * 5_000_000 + " postgresql://u:topsecret@db/x"
+    host.export(Signal.SPANS, spans_batch(span("s", {"blob": huge, "api_key": "k" * 100_000})).raw)
+    (request,) = sink.all(Signal.SPANS)
+    attributes = otlp.attributes(next(otlp.spans(request))[2].attributes)
+    assert attributes["api_key"] == MASK
+    assert str(attributes["blob"]).endswith(f"postgresql://u:{MASK}@db/x")
+
+
+# -- plugins in the host --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plugin_path(tmp_path: Path) -> dict[str, str]:
+    folder = install_test_plugins(tmp_path / "plugins")
+    return {"PYTHONPATH": os.pathsep.join([str(folder), os.environ.get("PYTHONPATH", "")])}
+
+
+def test_failing_plugins_are_isolated_and_reported(
+    tmp_path: Path, sink: OtlpSink, plugin_path: dict[str, str]
+) -> None:
+    env = {
+        **plugin_path,
+        "PROCESSORS_PLUGINS": "raising,hanging,tag_a,missing_module",
+        "PROCESSORS_PLUGIN_BUDGETS": '{"hanging": 0.3}',
+    }
+    host = start_host(tmp_path, sink.port, env)
+    try:
+        health = host.health()
+        assert health["status"] == "degraded"
+        assert {p["name"]: p["status"] for p in health["plugins"]} == {
+            "raising": "pass",
+            "hanging": "pass",
+            "tag_a": "pass",
+            "missing_module": "fail",
+        }
+        host.export(Signal.SPANS, spans_batch(span("hang-me")).raw)
+        host.export(Signal.SPANS, spans_batch(span("calm")).raw)
+        forwarded = [next(otlp.spans(r))[2] for r in sink.all(Signal.SPANS)]
+        assert [s.name for s in forwarded] == ["hang-me", "calm"]
+        assert all(otlp.attributes(s.attributes) == {"plugin.a": 0} for s in forwarded)
+
+        plugins = {p["name"]: p for p in host.health()["plugins"]}
+        assert plugins["raising"]["errors"] == 2
+        assert plugins["raising"]["last_error"] == "exception: raised RuntimeError('boom')"
+        assert plugins["hanging"]["status"] == "warn"
+        assert plugins["hanging"]["stuck_seconds"] is not None
+        assert (
+            host.metric("tbmon_processors_plugin_errors_total", plugin="hanging", reason="timeout")
+            == 1
+        )
+        assert (
+            host.metric("tbmon_processors_plugin_errors_total", plugin="hanging", reason="stuck")
+            == 1
+        )
+        assert host.metric("tbmon_processors_plugin_stuck", plugin="hanging") == 1
+        wait_until(
+            lambda: host.metric("tbmon_processors_plugin_stuck", plugin="hanging") == 0,
+            "the hanging plugin to come back",
+            timeout=10,
+        )
+        log = host.log.read_text()
+        assert "plugin raising (spans) raised RuntimeError('boom'); the batch passes on" in log
+        assert "plugin missing_module (tbmon_no_such_module:Nothing) is broken and skipped" in log
+    finally:
+        stop_host(host)
+
+
+def test_derived_metrics_are_sent_on_their_interval(
+    tmp_path: Path, sink: OtlpSink, plugin_path: dict[str, str]
+) -> None:
+    env = {
+        **plugin_path,
+        "PROCESSORS_PLUGINS": "deriving",
+        "PROCESSORS_DERIVE_INTERVAL_SECONDS": "0.2",
+    }
+    host = start_host(tmp_path, sink.port, env)
+    try:
+        wait_until(lambda: len(sink.all(Signal.METRICS)) >= 2, "two rounds of derived metrics")
+        first, second = sink.all(Signal.METRICS)[:2]
+        values = [next(otlp.metrics(r))[1].gauge.data_points[0].as_double for r in (first, second)]
+        assert values == [1.0, 2.0]
+        assert host.metric("tbmon_processors_derived_points_total", plugin="deriving") >= 2
+    finally:
+        stop_host(host)
+
+
+def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, str]) -> None:
+    cases = [
+        ({"PROCESSORS_PLUGINS": "redaction,nope"}, "PROCESSORS_PLUGINS names nope"),
+        ({"PROCESSORS_PLUGIN_BUDGET_SECONDS": "-1"}, "PROCESSORS_PLUGIN_BUDGET_SECONDS"),
+        ({"PROCESSORS_REDACTION_MASK": ""}, "plugin redaction: invalid settings"),
+    ]
+    for env, message in cases:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tbmon",
+                "processors",
+                "serve",
+                "--port",
+                "1",
+                "--forward",
+                "x:1",
+            ],
+            env={**os.environ, **plugin_path, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 1, result.stderr
+        assert message in result.stderr
+
+
+def test_a_port_in_use_is_named(tmp_path: Path, sink: OtlpSink) -> None:
+    host = start_host(tmp_path, sink.port)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tbmon",
+                "processors",
+                "serve",
+                "--port",
+                str(host.port),
+                "--http-port",
+                str(free_ports(1)[0]),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert f"port {host.port} (PROCESSORS_PORT / --port) on 127.0.0.1 is in use" in (
+            result.stderr
+        )
+    finally:
+        stop_host(host)
+
+
+def test_health_and_metrics_endpoints(host: HostProcess) -> None:
+    health = host.health()
+    assert health["status"] in ("healthy", "degraded")
+    assert health["grpc"] == {"status": "pass", "endpoint": host.endpoint}
+    assert [p["name"] for p in health["plugins"]] == [
+        "redaction",
+        "trading_analytics",
+        "execution_quality",
+    ]
+    response = httpx.get(f"http://127.0.0.1:{host.http_port}/metrics", timeout=5)
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "tbmon_processors_plugin_stuck" in response.text
+    assert "process_cpu_seconds_total" in response.text
+
+
+# -- the example plugin package -----------------------------------------------------------------
+
+
+def test_the_example_plugin_installs_is_discovered_and_runs_in_the_host(
+    tmp_path: Path, sink: OtlpSink
+) -> None:
+    example = PROJECT_ROOT / "examples" / "processor-plugin"
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(example),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    listing = subprocess.run(
+        [sys.executable, "-m", "tbmon", "processors", "plugins"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert "drop_health_checks" in listing.stdout
+    assert "tbmon_processor_example:DropHealthChecks  (spans)" in listing.stdout
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(example / "tests")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert " passed" in tests.stdout
+
+    host = start_host(tmp_path, sink.port, {**env, "PROCESSORS_PLUGINS": "drop_health_checks"})
+    try:
+        batch = spans_batch(span("GET", {"url.path": "/health"}), span("create_order"))
+        host.export(Signal.SPANS, batch.raw)
+        (request,) = sink.all(Signal.SPANS)
+        assert [s.name for _, _, s in otlp.spans(request)] == ["create_order"]
+        # A batch of nothing but health checks is answered without bothering the next hop.
+        host.export(Signal.SPANS, spans_batch(span("GET", {"url.path": "/health"})).raw)
+        assert len(sink.all(Signal.SPANS)) == 1
+    finally:
+        stop_host(host)

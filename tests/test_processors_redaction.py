@@ -1,0 +1,278 @@
+"""The redaction plugin: every kind of secret, in every place it can hide, through the test kit."""
+
+from __future__ import annotations
+
+import logging
+import random
+import string
+
+import pytest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+
+from tbmon.processors import otlp
+from tbmon.processors.redaction import RedactionProcessor, RedactionSettings
+from tbmon.processors.testing import (
+    log_record,
+    logs_batch,
+    metrics_batch,
+    record,
+    run,
+    span,
+    spans_batch,
+)
+
+MASK = "[REDACTED]"
+TELEGRAM = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2lnbmF0dXJlLXZhbHVl"
+
+# (text containing a secret, the secret, what must survive around it)
+TEXTS = [
+    ("postgresql://trader:hunter2@db:5432/bots", "hunter2", "postgresql://trader:"),
+    ("redis://:s3cretpw@cache:6379/0", "s3cretpw", "@cache:6379/0"),
+    ("amqp://bot:p@ss@mq/vhost", "p@ss", "@mq/vhost"),
+    ("connecting with password=hunter2 now", "hunter2", "password="),
+    ('{"api_key": "ak_live_12345678", "n": 1}', "ak_live_12345678", '"n": 1'),
+    ("exchange passphrase: correct-horse", "correct-horse", "passphrase:"),
+    ("GET /api?symbol=BTC&signature=deadbeef99&ts=1", "deadbeef99", "&ts=1"),
+    ("Authorization: Bearer abcdef1234567890", "abcdef1234567890", "Authorization"),
+    ("sent header bearer abcdef1234567890XYZ", "abcdef1234567890XYZ", "sent header"),
+    (f"https://api.telegram.org/bot{TELEGRAM}/sendMessage", TELEGRAM, "/sendMessage"),
+    (f"bot token {TELEGRAM} configured", TELEGRAM, "configured"),
+    ("aws key AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE", "in use"),
+    ("token ghp_" + "a" * 36, "ghp_" + "a" * 36, "token"),
+    ("slack xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij", "slack"),
+    ("openai sk-" + "A1b2C3d4" * 4, "sk-" + "A1b2C3d4" * 4, "openai"),
+    ("stripe sk_live_" + "x" * 24, "sk_live_" + "x" * 24, "stripe"),
+    (f"jwt {JWT} here", JWT, "here"),
+    (
+        "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA\n-----END RSA PRIVATE KEY-----",
+        "MIIEowIBAAKCAQEA",
+        "",
+    ),
+]
+
+SENSITIVE_KEYS = [
+    "password",
+    "db.password",
+    "exchange.api_key",
+    "apiKey",
+    "x-api-key",
+    "http.request.header.x-mbx-apikey",
+    "http.request.header.authorization",
+    "http.request.header.cookie",
+    "ok-access-passphrase",
+    "ok-access-key",
+    "client_secret",
+    "exchange.secret",
+    "TELEGRAM_BOT_TOKEN",
+    "auth_token",
+    "refreshToken",
+    "private_key",
+    "aws.secret_access_key",
+    "credentials",
+    "request.signature",
+]
+HARMLESS_KEYS = [
+    "llm.usage.total_tokens",
+    "token_count",
+    "keyboard",
+    "cache.key",
+    "bypass",
+    "signal.strength",
+    "author",
+    "order.price",
+]
+
+
+@pytest.fixture(scope="module")
+def redactor() -> RedactionProcessor:
+    return RedactionProcessor(RedactionSettings(mask=MASK))
+
+
+@pytest.mark.parametrize(("text", "secret", "kept"), TEXTS)
+def test_value_patterns_mask_the_secret_and_keep_the_context(
+    redactor: RedactionProcessor, text: str, secret: str, kept: str
+) -> None:
+    masked = redactor.redact_text(text)
+    assert secret not in masked
+    assert MASK in masked
+    assert kept in masked
+
+
+@pytest.mark.parametrize("key", SENSITIVE_KEYS)
+def test_sensitive_keys(redactor: RedactionProcessor, key: str) -> None:
+    assert redactor.key_is_sensitive(key)
+
+
+@pytest.mark.parametrize("key", HARMLESS_KEYS)
+def test_harmless_keys_stay(redactor: RedactionProcessor, key: str) -> None:
+    assert not redactor.key_is_sensitive(key)
+
+
+def test_plain_text_is_left_alone(redactor: RedactionProcessor) -> None:
+    for text in (
+        "order filled at 42000.5 on binance",
+        "http://api.example.com:8080/v1/orders?symbol=BTC/USDT",
+        "tokens used: 1234",
+        "risk-check passed; signal strength 0.8",
+    ):
+        assert redactor.redact_text(text) is text
+
+
+def test_spans_events_links_resource_and_scope(redactor: RedactionProcessor) -> None:
+    secret_span = span(
+        f"GET https://u:{'hunter2'}@exchange/api",
+        {
+            "exchange.api_key": "ak-123",
+            "exchange.passphrase": 1234,
+            "db.url": "postgresql://trader:hunter2@db:5432/bots",
+            "headers": {"authorization": "Bearer abcdef1234567890", "accept": "json"},
+            "tags": ["ok", f"tg {TELEGRAM}"],
+            "order.price": 101.5,
+        },
+        events=[("login password=hunter2", {"detail": "Bearer abcdef1234567890"})],
+    )
+    secret_span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8).attributes.extend(
+        otlp.key_values({"secret": "linked"})
+    )
+    secret_span.status.message = "failed with token=abc123xyz"
+    batch = spans_batch(
+        secret_span, resource={"service.name": "bot", "deployment.secret": "s3cr3t"}
+    )
+    result = run(redactor, batch)
+
+    assert result.error is None
+    request = result.message()
+    resource, _, forwarded = next(otlp.spans(request))
+    text = str(request)
+    for secret in ("hunter2", "ak-123", "1234", "abcdef1234567890", TELEGRAM, "linked", "s3cr3t"):
+        assert secret not in text, secret
+    attributes = otlp.attributes(forwarded.attributes)
+    assert attributes["exchange.api_key"] == MASK
+    assert attributes["exchange.passphrase"] == MASK
+    assert attributes["db.url"] == f"postgresql://trader:{MASK}@db:5432/bots"
+    assert attributes["headers"] == {"authorization": MASK, "accept": "json"}
+    assert attributes["order.price"] == 101.5
+    assert attributes["tags"] == ["ok", f"tg {MASK}"]
+    assert otlp.attributes(resource.resource.attributes)["service.name"] == "bot"
+    assert forwarded.events[0].name == f"login password={MASK}"
+    assert forwarded.status.message == f"failed with token={MASK}"
+
+
+def test_logs_bodies_and_attributes_through_the_sdk(redactor: RedactionProcessor) -> None:
+    with record({"service.name": "bot", "db.dsn": "mysql://root:toor@db/x"}) as sdk:
+        sdk.logger.warning(
+            "login to postgresql://trader:hunter2@db failed",
+            extra={"telegram.bot_token": TELEGRAM, "note": "api_key=abc123"},
+        )
+        sdk.logger.info("nothing secret here")
+    result = run(redactor, sdk.logs())
+
+    records = [r for _, _, r in otlp.log_records(result.message())]
+    assert [r.body.string_value for r in records] == [
+        f"login to postgresql://trader:{MASK}@db failed",
+        "nothing secret here",
+    ]
+    attributes = otlp.attributes(records[0].attributes)
+    assert attributes["telegram.bot_token"] == MASK
+    assert attributes["note"] == f"api_key={MASK}"
+    assert "toor" not in str(result.message())
+
+
+def test_structured_log_bodies(redactor: RedactionProcessor) -> None:
+    batch = logs_batch(log_record({"user": "bot", "password": "hunter2", "msg": "Bearer x" * 3}))
+    body = next(otlp.log_records(run(redactor, batch).message()))[2].body
+    assert otlp.python_value(body) == {"user": "bot", "password": MASK, "msg": "Bearer x" * 3}
+
+
+def test_metric_point_attributes(redactor: RedactionProcessor) -> None:
+    metric = otlp.gauge("x", [({"endpoint": "https://a:b1b2b3@h/"}, 1.0)], 1)
+    result = run(redactor, metrics_batch(metric))
+    point = next(otlp.metrics(result.message()))[1].gauge.data_points[0]
+    assert otlp.attributes(point.attributes) == {"endpoint": f"https://a:{MASK}@h/"}
+
+
+def test_a_clean_batch_is_forwarded_as_the_very_bytes(redactor: RedactionProcessor) -> None:
+    with record() as sdk, sdk.tracer.start_as_current_span("fetch", attributes={"symbol": "X"}):
+        pass
+    batch = sdk.spans()
+    result = run(redactor, batch)
+    assert result.batch.raw == batch.raw
+    assert not result.batch.edited
+
+
+def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor) -> None:
+    """Whatever the exact rules would mask, the byte-level pre-check must flag."""
+    rng = random.Random(7)
+    noise = string.ascii_letters + string.digits + " .:/@=_-"
+    for text, _, _ in TEXTS:
+        for _ in range(20):
+            padded = (
+                "".join(rng.choices(noise, k=rng.randint(0, 40)))
+                + " "
+                + text
+                + " "
+                + "".join(rng.choices(noise, k=rng.randint(0, 40)))
+            )
+            raw = spans_batch(span("s", {"v": padded})).raw
+            assert redactor.suspect(raw), padded
+    for key in SENSITIVE_KEYS:
+        assert redactor.suspect(spans_batch(span("s", {key: "x"})).raw), key
+
+
+def test_masking_is_idempotent(redactor: RedactionProcessor) -> None:
+    batch = spans_batch(span("s", {"password": "x", "url": "https://a:b@c/"}))
+    once = run(redactor, batch).batch
+    twice = run(redactor, once).batch
+    assert twice.raw == once.raw
+
+
+def test_a_huge_value_is_masked_in_linear_time(redactor: RedactionProcessor) -> None:
+    huge = "a" * 3_000_000 + " postgresql://u:topsecret@db/x " + ":" * 1_000_000
+    result = run(redactor, spans_batch(span("s", {"blob": huge})), budget_seconds=5.0)
+    assert result.error is None
+    value = otlp.attributes(next(otlp.spans(result.message()))[2].attributes)["blob"]
+    assert isinstance(value, str)
+    assert "topsecret" not in value
+    assert len(value) == len(huge) - len("topsecret") + len(MASK)
+
+
+def test_extra_keys_and_patterns_from_settings() -> None:
+    redactor = RedactionProcessor(
+        RedactionSettings(
+            mask="***", extra_keys="pin,otp_code", extra_patterns=[r"ACME-(?P<secret>\d{6})"]
+        )
+    )
+    batch = spans_batch(span("s", {"user.pin": "4321", "otpCode": "99", "ref": "ACME-123456"}))
+    attributes = otlp.attributes(next(otlp.spans(run(redactor, batch).message()))[2].attributes)
+    assert attributes == {"user.pin": "***", "otpCode": "***", "ref": "ACME-***"}
+
+
+def test_invalid_settings_name_the_problem() -> None:
+    with pytest.raises(ValueError, match="does not compile"):
+        RedactionSettings(extra_patterns=["(unclosed"])
+    with pytest.raises(ValueError, match="at least 1 character"):
+        RedactionSettings(mask="")
+
+
+def test_nothing_secret_is_logged_by_the_kit(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    redactor = RedactionProcessor(RedactionSettings(mask=MASK))
+    run(redactor, spans_batch(span("s", {"password": "hunter2"})))
+    assert "hunter2" not in caplog.text
+
+
+def test_any_value_of_every_kind_survives_redaction(redactor: RedactionProcessor) -> None:
+    values: dict[str, otlp.Value] = {
+        "b": True,
+        "i": 7,
+        "d": 1.5,
+        "s": "x",
+        "bytes": b"\x00\x01",
+        "a": [1, "two"],
+        "m": {"k": "v"},
+    }
+    batch = spans_batch(span("s", {**values, "password": "p"}))
+    attributes = otlp.attributes(next(otlp.spans(run(redactor, batch).message()))[2].attributes)
+    assert attributes == {**values, "password": MASK}
+    assert otlp.python_value(AnyValue()) is None
