@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -13,6 +14,7 @@ from tbmon.settings import get_stack_settings
 from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
+from tbmon.stack.render import RenderError, render_alertmanager
 from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
 
 app = typer.Typer(help="Run the real backends on this machine, without Docker.")
@@ -43,7 +45,7 @@ def up(names: Names = None) -> None:
             statuses = supervisor.up(names)
     except UnknownComponentError as error:
         raise _fail(error, 2) from error
-    except (StackError, BinaryMissingError) as error:
+    except (StackError, BinaryMissingError, RenderError) as error:
         raise _fail(error) from error
     _print_table(statuses)
 
@@ -92,6 +94,24 @@ def logs(
     if follow_:
         for line in follow(log):
             typer.echo(line)
+
+
+@app.command()
+def render(
+    config: Annotated[str, typer.Argument(help="What to render: alertmanager.")],
+    out: Annotated[Path, typer.Option(help="File to write (secret files go beside it).")],
+    local: Annotated[
+        bool, typer.Option("--local", help="Local-stack addresses instead of Compose's.")
+    ] = False,
+) -> None:
+    """Render a config for Docker Compose (or the local stack) from stack/ and the environment."""
+    if config != "alertmanager":
+        raise _fail(ValueError(f"cannot render {config!r}; one of: alertmanager"), 2)
+    try:
+        written = render_alertmanager(get_stack_settings(), out, compose=not local)
+    except (ValueError, OSError) as error:
+        raise _fail(error) from error
+    console.print(f"wrote {written}")
 
 
 def _print_table(statuses: list[ComponentStatus]) -> None:

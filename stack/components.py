@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tbmon.alert_bridge.settings import telegram_configured
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries, render
 
@@ -51,6 +52,9 @@ class Component:
     links: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Writes the component's rendered config files before it starts.
     prepare: Callable[[Layout], None] | None = None
+    #: Whether `up` starts it; when not, ``disabled_reason`` says why.
+    enabled: Callable[[], bool] = lambda: True
+    disabled_reason: str = ""
 
     def ready_url(self, settings: StackSettings) -> str:
         return settings.url(getattr(settings, self.ports[0]), self.ready_path)
@@ -128,6 +132,29 @@ def _victoria_logs_args(layout: Layout) -> list[str]:
     ]
 
 
+def _telegram_test_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return [
+        "-m",
+        "tbmon",
+        "bridge",
+        "telegram-test-server",
+        "--host",
+        s.bind_host,
+        "--port",
+        str(s.telegram_test_port),
+    ]
+
+
+def _bridge_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    args = ["-m", "tbmon", "bridge", "serve", "--host", s.bind_host, "--port", str(s.bridge_port)]
+    args += ["--token-file", str(render.bridge_token_file(s))]
+    if not telegram_configured():
+        args += ["--demo-telegram", s.url(s.telegram_test_port)]
+    return args
+
+
 def _health_args(layout: Layout) -> list[str]:
     s = layout.settings
     return ["-m", "tbmon", "health", "serve", "--host", s.bind_host, "--port", str(s.health_port)]
@@ -195,6 +222,27 @@ COMPONENTS: tuple[Component, ...] = (
         },
     ),
     Component(
+        name="telegram-test",
+        summary="Telegram Bot API test server, standing in for Telegram (no TELEGRAM_BOT_TOKEN)",
+        binary=binaries.PYTHON,
+        args=_telegram_test_args,
+        ports=("telegram_test_port",),
+        ready_path="/_control/health",
+        links={"control": ("telegram_test_port", "/_control/docs")},
+        enabled=lambda: not telegram_configured(),
+        disabled_reason="TELEGRAM_BOT_TOKEN is set, so the bridge talks to Telegram itself",
+    ),
+    Component(
+        name="alert-bridge",
+        summary="Telegram alert bridge: Alertmanager webhook in, Telegram messages out",
+        binary=binaries.PYTHON,
+        args=_bridge_args,
+        ports=("bridge_port",),
+        ready_path="/health",
+        links={"api": ("bridge_port", "/docs"), "metrics": ("bridge_port", "/metrics")},
+        prepare=render.bridge_token,
+    ),
+    Component(
         name="alertmanager",
         summary="Alertmanager, routing alerts to the Telegram bridge",
         binary=binaries.ALERTMANAGER,
@@ -252,8 +300,25 @@ def select(names: list[str] | None) -> list[Component]:
     return [component for component in COMPONENTS if component.name in names]
 
 
+def startable(names: list[str] | None) -> list[Component]:
+    """The named (or all) components that `up` starts: the enabled ones."""
+    chosen = select(names)
+    if names:
+        disabled = [c for c in chosen if not c.enabled()]
+        if disabled:
+            raise DisabledComponentError(disabled[0])
+    return [c for c in chosen if c.enabled()]
+
+
 class UnknownComponentError(ValueError):
     def __init__(self, unknown: list[str]) -> None:
         super().__init__(
             f"unknown component {', '.join(unknown)}; valid names: {', '.join(component_names())}"
         )
+
+
+class DisabledComponentError(UnknownComponentError):
+    """A component was named that this configuration does not run."""
+
+    def __init__(self, component: Component) -> None:
+        ValueError.__init__(self, f"{component.name} is not started: {component.disabled_reason}")

@@ -25,7 +25,7 @@ import httpx
 import psutil
 
 from tbmon.settings import StackSettings
-from tbmon.stack.components import Component, Layout, select
+from tbmon.stack.components import Component, Layout, select, startable
 from tbmon.stack.ports import port_holder
 
 State = Literal["ready", "starting", "dead", "stopped"]
@@ -65,7 +65,7 @@ class Supervisor:
 
     def up(self, names: list[str] | None = None) -> list[ComponentStatus]:
         """Start what is not running, then wait until every named component is ready."""
-        components = select(names)
+        components = startable(names)
         to_start = [c for c in components if self._process(c) is None]
         paths = {c.name: c.binary.path(self.settings.cache_dir) for c in to_start}
         self._check_ports(to_start)

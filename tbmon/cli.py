@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from tbmon import __version__
+from tbmon.alert_bridge.cli import app as bridge_app
 from tbmon.health.cli import app as health_app
 from tbmon.processors.cli import app as processors_app
 from tbmon.stack.cli import app as stack_app
@@ -21,6 +22,7 @@ app.command()(doctor)
 app.command()(backup)
 app.add_typer(health_app, name="health")
 app.add_typer(processors_app, name="processors")
+app.add_typer(bridge_app, name="bridge")
 
 
 @app.command()

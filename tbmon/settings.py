@@ -11,12 +11,17 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+#: A Prometheus/Alertmanager duration such as 30s, 5m, 1h30m.
+Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -70,6 +75,27 @@ class StackSettings(BaseSettings):
     prometheus_retention_size: str = Field(default="5GB", description="TSDB retention size.")
     alertmanager_port: int = Field(default=9093, description="Alertmanager web and API.")
     node_exporter_port: int = Field(default=9100, description="node exporter /metrics.")
+
+    # Alert routing, rendered into Alertmanager's config (the seed's "Alert Tuning"): critical
+    # alerts go out fast and remind hourly, warnings are grouped longer and remind less often.
+    alert_critical_group_wait: Duration = Field(default="10s", description="Critical group_wait.")
+    alert_critical_group_interval: Duration = Field(
+        default="1m", description="Critical group_interval."
+    )
+    alert_critical_repeat_interval: Duration = Field(
+        default="1h", description="Critical repeat_interval."
+    )
+    alert_warning_group_wait: Duration = Field(default="30s", description="Warning group_wait.")
+    alert_warning_group_interval: Duration = Field(
+        default="5m", description="Warning group_interval."
+    )
+    alert_warning_repeat_interval: Duration = Field(
+        default="4h", description="Warning repeat_interval."
+    )
+
+    # The Telegram alert bridge, and the Telegram test server used without TELEGRAM_BOT_TOKEN.
+    bridge_port: int = Field(default=8090, description="Alert bridge (webhook, /metrics).")
+    telegram_test_port: int = Field(default=8092, description="Telegram Bot API test server.")
 
     # Jaeger v2 (its OTLP ports are moved off the collector's 4317/4318).
     jaeger_otlp_grpc_port: int = Field(default=14317, description="Jaeger's OTLP/gRPC receiver.")

@@ -1,0 +1,124 @@
+"""`tbmon bridge serve` and `tbmon bridge telegram-test-server`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from tbmon.settings import get_stack_settings
+from tbmon.stack.ports import port_holder
+
+app = typer.Typer(help="The Telegram alert bridge, and a Telegram test server for the demo.")
+
+Host = Annotated[
+    str | None, typer.Option(help="Address to bind (default: TBMON_BIND_HOST, 127.0.0.1).")
+]
+
+
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # httpx logs each request's URL at INFO, and Telegram's URLs carry the bot token.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+def _check_port(host: str, port: int, variable: str) -> None:
+    holder = port_holder(host, port)
+    if holder is not None:
+        typer.echo(
+            f"error: port {port} on {host} is in use{holder}; stop that process or choose "
+            f"another port with --port or {variable}=...",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    host: Host = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: TBMON_BRIDGE_PORT, 8090).")
+    ] = None,
+    token_file: Annotated[
+        Path | None, typer.Option(help="File holding the webhook bearer token.")
+    ] = None,
+    demo_telegram: Annotated[
+        str | None,
+        typer.Option(help="Use the Telegram test server at this URL, with its demo bot and chats."),
+    ] = None,
+) -> None:
+    """Receive Alertmanager's webhook and deliver the alerts to Telegram."""
+    # Imported here: the web stack would slow down every other `tbmon` command.
+    from tbmon.alert_bridge.app import create_app  # noqa: PLC0415
+    from tbmon.alert_bridge.settings import (  # noqa: PLC0415
+        SettingsError,
+        demo_overrides,
+        load_settings,
+    )
+
+    overrides: dict[str, object] = {}
+    if token_file is not None:
+        overrides["token_file"] = token_file
+    if demo_telegram is not None:
+        overrides.update(demo_overrides(demo_telegram))
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    stack = get_stack_settings()
+    host, port = host or stack.bind_host, port or stack.bridge_port
+    _check_port(host, port, "TBMON_BRIDGE_PORT")
+    _configure_logging()
+    logging.getLogger(__name__).info(
+        "alert bridge on %s:%d: Telegram %s, outbox %s",
+        host,
+        port,
+        settings.telegram_api_url,
+        settings.database,
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+
+
+@app.command("telegram-test-server")
+def telegram_test_server(
+    host: Host = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port (default: TBMON_TELEGRAM_TEST_PORT, 8092).")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="Do not print received messages.")] = False,
+) -> None:
+    """A local Telegram Bot API for tests and the demo; prints each message it receives."""
+    from tbmon.alert_bridge.telegram_test_server import create_app  # noqa: PLC0415
+
+    stack = get_stack_settings()
+    host, port = host or stack.bind_host, port or stack.telegram_test_port
+    _check_port(host, port, "TBMON_TELEGRAM_TEST_PORT")
+    _configure_logging()
+
+    def show(message: str) -> None:
+        print(message, flush=True)
+
+    uvicorn.run(
+        create_app(printer=None if quiet else show),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        timeout_graceful_shutdown=1,  # long polls (getUpdates) would hold it for their timeout
+    )

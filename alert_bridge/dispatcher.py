@@ -1,0 +1,235 @@
+"""Sending the outbox to Telegram: one worker per chat, in order, within Telegram's limits.
+
+A worker takes its chat's oldest waiting items, packs as many as fit into one message (same
+alert name, status and severity; a resolved alert only with others answering the same message),
+waits for the rate limiter, and sends. Only Telegram's confirmation marks the items sent, so a
+crash between the two sends that message again after a restart: at most one duplicate, never a
+loss. A 429 waits ``retry_after``; a migrated group moves the chat's queue to the new id; any other
+failure retries with a capped exponential backoff, keeping the order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from contextlib import suppress
+from dataclasses import dataclass
+from functools import partial
+from itertools import takewhile
+from typing import TYPE_CHECKING, Any
+
+from tbmon.alert_bridge.formatter import header, header_length, message
+from tbmon.alert_bridge.html import plain_text
+from tbmon.alert_bridge.outbox import Item
+from tbmon.alert_bridge.splitter import blocks_that_fit
+from tbmon.alert_bridge.telegram import TelegramError, TelegramUnavailable
+
+if TYPE_CHECKING:
+    from tbmon.alert_bridge.service import Bridge
+
+log = logging.getLogger(__name__)
+
+#: Hours a silence button silences for; its callback data is ``silence:<hours>``.
+SILENCE_HOURS = (1, 24)
+#: Safety net: look for waiting items this often even without a wake-up.
+_RESCAN_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One message to send and the items it carries."""
+
+    chat_id: str
+    items: list[Item]
+    html: str
+    reply_to: int | None
+    keyboard: bool
+
+    @property
+    def first(self) -> Item:
+        return self.items[0]
+
+
+def silence_keyboard() -> list[list[dict[str, str]]]:
+    return [
+        [
+            {"text": f"🔕 Silence {hours} h", "callback_data": f"silence:{hours}"}
+            for hours in SILENCE_HOURS
+        ]
+    ]
+
+
+class Dispatcher:
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+        self._wake = asyncio.Event()
+        self._workers: dict[str, tuple[asyncio.Task[None], asyncio.Event]] = {}
+
+    def notify(self) -> None:
+        """New items were queued (or a chat moved): look for work now."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        bridge = self._bridge
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    chats = await bridge.db(bridge.outbox.chats_with_pending)
+                except Exception:
+                    log.exception("could not read the outbox; retrying")
+                    chats = []
+                for chat in chats:
+                    self._signal(chat)
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=_RESCAN_SECONDS)
+        finally:
+            for task, _ in self._workers.values():
+                task.cancel()
+            await asyncio.gather(*(t for t, _ in self._workers.values()), return_exceptions=True)
+
+    def _signal(self, chat: str) -> None:
+        worker = self._workers.get(chat)
+        if worker is None:
+            event = asyncio.Event()
+            worker = (asyncio.create_task(self._drain(chat, event), name=f"chat {chat}"), event)
+            self._workers[chat] = worker
+        worker[1].set()
+
+    async def _drain(self, chat: str, event: asyncio.Event) -> None:
+        bridge = self._bridge
+        failures = 0
+        while True:
+            event.clear()
+            try:
+                items = await bridge.db(bridge.outbox.pending, chat)
+                if not items:
+                    await event.wait()
+                    continue
+                batch = await self._pack(chat, items)
+                await bridge.limiter.acquire(chat)
+                await self._deliver(batch)
+            except TelegramError as error:
+                failures = await self._refused(chat, error, failures)
+            except TelegramUnavailable as error:
+                bridge.metrics.telegram_errors.labels("sendMessage", "unavailable").inc()
+                failures += 1
+                delay = self._backoff(failures)
+                log.warning(
+                    "Telegram unavailable (%s); retrying chat %s in %.1f s", error, chat, delay
+                )
+                await asyncio.sleep(delay)
+            except Exception:
+                failures += 1
+                log.exception("unexpected error sending to chat %s; retrying", chat)
+                await asyncio.sleep(self._backoff(failures))
+            else:
+                failures = 0
+
+    async def _refused(self, chat: str, error: TelegramError, failures: int) -> int:
+        bridge = self._bridge
+        if error.retry_after is not None:
+            bridge.metrics.telegram_errors.labels("sendMessage", "429").inc()
+            log.warning("Telegram asks to wait %s s before chat %s", error.retry_after, chat)
+            bridge.limiter.block(chat, float(error.retry_after))
+            return failures
+        bridge.metrics.telegram_errors.labels("sendMessage", "4xx").inc()
+        if error.migrate_to is not None:
+            new_chat = str(error.migrate_to)
+            await bridge.db(bridge.outbox.migrate, chat, new_chat)
+            log.warning(
+                "chat %s became the supergroup %s: its alerts go there now; update the "
+                "TELEGRAM_*_CHAT_ID variable that says %s",
+                chat,
+                new_chat,
+                chat,
+            )
+            self.notify()
+            return failures
+        failures += 1
+        delay = self._backoff(failures)
+        log.error(
+            "Telegram refused a message to chat %s: %s. Check the chat id and that the bot is a "
+            "member allowed to post; retrying in %.0f s",
+            chat,
+            error.description,
+            delay,
+        )
+        await asyncio.sleep(delay)
+        return failures
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self._bridge.settings.max_backoff, 0.5 * 2.0 ** min(failures, 16))
+        return ceiling * random.uniform(0.8, 1.0)  # noqa: S311 - jitter, not security
+
+    async def _pack(self, chat: str, items: list[Item]) -> Batch:
+        bridge = self._bridge
+        first = items[0]
+        if first.kind != "alert":
+            return Batch(chat, [first], first.html, first.reply_to, keyboard=False)
+
+        def key(item: Item) -> tuple[object, ...]:
+            name = item.labels.get("alertname")
+            return (item.kind, item.status, item.severity, item.silent, item.thread_id, name)
+
+        group = list(takewhile(lambda item: key(item) == key(first), items))
+        reply_to = None
+        if first.status == "resolved":
+            targets = await bridge.db(
+                bridge.outbox.reply_targets, chat, [(i.fingerprint, i.starts_at) for i in group]
+            )
+            reply_to = targets[0]
+            group = group[: next((n for n, t in enumerate(targets) if t != reply_to), len(group))]
+        count = blocks_that_fit(
+            lambda n: header_length(first.severity, first.status, n), [i.length for i in group]
+        )
+        group = group[:count]
+        html = message(header(first.severity, first.status, count), [i.html for i in group])
+        keyboard = first.status == "firing" and bridge.settings.updates != "off"
+        return Batch(chat, group, html, reply_to, keyboard)
+
+    async def _deliver(self, batch: Batch) -> None:
+        bridge = self._bridge
+        try:
+            sent = await self._send(batch, batch.html, html=True)
+        except TelegramError as error:
+            if error.unparsable:
+                log.error(
+                    "Telegram could not parse a message's HTML (%s); sending it as plain text",
+                    error.description,
+                )
+                await bridge.limiter.acquire(batch.chat_id)
+                sent = await self._send(batch, plain_text(batch.html), html=False)
+            elif error.thread_missing and batch.first.thread_id is not None:
+                log.error(
+                    "chat %s has no forum topic %s (ALERT_BRIDGE_*_THREAD_ID); sending to the "
+                    "chat itself",
+                    batch.chat_id,
+                    batch.first.thread_id,
+                )
+                await bridge.limiter.acquire(batch.chat_id)
+                sent = await self._send(batch, batch.html, html=True, thread=False)
+            else:
+                raise
+        now = time.time()
+        mark_sent = partial(bridge.outbox.mark_sent, keyboard=batch.keyboard, now=now)
+        item_ids = [item.id for item in batch.items]
+        await bridge.db(mark_sent, item_ids, batch.chat_id, int(sent["message_id"]), batch.html)
+        bridge.metrics.messages.inc()
+        for item in batch.items:
+            bridge.metrics.delivery.observe(now - item.received_at)
+
+    async def _send(
+        self, batch: Batch, text: str, *, html: bool, thread: bool = True
+    ) -> dict[str, Any]:
+        return await self._bridge.telegram.send_message(
+            batch.chat_id,
+            text,
+            html=html,
+            thread_id=batch.first.thread_id if thread else None,
+            silent=batch.first.silent,
+            reply_to=batch.reply_to,
+            keyboard=silence_keyboard() if batch.keyboard else None,
+        )

@@ -1,0 +1,342 @@
+"""The durable outbox: every accepted alert event is on disk before Alertmanager hears "2xx".
+
+SQLite in WAL mode with ``synchronous=FULL``: a commit survives a crash or power cut. One row per
+alert event per chat (an *item*) waits until Telegram confirms the message that carries it; the
+sender then records the message id, so a later "resolved" can reply to the "firing" message.
+
+The same event (chat, fingerprint, start time, status) accepted again within the dedup window is
+skipped: that covers Alertmanager's retries, HA pairs, and a group re-sent because another alert
+joined it, while a repeat after ``repeat_interval`` (longer than the window) reminds again.
+
+All methods are synchronous and must be called from one thread (the app runs them on a
+single-thread executor), which also serialises writers.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY,
+    received_at REAL NOT NULL,
+    group_key TEXT NOT NULL,
+    body BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS items (
+    id INTEGER PRIMARY KEY,
+    notification_id INTEGER,
+    chat_id TEXT NOT NULL,
+    thread_id INTEGER,
+    silent INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    labels TEXT NOT NULL,
+    html TEXT NOT NULL,
+    length INTEGER NOT NULL,
+    reply_to INTEGER,
+    received_at REAL NOT NULL,
+    sent_at REAL,
+    message_id INTEGER
+);
+CREATE INDEX IF NOT EXISTS items_pending ON items (chat_id, id) WHERE sent_at IS NULL;
+CREATE INDEX IF NOT EXISTS items_event ON items (chat_id, fingerprint, starts_at, status);
+CREATE TABLE IF NOT EXISTS messages (
+    chat_id TEXT NOT NULL,
+    message_id INTEGER NOT NULL,
+    html TEXT NOT NULL,
+    keyboard INTEGER NOT NULL,
+    sent_at REAL NOT NULL,
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE TABLE IF NOT EXISTS migrations (
+    old_chat TEXT PRIMARY KEY,
+    new_chat TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+_ITEM_COLUMNS = (
+    "id, chat_id, thread_id, silent, kind, status, severity, fingerprint, starts_at, labels, "
+    "html, length, reply_to, received_at"
+)
+
+
+@dataclass(frozen=True)
+class NewItem:
+    """An alert event (or a plain text) for one chat, before it is queued."""
+
+    chat_id: str
+    thread_id: int | None
+    silent: bool
+    kind: str  # "alert" or "text"
+    status: str  # firing / resolved for alerts, "" for texts
+    severity: str
+    fingerprint: str
+    starts_at: str
+    labels: dict[str, str]
+    html: str
+    length: int
+    reply_to: int | None = None
+
+
+@dataclass(frozen=True)
+class Item(NewItem):
+    """A queued item."""
+
+    id: int = 0
+    received_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Stats:
+    pending: int
+    oldest_received_at: float | None
+
+
+class Outbox:
+    """The SQLite outbox at ``path`` (created with its folder if missing)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    def accept(
+        self,
+        group_key: str,
+        body: bytes,
+        items: Sequence[NewItem],
+        now: float,
+        dedup_window: float,
+    ) -> int:
+        """Queue the items not already accepted within the window; returns how many were new.
+
+        The notification's raw body is kept alongside for inspection. One transaction: either
+        everything is on disk or nothing is (and the caller answers 5xx).
+        """
+        queued = 0
+        with self._transaction() as db:
+            notification = db.execute(
+                "INSERT INTO notifications (received_at, group_key, body) VALUES (?, ?, ?)",
+                (now, group_key, body),
+            ).lastrowid
+            for item in items:
+                chat = self._current_chat(db, item.chat_id)
+                if item.kind == "alert" and self._seen(db, chat, item, now - dedup_window):
+                    continue
+                self._insert(db, item, chat, now, notification)
+                queued += 1
+        return queued
+
+    def enqueue_text(self, item: NewItem, now: float) -> None:
+        with self._transaction() as db:
+            self._insert(db, item, self._current_chat(db, item.chat_id), now, None)
+
+    @staticmethod
+    def _seen(db: sqlite3.Connection, chat: str, item: NewItem, since: float) -> bool:
+        row = db.execute(
+            "SELECT 1 FROM items WHERE chat_id = ? AND fingerprint = ? AND starts_at = ? "
+            "AND status = ? AND received_at >= ? LIMIT 1",
+            (chat, item.fingerprint, item.starts_at, item.status, since),
+        ).fetchone()
+        return row is not None
+
+    @staticmethod
+    def _insert(
+        db: sqlite3.Connection, item: NewItem, chat: str, now: float, notification: int | None
+    ) -> None:
+        db.execute(
+            "INSERT INTO items (notification_id, chat_id, thread_id, silent, kind, status, "
+            "severity, fingerprint, starts_at, labels, html, length, reply_to, received_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                notification,
+                chat,
+                item.thread_id,
+                int(item.silent),
+                item.kind,
+                item.status,
+                item.severity,
+                item.fingerprint,
+                item.starts_at,
+                json.dumps(item.labels, sort_keys=True),
+                item.html,
+                item.length,
+                item.reply_to,
+                now,
+            ),
+        )
+
+    # -- sending --------------------------------------------------------------------------------
+
+    def chats_with_pending(self) -> list[str]:
+        rows = self._db.execute("SELECT DISTINCT chat_id FROM items WHERE sent_at IS NULL")
+        return [row[0] for row in rows]
+
+    def pending(self, chat_id: str, limit: int = 100) -> list[Item]:
+        """The chat's oldest unsent items, in the order they were accepted."""
+        rows = self._db.execute(
+            f"SELECT {_ITEM_COLUMNS} FROM items"  # noqa: S608 - constant columns, bound values
+            " WHERE chat_id = ? AND sent_at IS NULL "
+            "ORDER BY id LIMIT ?",
+            (chat_id, limit),
+        )
+        return [_item(row) for row in rows]
+
+    def reply_targets(self, chat_id: str, alerts: Sequence[tuple[str, str]]) -> list[int | None]:
+        """For each (fingerprint, starts_at): the latest message that announced it as firing."""
+        targets = []
+        for fingerprint, starts_at in alerts:
+            row = self._db.execute(
+                "SELECT message_id FROM items WHERE chat_id = ? AND fingerprint = ? "
+                "AND starts_at = ? AND status = 'firing' AND message_id IS NOT NULL "
+                "ORDER BY id DESC LIMIT 1",
+                (chat_id, fingerprint, starts_at),
+            ).fetchone()
+            targets.append(None if row is None else int(row["message_id"]))
+        return targets
+
+    def mark_sent(
+        self,
+        item_ids: Sequence[int],
+        chat_id: str,
+        message_id: int,
+        html: str,
+        *,
+        keyboard: bool,
+        now: float,
+    ) -> None:
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE items SET sent_at = ?, message_id = ? WHERE id = ?",
+                [(now, message_id, item_id) for item_id in item_ids],
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO messages (chat_id, message_id, html, keyboard, sent_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (chat_id, message_id, html, int(keyboard), now),
+            )
+
+    def message(self, chat_id: str, message_id: int) -> tuple[str, bool] | None:
+        """A sent message's HTML, and whether it carries the silence buttons."""
+        row = self._db.execute(
+            "SELECT html, keyboard FROM messages WHERE chat_id = ? AND message_id = ?",
+            (chat_id, message_id),
+        ).fetchone()
+        return None if row is None else (row["html"], bool(row["keyboard"]))
+
+    def message_labels(self, chat_id: str, message_id: int) -> list[dict[str, str]]:
+        """The label sets of the firing alerts a sent message announced."""
+        rows = self._db.execute(
+            "SELECT labels FROM items WHERE chat_id = ? AND message_id = ? AND kind = 'alert' "
+            "AND status = 'firing'",
+            (chat_id, message_id),
+        )
+        return [json.loads(row["labels"]) for row in rows]
+
+    # -- chats ----------------------------------------------------------------------------------
+
+    def migrate(self, old_chat: str, new_chat: str) -> None:
+        """The group became a supergroup: its pending items (and future ones) go to the new id."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO migrations (old_chat, new_chat) VALUES (?, ?)",
+                (old_chat, new_chat),
+            )
+            db.execute(
+                "UPDATE items SET chat_id = ? WHERE chat_id = ? AND sent_at IS NULL",
+                (new_chat, old_chat),
+            )
+
+    def current_chat(self, chat_id: str) -> str:
+        return self._current_chat(self._db, chat_id)
+
+    @staticmethod
+    def _current_chat(db: sqlite3.Connection, chat_id: str) -> str:
+        seen = {chat_id}
+        while True:
+            row = db.execute(
+                "SELECT new_chat FROM migrations WHERE old_chat = ?", (chat_id,)
+            ).fetchone()
+            if row is None or row[0] in seen:
+                return chat_id
+            chat_id = row[0]
+            seen.add(chat_id)
+
+    # -- state and housekeeping -----------------------------------------------------------------
+
+    def get_state(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT OR REPLACE INTO state (key, value) VALUES (?, ?)", (key, value))
+
+    def stats(self) -> Stats:
+        count, oldest = self._db.execute(
+            "SELECT COUNT(*), MIN(received_at) FROM items WHERE sent_at IS NULL"
+        ).fetchone()
+        return Stats(pending=int(count), oldest_received_at=oldest)
+
+    def prune(self, before: float) -> None:
+        """Forget what was sent before ``before`` (pending items are never removed)."""
+        with self._transaction() as db:
+            db.execute("DELETE FROM items WHERE sent_at IS NOT NULL AND received_at < ?", (before,))
+            db.execute(
+                "DELETE FROM notifications WHERE received_at < ? AND id NOT IN "
+                "(SELECT notification_id FROM items WHERE notification_id IS NOT NULL)",
+                (before,),
+            )
+            db.execute("DELETE FROM messages WHERE sent_at < ?", (before,))
+
+
+def _item(row: sqlite3.Row) -> Item:
+    return Item(
+        id=row["id"],
+        chat_id=row["chat_id"],
+        thread_id=row["thread_id"],
+        silent=bool(row["silent"]),
+        kind=row["kind"],
+        status=row["status"],
+        severity=row["severity"],
+        fingerprint=row["fingerprint"],
+        starts_at=row["starts_at"],
+        labels=json.loads(row["labels"]),
+        html=row["html"],
+        length=row["length"],
+        reply_to=row["reply_to"],
+        received_at=row["received_at"],
+    )

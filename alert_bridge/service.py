@@ -1,0 +1,196 @@
+"""The bridge's parts wired together: the outbox, Telegram, Alertmanager and the background tasks.
+
+The outbox (SQLite) runs on one dedicated thread, so disk writes never block the event loop and
+never run concurrently; everything else is asyncio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from tbmon.alert_bridge.alertmanager import AlertmanagerClient
+from tbmon.alert_bridge.dispatcher import Dispatcher
+from tbmon.alert_bridge.formatter import alert_block, text
+from tbmon.alert_bridge.html import visible_length
+from tbmon.alert_bridge.metrics import BridgeMetrics
+from tbmon.alert_bridge.models import Alert, Notification
+from tbmon.alert_bridge.outbox import NewItem, Outbox
+from tbmon.alert_bridge.ratelimit import RateLimiter
+from tbmon.alert_bridge.settings import BridgeSettings
+from tbmon.alert_bridge.telegram import TelegramClient, TelegramError, TelegramUnavailable
+from tbmon.alert_bridge.updates import Updates
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_HOUSEKEEPING_SECONDS = 3600.0
+
+
+class Bridge:
+    def __init__(self, settings: BridgeSettings, metrics: BridgeMetrics) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._outbox: Outbox | None = None
+        self.telegram = TelegramClient(
+            settings.telegram_api_url, settings.bot_token, settings.request_timeout
+        )
+        self.alertmanager = AlertmanagerClient(settings.alertmanager_url)
+        self.limiter = RateLimiter(
+            settings.chat_interval, settings.group_per_minute, settings.global_per_second
+        )
+        self.dispatcher = Dispatcher(self)
+        self.updates = Updates(self)
+        self._tasks: list[asyncio.Task[None]] = []
+        #: What getMe said at start-up: the bot's @name, or why it failed.
+        self.bot = "not checked yet"
+
+    @property
+    def outbox(self) -> Outbox:
+        assert self._outbox is not None, "the bridge is not started"
+        return self._outbox
+
+    async def db(self, function: Callable[..., T], *args: Any) -> T:
+        """Run an outbox call on the outbox's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
+
+    async def start(self) -> None:
+        self._outbox = await self.db(Outbox, self.settings.database)
+        stats = await self.db(self.outbox.stats)
+        if stats.pending:
+            log.info("%d alert events waiting in the outbox from before; sending", stats.pending)
+        self._spawn(self._check_bot(), "getMe")
+        self._spawn(self.dispatcher.run(), "dispatcher")
+        self._spawn(self._housekeeping(), "housekeeping")
+        if self.settings.updates == "polling":
+            self._spawn(self.updates.poll(), "getUpdates")
+        elif self.settings.updates == "webhook":
+            self._spawn(self.updates.register_webhook(), "setWebhook")
+
+    def _spawn(self, work: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.telegram.close()
+        await self.alertmanager.close()
+        if self._outbox is not None:
+            await self.db(self._outbox.close)
+        self._executor.shutdown(wait=True)
+
+    async def _check_bot(self) -> None:
+        """Say early if the token is wrong; alerts are queued either way, never refused."""
+        try:
+            me = await self.telegram.call("getMe", {})
+        except TelegramError as error:
+            self.bot = f"rejected: {error.code} {error.description}"
+            log.error(
+                "Telegram rejects TELEGRAM_BOT_TOKEN (%s %s): check the token @BotFather gave "
+                "you; alerts are queued until Telegram accepts it",
+                error.code,
+                error.description,
+            )
+        except TelegramUnavailable as error:
+            self.bot = "unreachable"
+            log.warning("Telegram is unreachable (%s); alerts are queued until it answers", error)
+        else:
+            self.bot = f"@{me.get('username', '?')}"
+            log.info("Telegram bot %s ready", self.bot)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            before = time.time() - self.settings.retention_days * 86400
+            try:
+                await self.db(self.outbox.prune, before)
+            except Exception:
+                log.exception("could not prune the outbox")
+            await asyncio.sleep(_HOUSEKEEPING_SECONDS)
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    async def accept(self, notification: Notification, body: bytes) -> tuple[int, int]:
+        """Queue the notification's alert events durably; returns (queued, duplicates)."""
+        items = [self._alert_item(alert) for alert in notification.alerts]
+        if notification.truncated_alerts:
+            items.append(self._truncation_note(notification))
+        queued = await self.db(
+            self.outbox.accept,
+            notification.group_key,
+            body,
+            items,
+            time.time(),
+            self.settings.dedup_window,
+        )
+        duplicates = len(items) - queued
+        self.metrics.notifications.labels("accepted").inc()
+        for alert in notification.alerts:
+            self.metrics.alerts.labels(alert.status).inc()
+        self.metrics.duplicates.inc(duplicates)
+        log.info(
+            "queued %d alert events of group %s (%s), %d already queued",
+            queued,
+            notification.group_labels,
+            notification.status,
+            duplicates,
+        )
+        if queued:
+            self.dispatcher.notify()
+        return queued, duplicates
+
+    def route(self, severity: str) -> tuple[str, int | None, bool]:
+        """Chat, forum topic and silence for a severity: critical, or everything else."""
+        settings = self.settings
+        if severity == "critical":
+            return settings.critical_chat, settings.critical_thread_id, False
+        return settings.warning_chat, settings.warning_thread_id, settings.warnings_silent
+
+    def _alert_item(self, alert: Alert) -> NewItem:
+        html, length = alert_block(alert, self.settings.grafana_url)
+        chat, thread, silent = self.route(alert.severity)
+        return NewItem(
+            chat_id=chat,
+            thread_id=thread,
+            silent=silent,
+            kind="alert",
+            status=alert.status,
+            severity=alert.severity,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at.isoformat(),
+            labels=dict(alert.labels),
+            html=html,
+            length=length,
+        )
+
+    def _truncation_note(self, notification: Notification) -> NewItem:
+        chat, thread, silent = self.route(notification.common_labels.get("severity", ""))
+        html = (
+            f"ℹ️ Alertmanager left out {notification.truncated_alerts} more alerts of the group "  # noqa: RUF001
+            f"<code>{text(str(notification.group_labels), 500)}</code> (webhook max_alerts); "
+            "see Alertmanager for all of them."
+        )
+        return NewItem(
+            chat_id=chat,
+            thread_id=thread,
+            silent=silent,
+            kind="text",
+            status="",
+            severity="",
+            fingerprint="",
+            starts_at="",
+            labels={},
+            html=html,
+            length=visible_length(html),
+        )
+
+    async def refresh_gauges(self) -> None:
+        stats = await self.db(self.outbox.stats)
+        self.metrics.pending.set(stats.pending)
+        oldest = stats.oldest_received_at
+        self.metrics.oldest.set(0 if oldest is None else max(0.0, time.time() - oldest))

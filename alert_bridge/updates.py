@@ -1,0 +1,247 @@
+"""What people do in the chat: silence buttons, and the /alerts and /silences commands.
+
+Updates arrive by getUpdates long polling (the offset is kept in the outbox, so a restart neither
+loses nor replays them) or by Telegram calling ``/webhook/telegram``. Every callback query is
+answered, whatever happens, so the button never spins. Only users in ALERT_BRIDGE_ALLOWED_USERS
+may silence; commands work in the alert chats (or for those users anywhere).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from tbmon.alert_bridge.alertmanager import AlertmanagerError
+from tbmon.alert_bridge.dispatcher import SILENCE_HOURS, silence_keyboard
+from tbmon.alert_bridge.formatter import alert_lines, silence_lines, text
+from tbmon.alert_bridge.html import MESSAGE_LIMIT, visible_length
+from tbmon.alert_bridge.outbox import NewItem
+from tbmon.alert_bridge.splitter import split_lines
+from tbmon.alert_bridge.telegram import TelegramError, TelegramUnavailable
+
+if TYPE_CHECKING:
+    from tbmon.alert_bridge.service import Bridge
+
+log = logging.getLogger(__name__)
+
+_OFFSET = "telegram_update_offset"
+_HELP = (
+    "<b>tbmon alert bridge</b>\n"
+    "/alerts: the alerts firing now\n"
+    "/silences: the active silences\n"
+    "Buttons under an alert silence it for 1 h or 24 h (allowed users only)."
+)
+
+
+class Updates:
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    # -- receiving ------------------------------------------------------------------------------
+
+    async def poll(self) -> None:
+        """Long-poll getUpdates forever, handling each update once."""
+        bridge = self._bridge
+        stored = await bridge.db(bridge.outbox.get_state, _OFFSET)
+        offset = int(stored) if stored else None
+        failures = 0
+        while True:
+            try:
+                updates = await bridge.telegram.get_updates(offset, bridge.settings.poll_timeout)
+            except (TelegramError, TelegramUnavailable) as error:
+                failures += 1
+                delay = min(bridge.settings.max_backoff, 2.0**failures)
+                hint = ""
+                if isinstance(error, TelegramError) and error.code == 409:
+                    hint = (
+                        " (a webhook is set for this bot, or another bridge polls it: use "
+                        "ALERT_BRIDGE_UPDATES=webhook, or run one bridge per bot)"
+                    )
+                log.warning("getUpdates failed: %s%s; retrying in %.0f s", error, hint, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            for update in updates:
+                await self.handle(update)
+                offset = int(update["update_id"]) + 1
+                await bridge.db(bridge.outbox.set_state, _OFFSET, str(offset))
+
+    async def register_webhook(self) -> None:
+        """Tell Telegram where to send updates (webhook mode); retries until it agrees."""
+        bridge = self._bridge
+        settings = bridge.settings
+        assert settings.webhook_url is not None  # checked when the settings were built
+        assert settings.webhook_secret is not None
+        params = {
+            "url": settings.webhook_url,
+            "secret_token": settings.webhook_secret.get_secret_value(),
+            "allowed_updates": ["message", "callback_query"],
+        }
+        failures = 0
+        while True:
+            try:
+                await bridge.telegram.call("setWebhook", params)
+            except (TelegramError, TelegramUnavailable) as error:
+                failures += 1
+                log.error("setWebhook failed: %s; retrying", error)
+                await asyncio.sleep(min(settings.max_backoff, 2.0**failures))
+            else:
+                log.info("Telegram sends updates to %s", settings.webhook_url)
+                return
+
+    async def handle(self, update: dict[str, Any]) -> None:
+        """Act on one update; never raises (a bad update is logged and skipped)."""
+        try:
+            if "callback_query" in update:
+                await self._callback(update["callback_query"])
+            elif "message" in update:
+                await self._command(update["message"])
+        except Exception:
+            log.exception("could not handle Telegram update %s", update.get("update_id"))
+
+    # -- silence buttons ------------------------------------------------------------------------
+
+    async def _callback(self, query: dict[str, Any]) -> None:
+        answer, show_alert = "Something went wrong; see the bridge's log.", True
+        try:
+            answer, show_alert = await self._silence(query)
+        finally:
+            await self._answer(str(query.get("id", "")), answer, show_alert)
+
+    async def _silence(self, query: dict[str, Any]) -> tuple[str, bool]:
+        bridge = self._bridge
+        data = str(query.get("data", ""))
+        user = query.get("from") or {}
+        kind, _, hours_text = data.partition(":")
+        if kind != "silence" or not hours_text.isdigit() or int(hours_text) not in SILENCE_HOURS:
+            return "This button is not one of the alert bridge's.", True
+        hours = int(hours_text)
+        user_id = user.get("id")
+        if user_id not in bridge.settings.allowed_users:
+            return (
+                "You may not silence alerts. Ask an admin to add your Telegram user id "
+                f"({user_id}) to ALERT_BRIDGE_ALLOWED_USERS.",
+                True,
+            )
+        message = query.get("message") or {}
+        chat = str((message.get("chat") or {}).get("id", ""))
+        message_id = message.get("message_id")
+        labels = []
+        if isinstance(message_id, int):
+            labels = await bridge.db(bridge.outbox.message_labels, chat, message_id)
+        if not isinstance(message_id, int) or not labels:
+            return "This alert is too old to silence from Telegram; use Alertmanager.", True
+        matchers = dict(set.intersection(*(set(each.items()) for each in labels)))
+        who = user.get("username") or user.get("first_name") or str(user_id)
+        try:
+            silence_id = await bridge.alertmanager.create_silence(
+                matchers,
+                hours,
+                created_by=f"telegram:{who} ({user_id})",
+                comment=f"Silenced from Telegram for {hours} h",
+            )
+        except AlertmanagerError as error:
+            log.error("could not create a silence: %s", error)
+            return f"Could not create the silence: {error}", True
+        log.info("%s (%s) silenced %s for %d h: %s", who, user_id, matchers, hours, silence_id)
+        await self._mark_silenced(chat, message_id, hours, who, silence_id)
+        return f"Silenced for {hours} h.", False
+
+    async def _mark_silenced(
+        self, chat: str, message_id: int, hours: int, who: str, silence_id: str
+    ) -> None:
+        """Say on the alert itself (or, if that no longer fits, in a reply) who silenced it."""
+        bridge = self._bridge
+        until = (datetime.now(UTC) + timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M UTC")
+        note = (
+            f"🔕 <b>Silenced for {hours} h</b> by {text(who, 64)} until {until} "
+            f"(<code>{text(silence_id[:8])}</code>)"
+        )
+        stored = await bridge.db(bridge.outbox.message, chat, message_id)
+        if stored is not None and visible_length(stored[0] + "\n\n" + note) <= MESSAGE_LIMIT:
+            html, keyboard = stored
+            params: dict[str, Any] = {
+                "chat_id": int(chat) if chat.lstrip("-").isdigit() else chat,
+                "message_id": message_id,
+                "text": html + "\n\n" + note,
+                "parse_mode": "HTML",
+                "link_preview_options": {"is_disabled": True},
+            }
+            if keyboard:
+                params["reply_markup"] = {"inline_keyboard": silence_keyboard()}
+            await bridge.limiter.acquire(chat)
+            try:
+                await bridge.telegram.call("editMessageText", params)
+                return
+            except (TelegramError, TelegramUnavailable) as error:
+                log.warning("could not mark the message as silenced: %s", error)
+        await self._reply(chat, None, message_id, [note])
+
+    async def _answer(self, query_id: str, answer: str, show_alert: bool) -> None:
+        try:
+            await self._bridge.telegram.call(
+                "answerCallbackQuery",
+                {"callback_query_id": query_id, "text": answer[:200], "show_alert": show_alert},
+            )
+        except (TelegramError, TelegramUnavailable) as error:
+            log.warning("could not answer a button press: %s", error)
+
+    # -- commands -------------------------------------------------------------------------------
+
+    async def _command(self, message: dict[str, Any]) -> None:
+        bridge = self._bridge
+        words = str(message.get("text", "")).split()
+        if not words or not words[0].startswith("/"):
+            return
+        command = words[0].split("@", 1)[0].lower()
+        if command not in ("/alerts", "/silences", "/help", "/start"):
+            return
+        chat = str((message.get("chat") or {}).get("id", ""))
+        user_id = (message.get("from") or {}).get("id")
+        thread = message.get("message_thread_id")
+        alert_chats = {
+            await bridge.db(bridge.outbox.current_chat, bridge.settings.critical_chat),
+            await bridge.db(bridge.outbox.current_chat, bridge.settings.warning_chat),
+        }
+        if chat not in alert_chats and user_id not in bridge.settings.allowed_users:
+            lines = ["This chat does not receive tbmon alerts; use the commands in an alert chat."]
+        elif command == "/alerts":
+            lines = await self._listing(alert_lines, bridge.alertmanager.alerts)
+        elif command == "/silences":
+            lines = await self._listing(silence_lines, bridge.alertmanager.silences)
+        else:
+            lines = [_HELP]
+        await self._reply(chat, thread, message.get("message_id"), lines)
+
+    @staticmethod
+    async def _listing(render: Any, fetch: Any) -> list[str]:
+        try:
+            lines: list[str] = render(await fetch())
+        except AlertmanagerError as error:
+            return [f"⚠️ {text(str(error), 300)}"]
+        return lines
+
+    async def _reply(
+        self, chat: str, thread: int | None, reply_to: int | None, lines: list[str]
+    ) -> None:
+        bridge = self._bridge
+        for part in split_lines(lines):
+            item = NewItem(
+                chat_id=chat,
+                thread_id=thread,
+                silent=False,
+                kind="text",
+                status="",
+                severity="",
+                fingerprint="",
+                starts_at="",
+                labels={},
+                html=part,
+                length=visible_length(part),
+                reply_to=reply_to,
+            )
+            await bridge.db(bridge.outbox.enqueue_text, item, time.time())
+        bridge.dispatcher.notify()

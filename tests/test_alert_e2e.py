@@ -1,0 +1,144 @@
+"""End to end on a real stack: a bot's drawdown goes through the collector into Prometheus, the
+real rules fire, the real Alertmanager routes, the bridge sends, and the Telegram test server
+receives the critical message; recovering sends the reply; the silence button silences.
+
+The rules are the production ones (HighDrawdown critical waits its full ``for: 1m``); only
+Alertmanager's group_wait/group_interval are shortened, through the stack's settings.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bridge_support import CRITICAL_CHAT
+from support import otlp_sdk, wait_until
+
+from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.settings import StackSettings
+from tbmon.stack.ports import isolated_settings
+from tbmon.stack.supervisor import Supervisor
+
+pytestmark = pytest.mark.stack
+
+#: Starts a bot breaching the 25% drawdown threshold as ``service``; yields ``recover()``.
+DrawdownSource = Callable[[StackSettings, str], AbstractContextManager[Callable[[], None]]]
+
+
+@contextmanager
+def sdk_drawdown(settings: StackSettings, service: str) -> Iterator[Callable[[], None]]:
+    """The drawdown gauge from the OpenTelemetry SDK, over OTLP, as a bot sends it."""
+    with otlp_sdk(f"{settings.bind_host}:{settings.otlp_grpc_port}", service) as sdk:
+        gauge = sdk.meter_provider.get_meter("e2e").create_gauge("trading_max_drawdown")
+        gauge.set(0.30)
+        yield lambda: gauge.set(0.05)
+
+
+#: The one line to change for the demo bot's drawdown scenario (same shape, run by `tbmon demo`).
+DRAWDOWN_SOURCE: DrawdownSource = sdk_drawdown
+
+
+@pytest.fixture(scope="module")
+def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    settings = isolated_settings(tmp_path_factory.mktemp("e2e")).model_copy(
+        update={
+            "alert_critical_group_wait": "1s",
+            "alert_critical_group_interval": "2s",
+            "alert_warning_group_wait": "1s",
+            "alert_warning_group_interval": "2s",
+        }
+    )
+    supervisor = Supervisor(settings)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+        patch.setenv("ALERT_BRIDGE_POLL_TIMEOUT", "2")
+        try:
+            supervisor.up()
+            yield supervisor
+        finally:
+            supervisor.down()
+
+
+def test_drawdown_alert_reaches_telegram_resolves_and_silences(fast_stack: Supervisor) -> None:
+    settings = fast_stack.settings
+    service = f"e2e-bot-{uuid.uuid4().hex[:6]}"
+    telegram = TestServerClient(settings.url(settings.telegram_test_port))
+
+    def ours(status: str) -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in telegram.messages(CRITICAL_CHAT)
+                if f"job={service}" in m["text"] and m["text"].startswith(status)
+            ),
+            None,
+        )
+
+    try:
+        with DRAWDOWN_SOURCE(settings, service) as recover:
+            firing = wait_until(lambda: ours("🚨"), "the critical message", timeout=240)
+            _check_format(firing, service, settings)
+            recover()
+            resolved = wait_until(lambda: ours("✅"), "the resolved reply", timeout=120)
+        assert resolved["reply_to_message"]["message_id"] == firing["message_id"]
+        assert "Resolved: " in resolved["text"]
+
+        query = telegram.press(CRITICAL_CHAT, firing["message_id"], "silence:1")
+        wait_until(lambda: telegram.callback(query)["answered"] or None, "the button's answer")
+        assert telegram.callback(query)["text"] == "Silenced for 1 h."
+    finally:
+        telegram.close()
+    silences = httpx.get(settings.url(settings.alertmanager_port, "/api/v2/silences")).json()
+    (silence,) = [
+        s
+        for s in silences
+        if {"name": "job", "value": service, "isRegex": False, "isEqual": True} in s["matchers"]
+    ]
+    assert silence["status"]["state"] == "active"
+    matchers = {m["name"]: m["value"] for m in silence["matchers"]}
+    assert matchers["alertname"] == "HighDrawdown"
+    assert matchers["severity"] == "critical"
+
+
+def _check_format(message: dict[str, Any], service: str, settings: StackSettings) -> None:
+    lines = message["text"].splitlines()
+    assert lines[0] == "🚨 CRITICAL TRADING BOT ALERT"
+    assert lines[2:5] == ["Alert: HighDrawdown", "Severity: CRITICAL", "Component: TRADING"]
+    assert f"job={service}" in lines[5]
+    body = "\n".join(lines[6:])
+    assert "Summary: Critical portfolio drawdown" in body
+    assert (
+        f"Description: Portfolio drawdown of {service} is 30%, exceeding the 25% critical "
+        "threshold" in body
+    )
+    assert "Action Required: Stop opening new positions" in body
+    assert re.search(r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", body, re.MULTILINE)
+    assert lines[-2:] == ["🔗 View in Grafana", "🔗 View in Prometheus"]
+    grafana, prometheus = [e["url"] for e in message["entities"] if e["type"] == "text_link"]
+    assert grafana == "http://localhost:3000"
+    assert prometheus.startswith(f"http://{settings.bind_host}:{settings.prometheus_port}/graph?")
+    keyboard = message["reply_markup"]["inline_keyboard"]
+    assert [b["callback_data"] for b in keyboard[0]] == ["silence:1", "silence:24"]
+
+
+def test_rendered_stack_configs_point_at_each_other(fast_stack: Supervisor) -> None:
+    data = Path(fast_stack.settings.data_dir)
+    alertmanager = (data / "alertmanager" / "alertmanager.yml").read_text()
+    assert f"127.0.0.1:{fast_stack.settings.bridge_port}/webhook/alertmanager" in alertmanager
+    assert "group_wait: 1s" in alertmanager
+    prometheus = (data / "prometheus" / "prometheus.yml").read_text()
+    assert f"127.0.0.1:{fast_stack.settings.bridge_port}" in prometheus
+    up = wait_until(
+        lambda: httpx.get(
+            fast_stack.settings.url(fast_stack.settings.prometheus_port, "/api/v1/query"),
+            params={"query": 'up{job="alert-bridge"}'},
+        ).json()["data"]["result"],
+        "Prometheus scraping the bridge",
+    )
+    assert up[0]["value"][1] == "1"

@@ -1,0 +1,458 @@
+"""The bridge as a real process, with the Telegram test server and a real Alertmanager."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from bridge_support import (
+    CRITICAL_CHAT,
+    WARNING_CHAT,
+    Rig,
+    alert,
+    bridge_rig,
+    idents,
+    notification,
+)
+from support import wait_until
+
+from tbmon.alert_bridge.html import MESSAGE_LIMIT, visible_length
+from tbmon.alert_bridge.settings import DEMO_OPERATOR_ID
+from tbmon.stack.components import (
+    Component,
+    DisabledComponentError,
+    Layout,
+    select,
+    startable,
+)
+from tbmon.stack.ports import isolated_settings
+
+#: Functional tests share chats, so Telegram's flood limits are lifted here (the reliability
+#: tests and the benchmark keep them).
+FAST = {
+    "ALERT_BRIDGE_CHAT_INTERVAL": "0.05",
+    "ALERT_BRIDGE_GROUP_PER_MINUTE": "1000",
+    "ALERT_BRIDGE_POLL_TIMEOUT": "1",
+}
+
+
+@pytest.fixture(scope="module")
+def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    env = FAST | {"ALERT_BRIDGE_WARNINGS_SILENT": "true"}
+    with bridge_rig(tmp_path_factory.mktemp("bridge"), alertmanager=True, env=env) as rig:
+        rig.telegram.limits(enabled=False)
+        yield rig
+
+
+def _wait_for(rig: Rig, ident: str, chat: str = CRITICAL_CHAT) -> dict[str, Any]:
+    def found() -> dict[str, Any] | None:
+        return next((m for m in rig.messages(chat) if ident in idents([m])), None)
+
+    return wait_until(found, f"alert {ident} in chat {chat}", timeout=30)
+
+
+# -- the webhook -------------------------------------------------------------------------------
+
+
+def test_webhook_needs_the_bearer_token(rig: Rig) -> None:
+    body = notification([alert("auth")])
+    for token in ("", "wrong"):
+        response = rig.post(body, token=token)
+        assert response.status_code == 401
+        assert "ALERT_BRIDGE_TOKEN" in response.json()["detail"]
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert rig.post(body).status_code == 200
+
+
+_BASE = b'{"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "alerts": '
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "detail"),
+    [
+        (b"{not json", 422, "JSON decode error"),
+        (b'{"version": "4"}', 422, "alerts: Field required"),
+        (_BASE.replace(b'"4"', b'"3"') + b"[]}", 422, "version: Input should be '4'"),
+        (_BASE + b"[{}]}", 422, "alerts.0.status: Field required"),
+    ],
+)
+def test_malformed_payloads_get_a_clear_4xx(
+    rig: Rig, body: bytes, status: int, detail: str
+) -> None:
+    response = httpx.post(
+        rig.url + "/webhook/alertmanager",
+        content=body,
+        headers={"Authorization": f"Bearer {rig.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == status
+    assert response.json()["detail"].startswith("not an Alertmanager version-4 webhook")
+    assert detail in response.json()["detail"]
+
+
+def test_a_huge_body_is_refused_before_it_is_read(rig: Rig) -> None:
+    response = httpx.post(
+        rig.url + "/webhook/alertmanager",
+        content=b" " * (17 * 2**20),
+        headers={"Authorization": f"Bearer {rig.token}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+def test_critical_and_warning_go_to_their_chats_and_duplicates_are_sent_once(rig: Rig) -> None:
+    critical = alert("route-c")
+    warning = alert("route-w", severity="warning", name="WarnAlert")
+    for _ in range(3):  # Alertmanager retrying, or an HA pair delivering twice
+        assert rig.post(notification([critical])).status_code == 200
+        assert rig.post(notification([warning], group="w")).status_code == 200
+    message = _wait_for(rig, "route-c")
+    assert message["text"].startswith("🚨 CRITICAL TRADING BOT ALERT")
+    assert message["silent"] is False
+    assert message["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == "silence:1"
+    warned = _wait_for(rig, "route-w", WARNING_CHAT)
+    assert warned["text"].startswith("⚠️ WARNING TRADING BOT ALERT")
+    assert warned["silent"] is True  # ALERT_BRIDGE_WARNINGS_SILENT
+    time.sleep(2)  # the duplicates would have been sent by now
+    assert idents(rig.messages(CRITICAL_CHAT)).count("route-c") == 1
+    assert idents(rig.messages(WARNING_CHAT)).count("route-w") == 1
+
+
+def test_resolved_is_sent_as_a_reply_to_the_firing_message(rig: Rig) -> None:
+    firing = alert("resolve-me")
+    rig.post(notification([firing]))
+    announced = _wait_for(rig, "resolve-me")
+    rig.post(notification([{**firing, "status": "resolved", "endsAt": "2026-01-15T15:00:00Z"}]))
+
+    def reply() -> dict[str, Any] | None:
+        return next(
+            (m for m in rig.messages() if m["text"].startswith("✅") and "resolve-me" in m["text"]),
+            None,
+        )
+
+    resolved = wait_until(reply, "the resolved message", timeout=30)
+    assert resolved["reply_to_message"]["message_id"] == announced["message_id"]
+    assert "Resolved: 2026-01-15 15:00:00 UTC (after 29m)" in resolved["text"]
+    assert "reply_markup" not in resolved
+
+
+def test_a_long_group_is_split_on_alert_boundaries(rig: Rig) -> None:
+    alerts = [
+        alert(
+            f"long{n}",
+            name="LongGroup",
+            annotations={"summary": "s", "description": "d<&>" * 300, "action": "a"},
+        )
+        for n in range(25)
+    ]
+    assert rig.post(notification(alerts, group="long")).status_code == 200
+    wanted = {f"long{n}" for n in range(25)}
+
+    def all_sent() -> list[dict[str, Any]] | None:
+        messages = [m for m in rig.messages() if "LongGroup" in m["text"]]
+        return messages if set(idents(messages)) == wanted else None
+
+    messages = wait_until(all_sent, "the whole group", timeout=60)
+    assert len(messages) > 2
+    assert sorted(idents(messages)) == sorted(wanted)  # each alert exactly once
+    for message in messages:
+        assert visible_length(message["html"]) <= MESSAGE_LIMIT
+        assert message["text"].count("Alert: LongGroup") == len(idents([message]))
+
+
+def test_hostile_values_are_accepted_by_telegram(rig: Rig) -> None:
+    hostile = '<b>&amp; "q" </i> 📉 Ценовой & 风险 ' + "x" * 10_000
+    body = notification(
+        [
+            alert(
+                "hostile",
+                name="Hostile<&>",
+                labels={"job": hostile[:300], "strategy": "</code>"},
+                annotations={"summary": hostile, "description": hostile, "action": hostile},
+            )
+        ]
+    )
+    assert rig.post(body).status_code == 200
+    message = _wait_for(rig, "hostile")
+    assert "Alert: Hostile<&>" in message["text"]
+    errors = [r for r in rig.telegram.requests("sendMessage") if "error" in r]
+    assert not [e for e in errors if "parse" in e["error"] or "too long" in e["error"]]
+
+
+# -- buttons and commands ----------------------------------------------------------------------
+
+
+def _silences(rig: Rig) -> list[dict[str, Any]]:
+    url = rig.settings.url(rig.settings.alertmanager_port, "/api/v2/silences")
+    return [s for s in httpx.get(url).json() if s["status"]["state"] == "active"]
+
+
+def test_the_silence_button_creates_a_silence_for_allowed_users_only(rig: Rig) -> None:
+    firing = alert("silence-me", labels={"job": "bot-7"})
+    rig.post(notification([firing]))
+    message = _wait_for(rig, "silence-me")
+
+    stranger = rig.telegram.press(CRITICAL_CHAT, message["message_id"], "silence:1", user_id=999)
+    answer = wait_until(lambda: rig.telegram.callback(stranger)["answered"] or None, "an answer")
+    assert answer
+    refused = rig.telegram.callback(stranger)
+    assert refused["show_alert"] is True
+    assert "999" in refused["text"]
+    assert "ALERT_BRIDGE_ALLOWED_USERS" in refused["text"]
+    assert not [s for s in _silences(rig) if _matches(s, "id", "silence-me")]
+
+    query = rig.telegram.press(CRITICAL_CHAT, message["message_id"], "silence:24")
+    wait_until(lambda: rig.telegram.callback(query)["answered"] or None, "an answer")
+    assert rig.telegram.callback(query)["text"] == "Silenced for 24 h."
+    (silence,) = [s for s in _silences(rig) if _matches(s, "id", "silence-me")]
+    assert {m["name"]: m["value"] for m in silence["matchers"]} == firing["labels"]
+    assert silence["createdBy"] == f"telegram:demo_operator ({DEMO_OPERATOR_ID})"
+
+    def edited() -> dict[str, Any] | None:
+        current = next(m for m in rig.messages() if m["message_id"] == message["message_id"])
+        return current if "Silenced for 24 h by demo_operator" in current["text"] else None
+
+    wait_until(edited, "the alert marked as silenced")
+
+
+def _matches(silence: dict[str, Any], name: str, value: str) -> bool:
+    return any(m["name"] == name and m["value"] == value for m in silence["matchers"])
+
+
+def test_every_button_press_is_answered(rig: Rig) -> None:
+    rig.post(notification([alert("press-me")]))
+    message = _wait_for(rig, "press-me")
+    for data in ("silence:5", "bogus", "silence:"):
+        query = rig.telegram.press(CRITICAL_CHAT, message["message_id"], data)
+        wait_until(lambda q=query: rig.telegram.callback(q)["answered"] or None, "an answer")  # type: ignore[misc]
+        assert "not one of the alert bridge's" in rig.telegram.callback(query)["text"]
+
+
+def test_alerts_and_silences_commands(rig: Rig) -> None:
+    am = rig.settings.url(rig.settings.alertmanager_port, "/api/v2/alerts")
+    httpx.post(
+        am,
+        json=[
+            {
+                "labels": {
+                    "alertname": "CommandCheck",
+                    "severity": "critical",
+                    "component": "risk",
+                },
+                "annotations": {"summary": "listed by /alerts"},
+            }
+        ],
+    ).raise_for_status()
+    asked = rig.telegram.command(CRITICAL_CHAT, "/alerts@tbmon_test_bot")
+
+    def reply_to(message_id: int) -> dict[str, Any] | None:
+        return next(
+            (
+                m
+                for m in rig.messages()
+                if m.get("reply_to_message", {}).get("message_id") == message_id
+            ),
+            None,
+        )
+
+    listing = wait_until(lambda: reply_to(asked), "the /alerts reply", timeout=30)
+    assert "CommandCheck (risk)" in listing["text"]
+    assert "listed by /alerts" in listing["text"]
+
+    asked = rig.telegram.command(CRITICAL_CHAT, "/silences")
+    listing = wait_until(lambda: reply_to(asked), "the /silences reply", timeout=30)
+    assert "active silence" in listing["text"]
+
+    rig.telegram.add_chat("-100777", "supergroup")
+    asked = rig.telegram.command("-100777", "/alerts", user_id=424242)
+    refusal = wait_until(
+        lambda: next(iter(rig.messages("-100777")[1:]), None), "the refusal", timeout=30
+    )
+    assert "does not receive tbmon alerts" in refusal["text"]
+    assert refusal["reply_to_message"]["message_id"] == asked
+
+
+# -- health, metrics, OpenAPI ----------------------------------------------------------------
+
+
+def test_health_metrics_and_openapi(rig: Rig) -> None:
+    assert rig.post(notification([alert("counted")])).status_code == 200
+    assert httpx.get(rig.url + "/health").json() == {"status": "ok"}
+    assert httpx.get(rig.url + "/health/detailed").status_code == 401
+    detailed = httpx.get(
+        rig.url + "/health/detailed", headers={"Authorization": f"Bearer {rig.token}"}
+    ).json()
+    assert detailed["updates"] == "polling"
+    assert detailed["telegram_bot"] == "@tbmon_test_bot"
+    assert detailed["outbox_pending"] >= 0
+    metrics = httpx.get(rig.url + "/metrics").text
+    assert 'alert_bridge_notifications_total{result="accepted"}' in metrics
+    assert "alert_bridge_messages_sent_total" in metrics
+    assert "alert_bridge_outbox_oldest_age_seconds" in metrics
+    spec = httpx.get(rig.url + "/openapi.json").json()
+    webhook = spec["paths"]["/webhook/alertmanager"]["post"]
+    assert webhook["security"] == [{"HTTPBearer": []}]
+    assert "Notification" in webhook["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+
+
+def test_the_token_never_appears_in_the_logs(rig: Rig) -> None:
+    log = Path(rig.supervisor.layout(_component("alert-bridge")).log).read_text()
+    assert rig.token not in log
+    assert "TbmonDemoBotToken" not in log  # the bot token is in every Telegram URL
+
+
+def _component(name: str) -> Component:
+    (component,) = select([name])
+    return component
+
+
+# -- Telegram's errors -------------------------------------------------------------------------
+
+
+def test_retry_after_is_honoured(rig: Rig) -> None:
+    rig.telegram.fault(kinds=["429"], count=1, retry_after=3, chat_id=CRITICAL_CHAT)
+    rig.post(notification([alert("after-429")]))
+    _wait_for(rig, "after-429")
+    sends = [
+        r
+        for r in rig.telegram.requests("sendMessage")
+        if "after-429" in str(r.get("params", {}).get("text"))
+    ]
+    assert [r.get("fault") for r in sends] == ["429", None]
+    assert sends[1]["time"] - sends[0]["time"] >= 3
+
+
+def test_a_group_migrated_to_a_supergroup_is_followed(tmp_path: Path) -> None:
+    with bridge_rig(tmp_path) as rig:
+        rig.telegram.migrate(CRITICAL_CHAT, "-1009999999999")
+        rig.post(notification([alert("migrated-1")]))
+        _wait_for(rig, "migrated-1", "-1009999999999")
+        rig.post(notification([alert("migrated-2")]))
+        _wait_for(rig, "migrated-2", "-1009999999999")
+        log = rig.supervisor.layout(_component("alert-bridge")).log.read_text()
+        assert "became the supergroup -1009999999999" in log
+
+
+def test_forum_topics_and_a_missing_topic(tmp_path: Path) -> None:
+    env = {"ALERT_BRIDGE_CRITICAL_THREAD_ID": "42", "ALERT_BRIDGE_WARNING_THREAD_ID": "7"}
+    with bridge_rig(tmp_path, env=env) as rig:
+        rig.telegram.add_chat(WARNING_CHAT, topics=[7])  # the critical chat has no topic 42
+        rig.post(notification([alert("in-topic", severity="warning", name="Topic")]))
+        assert _wait_for(rig, "in-topic", WARNING_CHAT)["message_thread_id"] == 7
+        rig.post(notification([alert("no-topic")]))
+        assert "message_thread_id" not in _wait_for(rig, "no-topic")
+        log = rig.supervisor.layout(_component("alert-bridge")).log.read_text()
+        assert "has no forum topic 42" in log
+
+
+def test_a_wrong_bot_token_is_reported_and_alerts_still_accepted(tmp_path: Path) -> None:
+    env = {
+        "TELEGRAM_BOT_TOKEN": "424242:WrongTokenWrongTokenWrongToken",
+        "TELEGRAM_API_URL": "{telegram}",
+        "TELEGRAM_CRITICAL_CHAT_ID": CRITICAL_CHAT,
+    }
+    with bridge_rig(tmp_path, env=env) as rig:
+        assert rig.post(notification([alert("queued-anyway")])).status_code == 200
+        log = rig.supervisor.layout(_component("alert-bridge")).log
+        wait_until(lambda: "Telegram rejects TELEGRAM_BOT_TOKEN (401" in log.read_text(), "log")
+        assert "WrongToken" not in log.read_text()
+        detailed = httpx.get(
+            rig.url + "/health/detailed", headers={"Authorization": f"Bearer {rig.token}"}
+        ).json()
+        assert detailed["telegram_bot"] == "rejected: 401 Unauthorized"
+        assert detailed["outbox_pending"] == 1
+
+
+def test_a_locked_outbox_answers_503_and_the_retry_succeeds(tmp_path: Path) -> None:
+    with bridge_rig(tmp_path) as rig:
+        database = rig.settings.data_dir / "alert-bridge" / "outbox.sqlite3"
+        holder = sqlite3.connect(database, isolation_level=None)
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            response = rig.post(notification([alert("locked")]))
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert response.status_code == 503
+        assert "Alertmanager will retry" in response.json()["detail"]
+        assert rig.post(notification([alert("locked")])).status_code == 200
+        _wait_for(rig, "locked")
+
+
+def test_updates_by_webhook_with_the_secret(tmp_path: Path) -> None:
+    env = {
+        "ALERT_BRIDGE_UPDATES": "webhook",
+        "ALERT_BRIDGE_WEBHOOK_URL": "{bridge}/webhook/telegram",
+        "ALERT_BRIDGE_WEBHOOK_SECRET": "s3cret-for-tests",
+    }
+    with bridge_rig(tmp_path, env=env) as rig:
+        wait_until(lambda: rig.telegram.requests("setWebhook"), "setWebhook")
+        rig.post(notification([alert("by-webhook")]))
+        message = _wait_for(rig, "by-webhook")
+        query = rig.telegram.press(CRITICAL_CHAT, message["message_id"], "silence:1", user_id=5)
+        wait_until(lambda: rig.telegram.callback(query)["answered"] or None, "an answer")
+        assert "(5)" in rig.telegram.callback(query)["text"]
+        assert not rig.telegram.requests("getUpdates")
+        forged = httpx.post(
+            rig.url + "/webhook/telegram",
+            json={"update_id": 1},
+            headers={"X-Telegram-Bot-Api-Secret-Token": "guess"},
+        )
+        assert forged.status_code == 401
+
+
+# -- start-up errors -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TELEGRAM_BOT_TOKEN": ""}, "TELEGRAM_BOT_TOKEN is not set"),
+        ({"TELEGRAM_CRITICAL_CHAT_ID": "1001234567890"}, "use -1001234567890"),
+        ({"ALERT_BRIDGE_TOKEN": ""}, "ALERT_BRIDGE_TOKEN"),
+        ({"ALERT_BRIDGE_CHAT_INTERVAL": "soon"}, "ALERT_BRIDGE_CHAT_INTERVAL"),
+        ({"ALERT_BRIDGE_ALLOWED_USERS": "me,you"}, "ALERT_BRIDGE_ALLOWED_USERS"),
+    ],
+)
+def test_bad_settings_stop_the_bridge_with_a_clear_message(
+    tmp_path: Path, env: dict[str, str], message: str
+) -> None:
+    base = {
+        "TELEGRAM_BOT_TOKEN": "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        "TELEGRAM_CRITICAL_CHAT_ID": "-100123",
+        "ALERT_BRIDGE_TOKEN": "t0ken",
+        "TBMON_DATA_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tbmon", "bridge", "serve", "--port", "1"],
+        env={**os.environ, **base, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_test_server_runs_only_without_a_bot_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(tmp_path)
+    layout = Layout(settings, "alert-bridge")
+    monkeypatch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+    assert "telegram-test" in [c.name for c in startable(None)]
+    assert "--demo-telegram" in _component("alert-bridge").args(layout)
+
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "123456:ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+    assert "telegram-test" not in [c.name for c in startable(None)]
+    assert "--demo-telegram" not in _component("alert-bridge").args(layout)
+    with pytest.raises(DisabledComponentError, match="TELEGRAM_BOT_TOKEN is set"):
+        startable(["telegram-test"])

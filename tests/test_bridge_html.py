@@ -1,0 +1,211 @@
+"""Telegram HTML: parsing as Telegram does, escaping hostile values, formatting and splitting."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from tbmon.alert_bridge.formatter import (
+    BLOCK_BUDGET,
+    alert_block,
+    header,
+    header_length,
+    message,
+    message_length,
+)
+from tbmon.alert_bridge.html import (
+    MESSAGE_LIMIT,
+    EntityParseError,
+    escape,
+    parse,
+    plain_text,
+    utf16_length,
+    visible_length,
+)
+from tbmon.alert_bridge.models import Alert
+from tbmon.alert_bridge.splitter import blocks_that_fit, split_lines
+
+HOSTILE = [
+    "<script>alert(1)</script>",
+    "a < b && c > d",
+    "AT&T &amp; &lt;b&gt; &#60; &#x3C; &nbsp; &unknown; &",
+    "\"quoted\" 'single' `back`",
+    "</b></i></code>",
+    "<b>unclosed",
+    "<a href='javascript:alert(1)'>x</a>",
+    "Ценовой риск 📉 превышен — 风险 — リスク — مخاطرة",
+    "👨‍👩‍👧‍👦 🇺🇦 🏳️‍🌈 x\u0301",
+    "tabs\tand\nnew\nlines\r\nand\x00nul\x07bell\x1b[31mansi",
+    "lone \ud800 surrogate",
+    "x" * 10_000,
+]
+
+
+# -- the parser follows Telegram's rules -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("html", "error"),
+    [
+        ("price < 100", 'Unsupported start tag "" at byte offset 6'),
+        ("<foo>x</foo>", 'Unsupported start tag "foo" at byte offset 0'),
+        ("ünï <x>", 'Unsupported start tag "x" at byte offset 6'),
+        ("<b>bold", "Can't find end tag corresponding to start tag b"),
+        ("text</b>", "Unexpected end tag at byte offset 4"),
+        ("<b>x</i>", 'Unmatched end tag at byte offset 4, expected "</b>", found "</i>"'),
+        ("<b", "Unclosed start tag at byte offset 0"),
+        ('<a href="x>y', "Unclosed start tag at byte offset 0"),
+        ("<span>x</span>", 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
+        ("<a href=x/y>z</a>", "Unexpected end of name token at byte offset 8"),
+        ("&#xD800;", "Text contains invalid Unicode characters"),
+    ],
+)
+def test_invalid_html_is_refused_like_telegram(html: str, error: str) -> None:
+    with pytest.raises(EntityParseError, match="^" + error.replace("(", r"\(")):
+        parse(html)
+
+
+def test_valid_html_decodes_entities_and_finds_tags() -> None:
+    parsed = parse(
+        "<b>Alert:</b> AT&T &lt;x&gt; &quot;q&quot; &#128200; &#x41; &nbsp; "
+        '<a href="https://e.x/?a=1&amp;b=2">link</a> <span class="tg-spoiler">s</span>'
+    )
+    assert parsed.text == 'Alert: AT&T <x> "q" 📈 A &nbsp; link s'
+    assert ("b", 0, 6, "") in parsed.entities
+    link = parsed.text.index("link")
+    assert ("a", link, link + 4, "https://e.x/?a=1&b=2") in parsed.entities
+
+
+def test_length_counts_utf16_units_of_the_visible_text() -> None:
+    assert utf16_length("📈a") == 3
+    assert visible_length("<b>ab</b> &amp; 📈") == len("ab & ") + 2
+
+
+# -- every value is escaped ------------------------------------------------------------------
+
+
+def _alert(**overrides: object) -> Alert:
+    data: dict[str, object] = {
+        "status": "firing",
+        "labels": {"alertname": "HighDrawdown", "severity": "critical", "component": "trading"},
+        "annotations": {
+            "summary": "High portfolio drawdown detected",
+            "description": "Portfolio drawdown is 18.5%, exceeding the 15% warning threshold",
+            "action": "Review strategy performance and consider position sizing adjustments",
+        },
+        "startsAt": "2024-01-15T14:30:45Z",
+        "endsAt": "0001-01-01T00:00:00Z",
+        "generatorURL": "http://prometheus:9090/graph?g0.expr=x&g0.tab=1",
+        "fingerprint": "f1",
+    }
+    data.update(overrides)
+    return Alert.model_validate(data)
+
+
+def test_block_follows_the_seed_layout() -> None:
+    html, length = alert_block(_alert(), "http://localhost:3000")
+    text = plain_text(message(header("critical", "firing", 1), [html]))
+    assert text.splitlines() == [
+        "🚨 CRITICAL TRADING BOT ALERT",
+        "",
+        "Alert: HighDrawdown",
+        "Severity: CRITICAL",
+        "Component: TRADING",
+        "",
+        "Summary: High portfolio drawdown detected",
+        "Description: Portfolio drawdown is 18.5%, exceeding the 15% warning threshold",
+        "Action Required: Review strategy performance and consider position sizing adjustments",
+        "Time: 2024-01-15 14:30:45 UTC",
+        "",
+        "🔗 View in Grafana",
+        "🔗 View in Prometheus",
+    ]
+    parsed = parse(html)
+    links = [
+        (parsed.text[start:end], url) for tag, start, end, url in parsed.entities if tag == "a"
+    ]
+    assert links == [
+        ("View in Grafana", "http://localhost:3000"),
+        ("View in Prometheus", "http://prometheus:9090/graph?g0.expr=x&g0.tab=1"),
+    ]
+    assert length == visible_length(html)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_values_always_make_a_valid_block_that_shows_them(value: str) -> None:
+    alert = _alert(
+        labels={
+            "alertname": value,
+            "severity": "critical",
+            "component": value[:50],
+            "job": value,
+            value[:20] or "k": "v",
+        },
+        annotations={"summary": value, "description": value, "action": value},
+        generatorURL=value,
+    )
+    html, length = alert_block(alert, "http://localhost:3000")
+    parsed = parse(html)  # raises if Telegram would refuse it
+    assert length <= BLOCK_BUDGET
+    assert visible_length(message(header("critical", "firing", 1), [html])) <= MESSAGE_LIMIT
+    shown = value.encode("utf-8", "replace").decode("utf-8")
+    shown = "".join(c for c in shown if c in "\n\t" or (ord(c) >= 32 and c != "\x7f"))
+    if len(shown) < 100:
+        assert shown in parsed.text
+    else:
+        assert "…" in parsed.text
+        assert shown[:50] in parsed.text
+
+
+def test_escape_round_trips_through_the_parser() -> None:
+    for value in HOSTILE[:8]:
+        assert parse(escape(value)).text == value
+
+
+# -- splitting -------------------------------------------------------------------------------
+
+
+def test_packed_messages_stay_under_the_limit_and_keep_every_block() -> None:
+    rng = random.Random(7)
+    blocks = []
+    for index in range(60):
+        description = "".join(rng.choice('ab<&>"é📈 ') for _ in range(rng.randint(10, 1500)))
+        alert = _alert(
+            fingerprint=f"f{index}",
+            labels={"alertname": "A", "severity": "warning", "component": "risk", "n": str(index)},
+            annotations={"description": description},
+        )
+        blocks.append(alert_block(alert, "http://g"))
+    start, messages = 0, []
+    while start < len(blocks):
+        lengths = [length for _, length in blocks[start:]]
+        count = blocks_that_fit(lambda n: header_length("warning", "firing", n), lengths)
+        html = message(header("warning", "firing", count), [b for b, _ in blocks[start:][:count]])
+        assert message_length(header_length("warning", "firing", count), lengths[:count]) == (
+            visible_length(html)
+        )
+        messages.append(html)
+        start += count
+    assert len(messages) > 5
+    for html in messages:
+        assert visible_length(html) <= MESSAGE_LIMIT
+    shown = "".join(plain_text(html) for html in messages)
+    assert all(f"n={index}" in shown for index in range(60))
+
+
+def test_lines_split_only_between_lines() -> None:
+    lines = [f"<b>line {n}</b> " + "&amp;" * 300 for n in range(50)]
+    parts = split_lines(lines)
+    assert len(parts) > 1
+    assert all(visible_length(part) <= MESSAGE_LIMIT for part in parts)
+    assert "\n".join(parts) == "\n".join(lines)
+
+
+def test_resolved_header_and_times() -> None:
+    alert = _alert(status="resolved", endsAt=datetime(2024, 1, 15, 15, 0, 0, tzinfo=UTC))
+    html, _ = alert_block(alert, "http://g")
+    text = plain_text(message(header("critical", "resolved", 2), [html, html]))
+    assert text.startswith("✅ RESOLVED CRITICAL TRADING BOT ALERTS (2)")
+    assert "Resolved: 2024-01-15 15:00:00 UTC (after 29m)" in text
