@@ -375,7 +375,8 @@ class Doctor:
         return Finding(check, Status.FAIL, f"{url} answered {response.status_code}", fix)
 
     def health_service(self) -> list[Finding]:
-        url = f"{self.operations.health_url.rstrip('/')}/health"
+        base = (self.operations.health_url or self.stack.url(self.stack.health_port)).rstrip("/")
+        url = f"{base}/health"
         try:
             response = self.client.get(url)
         except httpx.HTTPError:
@@ -397,7 +398,7 @@ class Doctor:
                 "Health service",
                 Status.FAIL,
                 f"{status} ({response.status_code})",
-                f"see which component fails: {self.operations.health_url}/health/detailed",
+                f"see which component fails: {base}/health/detailed",
             )
         ]
 

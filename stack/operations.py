@@ -49,10 +49,11 @@ class OperationsSettings(BaseSettings):
         validation_alias=AliasChoices("TELEGRAM_API_URL"),
         description="Telegram's Bot API base URL (TELEGRAM_API_URL).",
     )
-    health_url: str = Field(
-        default="http://127.0.0.1:8080",
+    health_url: str | None = Field(
+        default=None,
         validation_alias=AliasChoices("HEALTH_URL"),
-        description="The health service's address from this machine (HEALTH_URL).",
+        description="The health service's address from this machine (HEALTH_URL); default: "
+        "the local stack's, on TBMON_HEALTH_PORT.",
     )
     timeout: float = Field(
         default=5.0,

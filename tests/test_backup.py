@@ -14,11 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-import standins
 from support import Backends, otlp_sdk, wait_until
 
 from tbmon.settings import StackSettings
-from tbmon.stack import binaries, dashboards
+from tbmon.stack import binaries
 from tbmon.stack.backup import Backup, Outcome, Report
 from tbmon.stack.operations import OperationsSettings
 from tbmon.stack.ports import free_ports
@@ -105,31 +104,6 @@ def test_backup_saves_config_and_a_snapshot_that_restores(
         process.terminate()
         process.wait(15)
     assert [float(r["value"][1]) for r in result] == [value]
-
-
-def test_grafana_dashboards_and_datasources_are_saved_through_its_api(
-    stack: Supervisor, tmp_path: Path
-) -> None:
-    with standins.grafana("pw") as grafana:
-        good = Backup(stack.settings, _operations(grafana_url=grafana, grafana_admin_password="pw"))
-        report = good.run(tmp_path / "ok")
-        wrong = Backup(stack.settings, _operations(grafana_url=grafana, grafana_admin_password="x"))
-        refused = wrong.run(tmp_path / "refused")
-    assert _parts(report)["grafana"][0] is Outcome.SAVED
-    saved = {
-        path.stem: json.loads(path.read_text())
-        for path in (report.folder / "grafana" / "dashboards").glob("*.json")
-    }
-    assert {uid: body["dashboard"] for uid, body in saved.items()} == {
-        d.uid: d.to_json() for d in (build() for build in dashboards.DASHBOARDS)
-    }
-    assert (report.folder / "grafana" / "datasources.json").is_file()
-    # A wrong password fails that part, says what to check, and the rest is still saved.
-    outcome, detail = _parts(refused)["grafana"]
-    assert outcome is Outcome.FAILED
-    assert "GRAFANA_ADMIN_PASSWORD" in detail
-    assert _parts(refused)["config"][0] is Outcome.SAVED
-    assert refused.failed
 
 
 def test_prometheus_down_fails_its_part_and_keeps_the_rest(tmp_path: Path) -> None:

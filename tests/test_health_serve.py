@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from support import wait_until
+from support import silent_server, wait_until
 
 from tbmon.stack.ports import free_ports
 
@@ -229,33 +228,6 @@ def test_a_database_near_max_connections_is_degraded(postgres: Postgres, tmp_pat
 
 
 # -- dependencies that hang ------------------------------------------------------------------------
-
-
-@contextmanager
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word; yields the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(5)
-        for connection in held:
-            connection.close()
 
 
 def test_dependencies_that_never_answer_time_out_within_their_budget(tmp_path: Path) -> None:
