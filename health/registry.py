@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
 
 from tbmon.health.check import ENTRY_POINT_GROUP, Check, NotConfigured
 from tbmon.health.settings import ENV_PREFIX, HealthSettings
+from tbmon.plugins import discover
 
 logger = logging.getLogger(__name__)
 
@@ -30,22 +30,6 @@ class ScheduledCheck:
     critical: bool
 
 
-def available() -> dict[str, EntryPoint]:
-    """Every installed check by component name (the first registration of a name wins)."""
-    found: dict[str, EntryPoint] = {}
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name in found:
-            logger.warning(
-                "health check %r is registered twice (%s and %s); using the first",
-                entry_point.name,
-                found[entry_point.name].value,
-                entry_point.value,
-            )
-            continue
-        found[entry_point.name] = entry_point
-    return found
-
-
 def build(settings: HealthSettings) -> list[ScheduledCheck]:
     """The checks to run, in order: ``HEALTH_CHECKS`` if set, else every configured one.
 
@@ -53,7 +37,7 @@ def build(settings: HealthSettings) -> list[ScheduledCheck]:
     otherwise an unconfigured check is left out quietly and a broken plugin is left out with a
     log line, so one bad plugin never takes the health service down.
     """
-    installed = available()
+    installed = discover(ENTRY_POINT_GROUP)
     explicit = settings.checks is not None
     for variable, names in (
         ("CHECKS", settings.checks or []),

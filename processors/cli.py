@@ -9,9 +9,10 @@ import typer
 import uvicorn
 from pydantic import ValidationError
 
+from tbmon.plugins import discover
 from tbmon.processors.admin import create_app
 from tbmon.processors.api import Signal, handles
-from tbmon.processors.loader import PluginConfigError, available
+from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError
 from tbmon.processors.server import Host
 from tbmon.processors.settings import ProcessorsSettings, describe
 from tbmon.stack.ports import port_holder
@@ -77,7 +78,7 @@ def serve(
 def plugins() -> None:
     """The installed plugins (entry-point group tbmon.processors) and the hooks each has."""
     configured = ProcessorsSettings().plugins
-    for name, entry_point in sorted(available().items()):
+    for name, entry_point in sorted(discover(ENTRY_POINT_GROUP).items()):
         try:
             cls = entry_point.load()
             hooks = [s.value for s in Signal if handles(cls, s.hook)]

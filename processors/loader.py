@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint
 
 from pydantic import ValidationError
 
+from tbmon.plugins import discover
 from tbmon.processors.api import Processor
 from tbmon.processors.chain import Plugin
 from tbmon.processors.settings import ProcessorsSettings
@@ -38,25 +39,9 @@ class LoadFailure:
     error: str
 
 
-def available() -> dict[str, EntryPoint]:
-    """Installed plugins by name (the first distribution wins when two use one name)."""
-    found: dict[str, EntryPoint] = {}
-    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
-        if entry_point.name in found:
-            logger.warning(
-                "two packages provide the plugin %r (%s and %s); using the first",
-                entry_point.name,
-                found[entry_point.name].value,
-                entry_point.value,
-            )
-            continue
-        found[entry_point.name] = entry_point
-    return found
-
-
 def load(settings: ProcessorsSettings) -> tuple[list[Plugin], list[LoadFailure]]:
     """The configured plugins in order, and the ones that were skipped as broken."""
-    installed = available()
+    installed = discover(ENTRY_POINT_GROUP)
     unknown = [name for name in settings.plugins if name not in installed]
     if unknown:
         raise PluginConfigError(

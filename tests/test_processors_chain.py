@@ -15,10 +15,11 @@ import pytest
 from processors_support import install_test_plugins
 from support import wait_until
 
+from tbmon.plugins import discover
 from tbmon.processors import Batch, MalformedBatchError, Processor, Signal, otlp
 from tbmon.processors.api import ExportTraceServiceRequest
 from tbmon.processors.chain import Chain, Plugin, PluginFailedError
-from tbmon.processors.loader import PluginConfigError, available, load
+from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError, load
 from tbmon.processors.settings import ProcessorsSettings
 from tbmon.processors.testing import log_record, logs_batch, run, span, spans_batch
 
@@ -148,7 +149,7 @@ def test_hooks_a_plugin_does_not_override_are_skipped(plugins: ModuleType) -> No
 
 
 def test_entry_points_are_discovered(plugins: ModuleType) -> None:
-    names = set(available())
+    names = set(discover(ENTRY_POINT_GROUP))
     assert {"redaction", "trading_analytics", "execution_quality", "tag_a", "raising"} <= names
 
 
