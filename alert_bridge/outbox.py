@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tbmon.alert_bridge.html import visible_length
+
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
     id INTEGER PRIMARY KEY,
@@ -89,6 +91,32 @@ class NewItem:
     html: str
     length: int
     reply_to: int | None = None
+
+    @classmethod
+    def text(
+        cls,
+        chat_id: str,
+        thread_id: int | None,
+        html: str,
+        *,
+        silent: bool = False,
+        reply_to: int | None = None,
+    ) -> NewItem:
+        """A plain text (a note or a command's answer), not tied to an alert."""
+        return cls(
+            chat_id=chat_id,
+            thread_id=thread_id,
+            silent=silent,
+            kind="text",
+            status="",
+            severity="",
+            fingerprint="",
+            starts_at="",
+            labels={},
+            html=html,
+            length=visible_length(html),
+            reply_to=reply_to,
+        )
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from tbmon.alert_bridge.alertmanager import AlertmanagerClient
 from tbmon.alert_bridge.dispatcher import Dispatcher
 from tbmon.alert_bridge.formatter import alert_block, text
-from tbmon.alert_bridge.html import visible_length
 from tbmon.alert_bridge.metrics import BridgeMetrics
 from tbmon.alert_bridge.models import Alert, Notification
 from tbmon.alert_bridge.outbox import NewItem, Outbox
@@ -175,19 +174,7 @@ class Bridge:
             f"<code>{text(str(notification.group_labels), 500)}</code> (webhook max_alerts); "
             "see Alertmanager for all of them."
         )
-        return NewItem(
-            chat_id=chat,
-            thread_id=thread,
-            silent=silent,
-            kind="text",
-            status="",
-            severity="",
-            fingerprint="",
-            starts_at="",
-            labels={},
-            html=html,
-            length=visible_length(html),
-        )
+        return NewItem.text(chat, thread, html, silent=silent)
 
     async def refresh_gauges(self) -> None:
         stats = await self.db(self.outbox.stats)

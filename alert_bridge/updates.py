@@ -229,19 +229,6 @@ class Updates:
     ) -> None:
         bridge = self._bridge
         for part in split_lines(lines):
-            item = NewItem(
-                chat_id=chat,
-                thread_id=thread,
-                silent=False,
-                kind="text",
-                status="",
-                severity="",
-                fingerprint="",
-                starts_at="",
-                labels={},
-                html=part,
-                length=visible_length(part),
-                reply_to=reply_to,
-            )
+            item = NewItem.text(chat, thread, part, reply_to=reply_to)
             await bridge.db(bridge.outbox.enqueue_text, item, time.time())
         bridge.dispatcher.notify()
