@@ -66,21 +66,10 @@ STRATEGY_ATTRIBUTE = "strategy"
 SCOPE = "tbmon.processors.trading_analytics"
 
 #: Derived gauge -> description.
-FROM_VALUES = {
-    "trading_total_return": "Total return over the window, a fraction (derived by tbmon).",
-    "trading_sharpe_ratio": "Annualised Sharpe ratio of the period returns (derived by tbmon).",
-    "trading_sortino_ratio": "Annualised Sortino ratio of the period returns (derived by tbmon).",
-    "trading_calmar_ratio": "CAGR over max drawdown (derived by tbmon).",
-    "trading_max_drawdown": "Largest fall from a peak, a fraction (derived by tbmon).",
-    "trading_current_drawdown": "Fall of the latest value from the peak (derived by tbmon).",
-    "risk_var_95_percent": "Historical 95% Value at Risk of one period, a fraction (tbmon).",
-    "risk_var_99_percent": "Historical 99% Value at Risk of one period, a fraction (tbmon).",
+DERIVED = {
+    name: f"{text[:-1]} (derived by tbmon)."
+    for name, text in {**analytics.VALUE_GAUGES, **analytics.TRADE_GAUGES}.items()
 }
-FROM_TRADES = {
-    "trading_win_rate": "Share of closed trades with a profit (derived by tbmon).",
-    "trading_profit_factor": "Gross profit over gross loss of closed trades (derived by tbmon).",
-}
-DERIVED = {**FROM_VALUES, **FROM_TRADES}
 
 
 class AnalyticsSettings(BaseSettings):
@@ -110,21 +99,10 @@ class AnalyticsSettings(BaseSettings):
 
 @dataclass
 class _Series:
-    """One portfolio-value series: the latest sample of each period, oldest first."""
+    """One portfolio-value series: its point attributes and its period values."""
 
     attributes: list[KeyValue]
-    periods: dict[int, tuple[int, float]] = field(default_factory=dict)
-
-    def add(self, time_unix_nano: int, value: float, period_ns: int, window: int) -> None:
-        index = time_unix_nano // period_ns
-        latest = self.periods.get(index)
-        if latest is None or time_unix_nano >= latest[0]:
-            self.periods[index] = (time_unix_nano, value)
-        while len(self.periods) > window:
-            del self.periods[min(self.periods)]
-
-    def values(self) -> list[float]:
-        return [self.periods[index][1] for index in sorted(self.periods)]
+    periods: analytics.PeriodSeries
 
 
 @dataclass
@@ -188,13 +166,9 @@ class TradingAnalyticsProcessor(Processor):
             key = b"".join(kv.SerializeToString(deterministic=True) for kv in point.attributes)
             series = bot.series.get(key)
             if series is None:
-                series = bot.series[key] = _Series(list(point.attributes))
-            series.add(
-                point.time_unix_nano,
-                point_value(point),
-                self._period_ns,
-                self.settings.window_periods,
-            )
+                periods = analytics.PeriodSeries(self._period_ns, self.settings.window_periods)
+                series = bot.series[key] = _Series(list(point.attributes), periods)
+            series.periods.add(point.time_unix_nano, point_value(point))
 
     def process_logs(
         self, batch: Batch[ExportLogsServiceRequest]
@@ -244,11 +218,15 @@ class TradingAnalyticsProcessor(Processor):
         for resource, bot in self._bots.live():
             points: dict[str, list[tuple[list[KeyValue], float]]] = {}
             for series in bot.series.values():
-                for name, value in self._from_values(series.values()).items():
+                values = series.periods.values()
+                derived = analytics.value_gauges(
+                    values, self.settings.periods_per_year, self.settings.risk_free_rate
+                )
+                for name, value in derived.items():
                     points.setdefault(name, []).append((series.attributes, value))
             for strategy, trades in bot.trades.items():
                 labels = key_values({} if strategy is None else {STRATEGY_ATTRIBUTE: strategy})
-                for name, value in _from_trades(list(trades.pnls)).items():
+                for name, value in analytics.trade_gauges(list(trades.pnls)).items():
                     points.setdefault(name, []).append((labels, value))
             metrics = [
                 gauge(name, values, now_unix_nano, description=DERIVED[name])
@@ -258,36 +236,3 @@ class TradingAnalyticsProcessor(Processor):
             if metrics:
                 results.append(resource_metrics(resource, SCOPE, metrics, __version__))
         return results
-
-    def _from_values(self, values: list[float]) -> dict[str, float]:
-        if len(values) < 2:
-            return {}
-        returns = analytics.simple_returns(values)
-        per_year = self.settings.periods_per_year
-        return _defined(
-            {
-                "trading_total_return": analytics.total_return(values),
-                "trading_sharpe_ratio": analytics.sharpe_ratio(
-                    returns, per_year, self.settings.risk_free_rate
-                ),
-                "trading_sortino_ratio": analytics.sortino_ratio(returns, per_year),
-                "trading_calmar_ratio": analytics.calmar_ratio(returns, per_year),
-                "trading_max_drawdown": analytics.max_drawdown_of_values(values),
-                "trading_current_drawdown": analytics.current_drawdown(values),
-                "risk_var_95_percent": analytics.historical_var(returns, 0.95),
-                "risk_var_99_percent": analytics.historical_var(returns, 0.99),
-            }
-        )
-
-
-def _from_trades(pnls: list[float]) -> dict[str, float]:
-    return _defined(
-        {
-            "trading_win_rate": analytics.win_rate(pnls),
-            "trading_profit_factor": analytics.profit_factor(pnls),
-        }
-    )
-
-
-def _defined(values: dict[str, float | None]) -> dict[str, float]:
-    return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from itertools import pairwise
 from statistics import NormalDist, fmean
 
@@ -218,6 +219,89 @@ def average_correlation(returns_by_asset: Mapping[str, Sequence[float]]) -> floa
         for j in range(i + 1, len(aligned))
     ]
     return fmean(pairs) if pairs else None
+
+
+#: The gauges :func:`value_gauges` derives from a portfolio's period values -> description.
+VALUE_GAUGES = {
+    "trading_total_return": "Total return over the window, a fraction.",
+    "trading_sharpe_ratio": "Annualised Sharpe ratio of the period returns.",
+    "trading_sortino_ratio": "Annualised Sortino ratio of the period returns.",
+    "trading_calmar_ratio": "CAGR over max drawdown.",
+    "trading_max_drawdown": "Largest fall from a peak, a fraction.",
+    "trading_current_drawdown": "Fall of the latest value from the peak, a fraction.",
+    "risk_var_95_percent": "Historical 95% Value at Risk of one period, a fraction.",
+    "risk_var_99_percent": "Historical 99% Value at Risk of one period, a fraction.",
+}
+#: The gauges :func:`trade_gauges` derives from closed trades' P&L -> description.
+TRADE_GAUGES = {
+    "trading_win_rate": "Share of closed trades with a profit.",
+    "trading_profit_factor": "Gross profit over gross loss of closed trades.",
+}
+
+
+def value_gauges(
+    values: Sequence[float],
+    periods_per_year: float = CALENDAR_DAYS_PER_YEAR,
+    risk_free_rate: float = 0.0,
+) -> dict[str, float]:
+    """The seed's performance and risk gauges of one portfolio's period values, by metric name.
+
+    The instrumentation and the trading-analytics processor both publish exactly this, so the
+    two paths never disagree. Undefined values are left out (no sample, never NaN).
+    """
+    if len(values) < 2:
+        return {}
+    returns = simple_returns(values)
+    return _defined(
+        {
+            "trading_total_return": total_return(values),
+            "trading_sharpe_ratio": sharpe_ratio(returns, periods_per_year, risk_free_rate),
+            "trading_sortino_ratio": sortino_ratio(returns, periods_per_year),
+            "trading_calmar_ratio": calmar_ratio(returns, periods_per_year),
+            "trading_max_drawdown": max_drawdown_of_values(values),
+            "trading_current_drawdown": current_drawdown(values),
+            "risk_var_95_percent": historical_var(returns, 0.95),
+            "risk_var_99_percent": historical_var(returns, 0.99),
+        }
+    )
+
+
+def trade_gauges(pnls: Sequence[float]) -> dict[str, float]:
+    """Win rate and profit factor of closed trades' P&L, by metric name (undefined left out)."""
+    return _defined(
+        {"trading_win_rate": win_rate(pnls), "trading_profit_factor": profit_factor(pnls)}
+    )
+
+
+@dataclass
+class PeriodSeries:
+    """A value series binned into fixed periods: the latest sample of each, the newest ``window``.
+
+    Returns are taken between periods (daily by default), whatever rate the bot samples at.
+    """
+
+    period_ns: int
+    window: int
+    _periods: dict[int, tuple[int, float]] = field(default_factory=dict)
+
+    def add(self, time_unix_nano: int, value: float) -> None:
+        index = time_unix_nano // self.period_ns
+        latest = self._periods.get(index)
+        if latest is None or time_unix_nano >= latest[0]:
+            self._periods[index] = (time_unix_nano, value)
+        while len(self._periods) > self.window:
+            del self._periods[min(self._periods)]
+
+    def values(self) -> list[float]:
+        """The periods' values, oldest first."""
+        return [self._periods[index][1] for index in sorted(self._periods)]
+
+    def latest(self) -> float | None:
+        return self._periods[max(self._periods)][1] if self._periods else None
+
+
+def _defined(values: Mapping[str, float | None]) -> dict[str, float]:
+    return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
 
 
 def _sample_std(values: Sequence[float]) -> float:

@@ -1,0 +1,52 @@
+"""The tbmon configurator: the SDK's own set-up, plus a trading bot's resource and drop counts.
+
+``opentelemetry-instrument`` calls it after :class:`~tbmon.instrumentation.distro.TbmonDistro`
+set its defaults. It is the SDK's configurator (every ``OTEL_*`` variable works as documented)
+with three additions:
+
+- resource attributes from the tbmon settings: ``deployment.environment.name`` (and the older
+  ``deployment.environment``), ``service.version`` and ``tbmon.strategy``; a value given in
+  ``OTEL_RESOURCE_ATTRIBUTES`` wins;
+- batch processors whose dropped spans and log records are counted
+  (:mod:`tbmon.instrumentation.delivery`);
+- one warning, not a crash, for invalid ``TBMON_*`` settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+from opentelemetry.sdk.resources import OTELResourceDetector
+from opentelemetry.util.types import AttributeValue
+
+from tbmon.instrumentation import delivery
+from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
+
+#: Where this process counts what it could not deliver (the configurator fills it).
+STATS = delivery.DeliveryStats()
+
+
+def resource_attributes(settings: InstrumentationSettings) -> dict[str, AttributeValue]:
+    """The bot's resource attributes from ``settings``, minus those the user set explicitly."""
+    ours: dict[str, AttributeValue] = {
+        "deployment.environment.name": settings.environment,
+        "deployment.environment": settings.environment,
+        "tbmon.strategy": settings.strategy,
+    }
+    if settings.bot_version:
+        ours["service.version"] = settings.bot_version
+    explicit = OTELResourceDetector().detect().attributes
+    return {key: value for key, value in ours.items() if key not in explicit}
+
+
+class TbmonConfigurator(_OTelSDKConfigurator):
+    """The ``tbmon`` configurator (entry-point group ``opentelemetry_configurator``)."""
+
+    def _configure(self, **kwargs: Any) -> None:
+        settings = get_settings()
+        kwargs.setdefault("resource_attributes", resource_attributes(settings))
+        kwargs.setdefault("export_span_processor", delivery.span_processor(STATS))
+        kwargs.setdefault("export_log_record_processor", delivery.log_record_processor(STATS))
+        super()._configure(**kwargs)
+        STATS.observe()

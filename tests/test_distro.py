@@ -1,0 +1,134 @@
+"""`opentelemetry-instrument python bot.py` with tbmon installed: the distro and configurator.
+
+Each test runs a real ``opentelemetry-instrument`` process, as a user would, and reads what the
+bot saw. No collector is needed: these check the set-up, the stack tests check the delivery.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tbmon.instrumentation.distro import LOG_FORMAT
+
+INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
+
+#: A bot that reports what the SDK was configured with, then logs one line inside a span.
+PROBE = """
+import json, logging, os
+from opentelemetry import trace, metrics
+from opentelemetry._logs import get_logger_provider
+tracer_provider = trace.get_tracer_provider()
+span_processor = tracer_provider._active_span_processor._span_processors[0]
+with trace.get_tracer("probe").start_as_current_span("probe") as span:
+    logging.getLogger("bot").info("inside the span")
+    context = span.get_span_context()
+print(json.dumps({
+    "env": {k: v for k, v in os.environ.items() if k.startswith("OTEL_")},
+    "resource": dict(tracer_provider.resource.attributes),
+    "span_processor": type(span_processor).__name__,
+    "exporter": type(span_processor._batch_processor._exporter._exporter).__name__,
+    "logger_provider": type(get_logger_provider()).__name__,
+    "trace_id": format(context.trace_id, "032x"),
+    "span_id": format(context.span_id, "016x"),
+}))
+"""
+
+
+def run_bot(env: dict[str, str], script: str = PROBE) -> tuple[dict[str, Any], str]:
+    """Runs ``script`` under opentelemetry-instrument; returns its JSON line and its stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))}
+    # Nothing listens here: exports fail fast and quietly, which these tests do not look at.
+    clean["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"
+    clean["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1"
+    done = subprocess.run(
+        [str(INSTRUMENT), sys.executable, "-c", script],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
+
+
+def test_defaults_export_everything_over_otlp_to_the_collector() -> None:
+    seen, _ = run_bot({})
+    env = seen["env"]
+    assert env["OTEL_TRACES_EXPORTER"] == "tbmon"
+    assert env["OTEL_LOGS_EXPORTER"] == "tbmon"
+    assert env["OTEL_METRICS_EXPORTER"] == "otlp"
+    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"
+    assert env["OTEL_SERVICE_NAME"] == "trading-bot"
+    assert seen["span_processor"] == "BatchSpanProcessor"
+    assert seen["exporter"] == "TbmonSpanExporter"
+    assert seen["logger_provider"] == "LoggerProvider"
+    resource = seen["resource"]
+    assert resource["service.name"] == "trading-bot"
+    assert resource["deployment.environment.name"] == "development"
+    assert resource["tbmon.strategy"] == "default"
+    assert "service.version" not in resource
+
+
+def test_the_users_otel_settings_win() -> None:
+    seen, _ = run_bot(
+        {
+            "OTEL_METRIC_EXPORT_INTERVAL": "1234",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_RESOURCE_ATTRIBUTES": (
+                "service.name=momentum-bot,deployment.environment.name=prod"
+            ),
+        }
+    )
+    assert seen["env"]["OTEL_METRIC_EXPORT_INTERVAL"] == "1234"
+    assert seen["exporter"] == "OTLPSpanExporter"
+    assert "OTEL_SERVICE_NAME" not in seen["env"]
+    assert seen["resource"]["service.name"] == "momentum-bot"
+    assert seen["resource"]["deployment.environment.name"] == "prod"
+
+
+def test_tbmon_settings_become_resource_attributes() -> None:
+    seen, _ = run_bot(
+        {
+            "TBMON_STRATEGY": "momentum",
+            "TBMON_ENVIRONMENT": "paper",
+            "TBMON_BOT_VERSION": "2.3.1",
+            "OTEL_SERVICE_NAME": "bot-7",
+        }
+    )
+    resource = seen["resource"]
+    assert resource["service.name"] == "bot-7"
+    assert resource["tbmon.strategy"] == "momentum"
+    assert resource["deployment.environment.name"] == resource["deployment.environment"] == "paper"
+    assert resource["service.version"] == "2.3.1"
+
+
+def test_console_logs_carry_the_trace_and_span_ids() -> None:
+    seen, stderr = run_bot({})
+    line = next(line for line in stderr.splitlines() if "inside the span" in line)
+    assert f"[trace_id={seen['trace_id']} span_id={seen['span_id']}]" in line
+    assert seen["env"]["OTEL_PYTHON_LOG_FORMAT"] == LOG_FORMAT
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("TBMON_PERIODS_PER_YEAR", "-1"), ("TBMON_ANALYTICS_WINDOW", "many")],
+)
+def test_an_invalid_setting_is_one_warning_and_the_default(variable: str, value: str) -> None:
+    script = (
+        "from tbmon.instrumentation.settings import get_settings\n"
+        "import json; print(json.dumps(get_settings().model_dump(mode='json')))\n"
+    )
+    seen, stderr = run_bot({variable: value, "TBMON_STRATEGY": "kept"}, script)
+    warnings = [line for line in stderr.splitlines() if "invalid settings" in line]
+    assert len(warnings) == 1
+    assert variable in warnings[0]
+    assert seen["periods_per_year"] == 365.0
+    assert seen["analytics_window"] == 365
+    assert seen["strategy"] == "kept"

@@ -1,0 +1,200 @@
+"""TradingMetrics: the seed's gauges derived from raw inputs, read back through an SDK reader."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from tbmon import analytics
+from tbmon.instrumentation import TradingError, TradingMetrics
+from tbmon.instrumentation.settings import load_settings
+
+DAY = 86400.0
+#: Daily portfolio values whose returns are the notes' Sharpe check vector.
+RETURNS = [0.01, -0.02, 0.015, -0.005, 0.025]
+VALUES = [100_000.0 * float(np.prod([1 + r for r in RETURNS[:i]])) for i in range(6)]
+
+Points = dict[str, dict[frozenset[tuple[str, object]], float]]
+
+
+class Reader:
+    """A TradingMetrics on its own MeterProvider, and its collected points by metric name."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, **env: str) -> None:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        self.reader = InMemoryMetricReader()
+        self.provider = MeterProvider(metric_readers=[self.reader])
+        self.metrics = TradingMetrics(self.provider, load_settings())
+
+    def points(self) -> Points:
+        data = self.reader.get_metrics_data()
+        found: Points = {}
+        for resource in data.resource_metrics if data else []:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    for point in metric.data.data_points:
+                        value = getattr(point, "value", getattr(point, "count", None))
+                        key = frozenset(point.attributes.items())
+                        found.setdefault(metric.name, {})[key] = float(value)
+        return found
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.points()[name][frozenset(labels.items())]
+
+
+@pytest.fixture
+def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reader]:
+    monkeypatch.delenv("TBMON_STRATEGY", raising=False)
+    made = Reader(monkeypatch, TBMON_PERIODS_PER_YEAR="252")
+    yield made
+    made.provider.shutdown()
+
+
+def test_daily_values_give_the_reference_sharpe_and_the_formulas_gauges(reader: Reader) -> None:
+    for day, value in enumerate(VALUES):
+        reader.metrics.record_portfolio_value(value, timestamp=day * DAY)
+    points = reader.points()
+    strategy = frozenset({("strategy", "default")})
+    assert points["trading_sharpe_ratio"][strategy] == pytest.approx(4.48998886412873, abs=1e-9)
+    expected = analytics.value_gauges(VALUES, 252)
+    for name, value in expected.items():
+        assert points[name][strategy] == pytest.approx(value, abs=1e-9), name
+    assert points["trading_portfolio_value_usd"][strategy] == VALUES[-1]
+    assert points["trading_total_return"][strategy] == pytest.approx(
+        float(np.prod([1 + r for r in RETURNS]) - 1), abs=1e-9
+    )
+
+
+def test_values_within_one_period_count_once_the_latest_winning(reader: Reader) -> None:
+    reader.metrics.record_portfolio_value(100.0, timestamp=0)
+    reader.metrics.record_portfolio_value(50.0, timestamp=10)  # same day, superseded
+    reader.metrics.record_portfolio_value(120.0, timestamp=20)
+    reader.metrics.record_portfolio_value(90.0, timestamp=DAY)
+    assert reader.value("trading_max_drawdown", strategy="default") == pytest.approx(0.25)
+    assert reader.value("trading_portfolio_value_usd", strategy="default") == 90.0
+
+
+def test_undefined_values_have_no_sample(reader: Reader) -> None:
+    reader.metrics.record_portfolio_value(100.0, timestamp=0)
+    reader.metrics.record_trade(10.0)
+    points = reader.points()
+    for name in ("trading_sharpe_ratio", "risk_var_95_percent", "trading_profit_factor"):
+        assert name not in points, name
+    assert points["trading_win_rate"] == {frozenset({("strategy", "default")}): 1.0}
+    assert all(math.isfinite(v) for series in points.values() for v in series.values())
+
+
+def test_trades_give_win_rate_and_profit_factor_per_strategy(reader: Reader) -> None:
+    for pnl in (10.0, -20.0, 30.0, -40.0):
+        reader.metrics.record_trade(pnl, strategy="momentum")
+    reader.metrics.record_trade(5.0, strategy="carry")
+    assert reader.value("trading_win_rate", strategy="momentum") == 0.5
+    assert reader.value("trading_profit_factor", strategy="momentum") == pytest.approx(
+        0.6666666666666666, abs=1e-9
+    )
+    assert reader.value("trading_win_rate", strategy="carry") == 1.0
+
+
+def test_positions_give_count_concentration_and_leverage(reader: Reader) -> None:
+    reader.metrics.record_portfolio_value(50_000.0)
+    reader.metrics.set_positions({"BTC/USDT": 60_000.0, "ETH/USDT": -20_000.0, "SOL/USDT": 0.0})
+    assert reader.value("trading_open_positions", strategy="default") == 2
+    assert reader.value("risk_position_concentration", strategy="default") == pytest.approx(
+        0.75**2 + 0.25**2, abs=1e-12
+    )
+    assert reader.value("risk_leverage_ratio", strategy="default") == pytest.approx(1.6)
+
+
+def test_prices_give_the_mean_pairwise_correlation_of_held_symbols(reader: Reader) -> None:
+    series = {
+        "BTC/USDT": [100.0, 101.0, 99.0, 102.0, 103.0],
+        "ETH/USDT": [50.0, 50.4, 49.6, 51.0, 51.2],
+        "SOL/USDT": [20.0, 19.0, 21.0, 20.0, 22.0],
+    }
+    for day in range(5):
+        reader.metrics.record_prices({s: p[day] for s, p in series.items()}, timestamp=day * DAY)
+    reader.metrics.set_positions({"BTC/USDT": 1000.0, "ETH/USDT": 500.0})
+    btc, eth = (np.diff(series[s]) / np.array(series[s][:-1]) for s in ("BTC/USDT", "ETH/USDT"))
+    expected = float(np.corrcoef(btc, eth)[0, 1])
+    assert reader.value("risk_correlation_score", strategy="default") == pytest.approx(
+        expected, abs=1e-9
+    )
+
+
+def test_agents_accuracy_reward_consensus_and_inference(reader: Reader) -> None:
+    for correct in (True, True, False, True):
+        reader.metrics.record_prediction("lstm", correct=correct)
+    reader.metrics.add_reward("ppo", 1.5)
+    reader.metrics.add_reward("ppo", -0.5)
+    reader.metrics.set_ensemble_consensus(0.8)
+    with reader.metrics.inference("lstm"):
+        pass
+    points = reader.points()
+    assert points["agent_prediction_accuracy"] == {frozenset({("agent", "lstm")}): 0.75}
+    assert points["agent_cumulative_reward"] == {frozenset({("agent", "ppo")}): 1.0}
+    assert points["ensemble_consensus_score"] == {frozenset(): 0.8}
+    assert points["model_inference_duration_seconds"] == {frozenset({("model", "lstm")}): 1.0}
+
+
+def test_orders_are_counted_with_low_cardinality_labels_only(reader: Reader) -> None:
+    for status in ("filled", "filled", "failed"):
+        reader.metrics.record_order(
+            symbol="BTC/USDT", side="buy", status=status, exchange="binance"
+        )
+    counts = reader.points()["trading_orders"]
+    assert counts[frozenset({
+        ("strategy", "default"), ("symbol", "BTC/USDT"), ("side", "buy"),
+        ("exchange", "binance"), ("status", "filled"),
+    })] == 2  # fmt: skip
+    labels = {key for point in counts for key, _ in point}
+    assert labels == {"strategy", "symbol", "side", "exchange", "status"}
+
+
+def test_the_strategy_label_defaults_to_tbmon_strategy(monkeypatch: pytest.MonkeyPatch) -> None:
+    made = Reader(monkeypatch, TBMON_STRATEGY="momentum")
+    made.metrics.record_portfolio_value(1.0)
+    assert made.value("trading_portfolio_value_usd", strategy="momentum") == 1.0
+
+
+def test_trade_ids_go_to_the_current_span_not_to_labels(reader: Reader) -> None:
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    with tracer_provider.get_tracer("test").start_as_current_span("close"):
+        reader.metrics.record_trade(-3.5, trade_id="t-42", symbol="ETH/USDT")
+    (event,) = spans.get_finished_spans()[0].events
+    assert event.name == "trade.closed"
+    assert dict(event.attributes or {}) == {
+        "trade.pnl_usd": -3.5,
+        "trade.id": "t-42",
+        "symbol": "ETH/USDT",
+        "strategy": "default",
+    }
+    assert reader.points()["trading_win_rate"] == {frozenset({("strategy", "default")}): 0.0}
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m: m.record_portfolio_value(float("nan")), "value_usd must be a finite number"),
+        (lambda m: m.record_trade(float("inf")), "pnl_usd must be a finite number"),
+        (lambda m: m.record_prices({"BTC/USDT": 0.0}), "price of BTC/USDT must be positive"),
+        (lambda m: m.set_ensemble_consensus(1.5), "consensus score must be within [0, 1]"),
+        (lambda m: m.set_positions({"BTC/USDT": float("nan")}), "BTC/USDT must be a finite"),
+    ],
+)
+def test_values_no_metric_can_hold_are_refused_clearly(
+    reader: Reader, call: Callable[[TradingMetrics], None], message: str
+) -> None:
+    with pytest.raises(TradingError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        call(reader.metrics)
+    assert "trading_portfolio_value_usd" not in reader.points()
