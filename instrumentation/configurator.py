@@ -48,5 +48,5 @@ class TbmonConfigurator(_OTelSDKConfigurator):
         kwargs.setdefault("resource_attributes", resource_attributes(settings))
         kwargs.setdefault("export_span_processor", delivery.span_processor(STATS))
         kwargs.setdefault("export_log_record_processor", delivery.log_record_processor(STATS))
-        super()._configure(**kwargs)
+        super()._configure(**kwargs)  # type: ignore[no-untyped-call]
         STATS.observe()

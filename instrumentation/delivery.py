@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk._logs.export import (
@@ -29,9 +29,6 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from tbmon.instrumentation.instruments import meter
-
-Item = TypeVar("Item")
-Result = TypeVar("Result", SpanExportResult, LogRecordExportResult)
 
 DROPPED = "tbmon_telemetry_dropped"
 QUEUE_SIZE = "tbmon_telemetry_queue_size"
@@ -83,23 +80,13 @@ class DeliveryStats:
         return [Observation(length(), {"signal": s}) for s, length in self._queues.items()]
 
 
-class _Exporter(Protocol[Item, Result]):
-    def export(self, batch: Sequence[Item], /) -> Result: ...
+class _CountingExporter:
+    """Forwards to a span or log exporter; a batch it fails to export is ``export_failed``."""
 
-    def shutdown(self) -> None: ...
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool: ...
-
-
-class _CountingExporter(Generic[Item, Result]):
-    """Forwards to ``exporter``; a batch it fails to export is counted as ``export_failed``."""
-
-    def __init__(
-        self, exporter: _Exporter[Item, Result], success: Result, signal: str, stats: DeliveryStats
-    ) -> None:
+    def __init__(self, exporter: Any, success: object, signal: str, stats: DeliveryStats) -> None:
         self._exporter, self._success, self._signal, self._stats = exporter, success, signal, stats
 
-    def export(self, batch: Sequence[Item]) -> Result:
+    def export(self, batch: Sequence[Any]) -> Any:
         result = self._exporter.export(batch)
         if result is not self._success:
             self._stats.drop(self._signal, "export_failed", len(batch))
@@ -109,7 +96,7 @@ class _CountingExporter(Generic[Item, Result]):
         self._exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self._exporter.force_flush(timeout_millis)
+        return bool(self._exporter.force_flush(timeout_millis))
 
 
 class _QueueMetrics:
@@ -141,7 +128,7 @@ Processor = TypeVar("Processor", BatchSpanProcessor, BatchLogRecordProcessor)
 
 
 def _batching(
-    processor_type: type[Processor], success: Any, signal: str, stats: DeliveryStats
+    processor_type: Callable[[Any], Processor], success: object, signal: str, stats: DeliveryStats
 ) -> Callable[[Any], Processor]:
     def create(exporter: Any) -> Processor:
         processor = processor_type(_CountingExporter(exporter, success, signal, stats))

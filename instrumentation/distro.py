@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from opentelemetry.instrumentation.distro import BaseDistro
+from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
 
 from tbmon.settings import StackSettings
@@ -61,7 +61,7 @@ def _names_service(resource_attributes: str) -> bool:
     )
 
 
-class TbmonDistro(BaseDistro):
+class TbmonDistro(BaseDistro):  # type: ignore[misc]
     """Registered as the ``tbmon`` distro (entry-point group ``opentelemetry_distro``)."""
 
     def _configure(self, **kwargs: Any) -> None:

@@ -42,8 +42,8 @@ class Reader:
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
                     for point in metric.data.data_points:
-                        value = getattr(point, "value", getattr(point, "count", None))
-                        key = frozenset(point.attributes.items())
+                        value = point.value if hasattr(point, "value") else point.count
+                        key = frozenset((point.attributes or {}).items())
                         found.setdefault(metric.name, {})[key] = float(value)
         return found
 

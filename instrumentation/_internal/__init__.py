@@ -1,0 +1,1 @@
+"""Implementation details of the instrumentation; nothing here is a public API."""
