@@ -3,7 +3,8 @@
 Each started process gets a pid file holding its pid and start time under ``<data>/run``, and a
 log under ``<data>/logs``. A pid file is trusted only while a live process with that pid *and*
 that start time exists, so a stale file (after a reboot, a crash or pid reuse) never makes us
-signal a stranger's process.
+signal a stranger's process. The start time is counted from boot, not read off the wall clock:
+a clock step (NTP, a VM's clock sync) must not make the stack disown its own processes.
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class Supervisor:
                 env=self.environment(),
                 start_new_session=True,
             )
-        started = psutil.Process(process.pid).create_time()
-        layout.pid.write_text(json.dumps({"pid": process.pid, "create_time": started}))
+        started = _since_boot(psutil.Process(process.pid))
+        layout.pid.write_text(json.dumps({"pid": process.pid, "started_after_boot": started}))
 
     def environment(self) -> dict[str, str]:
         """The environment every component starts with: ours, plus each setting as TBMON_*."""
@@ -216,13 +217,18 @@ class Supervisor:
         try:
             record = json.loads(self.layout(component).pid.read_text())
             process = psutil.Process(record["pid"])
-            if abs(process.create_time() - record["create_time"]) > 0.01:
+            if abs(_since_boot(process) - record["started_after_boot"]) > 0.05:
                 return None
             if process.status() == psutil.STATUS_ZOMBIE:
                 return None
         except (OSError, ValueError, KeyError, psutil.Error):
             return None
         return process
+
+
+def _since_boot(process: psutil.Process) -> float:
+    """Seconds from boot to the process's start: both terms move with the clock, not their gap."""
+    return process.create_time() - psutil.boot_time()
 
 
 def _answers(client: httpx.Client, url: str) -> bool:

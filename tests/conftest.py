@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support import Backends
+from support import Backends, running_stack
 
 from tbmon.settings import StackSettings
 from tbmon.stack.ports import isolated_settings
@@ -20,12 +20,8 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> StackSettings:
 @pytest.fixture(scope="session")
 def stack(stack_settings: StackSettings) -> Iterator[Supervisor]:
     """The whole local stack, started once per session and stopped at its end, even on failure."""
-    supervisor = Supervisor(stack_settings)
-    try:
-        supervisor.up()
+    with running_stack(stack_settings) as supervisor:
         yield supervisor
-    finally:
-        supervisor.down()
 
 
 @pytest.fixture(scope="session")

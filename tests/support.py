@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tbmon.settings import StackSettings
+from tbmon.stack.supervisor import Supervisor
 
 T = TypeVar("T")
 
@@ -45,6 +46,17 @@ def wait_until(
     raise AssertionError(
         f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
     )
+
+
+@contextmanager
+def running_stack(settings: StackSettings) -> Iterator[Supervisor]:
+    """The whole local stack on ``settings``, stopped on exit even when a test fails."""
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.up()
+        yield supervisor
+    finally:
+        supervisor.down()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from bridge_support import CRITICAL_CHAT
-from support import otlp_sdk, wait_until
+from support import otlp_sdk, running_stack, wait_until
 
 from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.settings import StackSettings
@@ -54,15 +54,11 @@ def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
             "alert_warning_group_interval": "2s",
         }
     )
-    supervisor = Supervisor(settings)
     with pytest.MonkeyPatch.context() as patch:
         patch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
         patch.setenv("ALERT_BRIDGE_POLL_TIMEOUT", "2")
-        try:
-            supervisor.up()
+        with running_stack(settings) as supervisor:
             yield supervisor
-        finally:
-            supervisor.down()
 
 
 def test_drawdown_alert_reaches_telegram_resolves_and_silences(fast_stack: Supervisor) -> None:

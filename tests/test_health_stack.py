@@ -5,18 +5,33 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
-from support import Backends, otlp_sdk, wait_until
+from support import Backends, otlp_sdk, running_stack, wait_until
 
 from tbmon.stack.components import COMPONENTS
+from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    """This module's own stack: the bot check judges every bot a stack has seen (other
+    modules' bots stop), and these tests stop backends."""
+    with running_stack(isolated_settings(tmp_path_factory.mktemp("health-stack"))) as supervisor:
+        yield supervisor
+
+
+@pytest.fixture(scope="module")
+def backends(stack: Supervisor) -> Backends:
+    return Backends(stack.settings)
+
 
 #: Health check name -> the local stack component it checks.
 CHECKED_COMPONENTS = {

@@ -109,7 +109,7 @@ def test_down_leaves_no_process_and_up_after_stale_pid_files_works(tmp_path: Pat
         assert collector_pid is not None
         psutil.Process(collector_pid).kill()
         psutil.Process(collector_pid).wait(5)
-        pid_file.write_text(json.dumps({"pid": os.getpid(), "create_time": 1.0}))
+        pid_file.write_text(json.dumps({"pid": os.getpid(), "started_after_boot": 1.0}))
         assert next(s for s in supervisor.status() if s.name == "collector").state == "dead"
         assert next(s for s in supervisor.up() if s.name == "collector").state == "ready"
         pids = [s.pid for s in supervisor.status()]
