@@ -28,9 +28,10 @@ at their price when the walk crosses it. Fees are 0.1% of the received asset.
 The control API under ``/_control``: ``POST /faults`` (a :class:`Fault`: added latency, errors in
 Binance's format at a seeded rate, a hang past the client's timeout, adverse slippage on market
 fills, for all or some endpoints), ``DELETE /faults``, ``GET /orders`` (every order placed),
-``GET /requests``, ``PUT /prices``, ``PUT /market``, ``PUT /balances``, ``POST /reset``. Errors
-use codes from ccxt's market-independent table, so they map to the same ccxt exception as they
-would from api.binance.com (ccxt looks up its spot-only table by URL): see :data:`FaultError`.
+``GET /requests``, ``PUT /prices``, ``GET`` and ``PUT /market``, ``PUT /balances``,
+``POST /reset``. Errors use codes from ccxt's market-independent table, so they map to the same
+ccxt exception as they would from api.binance.com (ccxt looks up its spot-only table by URL): see
+:data:`FaultError`.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ from pydantic import BaseModel, ConfigDict, Field
 TEST_API_KEY = "tbmon-test-api-key"
 TEST_API_SECRET = "tbmon-test-api-secret"  # noqa: S105 (a public test credential)
 DEFAULT_SEED = 42
+#: Steps of the walk taken one by one after an idle spell; older ones are one jump.
+MAX_SIMULATED_STEPS = 1000
 #: ccxt options that keep ``load_markets`` to the endpoints this server answers (see above).
 CLIENT_OPTIONS: dict[str, Any] = {
     "fetchMarkets": {"types": ["spot"]},
@@ -262,13 +265,18 @@ class Fault(BaseModel):
 
 
 class MarketSettings(BaseModel):
-    """The random walk: ``volatility`` per square-root second, advanced every ``step_seconds``."""
+    """The random walk: ``volatility`` per square-root second, advanced every ``step_seconds``.
+
+    ``momentum`` is the correlation of one step's log return with the next: above 0 the market
+    trends (momentum models are mostly right), below 0 it mean-reverts (they are mostly wrong).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     volatility: float = Field(default=0.0002, ge=0)
     step_seconds: float = Field(default=0.25, gt=0)
     spread_bps: float = Field(default=2.0, ge=0)
+    momentum: float = Field(default=0.0, gt=-1, lt=1)
 
 
 @dataclass
@@ -306,6 +314,7 @@ class _Walk:
     rng: random.Random
     origin: float
     steps: int = 0
+    last_return: float = 0.0
 
 
 @dataclass
@@ -480,8 +489,20 @@ class ExchangeState:
         settings = self.market
         due = int((time.monotonic() - walk.origin) / settings.step_seconds)
         if due > walk.steps:
-            elapsed = (due - walk.steps) * settings.step_seconds
-            walk.price *= math.exp(settings.volatility * math.sqrt(elapsed) * walk.rng.gauss(0, 1))
+            missed = due - walk.steps
+            # Steps long past are one independent jump; the recent ones are walked one by one,
+            # so consecutive returns keep their correlation (momentum).
+            simulated = min(missed, MAX_SIMULATED_STEPS)
+            step_sigma = settings.volatility * math.sqrt(settings.step_seconds)
+            if missed > simulated:
+                jump = step_sigma * math.sqrt(missed - simulated) * walk.rng.gauss(0, 1)
+                walk.price *= math.exp(jump)
+            innovation = step_sigma * math.sqrt(1 - settings.momentum**2)
+            for _ in range(simulated):
+                walk.last_return = settings.momentum * walk.last_return + innovation * (
+                    walk.rng.gauss(0, 1)
+                )
+                walk.price *= math.exp(walk.last_return)
             walk.steps = due
             self._match(spec)
         return walk.price
@@ -1210,6 +1231,10 @@ def _control_router(state: ExchangeState) -> APIRouter:
             state.set_price(state.symbols[name], price)
         return {name: state.walks[name].price for name in state.symbols}
 
+    @router.get("/market")
+    async def market() -> MarketSettings:
+        return state.market
+
     @router.put("/market")
     async def set_market(settings: MarketSettings) -> MarketSettings:
         state.market = settings
@@ -1322,8 +1347,10 @@ class ExchangeServerClient:
     def set_prices(self, **prices: float) -> None:
         self._json("PUT", "/prices", json=prices)
 
-    def set_market(self, **settings: Any) -> None:
-        self._json("PUT", "/market", json=MarketSettings(**settings).model_dump())
+    def set_market(self, **changes: Any) -> None:
+        """Change some of the :class:`MarketSettings`; the others stay as they are."""
+        current = self._json("GET", "/market")
+        self._json("PUT", "/market", json=MarketSettings(**{**current, **changes}).model_dump())
 
     def set_balances(self, **balances: float) -> None:
         self._json("PUT", "/balances", json=balances)

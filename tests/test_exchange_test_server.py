@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 from collections.abc import Iterator
@@ -230,6 +231,28 @@ def test_prices_follow_a_random_walk(exchange: Any, control: ExchangeServerClien
         timeout=5,
         interval=0.05,
     )
+
+
+@pytest.mark.parametrize(("momentum", "trend"), [(0.9, 1), (-0.9, -1)])
+def test_momentum_makes_returns_trend_or_revert(
+    exchange: Any, control: ExchangeServerClient, momentum: float, trend: int
+) -> None:
+    control.set_market(volatility=0.01, step_seconds=0.02, momentum=momentum)
+    prices = []
+    for _ in range(120):
+        prices.append(exchange.fetch_ticker("ETH/USDT")["last"])
+        time.sleep(0.02)  # the walk steps with time: one or two steps between readings
+    returns = [b / a - 1 for a, b in itertools.pairwise(prices)]
+    same_sign = sum((x > 0) == (y > 0) for x, y in itertools.pairwise(returns))
+    share = same_sign / (len(returns) - 1)
+    assert (share - 0.5) * trend > 0.1, share
+
+
+def test_market_changes_keep_the_other_settings(control: ExchangeServerClient) -> None:
+    control.set_market(step_seconds=1.0, momentum=0.5)
+    control.set_market(volatility=0.02)
+    market = httpx.get(f"{control.base_url}/_control/market").json()
+    assert market == {"volatility": 0.02, "step_seconds": 1.0, "spread_bps": 2.0, "momentum": 0.5}
 
 
 def test_misspelt_control_bodies_are_refused(server_url: str) -> None:
