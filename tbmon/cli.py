@@ -7,6 +7,7 @@ import typer
 from tbmon import __version__
 from tbmon.alert_bridge.cli import app as bridge_app
 from tbmon.health.cli import app as health_app
+from tbmon.instrumentation.demo.cli import demo
 from tbmon.processors.cli import app as processors_app
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
@@ -20,6 +21,7 @@ app = typer.Typer(
 app.add_typer(stack_app, name="stack")
 app.command()(doctor)
 app.command()(backup)
+app.command()(demo)
 app.add_typer(health_app, name="health")
 app.add_typer(processors_app, name="processors")
 app.add_typer(bridge_app, name="bridge")

@@ -1,0 +1,122 @@
+"""`tbmon demo`: the demo bot under ``opentelemetry-instrument``, on a local exchange.
+
+``make demo`` runs it after ``tbmon stack up``. It starts the exchange test server (Binance's
+REST format) in this process, runs the bot as a user would run theirs, prints where to look, and
+stops both when the duration is over or on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from tbmon.instrumentation.demo.scenarios import SCENARIOS
+from tbmon.instrumentation.exchange_test_server import running
+from tbmon.settings import StackSettings, get_stack_settings
+
+console = Console(soft_wrap=True)
+
+#: The demo's settings; any of them set in the environment wins.
+DEMO_ENVIRONMENT = {
+    "OTEL_SERVICE_NAME": "tbmon-demo",
+    "TBMON_STRATEGY": "ensemble-momentum",
+    "TBMON_ENVIRONMENT": "demo",
+    "TBMON_EXCHANGE": "binance",
+    "TBMON_LATENCY_PROBE_INTERVAL": "5",
+    # The demo's clock is compressed: a second is a market day, a return period.
+    "TBMON_ANALYTICS_PERIOD_SECONDS": "1",
+}
+
+
+def instrument_command() -> str:
+    """``opentelemetry-instrument`` beside this Python (the virtual environment's), else on PATH."""
+    beside = Path(sys.executable).with_name("opentelemetry-instrument")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("opentelemetry-instrument")
+    if found is None:
+        raise typer.BadParameter("opentelemetry-instrument is not installed: run `make install`")
+    return found
+
+
+def where_to_look(stack: StackSettings, service: str) -> list[tuple[str, str]]:
+    """What to open while the demo runs, on the local stack's ports."""
+    return [
+        ("trading metrics", stack.url(stack.metrics_port, "/metrics")),
+        (
+            "Prometheus",
+            stack.url(stack.prometheus_port, "/graph?g0.expr=trading_portfolio_value_usd"),
+        ),
+        ("alerts", stack.url(stack.prometheus_port, "/alerts")),
+        ("Alertmanager", stack.url(stack.alertmanager_port)),
+        (
+            "traces (Jaeger API)",
+            stack.url(stack.jaeger_query_port, f"/api/traces?service={service}"),
+        ),
+        ("logs (VictoriaLogs)", stack.url(stack.victorialogs_port, "/select/vmui/")),
+        ("health", stack.url(stack.health_port, "/health/detailed")),
+        ("Telegram messages", stack.url(stack.telegram_test_port, "/_control/docs")),
+        ("Grafana", "http://localhost:3000 in the Compose stack (docs/compose.md)"),
+    ]
+
+
+def demo(
+    duration: Annotated[float, typer.Option(min=0, help="Seconds to trade; 0: until Ctrl-C.")] = 0,
+    scenario: Annotated[str, typer.Option(help=f"One of: {', '.join(SCENARIOS)}.")] = "normal",
+    seed: Annotated[int, typer.Option(help="Seed of the agents' randomness.")] = 7,
+    exchange_port: Annotated[
+        int, typer.Option(help="Port of the local exchange (0: a free one).")
+    ] = 0,
+) -> None:
+    """Run the demo trading bot under opentelemetry-instrument and say where to look."""
+    if scenario not in SCENARIOS:
+        raise typer.BadParameter(
+            f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}",
+            param_hint="--scenario",
+        )
+    chosen = SCENARIOS[scenario]
+    command = instrument_command()
+    with running(port=exchange_port) as exchange_url:
+        env = {**DEMO_ENVIRONMENT, "EXCHANGE_API_URL": exchange_url, **os.environ}
+        console.print(
+            f"[bold]tbmon demo[/bold]: scenario [cyan]{chosen.name}[/cyan]: {chosen.summary}"
+        )
+        if chosen.alerts:
+            console.print(f"  it should raise: {', '.join(chosen.alerts)}")
+        console.print(f"  exchange test server: {exchange_url}/_control/docs")
+        for label, url in where_to_look(get_stack_settings(), env["OTEL_SERVICE_NAME"]):
+            console.print(f"  {label:<22} {url}")
+        bot = subprocess.Popen(
+            [
+                command,
+                sys.executable,
+                "-m",
+                "tbmon.instrumentation.demo",
+                "--exchange-url",
+                exchange_url,
+                "--scenario",
+                scenario,
+                "--duration",
+                str(duration),
+                "--seed",
+                str(seed),
+            ],
+            env=env,
+        )
+        try:
+            code = bot.wait()
+        except KeyboardInterrupt:
+            bot.terminate()
+            code = bot.wait(30)
+    if any(step.die for step in chosen.steps) and code != 0:
+        console.print("the bot crashed, as the scenario says: watch BotStoppedReporting fire")
+        return
+    if code != 0:
+        raise typer.Exit(code)
