@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -57,6 +61,31 @@ def running_stack(settings: StackSettings) -> Iterator[Supervisor]:
         yield supervisor
     finally:
         supervisor.down()
+
+
+@contextmanager
+def demo_bot(
+    settings: StackSettings, service: str, log: Path, scenario: str = "normal"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``tbmon demo`` (the bot under opentelemetry-instrument) as ``service``, sending to the
+    stack on ``settings``; its output goes to ``log``. Stopped on exit, even on failure."""
+    env = {
+        **os.environ,
+        "OTEL_SERVICE_NAME": service,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": settings.url(settings.otlp_grpc_port),
+    }
+    command = [sys.executable, "-m", "tbmon", "demo", "--scenario", scenario]
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(5)
 
 
 @dataclass(frozen=True)

@@ -40,7 +40,8 @@ def sdk_drawdown(settings: StackSettings, service: str) -> Iterator[Callable[[],
         yield lambda: gauge.set(0.05)
 
 
-#: The one line to change for the demo bot's drawdown scenario (same shape, run by `tbmon demo`).
+#: The drawdown comes from the SDK directly, not the demo bot, because this test must also make
+#: it recover on cue; the demo's drawdown scenario is checked in test_instrumentation_stack.py.
 DRAWDOWN_SOURCE: DrawdownSource = sdk_drawdown
 
 

@@ -1,12 +1,11 @@
 """Every PromQL expression of the dashboards, the datasources and the alert rules, run against
-the real local Prometheus after a bot traded, returns data; and Explore's correlation path
-(exemplar -> trace -> logs) holds on the real backends, with the provisioned field names."""
+the real local Prometheus after the demo bot traded, returns data; and Explore's correlation
+path (exemplar -> trace -> logs) holds on the real backends, with the provisioned field names."""
 
 from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -14,15 +13,14 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from seed_telemetry import Emitted, run_bot
-from support import Backends, wait_until
+from support import Backends, demo_bot, wait_until
 
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import dashboards
 
 pytestmark = pytest.mark.stack
 
-BOT = "tbmon-standin"
+BOT = "tbmon-demo-dashboards"
 DATASOURCES = {
     source["uid"]: source
     for source in yaml.safe_load(
@@ -34,27 +32,17 @@ GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": 
 
 
 @pytest.fixture(scope="module")
-def traded(backends: Backends) -> Iterator[Emitted]:
-    """A bot that traded for 30 s and keeps trading while the module's tests run."""
-    stop = threading.Event()
-    emitted: list[Emitted] = []
-
-    def trade() -> None:
-        while not stop.is_set():
-            emitted.append(run_bot(backends.otlp_grpc, BOT, duration=10))
-
-    worker = threading.Thread(target=trade, daemon=True)
-    worker.start()
-    try:
-        wait_until(lambda: len(emitted) >= 3, "the bot's first 30 s of trading", timeout=120)
+def traded(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The demo bot (``tbmon demo`` under opentelemetry-instrument), trading while the module's
+    tests run; yields its service name."""
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    with demo_bot(backends.settings, BOT, log):
         wait_until(
-            lambda: backends.prometheus(f'trading_bot_heartbeat_timestamp_seconds{{job="{BOT}"}}'),
-            "the bot's metrics in Prometheus",
+            lambda: backends.prometheus(f'trading_sharpe_ratio{{job="{BOT}"}}'),
+            f"the demo bot's derived metrics in Prometheus (its output: {log})",
+            timeout=120,
         )
-        yield Emitted(BOT, [trace for batch in emitted for trace in batch.trace_ids])
-    finally:
-        stop.set()
-        worker.join(timeout=30)
+        yield BOT
 
 
 def _with_bool(expr: str) -> str:
@@ -122,7 +110,7 @@ def test_with_bool_keeps_label_matchers_and_strings() -> None:
     assert _with_bool("time() - x > bool 60 and y<=1") == "time() - x > bool 60 and y<= bool 1"
 
 
-def test_every_promql_expression_returns_data(traded: Emitted, backends: Backends) -> None:
+def test_every_promql_expression_returns_data(traded: str, backends: Backends) -> None:
     queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
     assert len(queries) > 60
 
@@ -145,7 +133,7 @@ def test_every_promql_expression_returns_data(traded: Emitted, backends: Backend
     assert missing == []
 
 
-def test_the_bot_variable_lists_the_bot(traded: Emitted, backends: Backends) -> None:
+def test_the_bot_variable_lists_the_bot(traded: str, backends: Backends) -> None:
     query = dashboards.trading_performance().to_json()["templating"]["list"][0]["query"]
     metric, label = re.fullmatch(r"label_values\((\w+), (\w+)\)", query).groups()  # type: ignore[union-attr]
     response = httpx.get(
@@ -161,7 +149,7 @@ def _exemplars(backends: Backends, name: str) -> list[dict[str, Any]]:
     response = httpx.get(
         backends.settings.url(backends.settings.prometheus_port, "/api/v1/query_exemplars"),
         params={
-            "query": f'api_request_duration_seconds_bucket{{job="{BOT}"}}',
+            "query": f'api_request_duration_seconds_bucket{{job="{BOT}", endpoint="create_order"}}',
             "start": now - 600,
             "end": now,
         },
@@ -177,17 +165,16 @@ def _exemplars(backends: Backends, name: str) -> list[dict[str, Any]]:
 
 
 def test_a_slow_orders_exemplar_leads_to_its_trace_and_the_trace_to_its_logs(
-    traded: Emitted, backends: Backends
+    traded: str, backends: Backends
 ) -> None:
     # Grafana reads the exemplar label that the Prometheus datasource names...
     label = DATASOURCES["prometheus"]["jsonData"]["exemplarTraceIdDestinations"][0]["name"]
     exemplars = wait_until(lambda: _exemplars(backends, label), "exemplars with trace ids")
     slowest = max(exemplars, key=lambda exemplar: float(exemplar["value"]))
     trace_id = slowest["labels"][label]
-    assert trace_id in traded.trace_ids
-    # ...opens that trace in Jaeger...
+    # ...opens that trace in Jaeger: an order's...
     spans = wait_until(lambda: backends.jaeger_trace(trace_id), f"trace {trace_id} in Jaeger")
-    assert {"order", "place_order"} <= {span["operationName"] for span in spans}
+    assert {"signal", "risk_check", "create_order"} <= {span["operationName"] for span in spans}
     # ...and from the trace, the logs carrying its id (the field the Loki queries filter on).
     logs = DATASOURCES["jaeger"]["jsonData"]["tracesToLogsV2"]
     field = re.search(r"\| (\w+)=\"\$\$\{__trace\.traceId\}\"", logs["query"]).group(1)  # type: ignore[union-attr]

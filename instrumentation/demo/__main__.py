@@ -6,6 +6,8 @@ any Binance-compatible URL given.
 
 from __future__ import annotations
 
+import signal
+import sys
 from typing import Annotated
 
 import typer
@@ -23,6 +25,9 @@ def main(
     """Trade on the exchange at EXCHANGE_URL, following SCENARIO."""
     if scenario not in SCENARIOS:
         raise typer.BadParameter(f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}")
+    # Stopped by SIGTERM, the bot exits as from a return, so the SDK's exit hooks flush the
+    # telemetry still queued (the default action would drop it).
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     DemoBot(exchange_url, SCENARIOS[scenario], seed).run(duration)
 
 

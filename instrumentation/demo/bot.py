@@ -31,7 +31,7 @@ from opentelemetry.trace import Status, StatusCode
 from tbmon.instrumentation import TradingMetrics, trading_metrics
 from tbmon.instrumentation.ccxt import expected_price
 from tbmon.instrumentation.demo.agents import Direction, Ensemble
-from tbmon.instrumentation.demo.scenarios import NORMAL_MARKET, Scenario, Step
+from tbmon.instrumentation.demo.scenarios import NORMAL_FAULTS, NORMAL_MARKET, Scenario, Step
 from tbmon.instrumentation.exchange_test_server import ExchangeServerClient, binance_client
 
 logger = logging.getLogger("tbmon.demo")
@@ -111,6 +111,8 @@ class DemoBot:
         self.exchange = binance_client(exchange_url)
         self.control = ExchangeServerClient(exchange_url)
         self.control.set_market(**NORMAL_MARKET)
+        for fault in NORMAL_FAULTS:
+            self.control.fault(**fault)
         logging.getLogger("httpx").setLevel(logging.WARNING)  # the control calls are not news
         self.scenario = scenario
         self.metrics: TradingMetrics = trading_metrics()

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -67,6 +69,10 @@ def where_to_look(stack: StackSettings, service: str) -> list[tuple[str, str]]:
     ]
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # SIGTERM (docker stop, a supervisor) stops the bot as Ctrl-C does
+
+
 def demo(
     duration: Annotated[float, typer.Option(min=0, help="Seconds to trade; 0: until Ctrl-C.")] = 0,
     scenario: Annotated[str, typer.Option(help=f"One of: {', '.join(SCENARIOS)}.")] = "normal",
@@ -110,11 +116,14 @@ def demo(
             ],
             env=env,
         )
+        previous = signal.signal(signal.SIGTERM, _interrupt)
         try:
             code = bot.wait()
         except KeyboardInterrupt:
             bot.terminate()
             code = bot.wait(30)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
     if any(step.die for step in chosen.steps) and code != 0:
         console.print("the bot crashed, as the scenario says: watch BotStoppedReporting fire")
         return

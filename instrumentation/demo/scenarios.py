@@ -45,6 +45,11 @@ WARM_UP = 20.0
 #: The exchange's market while nothing goes wrong: 1% a step, a step a second (a "day" of the
 #: demo's compressed clock), trending enough for the momentum models to be right ~70% of the time.
 NORMAL_MARKET: dict[str, float] = {"volatility": 0.01, "step_seconds": 1.0, "momentum": 0.7}
+#: Even a good day has a hiccup: the exchange fails the first order placed (an internal error),
+#: so the failure panels and the execution-failure rule have a series from the start.
+NORMAL_FAULTS: tuple[dict[str, Any], ...] = (
+    {"endpoints": ["order"], "methods": ["POST"], "error": "internal_error", "count": 1},
+)
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
