@@ -16,6 +16,7 @@ The counters reach Prometheus once the collector is back (they are cumulative).
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
@@ -29,6 +30,22 @@ from opentelemetry.sdk._logs.export import (
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from tbmon.instrumentation.instruments import meter
+
+logger = logging.getLogger(__name__)
+
+#: Spans (or log records) kept in memory while the collector is away: the SDK's 2048 fill in
+#: seconds at trading rates. The distro sets it as OTEL_BSP/BLRP_MAX_QUEUE_SIZE.
+QUEUE_SIZE = 8192
+#: How long a span or log record waits for its batch, in ms (the SDK's 5000 makes traces late).
+SCHEDULE_DELAY_MILLIS = 1000
+#: The batching used when the environment's makes the SDK refuse to build a processor (a batch
+#: larger than the queue, a delay of 0...): without it the SDK's set-up fails as a whole and the
+#: bot runs with no telemetry at all.
+FALLBACK_BATCHING = {
+    "max_queue_size": QUEUE_SIZE,
+    "schedule_delay_millis": SCHEDULE_DELAY_MILLIS,
+    "max_export_batch_size": 512,
+}
 
 DROPPED = "tbmon_telemetry_dropped"
 QUEUE_SIZE = "tbmon_telemetry_queue_size"
@@ -128,10 +145,20 @@ Processor = TypeVar("Processor", BatchSpanProcessor, BatchLogRecordProcessor)
 
 
 def _batching(
-    processor_type: Callable[[Any], Processor], success: object, signal: str, stats: DeliveryStats
+    processor_type: Callable[..., Processor], success: object, signal: str, stats: DeliveryStats
 ) -> Callable[[Any], Processor]:
     def create(exporter: Any) -> Processor:
-        processor = processor_type(_CountingExporter(exporter, success, signal, stats))
+        counting = _CountingExporter(exporter, success, signal, stats)
+        try:
+            processor = processor_type(counting)
+        except ValueError as error:
+            logger.warning(
+                "tbmon: invalid batch settings for %s (%s); using %s",
+                signal,
+                error,
+                FALLBACK_BATCHING,
+            )
+            processor = processor_type(counting, **FALLBACK_BATCHING)
         _watch(processor, signal, stats)
         return processor
 

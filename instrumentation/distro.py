@@ -19,6 +19,7 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
 
+from tbmon.instrumentation.delivery import QUEUE_SIZE, SCHEDULE_DELAY_MILLIS
 from tbmon.settings import StackSettings
 
 #: The service name of a bot that names none (in OTEL_SERVICE_NAME or OTEL_RESOURCE_ATTRIBUTES).
@@ -36,10 +37,10 @@ OTEL_DEFAULTS: dict[str, str] = {
     "OTEL_METRICS_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
     "OTEL_METRIC_EXPORT_INTERVAL": "5000",
-    "OTEL_BSP_SCHEDULE_DELAY": "1000",
-    "OTEL_BSP_MAX_QUEUE_SIZE": "8192",
-    "OTEL_BLRP_SCHEDULE_DELAY": "1000",
-    "OTEL_BLRP_MAX_QUEUE_SIZE": "8192",
+    "OTEL_BSP_SCHEDULE_DELAY": str(SCHEDULE_DELAY_MILLIS),
+    "OTEL_BSP_MAX_QUEUE_SIZE": str(QUEUE_SIZE),
+    "OTEL_BLRP_SCHEDULE_DELAY": str(SCHEDULE_DELAY_MILLIS),
+    "OTEL_BLRP_MAX_QUEUE_SIZE": str(QUEUE_SIZE),
     "OTEL_PYTHON_LOG_CORRELATION": "true",
     "OTEL_PYTHON_LOG_FORMAT": LOG_FORMAT,
     "OTEL_PYTHON_LOG_LEVEL": "info",

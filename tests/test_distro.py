@@ -34,6 +34,7 @@ print(json.dumps({
     "resource": dict(tracer_provider.resource.attributes),
     "span_processor": type(span_processor).__name__,
     "exporter": type(span_processor._batch_processor._exporter._exporter).__name__,
+    "span_queue": span_processor._batch_processor._max_queue_size,
     "logger_provider": type(get_logger_provider()).__name__,
     "trace_id": format(context.trace_id, "032x"),
     "span_id": format(context.span_id, "016x"),
@@ -132,3 +133,13 @@ def test_an_invalid_setting_is_one_warning_and_the_default(variable: str, value:
     assert seen["periods_per_year"] == 365.0
     assert seen["analytics_window"] == 365
     assert seen["strategy"] == "kept"
+
+
+def test_batch_settings_the_sdk_refuses_are_one_warning_not_a_bot_without_telemetry() -> None:
+    seen, stderr = run_bot({"OTEL_BSP_MAX_QUEUE_SIZE": "100", "OTEL_BLRP_SCHEDULE_DELAY": "0"})
+    assert seen["exporter"] == "TbmonSpanExporter"
+    assert seen["span_queue"] == 8192
+    warnings = [line for line in stderr.splitlines() if "invalid batch settings" in line]
+    assert len(warnings) == 2, stderr
+    assert "for spans" in warnings[0]
+    assert "for logs" in warnings[1]

@@ -1,0 +1,280 @@
+"""The instrumentation end to end on the real stack: `opentelemetry-instrument python bot.py`.
+
+The demo bot (``tbmon demo``) runs as users run theirs; every seed metric reaches Prometheus
+under the seed's name, an order is one trace in Jaeger, its log lines carry its trace id in the
+log store, each scenario brings about its alert's condition, a custom metric takes the seed's
+Integration Guide path, and a bot whose collector is away keeps trading and accounts for every
+span it could not deliver.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from support import Backends, demo_bot, wait_until
+
+from tbmon.instrumentation.demo.scenarios import SCENARIOS
+from tbmon.settings import PROJECT_ROOT
+from tbmon.stack.supervisor import Supervisor
+
+pytestmark = pytest.mark.stack
+
+INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+
+#: The seed's "Key Metrics Tracked", as Prometheus must show them (histograms by their count).
+SEED_METRICS = (
+    "trading_portfolio_value_usd",
+    "trading_total_return",
+    "trading_sharpe_ratio",
+    "trading_max_drawdown",
+    "trading_win_rate",
+    "trading_open_positions",
+    "risk_var_95_percent",
+    "risk_var_99_percent",
+    "risk_position_concentration",
+    "risk_leverage_ratio",
+    "risk_correlation_score",
+    "system_cpu_usage_percent",
+    "system_memory_usage_percent",
+    "system_disk_usage_percent",
+    "system_network_latency_ms",
+    "api_request_duration_seconds_count",
+    "agent_prediction_accuracy",
+    "agent_cumulative_reward",
+    "ensemble_consensus_score",
+    "model_inference_duration_seconds_count",
+)
+
+RULES = [
+    rule
+    for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+    for group in yaml.safe_load(path.read_text())["groups"]
+    for rule in group["rules"]
+    if "alert" in rule
+]
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:6]}"
+
+
+def firing_for(backends: Backends, alert: str, job: str) -> bool:
+    """Whether the condition of some rule named ``alert`` holds for ``job`` right now."""
+    return any(
+        series["metric"].get("job") == job
+        for rule in RULES
+        if rule["alert"] == alert
+        for series in backends.prometheus(rule["expr"])
+    )
+
+
+def instrumented(
+    program: list[str], service: str, backends: Backends, **env: str
+) -> subprocess.Popen[str]:
+    """``opentelemetry-instrument python PROGRAM`` as ``service``, sending to the stack."""
+    return subprocess.Popen(
+        [INSTRUMENT, sys.executable, *program],
+        env={
+            **os.environ,
+            "OTEL_SERVICE_NAME": service,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": backends.settings.url(backends.settings.otlp_grpc_port),
+            **env,
+        },
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_the_demo_bot_reaches_every_backend(backends: Backends, tmp_path: Path) -> None:
+    service = unique("demo")
+    log = tmp_path / "demo.log"
+    with demo_bot(backends.settings, service, log):
+        for name in SEED_METRICS:
+            wait_until(
+                lambda name=name: backends.prometheus(f'{name}{{job="{service}"}}'),
+                f"{name} of {service} in Prometheus (the bot's output: {log})",
+                timeout=90,
+            )
+        labels = {
+            key
+            for series in backends.prometheus(f'trading_orders_total{{job="{service}"}}')
+            for key in series["metric"]
+        }
+        assert labels - {
+            "__name__",
+            "job",
+            "instance",
+            "otel_scope_name",
+            "otel_scope_version",
+        } == {
+            "strategy",
+            "symbol",
+            "side",
+            "exchange",
+            "status",
+        }
+        # A log line of an order leads to its trace, and the trace is the order's.
+        records = wait_until(
+            lambda: [
+                r
+                for r in backends.logs(f'service.name:="{service}" "order filled"')
+                if r.get("trace_id")
+            ],
+            "an order's log line in the log store",
+        )
+        trace_id = records[0]["trace_id"]
+        assert records[0]["span_id"]
+        assert records[0]["symbol"]
+        spans = wait_until(
+            lambda: (found := backends.jaeger_trace(trace_id)) and len(found) >= 5 and found,
+            f"the order trace {trace_id} in Jaeger",
+        )
+        names = {span["operationName"] for span in spans}
+        assert {"signal", "risk_check", "create_order", "fill"} <= names
+        assert any(name.startswith("trade ") for name in names)
+        order = next(span for span in spans if span["operationName"] == "create_order")
+        tags = {tag["key"]: tag["value"] for tag in order["tags"]}
+        assert tags["exchange"] == "binance"
+        assert tags["span.kind"] == "client"
+        assert {"symbol", "side", "order.amount", "order.status", "order.expected_price"} <= set(
+            tags
+        )
+    assert f"[trace_id={trace_id} " in log.read_text()  # the console format carries it too
+
+
+def test_every_scenario_brings_about_its_alert_condition(
+    backends: Backends, tmp_path: Path
+) -> None:
+    jobs = {name: unique(f"scenario-{name}") for name in SCENARIOS}
+    with ExitStack() as running:
+        for name, job in jobs.items():
+            running.enter_context(
+                demo_bot(backends.settings, job, tmp_path / f"{name}.log", scenario=name)
+            )
+        for name, scenario in SCENARIOS.items():
+            for alert in scenario.alerts:
+                wait_until(
+                    lambda alert=alert, job=jobs[name]: firing_for(backends, alert, job),
+                    f"{alert}'s condition in the {name} scenario ({tmp_path / name}.log)",
+                    timeout=240,
+                    interval=2,
+                )
+        # Meanwhile, the normal bot raised none of the trading, risk or agent alerts.
+        watched = {"trading", "risk", "agent"}
+        quiet = sorted({r["alert"] for r in RULES if r["labels"]["component"] in watched})
+        assert [a for a in quiet if firing_for(backends, a, jobs["normal"])] == []
+
+
+def test_a_custom_metric_follows_the_integration_guide(backends: Backends) -> None:
+    example = PROJECT_ROOT / "examples/custom-metric"
+    service = unique("custom-metric")
+    bot = instrumented([str(example / "bot.py"), "--seconds", "120"], service, backends)
+    try:
+        wait_until(
+            lambda: [
+                s
+                for s in backends.prometheus(f'my_custom_metric{{job="{service}"}}')
+                if s["value"][1] == "42"
+            ],
+            "my_custom_metric = 42 in Prometheus",
+        )
+        panel = subprocess.run(
+            [sys.executable, str(example / "panel.py")], capture_output=True, text=True, check=True
+        )
+        (expr,) = re.findall(r'"expr": "(.+)"', panel.stdout)
+        expr = expr.replace('\\"', '"').replace("$job", service)
+        assert backends.prometheus(expr)
+    finally:
+        bot.kill()
+        bot.wait(10)
+    tested = subprocess.run(
+        ["promtool", "test", "rules", "rules_test.yml"],
+        check=False,
+        cwd=example,
+        capture_output=True,
+        text=True,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+#: A bot that sends SPANS spans (one trace each) as fast as it can, says so, then waits to be
+#: told to stop; its queue holds QUEUE of them.
+FLOOD = """
+import sys, time
+from opentelemetry import trace
+tracer = trace.get_tracer("flood")
+started = time.monotonic()
+for i in range({spans}):
+    with tracer.start_as_current_span("tick", attributes={{"i": i}}):
+        pass
+print(f"traded {spans} ticks in {{time.monotonic() - started:.2f}} s", flush=True)
+sys.stdin.readline()
+"""
+
+
+def dropped(backends: Backends, job: str) -> dict[str, float]:
+    query = f'sum by (reason) (tbmon_telemetry_dropped_total{{job="{job}", signal="spans"}})'
+    return {s["metric"]["reason"]: float(s["value"][1]) for s in backends.prometheus(query)}
+
+
+def traced(backends: Backends, service: str) -> int:
+    """How many traces of ``service`` Jaeger has."""
+    response = httpx.get(
+        backends.settings.url(backends.settings.jaeger_query_port, "/api/traces"),
+        params={"service": service, "limit": 10000, "lookback": "1h"},
+        timeout=30,
+    )
+    if response.status_code == 404:
+        return 0
+    response.raise_for_status()
+    data: list[dict[str, Any]] = response.json()["data"] or []
+    return len(data)
+
+
+def test_with_the_collector_away_the_bot_trades_on_and_counts_every_lost_span(
+    stack: Supervisor, backends: Backends
+) -> None:
+    service, spans, queue = unique("flood"), 5000, 1000
+    stack.down(["collector"])
+    try:
+        bot = instrumented(
+            ["-c", FLOOD.format(spans=spans)],
+            service,
+            backends,
+            OTEL_BSP_MAX_QUEUE_SIZE=str(queue),
+            OTEL_EXPORTER_OTLP_TIMEOUT="2",
+        )
+        assert bot.stdout is not None
+        line = bot.stdout.readline()
+        while line and not line.startswith("traded"):  # log lines of the failing exports
+            line = bot.stdout.readline()
+        assert line.startswith(f"traded {spans} ticks"), line
+    finally:
+        stack.up(["collector"])
+    try:
+        counts = wait_until(
+            lambda: (found := dropped(backends, service)) and found,
+            "the bot's count of dropped spans in Prometheus",
+            timeout=90,
+        )
+        assert counts.get("queue_full", 0) > 0
+        # Everything is accounted for: each span is in Jaeger or counted as dropped.
+        wait_until(
+            lambda: traced(backends, service) + sum(dropped(backends, service).values()) == spans,
+            f"{spans} spans delivered or counted as dropped",
+            timeout=90,
+        )
+    finally:
+        bot.communicate("stop\n", timeout=30)
