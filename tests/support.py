@@ -32,6 +32,32 @@ from tbmon.stack.supervisor import Supervisor
 
 T = TypeVar("T")
 
+#: The seed's "Key Metrics Tracked", spelled as Prometheus must show them.
+SEED_METRICS = frozenset(
+    {
+        "trading_portfolio_value_usd",
+        "trading_total_return",
+        "trading_sharpe_ratio",
+        "trading_max_drawdown",
+        "trading_win_rate",
+        "trading_open_positions",
+        "risk_var_95_percent",
+        "risk_var_99_percent",
+        "risk_position_concentration",
+        "risk_leverage_ratio",
+        "risk_correlation_score",
+        "system_cpu_usage_percent",
+        "system_memory_usage_percent",
+        "system_disk_usage_percent",
+        "system_network_latency_ms",
+        "api_request_duration_seconds",
+        "agent_prediction_accuracy",
+        "agent_cumulative_reward",
+        "ensemble_consensus_score",
+        "model_inference_duration_seconds",
+    }
+)
+
 
 def wait_until(
     probe: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25

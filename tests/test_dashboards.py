@@ -18,6 +18,7 @@ from checktools import parse_logql
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
+from support import SEED_METRICS
 
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import dashboards
@@ -27,28 +28,6 @@ DATASOURCES = yaml.safe_load(
 )["datasources"]
 PROVISIONED = {source["uid"]: source for source in DATASOURCES}
 FILES = sorted(dashboards.DASHBOARD_DIR.glob("*.json"))
-SEED_METRICS = {
-    "trading_portfolio_value_usd",
-    "trading_total_return",
-    "trading_sharpe_ratio",
-    "trading_max_drawdown",
-    "trading_win_rate",
-    "trading_open_positions",
-    "risk_var_95_percent",
-    "risk_var_99_percent",
-    "risk_position_concentration",
-    "risk_leverage_ratio",
-    "risk_correlation_score",
-    "system_cpu_usage_percent",
-    "system_memory_usage_percent",
-    "system_disk_usage_percent",
-    "system_network_latency_ms",
-    "api_request_duration_seconds",
-    "agent_prediction_accuracy",
-    "agent_cumulative_reward",
-    "ensemble_consensus_score",
-    "model_inference_duration_seconds",
-}
 #: The seed's Dashboards section, item by item, and the panels that show each item.
 SEED_PANELS = {
     "Trading Performance": {

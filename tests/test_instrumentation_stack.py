@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import Backends, demo_bot, wait_until
+from support import SEED_METRICS, Backends, demo_bot, wait_until
 
 from tbmon.instrumentation.demo.scenarios import SCENARIOS
 from tbmon.settings import PROJECT_ROOT
@@ -31,29 +31,6 @@ pytestmark = pytest.mark.stack
 
 INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
 
-#: The seed's "Key Metrics Tracked", as Prometheus must show them (histograms by their count).
-SEED_METRICS = (
-    "trading_portfolio_value_usd",
-    "trading_total_return",
-    "trading_sharpe_ratio",
-    "trading_max_drawdown",
-    "trading_win_rate",
-    "trading_open_positions",
-    "risk_var_95_percent",
-    "risk_var_99_percent",
-    "risk_position_concentration",
-    "risk_leverage_ratio",
-    "risk_correlation_score",
-    "system_cpu_usage_percent",
-    "system_memory_usage_percent",
-    "system_disk_usage_percent",
-    "system_network_latency_ms",
-    "api_request_duration_seconds_count",
-    "agent_prediction_accuracy",
-    "agent_cumulative_reward",
-    "ensemble_consensus_score",
-    "model_inference_duration_seconds_count",
-)
 
 RULES = [
     rule
@@ -101,9 +78,11 @@ def test_the_demo_bot_reaches_every_backend(backends: Backends, tmp_path: Path) 
     service = unique("demo")
     log = tmp_path / "demo.log"
     with demo_bot(backends.settings, service, log):
-        for name in SEED_METRICS:
+        for name in sorted(SEED_METRICS):  # a histogram by its _count series
             wait_until(
-                lambda name=name: backends.prometheus(f'{name}{{job="{service}"}}'),
+                lambda name=name: backends.prometheus(
+                    f'{{__name__=~"{name}|{name}_count", job="{service}"}}'
+                ),
                 f"{name} of {service} in Prometheus (the bot's output: {log})",
                 timeout=90,
             )
