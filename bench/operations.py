@@ -11,15 +11,16 @@ with hanging dependencies; backup <= 10 s)
 
 from __future__ import annotations
 
+import os
 import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tbmon.settings import PROJECT_ROOT
 from tbmon.stack.backup import Backup
 from tbmon.stack.doctor import Doctor
 from tbmon.stack.operations import OperationsSettings
@@ -45,9 +46,6 @@ def _row(what: str, timings: list[float], target: str) -> str:
 
 
 def main() -> None:
-    sys.path.insert(0, str(PROJECT_ROOT / "tests"))
-    from seed_telemetry import run_bot  # noqa: PLC0415 - the tests' stand-in bot
-
     (closed,) = free_ports(1)
     healthy = OperationsSettings.model_validate(
         {
@@ -73,7 +71,16 @@ def main() -> None:
         supervisor = Supervisor(stack)
         try:
             supervisor.up()
-            run_bot(f"{stack.bind_host}:{stack.otlp_grpc_port}", "bench-bot", TRADING_SECONDS)
+            subprocess.run(  # the demo bot trades, so that the backup has data to save
+                [sys.executable, "-m", "tbmon", "demo", "--duration", str(TRADING_SECONDS)],
+                env={
+                    **os.environ,
+                    "OTEL_SERVICE_NAME": "bench-bot",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": stack.url(stack.otlp_grpc_port),
+                },
+                capture_output=True,
+                check=True,
+            )
             doctor_ok = _timed(lambda: Doctor(stack, healthy).run())
             doctor_hanging = _timed(lambda: Doctor(stack, stalled).run())
             output = Path(data) / "backups"

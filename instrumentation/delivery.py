@@ -47,8 +47,8 @@ FALLBACK_BATCHING = {
     "max_export_batch_size": 512,
 }
 
-DROPPED = "tbmon_telemetry_dropped"
-QUEUE_SIZE = "tbmon_telemetry_queue_size"
+DROPPED_METRIC = "tbmon_telemetry_dropped"
+QUEUE_SIZE_METRIC = "tbmon_telemetry_queue_size"
 
 
 class DeliveryStats:
@@ -75,12 +75,12 @@ class DeliveryStats:
         """Publish the counts as metrics on ``meter_provider`` (default: the global one)."""
         tbmon_meter = meter(meter_provider)
         tbmon_meter.create_observable_counter(
-            DROPPED,
+            DROPPED_METRIC,
             callbacks=[self._observe_dropped],
             description="Spans and log records the bot dropped instead of exporting, by reason.",
         )
         tbmon_meter.create_observable_gauge(
-            QUEUE_SIZE,
+            QUEUE_SIZE_METRIC,
             callbacks=[self._observe_queues],
             description="Spans and log records waiting in the bot's memory for export.",
         )

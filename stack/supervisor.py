@@ -228,7 +228,7 @@ class Supervisor:
 
 def _since_boot(process: psutil.Process) -> float:
     """Seconds from boot to the process's start: both terms move with the clock, not their gap."""
-    return process.create_time() - psutil.boot_time()
+    return float(process.create_time() - psutil.boot_time())
 
 
 def _answers(client: httpx.Client, url: str) -> bool:

@@ -69,6 +69,7 @@ def test_defaults_export_everything_over_otlp_to_the_collector() -> None:
     assert env["OTEL_SERVICE_NAME"] == "trading-bot"
     assert seen["span_processor"] == "BatchSpanProcessor"
     assert seen["exporter"] == "TbmonSpanExporter"
+    assert seen["span_queue"] == 8192
     assert seen["logger_provider"] == "LoggerProvider"
     resource = seen["resource"]
     assert resource["service.name"] == "trading-bot"

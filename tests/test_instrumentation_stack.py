@@ -15,6 +15,7 @@ import subprocess
 import sys
 import uuid
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -79,10 +80,9 @@ def test_the_demo_bot_reaches_every_backend(backends: Backends, tmp_path: Path) 
     log = tmp_path / "demo.log"
     with demo_bot(backends.settings, service, log):
         for name in sorted(SEED_METRICS):  # a histogram by its _count series
+            query = f'{{__name__=~"{name}|{name}_count", job="{service}"}}'
             wait_until(
-                lambda name=name: backends.prometheus(
-                    f'{{__name__=~"{name}|{name}_count", job="{service}"}}'
-                ),
+                partial(backends.prometheus, query),
                 f"{name} of {service} in Prometheus (the bot's output: {log})",
                 timeout=90,
             )
@@ -116,10 +116,12 @@ def test_the_demo_bot_reaches_every_backend(backends: Backends, tmp_path: Path) 
         trace_id = records[0]["trace_id"]
         assert records[0]["span_id"]
         assert records[0]["symbol"]
-        spans = wait_until(
-            lambda: (found := backends.jaeger_trace(trace_id)) and len(found) >= 5 and found,
-            f"the order trace {trace_id} in Jaeger",
-        )
+
+        def whole_trace() -> list[dict[str, Any]] | None:
+            found = backends.jaeger_trace(trace_id)
+            return found if len(found) >= 5 else None
+
+        spans = wait_until(whole_trace, f"the order trace {trace_id} in Jaeger")
         names = {span["operationName"] for span in spans}
         assert {"signal", "risk_check", "create_order", "fill"} <= names
         assert any(name.startswith("trade ") for name in names)
@@ -145,7 +147,7 @@ def test_every_scenario_brings_about_its_alert_condition(
         for name, scenario in SCENARIOS.items():
             for alert in scenario.alerts:
                 wait_until(
-                    lambda alert=alert, job=jobs[name]: firing_for(backends, alert, job),
+                    partial(firing_for, backends, alert, jobs[name]),
                     f"{alert}'s condition in the {name} scenario ({tmp_path / name}.log)",
                     timeout=240,
                     interval=2,
