@@ -300,6 +300,7 @@ def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, s
         ({"PROCESSORS_REDACTION_MASK": ""}, "plugin redaction: invalid settings"),
     ]
     for env, message in cases:
+        port, http_port = free_ports(2)  # the defaults may be a running stack's
         result = subprocess.run(
             [
                 sys.executable,
@@ -308,7 +309,9 @@ def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, s
                 "processors",
                 "serve",
                 "--port",
-                "1",
+                str(port),
+                "--http-port",
+                str(http_port),
                 "--forward",
                 "x:1",
             ],
