@@ -20,7 +20,6 @@ import typer
 from rich.console import Console
 
 from tbmon.instrumentation.demo.scenarios import SCENARIOS
-from tbmon.instrumentation.exchange_test_server import running
 from tbmon.settings import StackSettings, get_stack_settings
 
 console = Console(soft_wrap=True)
@@ -87,6 +86,9 @@ def demo(
             f"unknown scenario {scenario!r}; one of: {', '.join(SCENARIOS)}",
             param_hint="--scenario",
         )
+    # ccxt takes half a second and 50 MiB to import: not for every `tbmon` command's sake.
+    from tbmon.instrumentation.exchange_test_server import running  # noqa: PLC0415
+
     chosen = SCENARIOS[scenario]
     command = instrument_command()
     with running(port=exchange_port) as exchange_url:
