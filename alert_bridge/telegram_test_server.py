@@ -34,6 +34,7 @@ from tbmon.alert_bridge.settings import (
     DEMO_OPERATOR_ID,
     DEMO_WARNING_CHAT_ID,
 )
+from tbmon.standin import ActiveFault, ControlClient, Scheduled, control_router
 
 BOT_ID = int(DEMO_BOT_TOKEN.split(":", 1)[0])
 BOT_USER = {
@@ -80,14 +81,12 @@ class BotApiError(Exception):
         self.parameters = parameters
 
 
-class Fault(BaseModel):
+class Fault(Scheduled):
     """Injected failures: ``kinds`` in turn, while the schedule lasts."""
 
     kinds: list[FaultKind] = Field(min_length=1)
     methods: list[str] = Field(default_factory=lambda: ["sendMessage"])
     chat_id: str | None = None
-    duration: float | None = Field(default=None, gt=0, description="Seconds from now.")
-    count: int | None = Field(default=None, gt=0, description="Requests to fail.")
     retry_after: int = Field(default=3, ge=1)
     delay: float = Field(default=15.0, ge=0, description="How long a timeout holds the request.")
     deliver: bool = Field(default=False, description="A timeout still delivers the message.")
@@ -122,28 +121,6 @@ class Command(BaseModel):
     chat_id: str
     text: str
     user_id: int = DEMO_OPERATOR_ID
-
-
-@dataclass
-class _ActiveFault:
-    fault: Fault
-    started: float
-    used: int = 0
-
-    def matches(self, method: str, chat_id: str | None, now: float) -> bool:
-        spec = self.fault
-        if spec.duration is not None and now >= self.started + spec.duration:
-            return False
-        if spec.count is not None and self.used >= spec.count:
-            return False
-        if method not in spec.methods:
-            return False
-        return spec.chat_id is None or spec.chat_id == chat_id
-
-    def next_kind(self) -> FaultKind:
-        kind = self.fault.kinds[self.used % len(self.fault.kinds)]
-        self.used += 1
-        return kind
 
 
 @dataclass
@@ -186,7 +163,7 @@ class TelegramState:
             self.add_chat(ChatSpec(id=chat_id, title=f"tbmon {title} alerts"))
         self.add_chat(ChatSpec(id=str(DEMO_OPERATOR_ID), type="private", title="demo_operator"))
         self.requests: list[dict[str, Any]] = []
-        self.faults: list[_ActiveFault] = []
+        self.faults: list[ActiveFault[Fault]] = []
         self.violations = 0
         self.sent_times: deque[float] = deque()
         self.updates: list[dict[str, Any]] = []
@@ -204,8 +181,13 @@ class TelegramState:
     def fault_for(self, method: str, chat_id: str | None) -> tuple[Fault, FaultKind] | None:
         now = time.monotonic()
         for active in self.faults:
-            if active.matches(method, chat_id, now):
-                return active.fault, active.next_kind()
+            spec = active.fault
+            if not active.live(now) or method not in spec.methods:
+                continue
+            if spec.chat_id is None or spec.chat_id == chat_id:
+                kind = spec.kinds[active.used % len(spec.kinds)]
+                active.used += 1
+                return spec, kind
         return None
 
     def check_limits(self, chat: _Chat) -> None:
@@ -578,26 +560,7 @@ def create_app(
 
 
 def _control_router(state: TelegramState) -> APIRouter:
-    router = APIRouter(prefix="/_control", tags=["control"])
-
-    @router.get("/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
-    @router.post("/reset")
-    async def reset() -> dict[str, bool]:
-        state.reset()
-        return {"ok": True}
-
-    @router.post("/faults")
-    async def add_fault(fault: Fault) -> dict[str, int]:
-        state.faults.append(_ActiveFault(fault, time.monotonic()))
-        return {"faults": len(state.faults)}
-
-    @router.delete("/faults")
-    async def clear_faults() -> dict[str, int]:
-        state.faults.clear()
-        return {"faults": 0}
+    router = control_router(state, Fault)
 
     @router.put("/limits")
     async def set_limits(limits: Limits) -> Limits:
@@ -680,31 +643,11 @@ def _control_router(state: TelegramState) -> APIRouter:
     return router
 
 
-class TestServerClient:
+class TestServerClient(ControlClient):
     """The control API from a test, a benchmark or the demo."""
 
     __test__ = False  # not a pytest test class
-
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/_control", timeout=10)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-    def reset(self) -> None:
-        self._json("POST", "/reset")
-
-    def fault(self, **spec: Any) -> None:
-        self._json("POST", "/faults", json=Fault(**spec).model_dump())
-
-    def clear_faults(self) -> None:
-        self._json("DELETE", "/faults")
+    fault_model = Fault
 
     def limits(self, **limits: Any) -> None:
         self._json("PUT", "/limits", json=Limits(**limits).model_dump())

@@ -55,11 +55,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 import ccxt
 import ccxt.async_support
-import httpx
 import uvicorn
 from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+
+from tbmon.standin import ActiveFault, ControlClient, Scheduled, control_router
 
 TEST_API_KEY = "tbmon-test-api-key"
 TEST_API_SECRET = "tbmon-test-api-secret"  # noqa: S105 (a public test credential)
@@ -245,7 +246,7 @@ class BinanceError(Exception):
         self.msg = msg
 
 
-class Fault(BaseModel):
+class Fault(Scheduled):
     """Injected trouble for the matching requests, while the schedule lasts."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt field must not become a no-op fault
@@ -260,8 +261,11 @@ class Fault(BaseModel):
     error_rate: float = Field(default=1.0, ge=0, le=1, description="Share of requests failed.")
     hang_seconds: float = Field(default=60.0, gt=0, description="How long a hang lasts at most.")
     slippage_bps: float = Field(default=0.0, ge=0, description="Adverse slippage, market fills.")
-    count: int | None = Field(default=None, gt=0, description="Matching requests affected.")
-    duration: float | None = Field(default=None, gt=0, description="Seconds from now.")
+
+    def matches(self, method: str, endpoint: str) -> bool:
+        if self.endpoints and endpoint not in self.endpoints:
+            return False
+        return not self.methods or method in (m.upper() for m in self.methods)
 
 
 class MarketSettings(BaseModel):
@@ -277,23 +281,6 @@ class MarketSettings(BaseModel):
     step_seconds: float = Field(default=0.25, gt=0)
     spread_bps: float = Field(default=2.0, ge=0)
     momentum: float = Field(default=0.0, gt=-1, lt=1)
-
-
-@dataclass
-class _ActiveFault:
-    fault: Fault
-    started: float
-    used: int = 0
-
-    def matches(self, method: str, endpoint: str, now: float) -> bool:
-        spec = self.fault
-        if spec.duration is not None and now >= self.started + spec.duration:
-            return False
-        if spec.count is not None and self.used >= spec.count:
-            return False
-        if spec.endpoints and endpoint not in spec.endpoints:
-            return False
-        return not spec.methods or method in (m.upper() for m in spec.methods)
 
 
 @dataclass
@@ -450,7 +437,7 @@ class ExchangeState:
         self.balances = {asset: _Balance(Decimal(str(v))) for asset, v in DEFAULT_BALANCES.items()}
         self.orders: dict[int, _Order] = {}
         self.trades: list[dict[str, Any]] = []
-        self.faults: list[_ActiveFault] = []
+        self.faults: list[ActiveFault[Fault]] = []
         self.requests: deque[dict[str, Any]] = deque(maxlen=10_000)
         self.order_ids = itertools.count(1_000_001)
         self.trade_ids = itertools.count(5_000_001)
@@ -463,7 +450,7 @@ class ExchangeState:
         effects = _Effects()
         now = time.monotonic()
         for active in self.faults:
-            if not active.matches(method, endpoint, now):
+            if not (active.live(now) and active.fault.matches(method, endpoint)):
                 continue
             active.used += 1
             spec = active.fault
@@ -1193,26 +1180,7 @@ def create_app(seed: int = DEFAULT_SEED) -> FastAPI:
 
 
 def _control_router(state: ExchangeState) -> APIRouter:
-    router = APIRouter(prefix="/_control", tags=["control"])
-
-    @router.get("/health")
-    async def health() -> dict[str, bool]:
-        return {"ok": True}
-
-    @router.post("/reset")
-    async def reset() -> dict[str, bool]:
-        state.reset()
-        return {"ok": True}
-
-    @router.post("/faults")
-    async def add_fault(fault: Fault) -> dict[str, int]:
-        state.faults.append(_ActiveFault(fault, time.monotonic()))
-        return {"faults": len(state.faults)}
-
-    @router.delete("/faults")
-    async def clear_faults() -> dict[str, int]:
-        state.faults.clear()
-        return {"faults": 0}
+    router = control_router(state, Fault)
 
     @router.get("/orders")
     async def orders() -> list[dict[str, Any]]:
@@ -1310,30 +1278,10 @@ def async_binance_client(base_url: str, **config: Any) -> ccxt.async_support.bin
     return _point(ccxt.async_support.binance(_config(config)), base_url)
 
 
-class ExchangeServerClient:
+class ExchangeServerClient(ControlClient):
     """The control API from a test, a benchmark or the demo."""
 
-    def __init__(self, base_url: str) -> None:
-        self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url + "/_control", timeout=10)
-
-    def close(self) -> None:
-        self._http.close()
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self._http.request(method, path, **kwargs)
-        response.raise_for_status()
-        return response.json()
-
-    def reset(self) -> None:
-        self._json("POST", "/reset")
-
-    def fault(self, **spec: Any) -> None:
-        """Add a :class:`Fault` (keyword arguments are its fields)."""
-        self._json("POST", "/faults", json=Fault(**spec).model_dump())
-
-    def clear_faults(self) -> None:
-        self._json("DELETE", "/faults")
+    fault_model = Fault
 
     def orders(self) -> list[dict[str, Any]]:
         orders: list[dict[str, Any]] = self._json("GET", "/orders")
