@@ -32,6 +32,7 @@ import psutil
 
 from tbmon.settings import StackSettings
 from tbmon.stack.ports import free_ports
+from tbmon.stack.supervisor import stop
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
@@ -96,12 +97,7 @@ def process(argv: list[str], env: dict[str, str], ready_url: str) -> Iterator[ps
             wait_for(ready_url, child)
             yield psutil.Process(child.pid)
         finally:
-            child.terminate()
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.wait(5)
+            stop(child)
 
 
 @contextmanager

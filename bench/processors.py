@@ -43,7 +43,7 @@ from tbmon.processors.testing import record
 from tbmon.settings import StackSettings
 from tbmon.stack.components import COMPONENTS, Layout
 from tbmon.stack.ports import free_ports, isolated_settings
-from tbmon.stack.supervisor import Supervisor
+from tbmon.stack.supervisor import Supervisor, stop
 
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
 #: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
@@ -175,11 +175,7 @@ def process(
                 time.sleep(0.1)
         yield psutil.Process(popen.pid)
     finally:
-        popen.terminate()
-        try:
-            popen.wait(20)
-        except subprocess.TimeoutExpired:
-            popen.kill()
+        stop(popen, grace=20)
 
 
 def cpu_seconds(proc: psutil.Process) -> float:

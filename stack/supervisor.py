@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
 import psutil
@@ -236,6 +236,17 @@ def _answers(client: httpx.Client, url: str) -> bool:
         return client.get(url).is_success
     except httpx.HTTPError:
         return False
+
+
+def stop(process: subprocess.Popen[Any], grace: float = 10.0) -> int | None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds: how a helper process of a test or a
+    benchmark ends, even on failure. Returns its exit code."""
+    process.terminate()
+    try:
+        return process.wait(grace)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait(5)
 
 
 def _terminate(process: psutil.Process) -> None:

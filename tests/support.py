@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tbmon.settings import StackSettings
-from tbmon.stack.supervisor import Supervisor
+from tbmon.stack.supervisor import Supervisor, stop
 
 T = TypeVar("T")
 
@@ -106,12 +106,7 @@ def demo_bot(
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+            stop(process, grace=30)
 
 
 @dataclass(frozen=True)

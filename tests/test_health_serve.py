@@ -23,6 +23,7 @@ import pytest
 from support import silent_server, wait_until
 
 from tbmon.stack.ports import free_ports
+from tbmon.stack.supervisor import stop
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-Secret-7d1e"
@@ -70,12 +71,7 @@ def serving(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         )
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
+        stop(process)
         assert PASSWORD not in log.read_text()
 
 
