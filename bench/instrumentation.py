@@ -23,9 +23,10 @@ Modes, each run in a fresh subprocess so that providers and import state do not 
   ``_OTelSDKConfigurator`` unchanged;
 - ``tbmon``: ``TbmonDistro`` and ``TbmonConfigurator`` (tbmon's exporters for spans and logs).
 
-Both exporting modes then load the logging instrumentation, as ``opentelemetry-instrument``
-would, and export to a real collector started here (otlp receiver -> batch -> debug exporter),
-whose own counters tell what arrived. Only the bot's CPU is measured, not the collector's.
+Both exporting modes then load the logging instrumentation through their distro, as
+``opentelemetry-instrument`` does (tbmon's distro gives its handler a leaner emit), and export to
+a real collector started here (otlp receiver -> batch -> debug exporter), whose own counters tell
+what arrived. Only the bot's CPU is measured, not the collector's.
 
 1. CPU: the worker's CPU time (all its threads: the batch processors' export threads and gRPC's
    too) over N cycles run flat out, from after a warm-up and a flush to after the final flush of
@@ -53,6 +54,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -60,7 +62,6 @@ import httpx
 from opentelemetry import trace
 from opentelemetry._logs import get_logger_provider
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.logging import LoggingInstrumentor
 from opentelemetry.instrumentation.version import __version__ as instrumentation_version
 from opentelemetry.metrics import Histogram, get_meter_provider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
@@ -119,11 +120,13 @@ class Setup:
     configurator: type[_OTelSDKConfigurator]
 
     def apply(self) -> None:
-        self.distro().configure()
+        distro = self.distro()
+        distro.configure()
         self.configurator().configure(  # type: ignore[no-untyped-call]
             auto_instrumentation_version=instrumentation_version
         )
-        LoggingInstrumentor().instrument()
+        (logging_instrumentor,) = entry_points(group="opentelemetry_instrumentor", name="logging")
+        distro.load_instrumentor(logging_instrumentor, skip_dep_check=True)
 
 
 #: Each mode's SDK set-up (``none``: the API's no-op providers).

@@ -8,7 +8,9 @@ Like the stock ``opentelemetry-distro`` it only calls ``os.environ.setdefault``,
 - metrics every 5 s instead of 60 s: a trading dashboard and its alerts need seconds;
 - spans and logs leave within a second, and up to 8192 of each wait in memory while the
   collector is away (the SDK's 2048 fill in seconds at trading rates), counted when dropped;
-- log records carry trace and span ids, and the console format shows them.
+- log records carry trace and span ids, and the console format shows them;
+- the logging instrumentation's handler, once loaded, emits the same log records with less CPU
+  (:mod:`tbmon.instrumentation._internal.logs`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
+from opentelemetry.util._importlib_metadata import EntryPoint
 
+from tbmon.instrumentation._internal import logs
 from tbmon.instrumentation.delivery import QUEUE_SIZE, SCHEDULE_DELAY_MILLIS
 from tbmon.settings import StackSettings
 
@@ -71,3 +75,9 @@ class TbmonDistro(BaseDistro):  # type: ignore[misc]
         os.environ.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", collector_endpoint())
         if not _names_service(os.environ.get(OTEL_RESOURCE_ATTRIBUTES, "")):
             os.environ.setdefault(OTEL_SERVICE_NAME, DEFAULT_SERVICE_NAME)
+
+    def load_instrumentor(self, entry_point: EntryPoint, **kwargs: Any) -> None:
+        """Instruments as the base distro does (``opentelemetry-instrument`` calls this for each
+        instrumentor); the logging instrumentation's handler then gets the leaner emit."""
+        super().load_instrumentor(entry_point, **kwargs)
+        logs.install()
