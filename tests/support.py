@@ -32,6 +32,9 @@ from tbmon.stack.supervisor import Supervisor, stop
 
 T = TypeVar("T")
 
+#: ``opentelemetry-instrument`` of this virtual environment, as a user runs their bot with it.
+INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+
 #: The seed's "Key Metrics Tracked", spelled as Prometheus must show them.
 SEED_METRICS = frozenset(
     {
@@ -76,6 +79,27 @@ def wait_until(
     raise AssertionError(
         f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
     )
+
+
+def run_instrumented(script: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    """``opentelemetry-instrument python -c script`` with no collector, in an environment
+    without the caller's OTEL_*/TBMON_* settings; returns the script's last line as JSON, and
+    its stderr."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))}
+    # Nothing listens here: exports fail fast and quietly, which these tests do not look at.
+    clean |= {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
+    }
+    done = subprocess.run(
+        [INSTRUMENT, sys.executable, "-c", script],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return json.loads(done.stdout.splitlines()[-1]), done.stderr
 
 
 @contextmanager

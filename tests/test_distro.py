@@ -6,18 +6,12 @@ bot saw. No collector is needed: these check the set-up, the stack tests check t
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
+from support import run_instrumented
 
 from tbmon.instrumentation.distro import LOG_FORMAT
-
-INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
 
 #: A bot that reports what the SDK was configured with, then logs one line inside a span.
 PROBE = """
@@ -43,20 +37,7 @@ print(json.dumps({
 
 
 def run_bot(env: dict[str, str], script: str = PROBE) -> tuple[dict[str, Any], str]:
-    """Runs ``script`` under opentelemetry-instrument; returns its JSON line and its stderr."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))}
-    # Nothing listens here: exports fail fast and quietly, which these tests do not look at.
-    clean["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"
-    clean["OTEL_EXPORTER_OTLP_TIMEOUT"] = "1"
-    done = subprocess.run(
-        [str(INSTRUMENT), sys.executable, "-c", script],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return json.loads(done.stdout.splitlines()[-1]), done.stderr
+    return run_instrumented(script, env)
 
 
 def test_defaults_export_everything_over_otlp_to_the_collector() -> None:

@@ -25,12 +25,9 @@ import logging
 import os
 import random
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -78,6 +75,7 @@ from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import INVALID_SPAN, Link, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import Attributes
+from support import run_instrumented
 
 from tbmon.instrumentation._internal import logs, metrics, pinned, tracing
 from tbmon.instrumentation._internal.encoding import encode_logs, encode_spans
@@ -837,7 +835,6 @@ def test_nothing_is_installed_on_another_sdk_release(monkeypatch: pytest.MonkeyP
     assert not logs.fast_emit(LoggingHandler(logger_provider=LoggerProvider()))
 
 
-INSTRUMENT = Path(sys.executable).with_name("opentelemetry-instrument")
 PROBE = """
 import json, logging
 from opentelemetry import metrics, trace
@@ -861,20 +858,7 @@ print(json.dumps({
 
 
 def run_probe(env: dict[str, str]) -> dict[str, Any]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))}
-    clean |= {
-        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
-        "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
-    }
-    done = subprocess.run(
-        [str(INSTRUMENT), sys.executable, "-c", PROBE],
-        env={**clean, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return dict(json.loads(done.stdout.splitlines()[-1]))
+    return dict(run_instrumented(PROBE, env)[0])
 
 
 def test_opentelemetry_instrument_installs_every_fast_path() -> None:

@@ -22,15 +22,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import SEED_METRICS, Backends, demo_bot, wait_until
+from support import INSTRUMENT, SEED_METRICS, Backends, demo_bot, wait_until
 
 from tbmon.instrumentation.demo.scenarios import SCENARIOS
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
-
-INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
 
 
 RULES = [
