@@ -70,6 +70,7 @@ def test_metrics_traces_and_logs_arrive_in_their_backends(backends: Backends) ->
 def test_spans_sent_while_jaeger_is_down_are_delivered_after_it_returns(
     stack: Supervisor, backends: Backends
 ) -> None:
+    retries_before = _jaeger_export_retries(stack)
     stack.down(["jaeger"])
     try:
         with otlp_sdk(backends.otlp_grpc, "outage-probe") as sdk:
@@ -80,13 +81,33 @@ def test_spans_sent_while_jaeger_is_down_are_delivered_after_it_returns(
                     with tracer.start_as_current_span("place_order"):
                         pass
                     trace_ids.append(format(span.get_span_context().trace_id, "032x"))
-        # The collector has accepted everything and is retrying towards the stopped Jaeger.
+        # Jaeger comes back only once the collector has tried it and failed: the spans wait in
+        # the persistent queue and are retried, not merely late to an exporter that finds it up.
+        wait_until(
+            lambda: _jaeger_export_retries(stack) > retries_before,
+            "the collector retrying its export to the stopped Jaeger",
+        )
         assert not _answers(backends.settings.url(backends.settings.jaeger_query_port, "/"))
     finally:
         stack.up(["jaeger"])
     for trace_id in trace_ids:
         spans = wait_until(partial(backends.jaeger_trace, trace_id), f"trace {trace_id}")
         assert len(spans) == 2
+
+
+def _jaeger_export_retries(stack: Supervisor) -> int:
+    """Failed export attempts towards Jaeger that the collector will retry, from its own log.
+
+    Its telemetry does not count these: ``send_failed`` moves only when a request is given up,
+    which with retries that never give up (``max_elapsed_time: 0``) does not happen.
+    """
+    collector = next(c for c in COMPONENTS if c.name == "collector")
+    log = stack.layout(collector).log.read_text(errors="replace")
+    return sum(
+        1
+        for line in log.splitlines()
+        if "Will retry the request" in line and '"otlp_grpc/jaeger"' in line
+    )
 
 
 def test_up_twice_keeps_the_same_processes(stack: Supervisor) -> None:
