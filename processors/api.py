@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -189,9 +189,16 @@ class Processor:
       count things by their identity, not by arrival.
     - A hook that raises, returns something else than a batch, or runs past its time budget is
       isolated: the batch goes on as it was before the hook, the error is counted and logged.
+      A plugin whose skipped work would be unsafe (redaction: the batch would go on unmasked)
+      sets ``fail_closed = True``: its failure then refuses the request instead (UNAVAILABLE,
+      the collector keeps the batch and retries), unless PROCESSORS_REJECT_ON_FAILURE says
+      otherwise.
     - The class is built with no arguments; read configuration from the environment (a
       pydantic-settings class with your own prefix), so a bad value fails at start-up.
     """
+
+    #: Refuse the request when this plugin fails, rather than pass the batch on without it.
+    fail_closed: ClassVar[bool] = False
 
     def process_spans(
         self, batch: Batch[ExportTraceServiceRequest]

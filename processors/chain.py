@@ -7,6 +7,10 @@ on from those bytes, so whatever the hook did to its message is dropped; a hook 
 returns keeps only its own copy. While an overrunning call is still running, the plugin is
 "stuck": its hooks are skipped (counted) instead of queueing behind it, and it rejoins the chain
 when the call returns. Each plugin has one thread, so its hooks never run concurrently.
+
+A fail-closed plugin (redaction, by default) is not skipped: its failure, timeout or stuck call
+refuses the whole request (:class:`PluginFailedError`, UNAVAILABLE), so the collector keeps the
+batch and retries, and nothing goes on without it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ _ERROR_LOG_INTERVAL_SECONDS = 60.0
 
 
 class PluginFailedError(RuntimeError):
-    """A plugin listed in PROCESSORS_REJECT_ON_FAILURE failed: the request must fail too."""
+    """A fail-closed plugin failed: the request must fail too."""
 
 
 class _BadReturnError(TypeError):
@@ -162,7 +166,8 @@ class Plugin:
         self.last_error = f"{reason}: {what}"
         telemetry.PLUGIN_ERRORS.labels(self.name, signal, reason).inc()
         outcome = (
-            "the request is refused (PROCESSORS_REJECT_ON_FAILURE), the collector will retry"
+            "it fails closed: the request is refused (UNAVAILABLE), the collector keeps it and "
+            "retries"
             if self.reject_on_failure
             else "the batch passes on unchanged"
         )
@@ -191,14 +196,14 @@ class Chain:
     async def process(self, signal: Signal, raw: bytes) -> tuple[bytes, bool]:
         """The batch after every plugin of its signal, and whether a plugin parsed it (so it is
         known to be valid OTLP). Raises :class:`MalformedBatchError` when a plugin found the
-        request undecodable, :class:`PluginFailedError` when a plugin listed in
-        PROCESSORS_REJECT_ON_FAILURE failed."""
+        request undecodable, :class:`PluginFailedError` when a fail-closed plugin failed."""
         message: object | None = None
         valid = False
         for plugin in self._by_signal[signal]:
             step = await plugin.process(signal, raw, message)
             if step is None:
                 if plugin.reject_on_failure:
+                    telemetry.REFUSED.labels(plugin.name, signal.value).inc()
                     raise PluginFailedError(f"plugin {plugin.name} failed: {plugin.last_error}")
                 message = None  # the failed hook may have changed it: go on from the bytes
                 continue

@@ -7,14 +7,13 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from pydantic import ValidationError
 
 from tbmon.plugins import discover
 from tbmon.processors.admin import create_app
 from tbmon.processors.api import Signal, handles
 from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError
 from tbmon.processors.server import Host
-from tbmon.processors.settings import ProcessorsSettings, describe
+from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings, read_settings
 from tbmon.stack.ports import port_holder
 
 app = typer.Typer(help="Python processor plugins in the collector pipeline (OTLP/gRPC).")
@@ -48,9 +47,11 @@ def serve(
         "forward_endpoint": forward,
     }
     try:
-        settings = ProcessorsSettings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as error:
-        raise _fail(describe(error)) from error
+        settings = read_settings(
+            ProcessorsSettings, **{k: v for k, v in overrides.items() if v is not None}
+        )
+    except InvalidSettingsError as error:
+        raise _fail(str(error)) from error
     for field, option in (("port", "--port"), ("http_port", "--http-port")):
         number = getattr(settings, field)
         holder = port_holder(settings.host, number)

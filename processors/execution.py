@@ -41,6 +41,7 @@ from tbmon.processors.otlp import (
     number,
     resource_metrics,
 )
+from tbmon.processors.settings import read_settings
 
 SCOPE = "tbmon.processors.execution_quality"
 LABELS = ("exchange", "symbol", "side")
@@ -110,7 +111,7 @@ class ExecutionQualityProcessor(Processor):
     """Marks and counts slow and slipped order placements."""
 
     def __init__(self, settings: ExecutionSettings | None = None) -> None:
-        self.settings = settings or ExecutionSettings()
+        self.settings = settings or read_settings(ExecutionSettings)
         self._names = re.compile(self.settings.span_names, re.ASCII)
         self._prefilter = re.compile(self.settings.span_names.encode())
         self._counts: PerResource[_Counts] = PerResource(_Counts, self.settings.idle_seconds)

@@ -8,8 +8,12 @@ Two kinds of rule:
   ``authorization``, ``cookie``, ``credentials``, ``signature`` ...; camelCase, dots, dashes
   and underscores all count as separators) has its whole value replaced by the mask.
 - **By value pattern**, in every string (attribute values, span and event names, status
-  messages, log bodies): passwords in URLs and DSNs (``scheme://user:PASSWORD@host``),
-  ``password=...``/``"api_key": "..."``/``Authorization: Bearer ...`` in text, bearer tokens,
+  messages, log bodies; bytes values are read as UTF-8 text): passwords in URLs and DSNs
+  (``scheme://user:PASSWORD@host``: everything up to the last ``@`` of the URL, as a password
+  may hold a raw ``/`` or ``@``), ``password=...``/``"api_key": "..."``/``Authorization: Bearer
+  ...`` in text (a quoted value is masked to its closing quote; an unquoted one to the end of
+  the token, or, after password/passwd/pwd/passphrase, to the next ``,``/``;``/``&`` or line
+  end, because a pass phrase may have spaces), bearer tokens,
   Telegram bot tokens (``123456789:AA...``, 35 characters after the colon), AWS access key ids,
   GitHub, Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the
   secret part is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
@@ -42,7 +46,7 @@ from tbmon.processors.api import (
     Processor,
 )
 from tbmon.processors.otlp import data_points
-from tbmon.processors.settings import split_list
+from tbmon.processors.settings import read_settings, split_list
 
 REDACTIONS = PrometheusCounter(
     "tbmon_processors_redactions",
@@ -97,6 +101,8 @@ _TEXT_KEYS = (
     r"access[_-]?token|auth[_-]?token|refresh[_-]?token|bot[_-]?token|token|"
     r"signature|authorization"
 )
+#: Keys whose unquoted value may be several words.
+_PHRASE_KEYS = r"password|passwd|pwd|passphrase"
 
 
 @dataclass(frozen=True)
@@ -135,16 +141,27 @@ VALUE_RULES = (
         ("private key-----",),
         rb"PRIVATE KEY-----",
     ),
+    # Up to the last "@" of the URL: a password may hold a raw "/", "?", "#" or "@". Not a port
+    # followed by a path (http://host:8080/?mail=a@b is no password).
     _rule(
         "url_password",
-        r"://[^:/?#@\s]{0,256}:(?P<secret>[^\s/?#]{1,256})(?=@)",
+        r"://[^:/?#@\s]{0,256}:(?!\d{1,5}[/?#])(?P<secret>[^\s\"'<>]{1,256})(?=@)",
         ("://",),
-        rb"://[^:/?#@\s]{0,256}:[^\s/?#]{1,256}@",
+        rb"://[^:/?#@\s]{0,256}:[^\s\"'<>]{1,256}@",
     ),
+    # One pattern, so that a value one alternative masked is not matched again by another.
     _rule(
         "key_value",
-        rf"(?:{_TEXT_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}[\"']?(?:(?:bearer|basic|token)\s+)?"
-        r"(?P<secret>[^\s\"',;&}\]]{1,1024})",
+        # A pass phrase, unquoted: to the next , ; & or line end, spaces and all (people put
+        # spaces in pass phrases; masking the words after one is the safe side).
+        rf"(?:{_PHRASE_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}(?![\"'])"
+        r"(?P<secret_phrase>[^\s,;&](?:[^,;&\r\n]{0,1022}[^\s,;&])?)"
+        rf"|(?:{_TEXT_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}(?:"
+        # Quoted: to the closing quote (or 1024 characters when there is none).
+        r"(?P<quote>[\"'])(?:(?:bearer|basic|token)\s+)?"
+        r"(?P<secret_quoted>(?:(?!(?P=quote))[\s\S]){1,1024})"
+        # Any other key, unquoted: to the end of the token.
+        r"|(?:(?:bearer|basic|token)\s+)?(?P<secret>[^\s\"',;&}\]]{1,1024}))",
         ("pass", "pwd", "secret", "key", "token", "signature", "authorization"),
         None,
         flags=re.IGNORECASE,
@@ -281,8 +298,11 @@ def _normalise(key: str) -> str:
 class RedactionProcessor(Processor):
     """Masks secrets in spans, logs and metrics (see the module's docstring for the rules)."""
 
+    #: A batch this plugin could not process may hold secrets: refuse it rather than pass it on.
+    fail_closed = True
+
     def __init__(self, settings: RedactionSettings | None = None) -> None:
-        self.settings = settings or RedactionSettings()
+        self.settings = settings or read_settings(RedactionSettings)
         self.mask = self.settings.mask
         words = [*SENSITIVE_KEY_WORDS, *self.settings.extra_keys]
         self._sensitive = re.compile(rf"(?:^|_)(?:{'|'.join(re.escape(word) for word in words)})$")
@@ -378,14 +398,16 @@ class RedactionProcessor(Processor):
         return text
 
     def _masker(self, match: re.Match[str]) -> str:
-        if "secret" not in match.re.groupindex:
-            return self.mask
-        whole, start = match.group(0), match.start()
-        return (
-            whole[: match.start("secret") - start]
-            + self.mask
-            + whole[match.end("secret") - start :]
-        )
+        """The match with its ``secret*`` group that took part masked (all of it if none)."""
+        for name in match.re.groupindex:
+            if name.startswith("secret") and match.start(name) != -1:
+                whole, start = match.group(0), match.start()
+                return (
+                    whole[: match.start(name) - start]
+                    + self.mask
+                    + whole[match.end(name) - start :]
+                )
+        return self.mask
 
     def key_is_sensitive(self, key: str) -> bool:
         """Whether an attribute with this key has its whole value masked."""
@@ -421,6 +443,11 @@ class _Walk:
         if kind == "string_value":
             if (masked := self.changed(value.string_value)) is not None:
                 value.string_value = masked
+        elif kind == "bytes_value":
+            # Bytes bodies are mostly text; bytes that are not UTF-8 survive unchanged.
+            text = value.bytes_value.decode("utf-8", "surrogateescape")
+            if (masked := self.changed(text)) is not None:
+                value.bytes_value = masked.encode("utf-8", "surrogateescape")
         elif kind == "array_value":
             for item in value.array_value.values:
                 self.value(item)

@@ -6,16 +6,26 @@ The built-in plugins read their own settings (``PROCESSORS_REDACTION_*``,
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import re
+from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 #: The built-in plugins, in the order the host runs them unless PROCESSORS_PLUGINS says otherwise.
 #: Redaction comes first so that no later plugin (or its logs) sees a secret.
 DEFAULT_PLUGINS = ("redaction", "trading_analytics", "execution_quality")
 
 ENV_PREFIX = "PROCESSORS_"
+
+S = TypeVar("S", bound=BaseSettings)
+
+#: How pydantic-settings names the field whose value it could not decode (JSON, mostly).
+_SOURCE_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
+
+
+class InvalidSettingsError(ValueError):
+    """Settings that cannot be read; the message names the environment variables at fault."""
 
 
 def split_list(value: Any) -> Any:
@@ -57,11 +67,12 @@ class ProcessorsSettings(BaseSettings):
     plugin_budgets: dict[str, float] = Field(
         default_factory=dict, description='Per-plugin budgets, JSON: {"redaction": 2.0}.'
     )
-    reject_on_failure: Annotated[list[str], NoDecode] = Field(
-        default_factory=list,
+    reject_on_failure: Annotated[list[str] | None, NoDecode] = Field(
+        default=None,
         description=(
             "Plugins whose failure fails the request (UNAVAILABLE, the collector retries) instead "
-            "of passing the batch on unchanged (comma-separated)."
+            "of passing the batch on unchanged (comma-separated). Unset: the plugins that declare "
+            "themselves fail-closed (redaction); set but empty: none."
         ),
     )
     max_message_bytes: int = Field(
@@ -86,6 +97,26 @@ class ProcessorsSettings(BaseSettings):
 
     def budget(self, plugin: str) -> float:
         return self.plugin_budgets.get(plugin, self.plugin_budget_seconds)
+
+
+def read_settings(cls: type[S], **values: Any) -> S:
+    """``cls(**values)``, its errors raised as :class:`InvalidSettingsError` naming the variables.
+
+    pydantic-settings raises SettingsError (naming only the field) for a value it cannot decode,
+    such as malformed JSON; people set the variable, so that is what the message names.
+    """
+    prefix = str(cls.model_config.get("env_prefix", ""))
+    try:
+        return cls(**values)
+    except ValidationError as error:
+        raise InvalidSettingsError(describe(error, prefix)) from error
+    except SettingsError as error:
+        found = _SOURCE_FIELD.search(str(error))
+        variable = f"{prefix}{found['field'].upper()}" if found else prefix.rstrip("_")
+        cause = f": {error.__cause__}" if error.__cause__ is not None else ""
+        raise InvalidSettingsError(
+            f"{variable}: cannot be decoded (not valid JSON?){cause}"
+        ) from error
 
 
 def describe(error: ValidationError, prefix: str = ENV_PREFIX) -> str:

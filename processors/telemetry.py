@@ -50,12 +50,20 @@ PLUGIN_SECONDS = Histogram(
 )
 PLUGIN_ERRORS = Counter(
     "tbmon_processors_plugin_errors",
-    "Plugin calls whose batch passed on unchanged: exception, timeout, stuck, bad_return.",
+    "Plugin calls that failed (exception, timeout, stuck, bad_return): the batch passed on "
+    "unchanged, or, for a fail-closed plugin, the request was refused.",
     ["plugin", "signal", "reason"],
+)
+REFUSED = Counter(
+    "tbmon_processors_refused_requests",
+    "Requests refused with UNAVAILABLE (the collector keeps them and retries) because a "
+    "fail-closed plugin failed.",
+    ["plugin", "signal"],
 )
 PLUGIN_STUCK = Gauge(
     "tbmon_processors_plugin_stuck",
-    "1 while a plugin's call overran its budget and has not returned (its hooks are skipped).",
+    "1 while a plugin's call overran its budget and has not returned (its hooks are skipped, or "
+    "for a fail-closed plugin its requests refused).",
     ["plugin"],
 )
 DERIVED_POINTS = Counter(

@@ -58,6 +58,7 @@ from tbmon.processors.otlp import (
     point_value,
     resource_metrics,
 )
+from tbmon.processors.settings import read_settings
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
 PNL_ATTRIBUTE = "trade.pnl_usd"
@@ -138,7 +139,7 @@ class TradingAnalyticsProcessor(Processor):
     """Derives performance and risk gauges from raw portfolio values and closed trades."""
 
     def __init__(self, settings: AnalyticsSettings | None = None) -> None:
-        self.settings = settings or AnalyticsSettings()
+        self.settings = settings or read_settings(AnalyticsSettings)
         self._period_ns = round(self.settings.period_seconds * 1e9)
         self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
         self._metric_needles = tuple(name.encode() for name in (PORTFOLIO_METRIC, *DERIVED))

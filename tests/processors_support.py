@@ -178,10 +178,12 @@ def _answers(host: HostProcess) -> bool:
 
 # Test plugins, installed into a temporary folder as a distribution with entry points.
 TEST_PLUGINS = '''
+import os
 import threading
 import time
 
 from tbmon.processors import Batch, Processor, otlp
+from tbmon.processors.redaction import RedactionProcessor
 
 
 class Tagging(Processor):
@@ -243,6 +245,32 @@ class Deriving(Processor):
         return [otlp.resource_metrics(resource, "test", [calls])]
 
 
+class FlakyRedaction(RedactionProcessor):
+    """The real redaction, but it raises while the working directory holds a file
+    "redaction-raises" and overruns (3 s) while it holds "redaction-hangs"."""
+
+    def _trouble(self):
+        if os.path.exists("redaction-raises"):
+            raise RuntimeError("redaction broke")
+        if os.path.exists("redaction-hangs"):
+            time.sleep(3)
+
+    def process_spans(self, batch):
+        self._trouble()
+        return super().process_spans(batch)
+
+    def process_logs(self, batch):
+        self._trouble()
+        return super().process_logs(batch)
+
+
+class BrokenRedaction(RedactionProcessor):
+    """A fail-closed plugin whose constructor raises."""
+
+    def __init__(self):
+        raise OSError("cannot read the pattern file")
+
+
 class NotAProcessor:
     pass
 '''
@@ -256,6 +284,8 @@ hanging = tbmon_test_plugins:Hanging
 bad_return = tbmon_test_plugins:BadReturn
 deriving = tbmon_test_plugins:Deriving
 not_a_processor = tbmon_test_plugins:NotAProcessor
+flaky_redaction = tbmon_test_plugins:FlakyRedaction
+broken_redaction = tbmon_test_plugins:BrokenRedaction
 missing_module = tbmon_no_such_module:Nothing
 """
 

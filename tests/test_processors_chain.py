@@ -20,7 +20,7 @@ from tbmon.processors import Batch, MalformedBatchError, Processor, Signal, otlp
 from tbmon.processors.api import ExportTraceServiceRequest
 from tbmon.processors.chain import Chain, Plugin, PluginFailedError
 from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError, load
-from tbmon.processors.settings import ProcessorsSettings
+from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings, read_settings
 from tbmon.processors.testing import log_record, logs_batch, run, span, spans_batch
 
 
@@ -204,3 +204,68 @@ def test_budgets_per_plugin(plugins: ModuleType) -> None:
 def test_settings_accept_lists_as_people_write_them() -> None:
     settings = ProcessorsSettings(plugins=" redaction , execution_quality,")
     assert settings.plugins == ["redaction", "execution_quality"]
+
+
+def test_redaction_fails_closed_by_default_and_other_plugins_do_not(plugins: ModuleType) -> None:
+    loaded, _ = load(ProcessorsSettings())
+    assert {p.name: p.reject_on_failure for p in loaded} == {
+        "redaction": True,
+        "trading_analytics": False,
+        "execution_quality": False,
+    }
+    # Set, even empty, the variable is the whole list.
+    loaded, _ = load(ProcessorsSettings(plugins="redaction,tag_a", reject_on_failure=""))
+    assert [p.reject_on_failure for p in loaded] == [False, False]
+    loaded, _ = load(ProcessorsSettings(plugins="redaction,tag_a", reject_on_failure="tag_a"))
+    assert [p.reject_on_failure for p in loaded] == [False, True]
+
+
+def test_the_built_in_redaction_over_budget_refuses_the_batch(plugins: ModuleType) -> None:
+    """Default settings but a budget far below the batch's work: nothing goes on unredacted."""
+    loaded, _ = load(ProcessorsSettings(plugins="redaction", plugin_budgets={"redaction": 1e-3}))
+    chain = Chain(loaded)
+    login = span("login", {"exchange.api_key": "ak-live-1", "note": "password=hunter2"})
+    raw = spans_batch(*[login] * 5000).raw  # tens of ms of redaction
+    for _ in range(2):  # timed out, then stuck: refused both times
+        with pytest.raises(PluginFailedError, match="plugin redaction failed"):
+            asyncio.run(chain.process(Signal.SPANS, raw))
+    assert loaded[0].last_error is not None
+    wait_until(lambda: loaded[0].stuck_since is None, "the overrunning call to return", 10)
+    loaded[0].release()
+
+
+def test_a_fail_closed_plugin_that_cannot_be_built_stops_the_start(plugins: ModuleType) -> None:
+    with pytest.raises(PluginConfigError, match=r"plugin broken_redaction fails closed.*OSError"):
+        load(ProcessorsSettings(plugins="broken_redaction,tag_a"))
+    # Told to fail open, it is skipped like any broken plugin.
+    loaded, failures = load(
+        ProcessorsSettings(plugins="broken_redaction,tag_a", reject_on_failure="")
+    )
+    assert [p.name for p in loaded] == ["tag_a"]
+    assert [f.name for f in failures] == ["broken_redaction"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PROCESSORS_REDACTION_EXTRA_PATTERNS", '["unclosed'),
+        ("PROCESSORS_REDACTION_EXTRA_PATTERNS", '"ACME-[0-9]+"'),
+        ("PROCESSORS_REDACTION_MASK", ""),
+    ],
+)
+def test_a_plugin_setting_that_does_not_parse_stops_the_start_naming_it(
+    plugins: ModuleType, monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(PluginConfigError, match=f"plugin redaction: invalid settings: {variable}"):
+        load(ProcessorsSettings())
+
+
+def test_malformed_json_in_a_host_setting_names_the_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PROCESSORS_PLUGIN_BUDGETS", "{redaction: 2}")
+    with pytest.raises(
+        InvalidSettingsError, match=r"^PROCESSORS_PLUGIN_BUDGETS: cannot be decoded .*JSON"
+    ):
+        read_settings(ProcessorsSettings)

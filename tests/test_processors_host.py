@@ -274,6 +274,57 @@ def test_failing_plugins_are_isolated_and_reported(
         stop_host(host)
 
 
+def test_a_failing_redaction_refuses_the_data_and_the_retry_lands_masked(
+    tmp_path: Path, sink: OtlpSink, plugin_path: dict[str, str]
+) -> None:
+    """Redaction fails closed under the default settings: raising or overrunning, it lets no
+    batch through (UNAVAILABLE, so the collector keeps and retries it); once it works again the
+    retried batch arrives, masked."""
+    env = {
+        **plugin_path,
+        "PROCESSORS_PLUGINS": "flaky_redaction,execution_quality",
+        "PROCESSORS_PLUGIN_BUDGETS": '{"flaky_redaction": 0.3}',
+    }
+    host = start_host(tmp_path, sink.port, env)
+    spans, logs = _secret_batch(), logs_batch(log_record("login password=hunter2")).raw
+    try:
+        for trouble, reason in (("raises", "exception"), ("hangs", "timeout")):
+            marker = tmp_path / f"redaction-{trouble}"
+            marker.touch()
+            delivered = len(sink.all(Signal.SPANS)), len(sink.all(Signal.LOGS))
+            for signal_, raw in ((Signal.SPANS, spans), (Signal.LOGS, logs)):
+                assert _code(partial(host.export, signal_, raw)) == grpc.StatusCode.UNAVAILABLE
+            assert (len(sink.all(Signal.SPANS)), len(sink.all(Signal.LOGS))) == delivered
+            assert (
+                host.metric(
+                    "tbmon_processors_plugin_errors_total", plugin="flaky_redaction", reason=reason
+                )
+                >= 1
+            )
+            marker.unlink()
+            # The collector retries until the batch goes through (after a hang: once the
+            # overrunning call has returned).
+            wait_until(partial(_delivered, host, spans), "the retried spans", timeout=15)
+            host.export(Signal.LOGS, logs)
+        text = str(sink.all(Signal.SPANS)) + str(sink.all(Signal.LOGS))
+        assert len(sink.all(Signal.SPANS)) == len(sink.all(Signal.LOGS)) == 2
+        assert "ak-live-1" not in text
+        assert "hunter2" not in text
+        assert text.count(MASK) == 6
+        assert (
+            host.metric(
+                "tbmon_processors_refused_requests_total", plugin="flaky_redaction", signal="logs"
+            )
+            == 2
+        )
+        assert (
+            "plugin flaky_redaction (spans) raised RuntimeError('redaction broke'); it fails "
+            "closed: the request is refused (UNAVAILABLE)" in host.log.read_text()
+        )
+    finally:
+        stop_host(host)
+
+
 def test_derived_metrics_are_sent_on_their_interval(
     tmp_path: Path, sink: OtlpSink, plugin_path: dict[str, str]
 ) -> None:
@@ -298,6 +349,13 @@ def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, s
         ({"PROCESSORS_PLUGINS": "redaction,nope"}, "PROCESSORS_PLUGINS names nope"),
         ({"PROCESSORS_PLUGIN_BUDGET_SECONDS": "-1"}, "PROCESSORS_PLUGIN_BUDGET_SECONDS"),
         ({"PROCESSORS_REDACTION_MASK": ""}, "plugin redaction: invalid settings"),
+        (
+            {"PROCESSORS_REDACTION_EXTRA_PATTERNS": "[ACME-[0-9]+"},
+            "plugin redaction: invalid settings: PROCESSORS_REDACTION_EXTRA_PATTERNS: cannot be "
+            "decoded",
+        ),
+        ({"PROCESSORS_PLUGIN_BUDGETS": "{redaction: 2}"}, "PROCESSORS_PLUGIN_BUDGETS: cannot"),
+        ({"PROCESSORS_PLUGINS": "broken_redaction"}, "plugin broken_redaction fails closed"),
     ]
     for env, message in cases:
         port, http_port = free_ports(2)  # the defaults may be a running stack's
@@ -323,6 +381,7 @@ def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, s
         )
         assert result.returncode == 1, result.stderr
         assert message in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_a_port_in_use_is_named(tmp_path: Path, sink: OtlpSink) -> None:

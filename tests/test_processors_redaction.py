@@ -99,6 +99,49 @@ def test_value_patterns_mask_the_secret_and_keep_the_context(
     assert kept in masked
 
 
+# (text, exactly what it becomes): values that are more than one token.
+WHOLE_VALUES = [
+    ("password='my secret'", f"password='{MASK}'"),
+    (
+        'login {"passphrase": "correct horse", "ok": 1}',
+        f'login {{"passphrase": "{MASK}", "ok": 1}}',
+    ),
+    ("api_key = 'ab cd' sent", f"api_key = '{MASK}' sent"),
+    ("password='unclosed quote and more", f"password='{MASK}"),
+    # An unquoted pass phrase may have spaces: masked to the next , ; & or line end.
+    ("passphrase=correct horse battery", f"passphrase={MASK}"),
+    ("pwd: two words; user=bob", f"pwd: {MASK}; user=bob"),
+    ("password=a b&next=1\nnext line", f"password={MASK}&next=1\nnext line"),
+    # Other keys' unquoted values end at the token (a key, not a sentence).
+    ("api_key=abc123 rejected", f"api_key={MASK} rejected"),
+    # URL passwords: up to the last @, whatever they hold.
+    ("https://bot:pa/ss@exchange/api", f"https://bot:{MASK}@exchange/api"),
+    ("amqp://bot:a@b/c?d#e@mq:5672/vhost", f"amqp://bot:{MASK}@mq:5672/vhost"),
+    (
+        '{"dsn":"mysql://u:pw@db/x","mail":"a@b.c"}',
+        f'{{"dsn":"mysql://u:{MASK}@db/x","mail":"a@b.c"}}',
+    ),
+    ("http://host:8080/find?mail=a@b.c", "http://host:8080/find?mail=a@b.c"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), WHOLE_VALUES)
+def test_multi_token_values_are_masked_whole(
+    redactor: RedactionProcessor, text: str, expected: str
+) -> None:
+    assert redactor.redact_text(text) == expected
+
+
+def test_bytes_values_are_read_as_text(redactor: RedactionProcessor) -> None:
+    body = b"\xff\x00 login password=hunter2"
+    batch = logs_batch(log_record(body), log_record(b"\xfe\x01 nothing"))
+    records = [r for _, _, r in otlp.log_records(run(redactor, batch).message())]
+    assert [r.body.bytes_value for r in records] == [
+        b"\xff\x00 login password=" + MASK.encode(),
+        b"\xfe\x01 nothing",
+    ]
+
+
 @pytest.mark.parametrize("key", SENSITIVE_KEYS)
 def test_sensitive_keys(redactor: RedactionProcessor, key: str) -> None:
     assert redactor.key_is_sensitive(key)
@@ -205,7 +248,8 @@ def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor
     """Whatever the exact rules would mask, the byte-level pre-check must flag."""
     rng = random.Random(7)
     noise = string.ascii_letters + string.digits + " .:/@=_-"
-    for text, _, _ in TEXTS:
+    masked = [text for text, _, _ in TEXTS] + [t for t, e in WHOLE_VALUES if t != e]
+    for text in masked:
         for _ in range(20):
             padded = (
                 "".join(rng.choices(noise, k=rng.randint(0, 40)))
