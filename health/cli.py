@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.console import Console
 
 from tbmon.health.app import create_app, get_settings
@@ -47,7 +48,7 @@ def serve(
     try:
         settings = get_settings()
         checks = build(settings)
-    except ValidationError as error:
+    except (ValidationError, SettingsError) as error:
         raise _fail(explain(error), 2) from None
     except ConfigurationError as error:
         raise _fail(str(error), 2) from None

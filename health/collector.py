@@ -124,6 +124,14 @@ class CollectorCheck(HttpClientCheck):
                 )
             before = previous.exporters.get(name) if previous else None
             if before is None:
+                # No earlier reading to diff: totals since start-up only show an exporter that
+                # has failed and never delivered (old failures of a working one are history).
+                dropped = now.send_failed + now.enqueue_failed
+                if dropped > 0 and now.sent == 0:
+                    problems.append(
+                        f"exporter {name}: {dropped:g} items dropped and none sent since the "
+                        "collector started"
+                    )
                 continue
             failed = (now.send_failed - before.send_failed) + (
                 now.enqueue_failed - before.enqueue_failed

@@ -9,12 +9,20 @@ naming the variable (:func:`explain`).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from tbmon.settings import StackSettings, get_stack_settings
 
@@ -24,6 +32,8 @@ ENV_PREFIX = "HEALTH_"
 DATABASE_URL = "DATABASE_URL"
 #: The seed's variable for the exchange API the bot trades on.
 EXCHANGE_API_URL = "EXCHANGE_API_URL"
+#: The alert bridge's own bearer token, read when HEALTH_ALERT_BRIDGE_TOKEN is unset.
+ALERT_BRIDGE_TOKEN = "ALERT_BRIDGE_TOKEN"  # noqa: S105 - a variable name, not a secret
 
 #: A shorter HEALTH_TOKEN is refused: it could be guessed.
 MIN_TOKEN_LENGTH = 16
@@ -102,6 +112,13 @@ class HealthSettings(BaseSettings):
         validation_alias=DATABASE_URL,
         description="postgresql://user:password@host:5432/db of the bot's database.",
     )
+    database_pool_size: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="Most connections the database check's pool opens (it keeps at least one "
+        "open; it grows only while a lost connection is being replaced).",
+    )
     exchange_api_url: str | None = Field(
         default=None,
         validation_alias=EXCHANGE_API_URL,
@@ -135,6 +152,12 @@ class HealthSettings(BaseSettings):
     alert_bridge_url: str = Field(
         default_factory=_stack_url("bridge_port", "", _BRIDGE_PORT),
         description="The Telegram alert bridge's base URL (/health is checked).",
+    )
+    alert_bridge_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(f"{ENV_PREFIX}{ALERT_BRIDGE_TOKEN}", ALERT_BRIDGE_TOKEN),
+        description="The bridge's ALERT_BRIDGE_TOKEN, so the check reads its outbox backlog "
+        "(/health/detailed). Unset: only its constant /health is checked.",
     )
     processors_url: str = Field(
         default_factory=_stack_url("processors_http_port", "", _PROCESSORS_HTTP_PORT),
@@ -246,8 +269,9 @@ class HealthSettings(BaseSettings):
     def secrets(self) -> list[str]:
         """Values that must never appear in any answer or log line."""
         found = []
-        if self.token is not None:
-            found.append(self.token.get_secret_value())
+        for token in (self.token, self.alert_bridge_token):
+            if token is not None:
+                found.append(token.get_secret_value())
         if self.database_url is not None:
             password = urlsplit(self.database_url.get_secret_value()).password
             if password:
@@ -255,22 +279,37 @@ class HealthSettings(BaseSettings):
         return found
 
 
-def explain(error: ValidationError) -> str:
-    """A settings error as lines naming the environment variable to fix, never its value."""
+def explain(error: ValidationError | SettingsError) -> str:
+    """A settings error as lines naming the environment variable to fix, never its value.
+
+    :class:`SettingsError` is pydantic-settings' "error parsing value for field ..." (malformed
+    JSON in a complex setting); it names the field only, and is translated the same way.
+    """
+    if isinstance(error, SettingsError):
+        match = re.search(r'field "([^"]+)"', str(error))
+        if match is None:
+            return f"invalid configuration:\n  settings: {error}"
+        field = match.group(1)
+        stack = field in StackSettings.model_fields and field not in HealthSettings.model_fields
+        variable = _variable(field, "TBMON_" if stack else ENV_PREFIX)
+        return f"invalid configuration:\n  {variable}: cannot be parsed (expected JSON)"
     prefix = "TBMON_" if error.title == StackSettings.__name__ else ENV_PREFIX
     lines = []
     for item in error.errors():
-        field = str(item["loc"][0]) if item["loc"] else ""
-        if field in (DATABASE_URL, EXCHANGE_API_URL):
-            variable = field
-        elif field == "database_url":
-            variable = DATABASE_URL
-        elif field == "exchange_api_url":
-            variable = EXCHANGE_API_URL
-        elif field:
-            variable = prefix + field.upper()
-        else:
-            variable = "settings"
+        variable = _variable(str(item["loc"][0]) if item["loc"] else "", prefix)
         message = str(item["msg"]).removeprefix("Value error, ")
         lines.append(f"{variable}: {message}")
     return "invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _variable(field: str, prefix: str) -> str:
+    """The environment variable of ``field`` (an alias, such as ``DATABASE_URL``, is one)."""
+    if not field:
+        return "settings"
+    if field.isupper():
+        return field
+    if field == "database_url":
+        return DATABASE_URL
+    if field == "exchange_api_url":
+        return EXCHANGE_API_URL
+    return prefix + field.upper()

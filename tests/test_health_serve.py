@@ -1,5 +1,5 @@
-"""`tbmon health serve` as a process: against a real PostgreSQL, against dependencies that hang,
-and with bad configuration."""
+"""`tbmon health serve` as a process: against a real PostgreSQL, a real processors host and alert
+bridge, against dependencies that hang, and with bad configuration."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from bridge_support import bridge_rig
+from processors_support import otlp_sink, start_host, stop_host
 from support import silent_server, wait_until
 
 from tbmon.stack.ports import free_ports
@@ -81,7 +83,11 @@ def detailed(base: str) -> dict[str, Any]:
 
 
 def component_when(
-    base: str, name: str, condition: Callable[[dict[str, Any]], bool], what: str
+    base: str,
+    name: str,
+    condition: Callable[[dict[str, Any]], bool],
+    what: str,
+    timeout: float = 15,
 ) -> dict[str, Any]:
     """The component's answer once ``condition`` holds for it."""
 
@@ -89,7 +95,7 @@ def component_when(
         found = detailed(base)[name]
         return found if condition(found) else None
 
-    return wait_until(probe, what, timeout=15)
+    return wait_until(probe, what, timeout=timeout)
 
 
 # -- a real PostgreSQL -----------------------------------------------------------------------------
@@ -166,6 +172,7 @@ def test_a_stopped_database_is_unhealthy_ready_503_live_200_and_then_recovers(
         "HEALTH_CHECKS": "database,memory",
         "HEALTH_CRITICAL": "database",
         "HEALTH_INTERVAL": "0.3",
+        "HEALTH_DATABASE_POOL_SIZE": "3",
     }
     with serving(env, tmp_path) as base:
         database = detailed(base)["database"]
@@ -176,6 +183,9 @@ def test_a_stopped_database_is_unhealthy_ready_503_live_200_and_then_recovers(
         assert metadata["database"] == "postgres"
         assert metadata["max_connections"] == 12
         assert metadata["open_connections"] >= 1
+        assert metadata["active_connections"] >= 1  # the check's own query
+        # The check's pool: at least one connection kept open, at most HEALTH_DATABASE_POOL_SIZE.
+        assert 1 <= metadata["connection_pool_size"] <= metadata["connection_pool_max"] == 3
         assert httpx.get(f"{base}/health/ready").status_code == 200
 
         postgres.stop()
@@ -200,6 +210,10 @@ def test_a_stopped_database_is_unhealthy_ready_503_live_200_and_then_recovers(
             "ready to recover once the database is back",
             timeout=15,
         )
+        # The pool reconnected: the figures come from a live connection again.
+        metadata = detailed(base)["database"]["metadata"]
+        assert 1 <= metadata["connection_pool_size"] <= 3
+        assert metadata["open_connections"] >= 1
         for path in ("/health", "/health/detailed", "/health/component/database"):
             assert PASSWORD not in httpx.get(base + path).text
 
@@ -221,6 +235,69 @@ def test_a_database_near_max_connections_is_degraded(postgres: Postgres, tmp_pat
     finally:
         for connection in held:
             connection.close()
+
+
+# -- services that report their own status ------------------------------------------------------
+
+
+def test_a_processors_host_answering_200_degraded_is_degraded_and_says_why(
+    tmp_path: Path,
+) -> None:
+    (hop_port,) = free_ports(1)  # nothing listens there yet: the host's next hop is down
+    host = start_host(tmp_path, hop_port)
+    try:
+        env = {
+            "HEALTH_CHECKS": "processors",
+            "HEALTH_PROCESSORS_URL": f"http://127.0.0.1:{host.http_port}",
+            "HEALTH_INTERVAL": "0.3",
+        }
+        with serving(env, tmp_path) as base:
+            processors = component_when(
+                base,
+                "processors",
+                lambda found: found["status"] == "degraded",
+                "the processors host's degraded report to show",
+            )
+            metadata = processors["metadata"]
+            assert metadata["status_code"] == 200  # 2xx alone would have read as healthy
+            assert f"next hop 127.0.0.1:{hop_port} is " in metadata["error"]
+            assert metadata["next_hop"]["status"] == "warn"
+            assert metadata["grpc"]["status"] == "pass"
+
+            with otlp_sink(hop_port):
+                processors = component_when(
+                    base,
+                    "processors",
+                    lambda found: found["status"] == "healthy",
+                    "the processors host to be healthy once its next hop listens",
+                    timeout=45,
+                )
+            assert "error" not in processors["metadata"]
+            assert processors["metadata"]["next_hop"]["status"] == "pass"
+    finally:
+        stop_host(host)
+
+
+def test_the_alert_bridge_check_reads_the_outbox_with_the_bridges_token(tmp_path: Path) -> None:
+    with bridge_rig(tmp_path / "bridge") as rig:
+        env = {
+            "HEALTH_CHECKS": "alert_bridge",
+            "HEALTH_ALERT_BRIDGE_URL": rig.url,
+            "HEALTH_ALERT_BRIDGE_TOKEN": rig.token,
+            "HEALTH_INTERVAL": "0.3",
+        }
+        with serving(env, tmp_path) as base:
+            bridge = detailed(base)["alert_bridge"]
+            assert bridge["status"] == "healthy", bridge
+            assert bridge["metadata"]["url"] == f"{rig.url}/health/detailed"
+            assert bridge["metadata"]["outbox_pending"] == 0
+            assert rig.token not in httpx.get(f"{base}/health/detailed").text
+
+        wrong = {**env, "HEALTH_ALERT_BRIDGE_TOKEN": "not-the-bridge-token"}
+        with serving(wrong, tmp_path) as base:
+            bridge = detailed(base)["alert_bridge"]
+            assert bridge["status"] == "degraded", bridge
+            assert "refuses HEALTH_ALERT_BRIDGE_TOKEN" in bridge["metadata"]["error"]
 
 
 # -- dependencies that hang ------------------------------------------------------------------------
