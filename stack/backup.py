@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -200,26 +201,56 @@ class Backup:
         name = body["data"]["name"]
         snapshot = self.prometheus_data / "snapshots" / name
         target = folder / "prometheus" / "snapshot"
-        if not snapshot.is_dir():
-            command = (
-                f"{COMPOSE} cp prometheus:/prometheus/snapshots/{name} {target} && "
-                f"{COMPOSE} exec prometheus rm -rf /prometheus/snapshots/{name}"
-            )
-            (folder / "prometheus").mkdir()
-            (folder / "prometheus" / "COPY-SNAPSHOT.txt").write_text(command + "\n")
-            return Part(
-                "prometheus",
-                Outcome.SAVED,
-                f"snapshot {name} taken inside Prometheus's volume; copy it out with: {command}",
-                ["prometheus/COPY-SNAPSHOT.txt"],
-            )
+        if not snapshot.is_dir():  # inside the Compose stack's volume: copy it out with docker
+            problem = _copy_from_compose(name, target)
+            if problem is not None:
+                command = _compose_copy_command(name, target)
+                (folder / "prometheus").mkdir(exist_ok=True)
+                (folder / "prometheus" / "COPY-SNAPSHOT.txt").write_text(command + "\n")
+                return Part(
+                    "prometheus",
+                    Outcome.FAILED,
+                    f"snapshot {name} was taken inside Prometheus's volume but not copied here "
+                    f"({problem}); finish with: {command}",
+                    ["prometheus/COPY-SNAPSHOT.txt"],
+                )
+            files = _files(folder, target)
+            return Part("prometheus", Outcome.SAVED, f"TSDB snapshot {name} (from Compose)", files)
         shutil.copytree(snapshot, target)
         # Ours now: leave no copy behind to fill Prometheus's disk.
         shutil.rmtree(snapshot)
-        files = [
-            str(path.relative_to(folder)) for path in sorted(target.rglob("*")) if path.is_file()
-        ]
-        return Part("prometheus", Outcome.SAVED, f"TSDB snapshot {name}", files)
+        return Part("prometheus", Outcome.SAVED, f"TSDB snapshot {name}", _files(folder, target))
+
+
+def _files(folder: Path, under: Path) -> list[str]:
+    return [str(path.relative_to(folder)) for path in sorted(under.rglob("*")) if path.is_file()]
+
+
+def _compose_copy_command(name: str, target: Path) -> str:
+    return (
+        f"{COMPOSE} cp prometheus:/prometheus/snapshots/{name} {target} && "
+        f"{COMPOSE} exec prometheus rm -rf /prometheus/snapshots/{name}"
+    )
+
+
+def _copy_from_compose(name: str, target: Path) -> str | None:
+    """Copy a snapshot out of the Compose stack's Prometheus, then delete it there; the problem
+    if that could not be done."""
+    if shutil.which("docker") is None:
+        return "no docker command on this machine"
+    compose = ["docker", "compose", "-f", str(PROJECT_ROOT / "stack/docker-compose.monitoring.yml")]
+    source = f"/prometheus/snapshots/{name}"
+    for argv in (
+        [*compose, "cp", f"prometheus:{source}", str(target)],
+        [*compose, "exec", "-T", "prometheus", "rm", "-rf", source],
+    ):
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            return f"{' '.join(argv[3:5])}: {error}"
+        if result.returncode != 0:
+            return f"{' '.join(argv[3:5])}: {result.stderr.strip()[-300:]}"
+    return None
 
 
 def _attempt(name: str, run: Callable[[], Part]) -> Part:

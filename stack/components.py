@@ -35,6 +35,22 @@ class Layout:
         return self.settings.data_dir / "run" / f"{self.name}.pid"
 
 
+#: Environment variables holding secrets. Each component is given only those it reads, so a
+#: crash dump or a ``/proc/PID/environ`` of Prometheus or the collector holds none of them.
+SECRET_VARIABLES = frozenset(
+    {
+        "ALERT_BRIDGE_TOKEN",
+        "ALERT_BRIDGE_WEBHOOK_SECRET",
+        "DATABASE_URL",
+        "GRAFANA_ADMIN_PASSWORD",
+        "HEALTH_ALERT_BRIDGE_TOKEN",
+        "HEALTH_TOKEN",
+        "SMTP_PASSWORD",
+        "TELEGRAM_BOT_TOKEN",
+    }
+)
+
+
 @dataclass(frozen=True)
 class Component:
     """One process of the local stack."""
@@ -55,6 +71,8 @@ class Component:
     #: Whether `up` starts it; when not, ``disabled_reason`` says why.
     enabled: Callable[[], bool] = lambda: True
     disabled_reason: str = ""
+    #: The SECRET_VARIABLES this component reads; the others are withheld from its environment.
+    secrets: frozenset[str] = frozenset()
 
     def ready_url(self, settings: StackSettings) -> str:
         return settings.url(getattr(settings, self.ports[0]), self.ready_path)
@@ -241,6 +259,9 @@ COMPONENTS: tuple[Component, ...] = (
         ready_path="/health",
         links={"api": ("bridge_port", "/docs"), "metrics": ("bridge_port", "/metrics")},
         prepare=render.bridge_token,
+        secrets=frozenset(
+            {"ALERT_BRIDGE_TOKEN", "ALERT_BRIDGE_WEBHOOK_SECRET", "TELEGRAM_BOT_TOKEN"}
+        ),
     ),
     Component(
         name="alertmanager",
@@ -282,6 +303,9 @@ COMPONENTS: tuple[Component, ...] = (
             "detailed": ("health_port", "/health/detailed"),
             "metrics": ("health_port", "/health/metrics"),
         },
+        secrets=frozenset(
+            {"ALERT_BRIDGE_TOKEN", "DATABASE_URL", "HEALTH_ALERT_BRIDGE_TOKEN", "HEALTH_TOKEN"}
+        ),
     ),
 )
 

@@ -992,10 +992,14 @@ def system_health() -> Dashboard:
                         [
                             prom(collector_rate("receiver_refused"), "refused (memory limit)"),
                             prom(collector_rate("exporter_enqueue_failed"), "dropped (queue full)"),
-                            prom(collector_rate("exporter_send_failed"), "send failures (retried)"),
+                            prom(
+                                collector_rate("exporter_send_failed"), "export failures (given up)"
+                            ),
                         ],
                         "Should stay at zero. Refused: the collector is over its memory limit. "
-                        "Dropped: a sending queue was full. Send failures are retried.",
+                        "Dropped: a sending queue was full. Export failures: requests the "
+                        "exporter gave up on (not retryable); a backend that is down shows as "
+                        "queue usage instead, since retries never give up.",
                         unit="short",
                         width=8,
                         thresholds=[(None, "green"), (1, "red")],

@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 import httpx
 import psutil
+from dotenv import dotenv_values
 
-from tbmon.settings import StackSettings
-from tbmon.stack.components import Component, Layout, select, startable
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack.components import SECRET_VARIABLES, Component, Layout, select, startable
 from tbmon.stack.ports import port_holder
 
 State = Literal["ready", "starting", "dead", "stopped"]
@@ -105,16 +106,28 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=layout.data,
-                env=self.environment(),
+                env=self.environment(component),
                 start_new_session=True,
             )
         started = _since_boot(psutil.Process(process.pid))
         layout.pid.write_text(json.dumps({"pid": process.pid, "started_after_boot": started}))
 
-    def environment(self) -> dict[str, str]:
-        """The environment every component starts with: ours, plus each setting as TBMON_*."""
+    def environment(self, component: Component | None = None) -> dict[str, str]:
+        """The environment a component starts with: the project's and the working directory's
+        ``.env`` under ours, each setting as TBMON_*, and of the secrets only those it reads.
+
+        Components run in their own data folder, where no ``.env`` is; reading both files here
+        gives each one the configuration ``tbmon stack up`` was given.
+        """
         s = self.settings
-        env = dict(os.environ)
+        env: dict[str, str] = {}
+        for env_file in (PROJECT_ROOT / ".env", Path(".env")):
+            if env_file.is_file():
+                env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        env.update(os.environ)
+        allowed = component.secrets if component is not None else frozenset()
+        for secret in SECRET_VARIABLES - allowed:
+            env.pop(secret, None)
         for name, value in s.model_dump().items():
             env[f"TBMON_{name.upper()}"] = str(value)
         env["TBMON_COLLECTOR_STORAGE_DIR"] = str(s.data_dir / "collector" / "queue")

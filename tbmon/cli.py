@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 
 from tbmon import __version__
 from tbmon.alert_bridge.cli import app as bridge_app
 from tbmon.health.cli import app as health_app
 from tbmon.instrumentation.demo.cli import demo
 from tbmon.processors.cli import app as processors_app
+from tbmon.settings import StackSettings, describe_settings_error
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
 
@@ -34,4 +36,12 @@ def version() -> None:
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except ValidationError as error:
+        if error.title != StackSettings.__name__:
+            raise
+        # The stack's settings are read by every command: one line naming the variable, not a
+        # traceback.
+        typer.echo(f"error: {describe_settings_error(error, 'TBMON_')}", err=True)
+        raise SystemExit(2) from None

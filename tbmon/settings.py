@@ -8,12 +8,13 @@ every component at once.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
@@ -46,6 +47,23 @@ class StackSettings(BaseSettings):
     bind_host: str = Field(
         default="127.0.0.1", description="Address every local component binds; loopback only."
     )
+
+    @field_validator("bind_host")
+    @classmethod
+    def _loopback_only(cls, host: str) -> str:
+        # Prometheus's admin API, Alertmanager and Jaeger have no authentication of their own.
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ValueError(
+                f"{host!r} is not a loopback address: the local stack's services have no "
+                "authentication, so they bind 127.0.0.1 (or another loopback address); to serve "
+                "other machines, run the Compose stack (docs/compose.md)"
+            )
+        return host
+
     ready_timeout: float = Field(
         default=60.0, gt=0, description="Seconds `tbmon stack up` waits for all components."
     )
@@ -142,3 +160,14 @@ class StackSettings(BaseSettings):
 def get_stack_settings() -> StackSettings:
     """The process-wide settings; tests build their own ``StackSettings`` instead."""
     return StackSettings()
+
+
+def describe_settings_error(error: ValidationError, prefix: str) -> str:
+    """A settings error as people can act on it: the variable to fix and what is wrong with its
+    value (never the value itself, which may be a secret)."""
+    lines = []
+    for problem in error.errors():
+        field = ".".join(str(part) for part in problem["loc"])
+        variable = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
+        lines.append(f"{variable}: {str(problem['msg']).removeprefix('Value error, ')}")
+    return "; ".join(lines)

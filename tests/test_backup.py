@@ -119,6 +119,24 @@ def test_prometheus_down_fails_its_part_and_keeps_the_rest(tmp_path: Path) -> No
     assert (report.folder / "manifest.json").is_file()
 
 
+def test_a_snapshot_out_of_reach_fails_its_part_with_the_command_that_finishes_it(
+    stack: Supervisor, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in Compose without a docker command: the snapshot lives in a volume we cannot read."""
+    monkeypatch.setenv("PATH", str(tmp_path / "no-docker-here"))
+    volume = tmp_path / "compose-volume"  # where Prometheus's snapshots are not
+    report = Backup(stack.settings, _operations(), prometheus_data=volume).run(tmp_path / "out")
+    outcome, detail = _parts(report)["prometheus"]
+    assert outcome is Outcome.FAILED
+    assert report.failed
+    assert "no docker command" in detail
+    command = (report.folder / "prometheus" / "COPY-SNAPSHOT.txt").read_text()
+    assert command.startswith(
+        "docker compose -f stack/docker-compose.monitoring.yml cp prometheus:"
+    )
+    assert command.strip() in detail
+
+
 def test_cli_writes_a_dated_folder_and_its_table(stack: Supervisor, tmp_path: Path) -> None:
     env = {
         **os.environ,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import httpx
@@ -124,13 +124,65 @@ def test_every_promql_expression_returns_data(traded: str, backends: Backends) -
         found = ((where, expr, problem(expr)) for where, expr in queries)
         return [f"{where}: {why}: {expr}" for where, expr, why in found if why]
 
-    # Rates need two scrapes of a series: give late series a few scrape intervals.
-    missing = empty()
+    assert _settled(empty) == []
+
+
+def _settled(problems: Callable[[], Sized]) -> Sized:
+    """``problems()`` once it is empty, or as it stands after 30 s: rates need two scrapes of a
+    series, so late series get a few scrape intervals."""
+    found = problems()
     deadline = time.monotonic() + 30
-    while missing and time.monotonic() < deadline:
+    while found and time.monotonic() < deadline:
         time.sleep(2)
-        missing = empty()
-    assert missing == []
+        found = problems()
+    return found
+
+
+#: A metric selector with label matchers: its name, outside any braces or quotes.
+_SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")
+
+
+def _metric_names(expr: str) -> set[str]:
+    """The metric names an expression selects with matchers (``name{...}``)."""
+    return {match.group(1) for match in _SELECTOR.finditer(re.sub(r'"[^"]*"', '""', expr))}
+
+
+def test_metric_names_are_read_from_selectors_only() -> None:
+    assert _metric_names('sum(rate(a_total{x="b{c}"}[5m])) / b{y="1"} or vector(0)') == {
+        "a_total",
+        "b",
+    }
+
+
+#: Collector failure counters, which the collector creates at its first failure: one is known when
+#: its success counterpart is (``..._send_failed_spans`` when ``otelcol_exporter_sent_spans``).
+_FIRST_FAILURE = re.compile(r"^otelcol_exporter_(send|enqueue)_failed_(?P<kind>\w+)$")
+
+
+def test_every_metric_a_query_names_exists(traded: str, backends: Backends) -> None:
+    """``or vector(0)`` makes a panel return data even when its metric is misspelt: the names
+    themselves must be ones Prometheus holds."""
+    queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
+    names = {name for _, expr in queries for name in _metric_names(expr)}
+    assert len(names) > 30
+
+    def unknown() -> set[str]:
+        response = httpx.get(
+            backends.settings.url(
+                backends.settings.prometheus_port, "/api/v1/label/__name__/values"
+            ),
+            timeout=10,
+        )
+        response.raise_for_status()
+        known = set(response.json()["data"])
+        missing = set()
+        for name in names - known:
+            failure = _FIRST_FAILURE.match(name)
+            if failure is None or f"otelcol_exporter_sent_{failure['kind']}" not in known:
+                missing.add(name)
+        return missing
+
+    assert _settled(unknown) == set()
 
 
 def test_the_bot_variable_lists_the_bot(traded: str, backends: Backends) -> None:

@@ -203,6 +203,29 @@ def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
     assert "valid names: logs, jaeger, processors, collector" in " ".join(unknown.stderr.split())
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("TBMON_BIND_HOST", "0.0.0.0", "is not a loopback address"),
+        ("TBMON_PROMETHEUS_PORT", "ninety", "valid integer"),
+    ],
+)
+def test_a_bad_stack_setting_is_one_line_naming_the_variable(
+    variable: str, value: str, message: str
+) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tbmon", "stack", "up"],
+        env={**os.environ, variable: value},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {variable}: ")
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_collector_validates_its_own_config(tmp_path: Path) -> None:
     program = binaries.OTELCOL.path(StackSettings().cache_dir)
     config = PROJECT_ROOT / "otel-collector" / "config.yaml"

@@ -1,0 +1,68 @@
+"""The components of the local stack see the configuration in ``.env``, and of the secrets only
+those they read."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+from pydantic import AliasChoices, SecretStr
+from pydantic_settings import BaseSettings
+
+from tbmon.alert_bridge.settings import BridgeSettings
+from tbmon.health.settings import HealthSettings
+from tbmon.stack.components import COMPONENTS, SECRET_VARIABLES
+from tbmon.stack.operations import OperationsSettings
+from tbmon.stack.ports import isolated_settings
+from tbmon.stack.render import EmailSettings
+from tbmon.stack.supervisor import Supervisor
+
+
+def _secret_variables(settings: type[BaseSettings]) -> set[str]:
+    """The environment variables that fill ``settings``' SecretStr fields."""
+    prefix = str(settings.model_config.get("env_prefix", ""))
+    found = set()
+    for name, field in settings.model_fields.items():
+        if SecretStr not in typing.get_args(field.annotation) and field.annotation is not SecretStr:
+            continue
+        alias = field.validation_alias
+        if isinstance(alias, str):
+            found.add(alias)
+        elif isinstance(alias, AliasChoices):
+            found.update(choice for choice in alias.choices if isinstance(choice, str))
+        else:
+            found.add(f"{prefix}{name}".upper())
+    return found
+
+
+@pytest.mark.parametrize(
+    "settings", [BridgeSettings, HealthSettings, EmailSettings, OperationsSettings]
+)
+def test_every_secret_setting_is_a_withheld_variable(settings: type[BaseSettings]) -> None:
+    secrets = _secret_variables(settings)
+    assert secrets
+    assert secrets <= SECRET_VARIABLES
+
+
+def test_each_component_gets_dotenv_and_only_its_own_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "HEALTH_TOKEN=from-dotenv-0123456789abcdef\nPROCESSORS_PLUGINS=redaction\n"
+    )
+    monkeypatch.setenv("DATABASE_URL", "postgresql://bot:pw@127.0.0.1/trades")
+    monkeypatch.setenv("SMTP_PASSWORD", "smtp-secret")
+    monkeypatch.setenv("PROCESSORS_PLUGINS", "redaction,execution_quality")  # the shell wins
+    supervisor = Supervisor(isolated_settings(tmp_path))
+    given = {c.name: supervisor.environment(c) for c in COMPONENTS}
+
+    assert given["health"]["HEALTH_TOKEN"] == "from-dotenv-0123456789abcdef"
+    assert given["health"]["DATABASE_URL"] == "postgresql://bot:pw@127.0.0.1/trades"
+    assert given["processors"]["PROCESSORS_PLUGINS"] == "redaction,execution_quality"
+    for name, env in given.items():
+        assert "SMTP_PASSWORD" not in env, name  # Alertmanager reads it from a rendered file
+        if name != "health":
+            assert "DATABASE_URL" not in env, name
+            assert "HEALTH_TOKEN" not in env, name
