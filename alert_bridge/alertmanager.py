@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import yaml
 
 _TIMEOUT = 5.0
+#: Alertmanager's repeat_interval when a route tree sets none.
+DEFAULT_REPEAT_INTERVAL = 4 * 3600.0
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 
 
 class AlertmanagerError(Exception):
@@ -62,3 +69,23 @@ class AlertmanagerClient:
     async def silences(self) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = await self._request("GET", "silences")
         return result
+
+    async def repeat_intervals(self) -> list[float]:
+        """Seconds between reminders, for each route of Alertmanager's running configuration."""
+        status = await self._request("GET", "status")
+        config = yaml.safe_load(status["config"]["original"]) or {}
+        return list(_route_repeats(config.get("route") or {}, DEFAULT_REPEAT_INTERVAL))
+
+
+def seconds(duration: str) -> float:
+    """A Prometheus duration (``1h30m``, ``90s``) in seconds."""
+    return sum(int(n) * _UNITS[unit] for n, unit in _DURATION_PART.findall(duration))
+
+
+def _route_repeats(route: dict[str, Any], inherited: float) -> Iterator[float]:
+    """The route's repeat interval (its parent's unless set), then its children's."""
+    own = route.get("repeat_interval")
+    repeat = inherited if own is None else seconds(str(own))
+    yield repeat
+    for child in route.get("routes") or []:
+        yield from _route_repeats(child, repeat)

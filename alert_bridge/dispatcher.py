@@ -4,8 +4,9 @@ A worker takes its chat's oldest waiting items, packs as many as fit into one me
 alert name, status and severity; a resolved alert only with others answering the same message),
 waits for the rate limiter, and sends. Only Telegram's confirmation marks the items sent, so a
 crash between the two sends that message again after a restart: at most one duplicate, never a
-loss. A 429 waits ``retry_after``; a migrated group moves the chat's queue to the new id; any other
-failure retries with a capped exponential backoff, keeping the order.
+loss. A 429 waits ``retry_after``; a migrated group moves the chat's queue to the new id; a reply
+to a command that Telegram refuses for good (400/403) is given up; any other failure, and every
+alert, retries with a capped exponential backoff, keeping the order.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class Dispatcher:
         failures = 0
         while True:
             event.clear()
+            batch: Batch | None = None
             try:
                 items = await bridge.db(bridge.outbox.pending, chat)
                 if not items:
@@ -112,6 +114,9 @@ class Dispatcher:
                 await bridge.limiter.acquire(chat)
                 await self._deliver(batch)
             except TelegramError as error:
+                if batch is not None and batch.first.kind != "alert" and error.permanent:
+                    await self._give_up(batch, error)
+                    continue
                 failures = await self._refused(chat, error, failures)
             except TelegramUnavailable as error:
                 bridge.metrics.telegram_errors.labels("sendMessage", "unavailable").inc()
@@ -151,14 +156,39 @@ class Dispatcher:
         failures += 1
         delay = self._backoff(failures)
         log.error(
-            "Telegram refused a message to chat %s: %s. Check the chat id and that the bot is a "
-            "member allowed to post; retrying in %.0f s",
+            "Telegram refused a message to chat %s: %s. It stays queued (an alert is never "
+            "dropped) and is retried in %.0f s, and until Telegram takes it: add the bot to the "
+            "chat with the right to post, or correct %s and restart the bridge",
             chat,
             error.description,
             delay,
+            self._chat_variable(chat),
         )
         await asyncio.sleep(delay)
         return failures
+
+    async def _give_up(self, batch: Batch, error: TelegramError) -> None:
+        """A command's reply or a note that Telegram will never take is dropped, not retried
+        forever (it would keep the outbox backlog, and AlertDeliveryBacklog, up)."""
+        bridge = self._bridge
+        bridge.metrics.telegram_errors.labels("sendMessage", "4xx").inc()
+        await bridge.db(bridge.outbox.give_up, [item.id for item in batch.items], time.time())
+        bridge.metrics.given_up.inc(len(batch.items))
+        log.warning(
+            "gave up a reply to chat %s: Telegram refuses it for good (%s); alerts are not "
+            "affected",
+            batch.chat_id,
+            error.description,
+        )
+
+    def _chat_variable(self, chat: str) -> str:
+        """The setting that names this chat, for the log's advice."""
+        settings = self._bridge.settings
+        if chat == settings.critical_chat:
+            return "TELEGRAM_CRITICAL_CHAT_ID"
+        if chat == settings.warning_chat:
+            return "TELEGRAM_WARNING_CHAT_ID"
+        return "TELEGRAM_CRITICAL_CHAT_ID or TELEGRAM_WARNING_CHAT_ID"
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self._bridge.settings.max_backoff, 0.5 * 2.0 ** min(failures, 16))

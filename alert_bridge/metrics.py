@@ -30,6 +30,12 @@ class BridgeMetrics:
             "Messages Telegram accepted.",
             registry=self.registry,
         )
+        self.given_up = Counter(
+            "alert_bridge_messages_given_up",
+            "Command replies and notes dropped because Telegram refused them permanently "
+            "(400/403: chat not found, bot kicked or blocked); alerts are never given up.",
+            registry=self.registry,
+        )
         self.telegram_errors = Counter(
             "alert_bridge_telegram_errors",
             "Failed Telegram calls, by method and kind (429, 4xx, unavailable).",

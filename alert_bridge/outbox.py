@@ -277,6 +277,13 @@ class Outbox:
                 (chat_id, message_id, html, int(keyboard), now),
             )
 
+    def give_up(self, item_ids: Sequence[int], now: float) -> None:
+        """Stop sending these items (done without a message): Telegram will never take them."""
+        with self._transaction() as db:
+            db.executemany(
+                "UPDATE items SET sent_at = ? WHERE id = ?", [(now, i) for i in item_ids]
+            )
+
     def message(self, chat_id: str, message_id: int) -> tuple[str, bool] | None:
         """A sent message's HTML, and whether it carries the silence buttons."""
         row = self._db.execute(

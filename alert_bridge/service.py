@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from tbmon.alert_bridge.alertmanager import AlertmanagerClient
+from tbmon.alert_bridge.alertmanager import AlertmanagerClient, AlertmanagerError
 from tbmon.alert_bridge.dispatcher import Dispatcher
 from tbmon.alert_bridge.formatter import alert_block, text
 from tbmon.alert_bridge.metrics import BridgeMetrics
@@ -46,6 +46,9 @@ class Bridge:
         self.dispatcher = Dispatcher(self)
         self.updates = Updates(self)
         self._tasks: list[asyncio.Task[None]] = []
+        #: Seconds within which an alert event is sent once: ALERT_BRIDGE_DEDUP_WINDOW, unless
+        #: Alertmanager reminds sooner (see :meth:`_fit_dedup_window`).
+        self.dedup_window = settings.dedup_window
         #: What getMe said at start-up: the bot's @name, or why it failed.
         self.bot = "not checked yet"
 
@@ -66,6 +69,7 @@ class Bridge:
         self._spawn(self._check_bot(), "getMe")
         self._spawn(self.dispatcher.run(), "dispatcher")
         self._spawn(self._housekeeping(), "housekeeping")
+        self._spawn(self._fit_dedup_window(), "dedup window")
         if self.settings.updates == "polling":
             self._spawn(self.updates.poll(), "getUpdates")
         elif self.settings.updates == "webhook":
@@ -78,6 +82,7 @@ class Bridge:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.updates.stop()
         await self.telegram.close()
         await self.alertmanager.close()
         if self._outbox is not None:
@@ -103,6 +108,31 @@ class Bridge:
             self.bot = f"@{me.get('username', '?')}"
             log.info("Telegram bot %s ready", self.bot)
 
+    async def _fit_dedup_window(self) -> None:
+        """A reminder (Alertmanager's repeat_interval) is the same alert event again: within the
+        dedup window it would be skipped, so the window is shrunk below the shortest repeat."""
+        failures = 0
+        while True:
+            try:
+                repeats = await self.alertmanager.repeat_intervals()
+                break
+            except AlertmanagerError as error:
+                failures += 1
+                log.debug("cannot check Alertmanager's repeat intervals yet: %s", error)
+                await asyncio.sleep(min(self.settings.max_backoff, 2.0**failures))
+        shortest = min(repeats)
+        if shortest <= self.dedup_window:
+            self.dedup_window = shortest / 2
+            log.warning(
+                "Alertmanager repeats notifications every %g s, within ALERT_BRIDGE_DEDUP_WINDOW "
+                "(%g s): reminders would be skipped as duplicates, so the bridge deduplicates "
+                "over %g s instead. Set ALERT_BRIDGE_DEDUP_WINDOW below the shortest "
+                "repeat_interval (TBMON_ALERT_*_REPEAT_INTERVAL) to silence this warning",
+                shortest,
+                self.settings.dedup_window,
+                self.dedup_window,
+            )
+
     async def _housekeeping(self) -> None:
         while True:
             before = time.time() - self.settings.retention_days * 86400
@@ -125,7 +155,7 @@ class Bridge:
             body,
             items,
             time.time(),
-            self.settings.dedup_window,
+            self.dedup_window,
         )
         duplicates = len(items) - queued
         self.metrics.notifications.labels("accepted").inc()

@@ -115,7 +115,8 @@ class BridgeSettings(BaseSettings):
         default=1800.0,
         gt=0,
         description="Seconds within which the same alert event is sent once; keep it between "
-        "Alertmanager's group_interval and repeat_interval so repeats still remind.",
+        "Alertmanager's group_interval and repeat_interval (the bridge halves the shortest "
+        "repeat_interval, with a warning, if it is not).",
     )
     chat_interval: float = Field(
         default=1.05, ge=0, description="Minimum seconds between two messages to one chat."

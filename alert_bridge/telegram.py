@@ -38,6 +38,12 @@ class TelegramError(Exception):
         return self.code == 400 and "can't parse entities" in self.description.lower()
 
     @property
+    def permanent(self) -> bool:
+        """Sending this message again will fail again: the chat is unknown, the bot was kicked or
+        blocked, or the message itself is refused (400/403 without retry_after or migration)."""
+        return self.code in (400, 403) and self.retry_after is None and self.migrate_to is None
+
+    @property
     def thread_missing(self) -> bool:
         """The forum topic (message_thread_id) does not exist."""
         return self.code == 400 and "thread not found" in self.description.lower()

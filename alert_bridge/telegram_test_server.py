@@ -7,8 +7,9 @@ the bridge uses, and checks what Telegram checks: the token, the chat, HTML enti
 limits (a message that breaks them gets a 429 and is counted as a violation).
 
 A control API under ``/_control`` lets tests inject faults on a schedule (429 with retry_after,
-500, HTML 502/503/504 pages, timeouts, chat migrations), press buttons, send commands, and read
-back every request and message. State lives in memory; one server is one fresh Telegram.
+500, HTML 502/503/504 pages, timeouts, chat migrations), kick the bot from a chat, press buttons,
+send commands, and read back every request and message. State lives in memory; one server is one
+fresh Telegram.
 """
 
 from __future__ import annotations
@@ -130,6 +131,8 @@ class _Chat:
     title: str
     topics: set[int] = field(default_factory=set)
     migrated_to: str | None = None
+    #: The bot was removed from the chat (or, for a private chat, blocked by the user).
+    kicked: bool = False
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_message_id: int = 1
     sent: deque[float] = field(default_factory=deque)
@@ -231,6 +234,10 @@ class TelegramState:
                 "Bad Request: group chat was upgraded to a supergroup chat",
                 migrate_to_chat_id=int(chat.migrated_to),
             )
+        if chat.kicked:
+            if chat.type == "private":
+                raise BotApiError(403, "Forbidden: bot was blocked by the user")
+            raise BotApiError(403, f"Forbidden: bot was kicked from the {chat.type} chat")
         return chat
 
     def migrate(self, old: str, new: str) -> None:
@@ -352,7 +359,7 @@ class BotApi:
         chat.messages[chat.next_message_id] = message
         chat.next_message_id += 1
         if state.printer is not None:
-            state.printer(_printable(chat, message))
+            state.printer(printable(f"{chat.id} ({chat.title})", public(message)))
         return state.message_for_api(chat, message)
 
     async def _editMessageText(self, params: dict[str, Any]) -> Any:  # noqa: N802
@@ -458,11 +465,17 @@ async def _deliver_to_webhook(state: TelegramState) -> None:
                 await asyncio.sleep(1)
 
 
-def _printable(chat: _Chat, message: dict[str, Any]) -> str:
-    notes = [f"chat {chat.id} ({chat.title})", f"message {message['message_id']}"]
+def public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the control API shows it (``_silent`` becomes ``silent``...)."""
+    return {key.lstrip("_"): value for key, value in message.items()}
+
+
+def printable(chat: str, message: dict[str, Any]) -> str:
+    """A message (as the control API shows it) for a terminal, headed by ``chat``."""
+    notes = [f"chat {chat}", f"message {message['message_id']}"]
     if "reply_to_message" in message:
         notes.append(f"reply to {message['reply_to_message']['message_id']}")
-    if message["_silent"]:
+    if message["silent"]:
         notes.append("silent")
     buttons = [
         f"[{button['text']}]"
@@ -577,15 +590,17 @@ def _control_router(state: TelegramState) -> APIRouter:
         state.migrate(chat_id, to)
         return {"ok": True}
 
+    @router.put("/chats/{chat_id}/member")
+    async def membership(chat_id: str, member: bool) -> dict[str, bool]:
+        state.chats[chat_id].kicked = not member
+        return {"ok": True}
+
     @router.get("/messages")
     async def messages(chat_id: str) -> list[dict[str, Any]]:
         chat = state.chats.get(chat_id)
         if chat is None:
             return []
-        return [
-            {**{k.lstrip("_"): v for k, v in m.items()}, "chat_id": chat_id}
-            for m in chat.messages.values()
-        ]
+        return [{**public(m), "chat_id": chat_id} for m in chat.messages.values()]
 
     @router.get("/requests")
     async def requests(method: str | None = None) -> list[dict[str, Any]]:
@@ -659,6 +674,10 @@ class TestServerClient(ControlClient):
 
     def migrate(self, chat_id: str, to: str) -> None:
         self._json("POST", f"/chats/{chat_id}/migrate", params={"to": to})
+
+    def membership(self, chat_id: str, member: bool) -> None:
+        """Add the bot to the chat again, or kick it out (Telegram then answers 403)."""
+        self._json("PUT", f"/chats/{chat_id}/member", params={"member": member})
 
     def messages(self, chat_id: str) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = self._json("GET", "/messages", params={"chat_id": chat_id})

@@ -2,8 +2,10 @@
 
 Updates arrive by getUpdates long polling (the offset is kept in the outbox, so a restart neither
 loses nor replays them) or by Telegram calling ``/webhook/telegram``. Every callback query is
-answered, whatever happens, so the button never spins. Only users in ALERT_BRIDGE_ALLOWED_USERS
-may silence; commands work in the alert chats (or for those users anywhere).
+answered, whatever happens, so the button never spins, and as soon as the silence exists:
+marking the message as silenced follows in the background. Only users in
+ALERT_BRIDGE_ALLOWED_USERS may silence; commands work in the alert chats (or for those users
+anywhere).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from tbmon.alert_bridge.alertmanager import AlertmanagerError
@@ -28,6 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _OFFSET = "telegram_update_offset"
+#: Labels that change each time a bot process restarts (``instance`` is service.instance.id;
+#: the others appear when the collector copies resource attributes to labels): a silence that
+#: matched them would stop matching after a restart.
+PER_PROCESS_LABELS = frozenset({"instance", "service_instance_id", "process_pid"})
 _HELP = (
     "<b>tbmon alert bridge</b>\n"
     "/alerts: the alerts firing now\n"
@@ -39,6 +47,7 @@ _HELP = (
 class Updates:
     def __init__(self, bridge: Bridge) -> None:
         self._bridge = bridge
+        self._marking: set[asyncio.Task[None]] = set()
 
     # -- receiving ------------------------------------------------------------------------------
 
@@ -105,19 +114,42 @@ class Updates:
     # -- silence buttons ------------------------------------------------------------------------
 
     async def _callback(self, query: dict[str, Any]) -> None:
-        answer, show_alert = "Something went wrong; see the bridge's log.", True
+        """Answer first (Telegram's window is short), then mark the message in the background:
+        editing waits on the chat's rate limiter, which must not hold up the next press."""
+        answer, show_alert, mark = "Something went wrong; see the bridge's log.", True, None
         try:
-            answer, show_alert = await self._silence(query)
+            answer, show_alert, mark = await self._silence(query)
         finally:
             await self._answer(str(query.get("id", "")), answer, show_alert)
+        if mark is not None:
+            task = asyncio.create_task(self._logged(mark()), name="mark silenced")
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
 
-    async def _silence(self, query: dict[str, Any]) -> tuple[str, bool]:
+    async def stop(self) -> None:
+        """Cancel the messages still waiting to be marked as silenced."""
+        tasks = list(self._marking)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    async def _logged(work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("could not mark a message as silenced")
+
+    async def _silence(
+        self, query: dict[str, Any]
+    ) -> tuple[str, bool, Callable[[], Coroutine[Any, Any, None]] | None]:
+        """Create the silence a press asks for: the answer, and how to mark the message."""
         bridge = self._bridge
         data = str(query.get("data", ""))
         user = query.get("from") or {}
         kind, _, hours_text = data.partition(":")
         if kind != "silence" or not hours_text.isdigit() or int(hours_text) not in SILENCE_HOURS:
-            return "This button is not one of the alert bridge's.", True
+            return "This button is not one of the alert bridge's.", True, None
         hours = int(hours_text)
         user_id = user.get("id")
         if user_id not in bridge.settings.allowed_users:
@@ -125,6 +157,7 @@ class Updates:
                 "You may not silence alerts. Ask an admin to add your Telegram user id "
                 f"({user_id}) to ALERT_BRIDGE_ALLOWED_USERS.",
                 True,
+                None,
             )
         message = query.get("message") or {}
         chat = str((message.get("chat") or {}).get("id", ""))
@@ -133,8 +166,9 @@ class Updates:
         if isinstance(message_id, int):
             labels = await bridge.db(bridge.outbox.message_labels, chat, message_id)
         if not isinstance(message_id, int) or not labels:
-            return "This alert is too old to silence from Telegram; use Alertmanager.", True
-        matchers = dict(set.intersection(*(set(each.items()) for each in labels)))
+            return "This alert is too old to silence from Telegram; use Alertmanager.", True, None
+        shared = set.intersection(*(set(each.items()) for each in labels))
+        matchers = {name: value for name, value in shared if name not in PER_PROCESS_LABELS}
         who = user.get("username") or user.get("first_name") or str(user_id)
         try:
             silence_id = await bridge.alertmanager.create_silence(
@@ -145,10 +179,10 @@ class Updates:
             )
         except AlertmanagerError as error:
             log.error("could not create a silence: %s", error)
-            return f"Could not create the silence: {error}", True
+            return f"Could not create the silence: {error}", True, None
         log.info("%s (%s) silenced %s for %d h: %s", who, user_id, matchers, hours, silence_id)
-        await self._mark_silenced(chat, message_id, hours, who, silence_id)
-        return f"Silenced for {hours} h.", False
+        mark = partial(self._mark_silenced, chat, message_id, hours, who, silence_id)
+        return f"Silenced for {hours} h.", False, mark
 
     async def _mark_silenced(
         self, chat: str, message_id: int, hours: int, who: str, silence_id: str

@@ -74,15 +74,20 @@ class Rig:
 
 @contextmanager
 def bridge_rig(
-    data_dir: Path, *, alertmanager: bool = False, env: dict[str, str] | None = None
+    data_dir: Path,
+    *,
+    alertmanager: bool = False,
+    env: dict[str, str] | None = None,
+    stack: dict[str, Any] | None = None,
 ) -> Iterator[Rig]:
     """Start the Telegram test server and the bridge.
 
     ``env`` is the bridge's environment; ``{bridge}`` and ``{telegram}`` in a value become the
-    bridge's and the test server's URLs.
+    bridge's and the test server's URLs. ``stack`` changes the stack's settings (Alertmanager's
+    routing, say).
     """
     names = ["telegram-test", "alert-bridge"] + (["alertmanager"] if alertmanager else [])
-    supervisor = Supervisor(isolated_settings(data_dir))
+    supervisor = Supervisor(isolated_settings(data_dir).model_copy(update=stack or {}))
     settings = supervisor.settings
     telegram = TestServerClient(settings.url(settings.telegram_test_port))
     with pytest.MonkeyPatch.context() as patch:

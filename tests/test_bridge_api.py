@@ -6,7 +6,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -109,9 +108,12 @@ def test_a_huge_body_is_refused_before_it_is_read(rig: Rig) -> None:
 def test_critical_and_warning_go_to_their_chats_and_duplicates_are_sent_once(rig: Rig) -> None:
     critical = alert("route-c")
     warning = alert("route-w", severity="warning", name="WarnAlert")
+    answers = []
     for _ in range(3):  # Alertmanager retrying, or an HA pair delivering twice
-        assert rig.post(notification([critical])).status_code == 200
-        assert rig.post(notification([warning], group="w")).status_code == 200
+        answers.append(rig.post(notification([critical])))
+        answers.append(rig.post(notification([warning], group="w")))
+    assert all(answer.status_code == 200 for answer in answers)
+    assert [answer.json()["duplicates"] for answer in answers] == [0, 0, 1, 1, 1, 1]
     message = _wait_for(rig, "route-c")
     assert message["text"].startswith("🚨 CRITICAL TRADING BOT ALERT")
     assert message["silent"] is False
@@ -119,9 +121,26 @@ def test_critical_and_warning_go_to_their_chats_and_duplicates_are_sent_once(rig
     warned = _wait_for(rig, "route-w", WARNING_CHAT)
     assert warned["text"].startswith("⚠️ WARNING TRADING BOT ALERT")
     assert warned["silent"] is True  # ALERT_BRIDGE_WARNINGS_SILENT
-    time.sleep(2)  # the duplicates would have been sent by now
     assert idents(rig.messages(CRITICAL_CHAT)).count("route-c") == 1
     assert idents(rig.messages(WARNING_CHAT)).count("route-w") == 1
+
+
+def test_reminders_sooner_than_the_dedup_window_still_remind(tmp_path: Path) -> None:
+    routing = {"alert_critical_group_interval": "2s", "alert_critical_repeat_interval": "4s"}
+    with bridge_rig(tmp_path, alertmanager=True, env=FAST, stack=routing) as rig:
+        rig.telegram.limits(enabled=False)
+        log = rig.supervisor.layout(_component("alert-bridge")).log
+        wait_until(lambda: "reminders would be skipped" in log.read_text(), "the warning")
+        assert "repeats notifications every 4 s, within ALERT_BRIDGE_DEDUP_WINDOW (1800 s)" in (
+            log.read_text()
+        )
+        reminded = notification([alert("remind-me")])
+        assert rig.post(reminded).json()["duplicates"] == 0
+        assert rig.post(reminded).json()["duplicates"] == 1  # a retry, seconds later
+        wait_until(  # as Alertmanager's reminder 4 s later
+            lambda: rig.post(reminded).json()["duplicates"] == 0, "the reminder queued", timeout=10
+        )
+        wait_until(lambda: idents(rig.messages()).count("remind-me") == 2, "the reminder sent")
 
 
 def test_resolved_is_sent_as_a_reply_to_the_firing_message(rig: Rig) -> None:
@@ -194,7 +213,7 @@ def _silences(rig: Rig) -> list[dict[str, Any]]:
 
 
 def test_the_silence_button_creates_a_silence_for_allowed_users_only(rig: Rig) -> None:
-    firing = alert("silence-me", labels={"job": "bot-7"})
+    firing = alert("silence-me", labels={"job": "bot-7", "instance": "4f1c2a-process-id"})
     rig.post(notification([firing]))
     message = _wait_for(rig, "silence-me")
 
@@ -211,7 +230,9 @@ def test_the_silence_button_creates_a_silence_for_allowed_users_only(rig: Rig) -
     wait_until(lambda: rig.telegram.callback(query)["answered"] or None, "an answer")
     assert rig.telegram.callback(query)["text"] == "Silenced for 24 h."
     (silence,) = [s for s in _silences(rig) if _matches(s, "id", "silence-me")]
-    assert {m["name"]: m["value"] for m in silence["matchers"]} == firing["labels"]
+    # Without the process's instance id: the silence still holds once the bot restarts.
+    expected = {k: v for k, v in firing["labels"].items() if k != "instance"}
+    assert {m["name"]: m["value"] for m in silence["matchers"]} == expected
     assert silence["createdBy"] == f"telegram:demo_operator ({DEMO_OPERATOR_ID})"
 
     def edited() -> dict[str, Any] | None:
@@ -312,6 +333,32 @@ def _component(name: str) -> Component:
     return component
 
 
+def test_a_press_is_answered_at_once_while_its_chat_waits_out_a_429(tmp_path: Path) -> None:
+    with bridge_rig(tmp_path, alertmanager=True, env=FAST) as rig:
+        rig.telegram.limits(enabled=False)
+        rig.post(notification([alert("pressed-while-blocked")]))
+        message = _wait_for(rig, "pressed-while-blocked")
+        # The chat's next message earns a 429: the bridge may not post there for a minute.
+        rig.telegram.fault(kinds=["429"], count=1, retry_after=60, chat_id=CRITICAL_CHAT)
+        rig.post(notification([alert("blocks-the-chat")]))
+        wait_until(
+            lambda: [r for r in rig.telegram.requests("sendMessage") if r.get("fault") == "429"],
+            "the 429",
+        )
+        queries = [
+            rig.telegram.press(CRITICAL_CHAT, message["message_id"], data)
+            for data in ("silence:1", "silence:24")
+        ]
+        for query in queries:  # Telegram drops an answer that comes much later than this
+            wait_until(
+                lambda q=query: rig.telegram.callback(q)["answered"] or None,  # type: ignore[misc]
+                "the button's answer while marking the message waits on the chat",
+                timeout=10,
+            )
+        answers = [rig.telegram.callback(query)["text"] for query in queries]
+        assert answers == ["Silenced for 1 h.", "Silenced for 24 h."]
+
+
 # -- Telegram's errors -------------------------------------------------------------------------
 
 
@@ -326,6 +373,51 @@ def test_retry_after_is_honoured(rig: Rig) -> None:
     ]
     assert [r.get("fault") for r in sends] == ["429", None]
     assert sends[1]["time"] - sends[0]["time"] >= 3
+
+
+def test_a_reply_refused_for_good_is_given_up_but_an_alert_is_retried(tmp_path: Path) -> None:
+    with bridge_rig(tmp_path, env=FAST) as rig:
+        rig.telegram.limits(enabled=False)
+        log = rig.supervisor.layout(_component("alert-bridge")).log
+        stranger = "-1005550000001"
+        rig.telegram.add_chat(stranger)
+        rig.telegram.membership(stranger, member=False)  # kicked before the refusal is sent
+        rig.telegram.command(stranger, "/alerts", user_id=999)
+        wait_until(
+            lambda: (
+                "alert_bridge_messages_given_up_total 1.0" in httpx.get(rig.url + "/metrics").text
+            ),
+            "the reply given up",
+        )
+        assert "alert_bridge_outbox_pending 0.0" in httpx.get(rig.url + "/metrics").text
+        assert (
+            f"gave up a reply to chat {stranger}: Telegram refuses it for good (Forbidden: bot "
+            "was kicked from the supergroup chat)" in log.read_text()
+        )
+
+        rig.telegram.membership(CRITICAL_CHAT, member=False)
+        rig.post(notification([alert("while-kicked")]))
+        wait_until(
+            lambda: (
+                len(
+                    [
+                        r
+                        for r in rig.telegram.requests("sendMessage")
+                        if "while-kicked" in str(r["params"].get("text")) and r.get("error")
+                    ]
+                )
+                >= 2
+            ),
+            "the alert retried",
+        )
+        text = log.read_text()
+        assert (
+            f"Telegram refused a message to chat {CRITICAL_CHAT}: Forbidden: bot was kicked from "
+            "the supergroup chat. It stays queued" in text
+        )
+        assert "correct TELEGRAM_CRITICAL_CHAT_ID" in text
+        rig.telegram.membership(CRITICAL_CHAT, member=True)
+        _wait_for(rig, "while-kicked")
 
 
 def test_a_group_migrated_to_a_supergroup_is_followed(tmp_path: Path) -> None:
