@@ -1,24 +1,25 @@
-"""End to end on a real stack: a bot's drawdown goes through the collector into Prometheus, the
-real rules fire, the real Alertmanager routes, the bridge sends, and the Telegram test server
-receives the critical message; recovering sends the reply; the silence button silences.
+"""End to end on a real stack: the demo bot's drawdown scenario goes through the collector into
+Prometheus, the real rules fire, the real Alertmanager routes, the bridge sends, and the Telegram
+test server receives the critical message; the alert resolving sends the reply; the silence
+button silences.
 
 The rules are the production ones (HighDrawdown critical waits its full ``for: 1m``); only
-Alertmanager's group_wait/group_interval are shortened, through the stack's settings.
+Alertmanager's group_wait/group_interval are shortened, through the stack's settings, and the
+bot's drawdown window, so the crash leaves it (and the alert resolves) within minutes.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from bridge_support import CRITICAL_CHAT
-from support import otlp_sdk, running_stack, wait_until
+from support import demo_bot, running_stack, wait_until
 
 from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.settings import StackSettings
@@ -27,22 +28,10 @@ from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
 
-#: Starts a bot breaching the 25% drawdown threshold as ``service``; yields ``recover()``.
-DrawdownSource = Callable[[StackSettings, str], AbstractContextManager[Callable[[], None]]]
-
-
-@contextmanager
-def sdk_drawdown(settings: StackSettings, service: str) -> Iterator[Callable[[], None]]:
-    """The drawdown gauge from the OpenTelemetry SDK, over OTLP, as a bot sends it."""
-    with otlp_sdk(f"{settings.bind_host}:{settings.otlp_grpc_port}", service) as sdk:
-        gauge = sdk.meter_provider.get_meter("e2e").create_gauge("trading_max_drawdown")
-        gauge.set(0.30)
-        yield lambda: gauge.set(0.05)
-
-
-#: The drawdown comes from the SDK directly, not the demo bot, because this test must also make
-#: it recover on cue; the demo's drawdown scenario is checked in test_instrumentation_stack.py.
-DRAWDOWN_SOURCE: DrawdownSource = sdk_drawdown
+#: Return periods (seconds, in the demo) the bot's max drawdown looks back: longer than the
+#: rule's ``for: 1m`` plus scrape and evaluation delays, so the alert fires before the crash
+#: leaves the window and resolves once it has.
+DRAWDOWN_WINDOW = 150
 
 
 @pytest.fixture(scope="module")
@@ -62,27 +51,35 @@ def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]
             yield supervisor
 
 
-def test_drawdown_alert_reaches_telegram_resolves_and_silences(fast_stack: Supervisor) -> None:
+def test_drawdown_alert_reaches_telegram_resolves_and_silences(
+    fast_stack: Supervisor, tmp_path: Path
+) -> None:
     settings = fast_stack.settings
     service = f"e2e-bot-{uuid.uuid4().hex[:6]}"
     telegram = TestServerClient(settings.url(settings.telegram_test_port))
+    log = tmp_path / "demo.log"
 
     def ours(status: str) -> dict[str, Any] | None:
         return next(
             (
                 m
                 for m in telegram.messages(CRITICAL_CHAT)
-                if f"job={service}" in m["text"] and m["text"].startswith(status)
+                if m["text"].startswith(status)
+                and "Alert: HighDrawdown" in m["text"]
+                and f"job={service}" in m["text"]
             ),
             None,
         )
 
     try:
-        with DRAWDOWN_SOURCE(settings, service) as recover:
-            firing = wait_until(lambda: ours("🚨"), "the critical message", timeout=240)
-            _check_format(firing, service, settings)
-            recover()
-            resolved = wait_until(lambda: ours("✅"), "the resolved reply", timeout=120)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("TBMON_ANALYTICS_WINDOW", str(DRAWDOWN_WINDOW))  # the bot's environment
+            with demo_bot(settings, service, log, scenario="drawdown"):
+                firing = wait_until(
+                    lambda: ours("🚨"), f"the critical message (bot log: {log})", timeout=240
+                )
+                _check_format(firing, service, settings)
+                resolved = wait_until(lambda: ours("✅"), "the resolved reply", timeout=240)
         assert resolved["reply_to_message"]["message_id"] == firing["message_id"]
         assert "Resolved: " in resolved["text"]
 
@@ -101,6 +98,7 @@ def test_drawdown_alert_reaches_telegram_resolves_and_silences(fast_stack: Super
     matchers = {m["name"]: m["value"] for m in silence["matchers"]}
     assert matchers["alertname"] == "HighDrawdown"
     assert matchers["severity"] == "critical"
+    assert "instance" not in matchers  # a restarted bot (a new instance id) stays silenced
 
 
 def _check_format(message: dict[str, Any], service: str, settings: StackSettings) -> None:
@@ -110,9 +108,11 @@ def _check_format(message: dict[str, Any], service: str, settings: StackSettings
     assert f"job={service}" in lines[5]
     body = "\n".join(lines[6:])
     assert "Summary: Critical portfolio drawdown" in body
-    assert (
-        f"Description: Portfolio drawdown of {service} is 30%, exceeding the 25% critical "
-        "threshold" in body
+    assert re.search(
+        rf"^Description: Portfolio drawdown of {service} is \d+(\.\d+)?%, exceeding the 25% "
+        "critical threshold$",
+        body,
+        re.MULTILINE,
     )
     assert "Action Required: Stop opening new positions" in body
     assert re.search(r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", body, re.MULTILINE)

@@ -2,7 +2,8 @@
 
 ``make demo`` runs it after ``tbmon stack up``. It starts the exchange test server (Binance's
 REST format) in this process, runs the bot as a user would run theirs, prints where to look, and
-stops both when the duration is over or on Ctrl-C.
+stops both when the duration is over or on Ctrl-C. Without TELEGRAM_BOT_TOKEN the stack's alerts
+go to its Telegram test server; the demo then prints each message that server receives.
 """
 
 from __future__ import annotations
@@ -12,15 +13,27 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
+import httpx
 import typer
 from rich.console import Console
 
+from tbmon.alert_bridge.settings import (
+    DEMO_CRITICAL_CHAT_ID,
+    DEMO_WARNING_CHAT_ID,
+    telegram_configured,
+)
 from tbmon.instrumentation.demo.scenarios import SCENARIOS
 from tbmon.settings import StackSettings, get_stack_settings
+
+if TYPE_CHECKING:
+    from tbmon.alert_bridge.telegram_test_server import TestServerClient
 
 console = Console(soft_wrap=True)
 
@@ -68,6 +81,59 @@ def where_to_look(stack: StackSettings, service: str) -> list[tuple[str, str]]:
     ]
 
 
+#: The test server's alert chats (the bridge's, without TELEGRAM_BOT_TOKEN), as printed.
+ECHOED_CHATS = {DEMO_CRITICAL_CHAT_ID: "critical", DEMO_WARNING_CHAT_ID: "warning"}
+#: Seconds between two looks at the test server's messages.
+ECHO_INTERVAL = 1.0
+
+
+@contextmanager
+def telegram_echo(stack: StackSettings) -> Iterator[bool]:
+    """Print each message the stack's Telegram test server receives, while in the block; yields
+    whether it does (not with a real Telegram bot, nor when the test server does not answer)."""
+    if telegram_configured():
+        yield False
+        return
+    # FastAPI comes with the test server's module: not for every `tbmon` command's sake.
+    from tbmon.alert_bridge.telegram_test_server import TestServerClient  # noqa: PLC0415
+
+    client = TestServerClient(stack.url(stack.telegram_test_port))
+    try:
+        seen = {chat: {m["message_id"] for m in client.messages(chat)} for chat in ECHOED_CHATS}
+    except httpx.HTTPError:
+        client.close()
+        yield False
+        return
+    done = threading.Event()
+    thread = threading.Thread(target=_echo, args=(client, seen, done), daemon=True)
+    thread.start()
+    try:
+        yield True
+    finally:
+        done.set()
+        thread.join(10)
+        client.close()
+
+
+def _echo(client: TestServerClient, seen: dict[str, set[int]], done: threading.Event) -> None:
+    from tbmon.alert_bridge.telegram_test_server import printable  # noqa: PLC0415 (see above)
+
+    while True:
+        stopping = done.wait(ECHO_INTERVAL)  # then one last look, for the latest messages
+        for chat, known in seen.items():
+            try:
+                messages = client.messages(chat)
+            except httpx.HTTPError:
+                continue  # the stack is restarting, say: look again next time
+            for message in messages:
+                if message["message_id"] not in known:
+                    known.add(message["message_id"])
+                    label = f"{chat} ({ECHOED_CHATS[chat]})"
+                    console.print(printable(label, message), markup=False, highlight=False)
+        if stopping:
+            return
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # SIGTERM (docker stop, a supervisor) stops the bot as Ctrl-C does
 
@@ -91,7 +157,8 @@ def demo(
 
     chosen = SCENARIOS[scenario]
     command = instrument_command()
-    with running(port=exchange_port) as exchange_url:
+    with ExitStack() as scope:
+        exchange_url = scope.enter_context(running(port=exchange_port))
         env = {**DEMO_ENVIRONMENT, "EXCHANGE_API_URL": exchange_url, **os.environ}
         console.print(
             f"[bold]tbmon demo[/bold]: scenario [cyan]{chosen.name}[/cyan]: {chosen.summary}"
@@ -99,8 +166,12 @@ def demo(
         if chosen.alerts:
             console.print(f"  it should raise: {', '.join(chosen.alerts)}")
         console.print(f"  exchange test server: {exchange_url}/_control/docs")
-        for label, url in where_to_look(get_stack_settings(), env["OTEL_SERVICE_NAME"]):
+        stack = get_stack_settings()
+        for label, url in where_to_look(stack, env["OTEL_SERVICE_NAME"]):
             console.print(f"  {label:<22} {url}")
+        echo = scope.enter_context(telegram_echo(stack))
+        if echo:
+            console.print("  the Telegram test server's messages are printed as they arrive")
         bot = subprocess.Popen(
             [
                 command,

@@ -45,6 +45,8 @@ WARM_UP = 20.0
 #: The exchange's market while nothing goes wrong: 1% a step, a step a second (a "day" of the
 #: demo's compressed clock), trending enough for the momentum models to be right ~70% of the time.
 NORMAL_MARKET: dict[str, float] = {"volatility": 0.01, "step_seconds": 1.0, "momentum": 0.7}
+#: After the drawdown scenario's crash: prices barely move, so no new drawdown builds up.
+CALM_MARKET: dict[str, float] = {"volatility": 0.001}
 #: Even a good day has a hiccup: the exchange fails the first order placed (an internal error),
 #: so the failure panels and the execution-failure rule have a series from the start.
 NORMAL_FAULTS: tuple[dict[str, Any], ...] = (
@@ -57,11 +59,12 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("normal", "Normal trading on a trending market; no alert should fire."),
         Scenario(
             "drawdown",
-            "The bot goes all in on BTC, then BTC crashes 40%: a drawdown above 25%.",
+            "The bot goes all in on BTC, then BTC crashes 40% (a drawdown above 25%) and the "
+            "market calms down: once the crash leaves TBMON_ANALYTICS_WINDOW, the alert resolves.",
             alerts=("HighDrawdown", "HighPositionConcentration"),
             steps=(
                 Step(WARM_UP, exposure=0.95, concentrate="BTC/USDT"),
-                Step(WARM_UP + 8, shock={"BTC/USDT": -0.40}),
+                Step(WARM_UP + 8, shock={"BTC/USDT": -0.40}, market=CALM_MARKET),
             ),
         ),
         Scenario(
