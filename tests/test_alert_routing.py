@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -185,6 +186,36 @@ def test_a_critical_alert_inhibits_the_warning_of_the_same_name_and_thing(
         (name, "warning", "bot-b"): "active",
         (name + "Other", "warning", "bot-a"): "active",
     }
+
+
+@pytest.mark.stack
+def test_a_pipeline_backend_down_inhibits_bots_stopped_reporting(stack: Supervisor) -> None:
+    run = uuid.uuid4().hex[:6]
+    ends = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()  # inhibits only this test's
+
+    def alert(name: str, severity: str, component: str, job: str) -> dict[str, Any]:
+        labels = {"alertname": name, "severity": severity, "component": component, "job": job}
+        return {"labels": {**labels, "run": run}, "annotations": {"summary": "s"}, "endsAt": ends}
+
+    stopped = alert("BotStoppedReporting", "critical", "pipeline", f"bot-{run}")
+    _post_alerts(stack, [stopped, alert("BackendDown", "critical", "infrastructure", "jaeger")])
+    url = stack.settings.url(stack.settings.alertmanager_port, "/api/v2/alerts")
+
+    def state(name: str) -> str | None:
+        return next(
+            (
+                a["status"]["state"]
+                for a in httpx.get(url, timeout=10).json()
+                if a["labels"].get("run") == run and a["labels"]["alertname"] == name
+            ),
+            None,
+        )
+
+    wait_until(lambda: state("BackendDown"), "the alerts in Alertmanager")
+    # Jaeger down does not hide a silent bot.
+    wait_until(lambda: state("BotStoppedReporting") == "active", "the bot's alert active")
+    _post_alerts(stack, [alert("BackendDown", "critical", "infrastructure", "processors")])
+    wait_until(lambda: state("BotStoppedReporting") == "suppressed", "the inhibition")
 
 
 @pytest.mark.stack
