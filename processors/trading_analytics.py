@@ -11,6 +11,12 @@ formulas). The raw input contract:
 - **Closed trades**: a log record or a span event carrying the attribute ``trade.pnl_usd``
   (realised profit or loss in USD, a number); optional ``trade.id`` (identity, so a retried batch
   is not counted twice) and ``strategy`` (one trade series per strategy).
+- **Positions**: the metric ``trading_position_exposure_usd`` (a gauge, or a non-monotonic sum),
+  one data point per open position: attribute ``symbol`` (required) and the position's signed
+  exposure in USD (short is negative), plus the attributes of the portfolio series it belongs to
+  (for example ``strategy``). A symbol's latest sample (by timestamp) is its position; report 0
+  when a position closes (a symbol that stops being reported keeps its last exposure until the
+  bot is forgotten).
 
 Derived gauges (unit-less; fractions, 0.1 = 10 %), sent every PROCESSORS_DERIVE_INTERVAL_SECONDS
 under the bot's own resource (so ``job`` and ``instance`` are the bot's):
@@ -20,7 +26,11 @@ under the bot's own resource (so ``job`` and ``instance`` are the bot's):
   ``trading_current_drawdown``, ``risk_var_95_percent``, ``risk_var_99_percent`` (historical VaR
   of the period returns), with the portfolio series' attributes;
 - from closed trades: ``trading_win_rate``, ``trading_profit_factor`` (``strategy`` attribute when
-  the trades carry one).
+  the trades carry one);
+- from positions: ``trading_open_positions`` (non-zero exposures), ``risk_position_concentration``
+  (Herfindahl index of the absolute exposures) and, when the portfolio series with the same
+  attributes has a value, ``risk_leverage_ratio`` (gross exposure over that latest value), with
+  the positions' attributes less ``symbol``: the instrumentation's formulas, so both paths agree.
 
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
@@ -41,6 +51,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbmon import __version__, analytics
+from tbmon.instrumentation.trading import POSITION_GAUGES
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -61,15 +72,22 @@ from tbmon.processors.otlp import (
 from tbmon.processors.settings import read_settings
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
+POSITIONS_METRIC = "trading_position_exposure_usd"
+SYMBOL_ATTRIBUTE = "symbol"
 PNL_ATTRIBUTE = "trade.pnl_usd"
 TRADE_ID_ATTRIBUTE = "trade.id"
 STRATEGY_ATTRIBUTE = "strategy"
 SCOPE = "tbmon.processors.trading_analytics"
 
+_FROM_POSITIONS = ("trading_open_positions", "risk_position_concentration", "risk_leverage_ratio")
 #: Derived gauge -> description.
 DERIVED = {
     name: f"{text[:-1]} (derived by tbmon)."
-    for name, text in {**analytics.VALUE_GAUGES, **analytics.TRADE_GAUGES}.items()
+    for name, text in {
+        **analytics.VALUE_GAUGES,
+        **analytics.TRADE_GAUGES,
+        **{name: POSITION_GAUGES[name] for name in _FROM_POSITIONS},
+    }.items()
 }
 
 
@@ -129,10 +147,33 @@ class _Trades:
 
 
 @dataclass
+class _Positions:
+    """The open positions of one portfolio series: symbol -> (sample time, signed exposure)."""
+
+    attributes: list[KeyValue]
+    latest: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def add(self, symbol: str, time_unix_nano: int, exposure: float) -> None:
+        known = self.latest.get(symbol)
+        if known is None or time_unix_nano >= known[0]:
+            self.latest[symbol] = (time_unix_nano, exposure)
+
+    def held(self) -> list[float]:
+        return [exposure for _, exposure in self.latest.values() if exposure != 0]
+
+
+@dataclass
 class _Bot:
     own: set[str] = field(default_factory=set)
     series: dict[bytes, _Series] = field(default_factory=dict)
     trades: dict[str | None, _Trades] = field(default_factory=dict)
+    positions: dict[bytes, _Positions] = field(default_factory=dict)
+
+
+def _series_key(attributes: Sequence[KeyValue]) -> bytes:
+    """Identity of a series by its attributes, whatever order they come in."""
+    ordered = sorted(attributes, key=lambda kv: kv.key)
+    return b"".join(kv.SerializeToString(deterministic=True) for kv in ordered)
 
 
 class TradingAnalyticsProcessor(Processor):
@@ -142,7 +183,9 @@ class TradingAnalyticsProcessor(Processor):
         self.settings = settings or read_settings(AnalyticsSettings)
         self._period_ns = round(self.settings.period_seconds * 1e9)
         self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
-        self._metric_needles = tuple(name.encode() for name in (PORTFOLIO_METRIC, *DERIVED))
+        self._metric_needles = tuple(
+            name.encode() for name in (PORTFOLIO_METRIC, POSITIONS_METRIC, *DERIVED)
+        )
         self._pnl_needle = PNL_ATTRIBUTE.encode()
 
     # -- raw input ----------------------------------------------------------------------------
@@ -160,16 +203,31 @@ class TradingAnalyticsProcessor(Processor):
                         bot.own.add(metric.name)
                     elif metric.name == PORTFOLIO_METRIC:
                         self._add_values(bot, metric)
+                    elif metric.name == POSITIONS_METRIC:
+                        self._add_positions(bot, metric)
         return batch
 
     def _add_values(self, bot: _Bot, metric: Metric) -> None:
         for point in number_points(metric):
-            key = b"".join(kv.SerializeToString(deterministic=True) for kv in point.attributes)
+            key = _series_key(point.attributes)
             series = bot.series.get(key)
             if series is None:
                 periods = analytics.PeriodSeries(self._period_ns, self.settings.window_periods)
                 series = bot.series[key] = _Series(list(point.attributes), periods)
             series.periods.add(point.time_unix_nano, point_value(point))
+
+    def _add_positions(self, bot: _Bot, metric: Metric) -> None:
+        for point in number_points(metric):
+            symbol = attribute(point.attributes, SYMBOL_ATTRIBUTE)
+            exposure = point_value(point)
+            if symbol is None or not math.isfinite(exposure):
+                continue
+            rest = [kv for kv in point.attributes if kv.key != SYMBOL_ATTRIBUTE]
+            key = _series_key(rest)
+            book = bot.positions.get(key)
+            if book is None:
+                book = bot.positions[key] = _Positions(rest)
+            book.add(symbol.string_value, point.time_unix_nano, exposure)
 
     def process_logs(
         self, batch: Batch[ExportLogsServiceRequest]
@@ -229,6 +287,11 @@ class TradingAnalyticsProcessor(Processor):
                 labels = key_values({} if strategy is None else {STRATEGY_ATTRIBUTE: strategy})
                 for name, value in analytics.trade_gauges(list(trades.pnls)).items():
                     points.setdefault(name, []).append((labels, value))
+            for key, book in bot.positions.items():
+                portfolio = bot.series.get(key)
+                equity = portfolio.periods.latest() if portfolio is not None else None
+                for name, value in _position_gauges(book.held(), equity).items():
+                    points.setdefault(name, []).append((book.attributes, value))
             metrics = [
                 gauge(name, values, now_unix_nano, description=DERIVED[name])
                 for name, values in points.items()
@@ -237,3 +300,15 @@ class TradingAnalyticsProcessor(Processor):
             if metrics:
                 results.append(resource_metrics(resource, SCOPE, metrics, __version__))
         return results
+
+
+def _position_gauges(held: list[float], equity: float | None) -> dict[str, float]:
+    """Open positions, concentration and (with a portfolio value) leverage of the exposures."""
+    gauges = {
+        "trading_open_positions": float(len(held)),
+        "risk_position_concentration": analytics.position_concentration(held),
+    }
+    leverage = analytics.leverage_ratio(held, equity) if equity is not None else None
+    if leverage is not None:
+        gauges["risk_leverage_ratio"] = leverage
+    return gauges

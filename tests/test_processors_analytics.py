@@ -23,6 +23,7 @@ from tbmon.processors.testing import (
 )
 from tbmon.processors.trading_analytics import (
     PORTFOLIO_METRIC,
+    POSITIONS_METRIC,
     AnalyticsSettings,
     TradingAnalyticsProcessor,
 )
@@ -167,6 +168,44 @@ def test_trades_per_strategy(plugin: TradingAnalyticsProcessor) -> None:
     run(plugin, logs_batch(*records))
     derived = _derived(collect(plugin))
     assert derived[("trading_win_rate", (("strategy", "grid"),))] == pytest.approx(2 / 3)
+
+
+def _positions(exposures: dict[str, float], time_unix_nano: int) -> otlp.Metric:
+    points = [({"symbol": symbol, "strategy": "grid"}, e) for symbol, e in exposures.items()]
+    return otlp.gauge(POSITIONS_METRIC, points, time_unix_nano)
+
+
+def test_positions_give_count_concentration_and_leverage(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    portfolio = otlp.gauge(PORTFOLIO_METRIC, [({"strategy": "grid"}, 160_000.0)], START)
+    opened = {"BTC/USDT": 90_000.0, "ETH/USDT": -30_000.0, "SOL/USDT": 5_000.0}
+    run(plugin, metrics_batch(portfolio, _positions(opened, START)))
+    # Later: SOL closed (reported 0), BTC unchanged; then an older BTC sample arrives late.
+    run(plugin, metrics_batch(_positions({"SOL/USDT": 0.0, "BTC/USDT": 90_000.0}, START + 2)))
+    run(plugin, metrics_batch(_positions({"BTC/USDT": 1.0}, START + 1)))
+    derived = _derived(collect(plugin))
+
+    grid = (("strategy", "grid"),)
+    assert derived[("trading_open_positions", grid)] == 2
+    # Herfindahl of |90,000| and |-30,000|: 0.75^2 + 0.25^2; gross 120,000 over 160,000.
+    assert derived[("risk_position_concentration", grid)] == pytest.approx(0.625, abs=1e-12)
+    assert derived[("risk_leverage_ratio", grid)] == pytest.approx(0.75, abs=1e-12)
+    assert derived[("risk_position_concentration", grid)] == pytest.approx(
+        analytics.position_concentration([90_000.0, -30_000.0])
+    )
+
+
+def test_positions_without_a_portfolio_value_have_no_leverage(
+    plugin: TradingAnalyticsProcessor,
+) -> None:
+    run(plugin, metrics_batch(_positions({"BTC/USDT": 0.0}, START)))
+    derived = _derived(collect(plugin))
+    grid = (("strategy", "grid"),)
+    assert derived == {
+        ("trading_open_positions", grid): 0,
+        ("risk_position_concentration", grid): 0.0,
+    }
 
 
 def test_a_name_the_bot_emits_itself_is_never_derived(plugin: TradingAnalyticsProcessor) -> None:
