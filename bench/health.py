@@ -16,11 +16,9 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -33,6 +31,7 @@ import psutil
 from tbmon.settings import StackSettings
 from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
+from tbmon.standin import silent_server
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"
@@ -117,26 +116,8 @@ def stand_in_dependency() -> Iterator[str]:
 @contextmanager
 def silent_dependency() -> Iterator[str]:
     """A port that accepts connections and never answers; yields its base URL."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    threading.Thread(target=accept, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        for connection in held:
-            connection.close()
+    with silent_server() as port:
+        yield f"http://127.0.0.1:{port}"
 
 
 def health_env(dependency: str, jaeger: str) -> dict[str, str]:

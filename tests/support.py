@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -207,30 +205,3 @@ def otlp_sdk(endpoint: str, service_name: str) -> Iterator[Telemetry]:
         stack.callback(meter_provider.shutdown)
         stack.callback(tracer_provider.shutdown)
         yield Telemetry(tracer_provider, meter_provider, logger_provider)
-
-
-@contextmanager
-def silent_server() -> Iterator[int]:
-    """A TCP port that accepts connections and never says a word; yields the port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-
-    def accept() -> None:
-        while True:
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                return
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        listener.shutdown(socket.SHUT_RDWR)
-        listener.close()
-        thread.join(5)
-        for connection in held:
-            connection.close()

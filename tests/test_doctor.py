@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from support import Backends, otlp_sdk, silent_server, wait_until
+from support import Backends, otlp_sdk, wait_until
 
 from tbmon.alert_bridge.settings import DEMO_BOT_TOKEN
 from tbmon.settings import PROJECT_ROOT
@@ -18,6 +18,7 @@ from tbmon.stack.doctor import Doctor, Finding, Status
 from tbmon.stack.operations import OperationsSettings
 from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standin import silent_server
 
 pytestmark = pytest.mark.stack
 
