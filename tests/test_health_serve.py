@@ -3,6 +3,7 @@ bridge, against dependencies that hang, and with bad configuration."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
@@ -22,10 +23,15 @@ import psycopg
 import pytest
 from bridge_support import bridge_rig
 from processors_support import otlp_sink, start_host, stop_host
-from support import silent_server, wait_until
+from support import otlp_sdk, wait_until
 
+from tbmon.health import Outcome, Status
+from tbmon.health.collector import CollectorCheck
+from tbmon.settings import StackSettings
+from tbmon.stack.binaries import OTELCOL
 from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
+from tbmon.standin import silent_server
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-Secret-7d1e"
@@ -298,6 +304,67 @@ def test_the_alert_bridge_check_reads_the_outbox_with_the_bridges_token(tmp_path
             bridge = detailed(base)["alert_bridge"]
             assert bridge["status"] == "degraded", bridge
             assert "refuses HEALTH_ALERT_BRIDGE_TOKEN" in bridge["metadata"]["error"]
+
+
+COLLECTOR_CONFIG = """
+receivers:
+  otlp: {protocols: {grpc: {endpoint: "127.0.0.1:${env:OTLP_PORT}"}}}
+exporters:
+  otlp/down:
+    endpoint: "127.0.0.1:${env:DOWN_PORT}"
+    tls: {insecure: true}
+    retry_on_failure: {enabled: false}
+    sending_queue: {enabled: false}
+extensions:
+  health_check: {endpoint: "127.0.0.1:${env:HEALTH_PORT}"}
+service:
+  extensions: [health_check]
+  telemetry:
+    metrics:
+      readers:
+        - pull: {exporter: {prometheus: {host: 127.0.0.1, port: "${env:TELEMETRY_PORT}"}}}
+  pipelines:
+    traces: {receivers: [otlp], exporters: [otlp/down]}
+"""
+
+
+def test_the_first_collector_reading_flags_an_exporter_that_never_delivered(
+    tmp_path: Path,
+) -> None:
+    otlp, down, health, telemetry = free_ports(4)  # nothing listens on `down`
+    config = tmp_path / "collector.yaml"
+    config.write_text(COLLECTOR_CONFIG)
+    ports = {"OTLP_PORT": otlp, "DOWN_PORT": down, "HEALTH_PORT": health}
+    env = {**os.environ, **{k: str(v) for k, v in ports.items()}, "TELEMETRY_PORT": str(telemetry)}
+    binary = OTELCOL.path(StackSettings().cache_dir)
+    with (tmp_path / "collector.log").open("w") as log:
+        collector = subprocess.Popen(
+            [str(binary), "--config", str(config)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    metrics_url = f"http://127.0.0.1:{telemetry}/metrics"
+    try:
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{health}/").is_success, "the collector")
+        with otlp_sdk(f"127.0.0.1:{otlp}", "first-reading") as sdk:
+            sdk.tracer_provider.get_tracer("test").start_span("lost").end()
+            sdk.tracer_provider.force_flush(timeout_millis=2000)
+            wait_until(
+                lambda: "otelcol_exporter_send_failed_spans{" in httpx.get(metrics_url).text,
+                "the collector to count the failed send",
+            )
+        check = CollectorCheck(f"http://127.0.0.1:{health}/", metrics_url, 80)
+        outcome = asyncio.run(_once(check))  # a fresh check: no earlier reading
+    finally:
+        stop(collector)
+    assert outcome.status is Status.DEGRADED, outcome
+    assert "exporter otlp/down: " in outcome.metadata["error"]
+    assert "none sent since the collector started" in outcome.metadata["error"]
+
+
+async def _once(check: CollectorCheck) -> Outcome:
+    try:
+        return await check.check()
+    finally:
+        await check.aclose()
 
 
 # -- dependencies that hang ------------------------------------------------------------------------
