@@ -128,6 +128,8 @@ class Supervisor:
         allowed = component.secrets if component is not None else frozenset()
         for secret in SECRET_VARIABLES - allowed:
             env.pop(secret, None)
+        if component is not None:
+            env.update(component.environment(self.layout(component)))
         for name, value in s.model_dump().items():
             env[f"TBMON_{name.upper()}"] = str(value)
         env["TBMON_COLLECTOR_STORAGE_DIR"] = str(s.data_dir / "collector" / "queue")

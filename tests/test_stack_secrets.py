@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings
 
 from tbmon.alert_bridge.settings import BridgeSettings
 from tbmon.health.settings import HealthSettings
+from tbmon.stack import render
 from tbmon.stack.components import COMPONENTS, SECRET_VARIABLES
 from tbmon.stack.operations import OperationsSettings
 from tbmon.stack.ports import isolated_settings
@@ -66,3 +67,18 @@ def test_each_component_gets_dotenv_and_only_its_own_secrets(
         if name != "health":
             assert "DATABASE_URL" not in env, name
             assert "HEALTH_TOKEN" not in env, name
+
+
+def test_the_health_service_gets_the_bridge_token_the_stack_generated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALERT_BRIDGE_TOKEN", raising=False)
+    monkeypatch.delenv("HEALTH_ALERT_BRIDGE_TOKEN", raising=False)
+    supervisor = Supervisor(isolated_settings(tmp_path))
+    bridge = next(c for c in COMPONENTS if c.name == "alert-bridge")
+    assert bridge.prepare is not None
+    bridge.prepare(supervisor.layout(bridge))  # generates the token, as `stack up` does
+    token = render.bridge_token_file(supervisor.settings).read_text()
+    given = {c.name: supervisor.environment(c) for c in COMPONENTS}
+    assert given["health"]["HEALTH_ALERT_BRIDGE_TOKEN"] == token
+    assert all("HEALTH_ALERT_BRIDGE_TOKEN" not in env for n, env in given.items() if n != "health")
