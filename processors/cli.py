@@ -78,7 +78,10 @@ def serve(
 @app.command()
 def plugins() -> None:
     """The installed plugins (entry-point group tbmon.processors) and the hooks each has."""
-    configured = ProcessorsSettings().plugins
+    try:
+        configured = read_settings(ProcessorsSettings).plugins
+    except InvalidSettingsError as error:
+        raise _fail(str(error)) from error
     for name, entry_point in sorted(discover(ENTRY_POINT_GROUP).items()):
         try:
             cls = entry_point.load()

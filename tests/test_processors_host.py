@@ -384,6 +384,21 @@ def test_start_up_errors_say_what_to_do(tmp_path: Path, plugin_path: dict[str, s
         assert "Traceback" not in result.stderr
 
 
+def test_the_plugin_listing_names_a_malformed_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tbmon", "processors", "plugins"],
+        env={**os.environ, "PROCESSORS_PLUGIN_BUDGETS": '{"redaction": 2'},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "error: PROCESSORS_PLUGIN_BUDGETS: cannot be decoded" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_a_port_in_use_is_named(tmp_path: Path, sink: OtlpSink) -> None:
     host = start_host(tmp_path, sink.port)
     try:

@@ -5,11 +5,16 @@ from __future__ import annotations
 import logging
 import random
 import string
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tbmon.processors import otlp
+from tbmon.processors import Batch, _lite, otlp
+from tbmon.processors.api import ExportLogsServiceRequest, ExportTraceServiceRequest
 from tbmon.processors.redaction import RedactionProcessor, RedactionSettings
 from tbmon.processors.testing import (
     log_record,
@@ -262,6 +267,73 @@ def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor
             assert redactor.suspect(raw), padded
     for key in SENSITIVE_KEYS:
         assert redactor.suspect(spans_batch(span("s", {key: "x"})).raw), key
+
+
+def test_in_a_batch_of_many_only_the_items_with_a_secret_change(
+    redactor: RedactionProcessor,
+) -> None:
+    """Spans and log records over several resources and scopes (with scope names, schema urls
+    and resource attributes in between), secrets planted in random items: every one is masked,
+    the other items come out as they went in."""
+    rng = random.Random(11)
+    places = [
+        lambda: span("s", {"db.url": "postgresql://u:hunter2@db/x"}),
+        lambda: span("login password=hunter2"),
+        lambda: span("s", events=[("e", {"note": "token=hunter2"})]),
+        lambda: span("s", {"nested": {"deep": ["x", "Bearer hunter2hunter2"]}}),
+    ]
+    trace = ExportTraceServiceRequest()
+    logs = ExportLogsServiceRequest()
+    planted = 0
+    for r in range(3):
+        resource_spans = trace.resource_spans.add(schema_url=f"https://schema/{r}")
+        resource_spans.resource.attributes.extend(otlp.key_values({"service.name": f"bot-{r}"}))
+        resource_logs = logs.resource_logs.add()
+        for s in range(2):
+            scope_spans = resource_spans.scope_spans.add(schema_url="x")
+            scope_spans.scope.name = f"scope-{s}"
+            scope_logs = resource_logs.scope_logs.add()
+            for _ in range(rng.randint(0, 30)):
+                secret = rng.random() < 0.15
+                planted += secret
+                scope_spans.spans.append(
+                    rng.choice(places)() if secret else span("fetch", {"symbol": "BTC"})
+                )
+                scope_logs.log_records.append(
+                    log_record("pwd: hunter2" if secret else "order filled", {"n": 1})
+                )
+    assert planted
+    spans_out = run(redactor, Batch.of(trace)).message()
+    logs_out = run(redactor, Batch.of(logs)).message()
+    assert "hunter2" not in str(spans_out) + str(logs_out)
+    assert _changed(otlp.spans(trace), otlp.spans(spans_out)) == planted
+    assert _changed(otlp.log_records(logs), otlp.log_records(logs_out)) == planted
+
+
+def _changed(before: Iterator[tuple[Any, Any, Any]], after: Iterator[tuple[Any, Any, Any]]) -> int:
+    return sum(a[2] != b[2] for a, b in zip(before, after, strict=True))
+
+
+def test_item_ranges_are_the_items_bytes() -> None:
+    request = ExportTraceServiceRequest()
+    for r in range(2):
+        resource_spans = request.resource_spans.add(schema_url="s")
+        resource_spans.resource.attributes.extend(otlp.key_values({"k": "v" * 200}))
+        for s in range(3):
+            scope = resource_spans.scope_spans.add()
+            scope.scope.name = "n"
+            scope.spans.extend(span(f"{r}-{s}-{i}") for i in range(r + s))
+    raw = request.SerializeToString()
+    ranges = _lite.item_ranges(raw)
+    expected = [
+        (r, s, i, item)
+        for r, resource in enumerate(request.resource_spans)
+        for s, scope in enumerate(resource.scope_spans)
+        for i, item in enumerate(scope.spans)
+    ]
+    assert [(*where, Span.FromString(raw[a:b])) for a, b, where in ranges] == expected
+    with pytest.raises(DecodeError):
+        _lite.item_ranges(raw[:-1])
 
 
 def test_masking_is_idempotent(redactor: RedactionProcessor) -> None:

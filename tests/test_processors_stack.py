@@ -225,16 +225,56 @@ def test_with_the_host_stopped_nothing_is_lost_and_the_collector_keeps_working(
     assert float(samples[0]["value"][1]) == 777.5
 
 
+def test_one_signals_backlog_does_not_hold_up_the_others(
+    stack: Supervisor, backends: Backends
+) -> None:
+    """Jaeger down: spans wait in their own queue while logs and metrics keep arriving."""
+    service = f"backlog-{uuid.uuid4().hex[:8]}"
+    settings = stack.settings
+    stack.down(["jaeger"])
+    try:
+        with otlp_sdk(backends.otlp_grpc, service) as sdk:
+            tracer = sdk.tracer_provider.get_tracer("probe")
+            logger = _logger(service, sdk.logger_provider)
+            sdk.meter_provider.get_meter("probe").create_gauge(PORTFOLIO_METRIC).set(555.5)
+            trace_ids = []
+            for index in range(5):
+                with tracer.start_as_current_span(f"order-{index}") as current:
+                    logger.info("placed order %d", index)
+                    trace_ids.append(format(current.get_span_context().trace_id, "032x"))
+        wait_until(
+            partial(
+                _queued,
+                settings.url(settings.collector_telemetry_port, "/metrics"),
+                "traces",
+                "otlp_grpc/jaeger",
+            ),
+            "spans waiting in the otlp_grpc/jaeger queue",
+        )
+        records = wait_until(
+            partial(_all_logs, backends, service, 5), "the log records while Jaeger is down"
+        )
+        assert sorted(r["_msg"] for r in records) == [f"placed order {i}" for i in range(5)]
+        wait_until(
+            partial(backends.prometheus, f'{PORTFOLIO_METRIC}{{job="{service}"}}'),
+            "the gauge while Jaeger is down",
+        )
+    finally:
+        stack.up(["jaeger"])
+    for trace_id in trace_ids:
+        wait_until(partial(backends.jaeger_trace, trace_id), f"trace {trace_id} after the outage")
+
+
 def _all_logs(backends: Backends, service: str, count: int) -> list[dict[str, Any]] | None:
     records = backends.logs(f'service.name:="{service}"')
     return records if len(records) == count else None
 
 
-def _queued(telemetry_url: str, data_type: str) -> bool:
+def _queued(telemetry_url: str, data_type: str, exporter: str = "otlp_grpc/processors") -> bool:
     for line in httpx.get(telemetry_url, timeout=5).text.splitlines():
         if (
             line.startswith("otelcol_exporter_queue_size{")
-            and 'exporter="otlp_grpc/processors"' in line
+            and f'exporter="{exporter}"' in line
             and f'data_type="{data_type}"' in line
         ):
             return float(line.rsplit(" ", 1)[1]) > 0
