@@ -15,6 +15,6 @@ A metric of its own goes on tbmon's meter: ``meter().create_gauge("my_custom_met
 """
 
 from tbmon.instrumentation.instruments import meter
-from tbmon.instrumentation.trading import TradingError, TradingMetrics, trading_metrics
+from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
 
-__all__ = ["TradingError", "TradingMetrics", "meter", "trading_metrics"]
+__all__ = ["TradingMetrics", "meter", "trading_metrics"]

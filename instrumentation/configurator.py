@@ -9,7 +9,8 @@ with these additions:
   ``OTEL_RESOURCE_ATTRIBUTES`` wins;
 - batch processors whose dropped spans and log records are counted
   (:mod:`tbmon.instrumentation.delivery`);
-- one warning, not a crash, for invalid ``TBMON_*`` settings;
+- one warning, not a crash, for invalid ``TBMON_*`` settings (numeric ``OTEL_*`` ones the
+  distro repairs, before the SDK is imported);
 - leaner paths through the SDK's own objects for what a bot does most, with the same telemetry:
   spans (:mod:`~tbmon.instrumentation._internal.tracing`), measurements
   (:mod:`~tbmon.instrumentation._internal.metrics`) and batched log records

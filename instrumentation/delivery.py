@@ -29,15 +29,11 @@ from opentelemetry.sdk._logs.export import (
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from tbmon.instrumentation.distro import QUEUE_SIZE, SCHEDULE_DELAY_MILLIS
 from tbmon.instrumentation.instruments import meter
 
 logger = logging.getLogger(__name__)
 
-#: Spans (or log records) kept in memory while the collector is away: the SDK's 2048 fill in
-#: seconds at trading rates. The distro sets it as OTEL_BSP/BLRP_MAX_QUEUE_SIZE.
-QUEUE_SIZE = 8192
-#: How long a span or log record waits for its batch, in ms (the SDK's 5000 makes traces late).
-SCHEDULE_DELAY_MILLIS = 1000
 #: The batching used when the environment's makes the SDK refuse to build a processor (a batch
 #: larger than the queue, a delay of 0...): without it the SDK's set-up fails as a whole and the
 #: bot runs with no telemetry at all.

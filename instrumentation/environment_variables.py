@@ -2,7 +2,10 @@
 
 As in ``opentelemetry.sdk.environment_variables``: one named constant per variable, documented
 where it is defined. The ``OTEL_*`` defaults the distro sets are listed in
-:data:`tbmon.instrumentation.distro.OTEL_DEFAULTS`; these are tbmon's own.
+:data:`tbmon.instrumentation.distro.OTEL_DEFAULTS`; these are tbmon's own. The default OTLP
+endpoint also follows the local stack's ``TBMON_BIND_HOST``, ``TBMON_OTLP_GRPC_PORT`` and
+``TBMON_OTLP_HTTP_PORT`` (``127.0.0.1``, ``4317``, ``4318``), which are
+:class:`tbmon.settings.StackSettings` fields: one setting moves the collector and its bots.
 """
 
 from __future__ import annotations
@@ -69,8 +72,10 @@ TBMON_PERIODS_PER_YEAR = "TBMON_PERIODS_PER_YEAR"
 """
 .. envvar:: TBMON_PERIODS_PER_YEAR
 
-Annualisation factor of the Sharpe ratio: 365 for crypto's daily periods, 252 for markets with
-trading days. Default: ``365``.
+Annualisation factor of the Sharpe, Sortino and Calmar ratios: periods of
+:envvar:`TBMON_ANALYTICS_PERIOD_SECONDS` in a year. Default: a calendar year of them
+(``365 * 86400 / TBMON_ANALYTICS_PERIOD_SECONDS``: 365 for daily periods, 8760 for hourly ones,
+as crypto trades every day); set 252 for daily periods of a market with trading days.
 """
 
 TBMON_ANALYTICS_WINDOW = "TBMON_ANALYTICS_WINDOW"

@@ -18,6 +18,7 @@ METER_NAME = "tbmon.instrumentation"
 API_REQUEST_DURATION = "api_request_duration_seconds"
 MODEL_INFERENCE_DURATION = "model_inference_duration_seconds"
 ORDERS = "trading_orders"
+REJECTED_VALUES = "tbmon_trading_values_rejected"
 
 #: Exchange round trips: 5 ms to 10 s (SlowAPIResponses fires on a p95 above 1 s).
 API_REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -55,4 +56,12 @@ def orders(meter_provider: MeterProvider | None = None) -> Counter:
     """``trading_orders_total{strategy, symbol, side, exchange, status}``: orders placed."""
     return meter(meter_provider).create_counter(
         ORDERS, description="Orders sent to an exchange, by outcome (filled, open, failed...)."
+    )
+
+
+def rejected_values(meter_provider: MeterProvider | None = None) -> Counter:
+    """``tbmon_trading_values_rejected_total{call}``: values a recording call could not use."""
+    return meter(meter_provider).create_counter(
+        REJECTED_VALUES,
+        description="Values a TradingMetrics call ignored (NaN, a non-positive price...), by call.",
     )

@@ -1,13 +1,19 @@
 """The instrumentation's own settings (``TBMON_*`` and ``EXCHANGE_API_URL``), read once at start-up.
 
 A bot must keep trading whatever its environment says, so an invalid value never stops it: it
-is named in one warning, and its default is used (:func:`load_settings`).
+is named in one warning, and its default is used (:func:`load_settings`). The same holds for the
+numeric ``OTEL_*`` variables, which the SDK parses itself and whose invalid values would leave
+the bot with no telemetry at all (:func:`repair_otel_environment`).
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
+from collections.abc import MutableMapping
 from functools import lru_cache
+from typing import Any
 
 from pydantic import AnyHttpUrl, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +21,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from tbmon.instrumentation import environment_variables as env
 
 logger = logging.getLogger(__name__)
+
+#: A calendar year in seconds: crypto trades every day, so a year of daily periods is 365.
+YEAR_SECONDS = 365 * 86400
 
 
 class InstrumentationSettings(BaseSettings):
@@ -32,16 +41,29 @@ class InstrumentationSettings(BaseSettings):
     exchange_api_url: AnyHttpUrl | None = Field(default=None, validation_alias=env.EXCHANGE_API_URL)
     exchange: str | None = Field(default=None, validation_alias=env.TBMON_EXCHANGE)
     latency_probe_interval: float = Field(
-        default=15.0, gt=0, validation_alias=env.TBMON_LATENCY_PROBE_INTERVAL
+        default=15.0,
+        ge=0.1,
+        le=86400,
+        allow_inf_nan=False,
+        validation_alias=env.TBMON_LATENCY_PROBE_INTERVAL,
     )
     analytics_period_seconds: float = Field(
-        default=86400.0, gt=0, validation_alias=env.TBMON_ANALYTICS_PERIOD_SECONDS
+        default=86400.0,
+        ge=0.001,
+        le=366 * 86400,
+        allow_inf_nan=False,
+        validation_alias=env.TBMON_ANALYTICS_PERIOD_SECONDS,
     )
     periods_per_year: float = Field(
-        default=365.0, gt=0, validation_alias=env.TBMON_PERIODS_PER_YEAR
+        default_factory=lambda data: YEAR_SECONDS / data["analytics_period_seconds"],
+        gt=0,
+        allow_inf_nan=False,
+        validation_alias=env.TBMON_PERIODS_PER_YEAR,
     )
     analytics_window: int = Field(default=365, ge=2, validation_alias=env.TBMON_ANALYTICS_WINDOW)
-    risk_free_rate: float = Field(default=0.0, validation_alias=env.TBMON_RISK_FREE_RATE)
+    risk_free_rate: float = Field(
+        default=0.0, gt=-1, lt=10, allow_inf_nan=False, validation_alias=env.TBMON_RISK_FREE_RATE
+    )
 
     @property
     def exchange_label(self) -> str | None:
@@ -63,15 +85,79 @@ def load_settings() -> InstrumentationSettings:
             "tbmon: ignoring invalid settings, using their defaults: %s",
             "; ".join(f"{variable}: {message}" for variable, message in problems.items()),
         )
-        defaults = {
-            variable: fields[by_alias[variable]].default
+        # The invalid ones' defaults, as init values (these outrank the environment). The
+        # annualisation's default follows the period, known only once the rest is read.
+        computed = env.TBMON_PERIODS_PER_YEAR in problems
+        defaults: dict[str, Any] = {
+            variable: fields[by_alias[variable]].get_default()
             for variable in problems
-            if variable in by_alias
+            if variable in by_alias and variable != env.TBMON_PERIODS_PER_YEAR
         }
-        return InstrumentationSettings(**defaults)
+        if computed:
+            defaults[env.TBMON_PERIODS_PER_YEAR] = 1.0  # replaced below
+        settings = InstrumentationSettings(**defaults)
+        if computed:
+            per_year = YEAR_SECONDS / settings.analytics_period_seconds
+            settings = settings.model_copy(update={"periods_per_year": per_year})
+        return settings
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> InstrumentationSettings:
     """The process-wide settings (tests call :func:`load_settings` after setting variables)."""
     return load_settings()
+
+
+#: Numeric OTEL_* variables the SDK parses at set-up, each with the least value it accepts; a
+#: value it cannot parse (or a non-positive interval) makes the whole SDK set-up fail.
+OTEL_NUMBERS: dict[str, float] = {
+    "OTEL_METRIC_EXPORT_INTERVAL": 1,
+    "OTEL_METRIC_EXPORT_TIMEOUT": 1,
+    "OTEL_EXPORTER_OTLP_TIMEOUT": 0.001,
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT": 0.001,
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT": 0.001,
+    "OTEL_EXPORTER_OTLP_LOGS_TIMEOUT": 0.001,
+    "OTEL_ATTRIBUTE_COUNT_LIMIT": 0,
+    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT": 0,
+    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": 0,
+    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": 0,
+    "OTEL_SPAN_EVENT_COUNT_LIMIT": 0,
+    "OTEL_SPAN_LINK_COUNT_LIMIT": 0,
+    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT": 0,
+    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT": 0,
+}
+#: The limits the SDK reads as integers.
+_INTEGERS = {name for name in OTEL_NUMBERS if name.endswith("_LIMIT")}
+
+
+def _acceptable(name: str, raw: str) -> bool:
+    try:
+        value = int(raw) if name in _INTEGERS else float(raw)
+    except ValueError:
+        return False
+    return math.isfinite(value) and value >= OTEL_NUMBERS[name]
+
+
+def repair_otel_environment(
+    defaults: dict[str, str], environ: MutableMapping[str, str] = os.environ
+) -> list[str]:
+    """Replace each invalid numeric OTEL_* value by its default in ``defaults`` (tbmon's), or
+    remove it (the SDK's default applies); one warning names them all. Returns their names."""
+    invalid = [
+        name for name in OTEL_NUMBERS if name in environ and not _acceptable(name, environ[name])
+    ]
+    for name in invalid:
+        if name in defaults:
+            environ[name] = defaults[name]
+        else:
+            del environ[name]
+    if invalid:
+        logger.warning(
+            "tbmon: ignoring invalid OpenTelemetry settings, using their defaults: %s",
+            "; ".join(
+                f"{name}: not {'an integer' if name in _INTEGERS else 'a number'} "
+                f">= {OTEL_NUMBERS[name]:g}"
+                for name in invalid
+            ),
+        )
+    return invalid

@@ -36,11 +36,14 @@ Every gauge carries the ``strategy`` label (TBMON_STRATEGY unless a call names a
 ``agent``; fractions are fractions (0.1 = 10 %). A value the formulas leave undefined (fewer
 than two periods, no losing trade...) has no sample, so Prometheus never sees NaN. Order and
 trade ids never become labels: :meth:`~TradingMetrics.record_trade` puts them on the current
-span as a ``trade.closed`` event.
+span as a ``trade.closed`` event. A value no metric can hold (NaN, a non-positive price...) never
+raises into the bot's loop: the call ignores it, counts it in
+``tbmon_trading_values_rejected_total{call}`` and names the first of each call in a warning.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -75,14 +78,16 @@ AGENT_GAUGES = {
 ENSEMBLE_CONSENSUS = "ensemble_consensus_score"
 
 
-class TradingError(ValueError):
-    """A recording call was given a value that no metric can hold (NaN, a negative price...)."""
+logger = logging.getLogger(__name__)
 
 
-def _finite(name: str, value: float) -> float:
-    if not math.isfinite(value):
-        raise TradingError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
+def _finite(value: object) -> float | None:
+    """``value`` as a finite float, or None (NaN, infinity, not a number at all)."""
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 @dataclass
@@ -141,6 +146,8 @@ class TradingMetrics:
         self._consensus: float | None = None
         self._snapshot: dict[str, list[Observation]] | None = None
         self._orders = instruments.orders(meter_provider)
+        self._rejected = instruments.rejected_values(meter_provider)
+        self._warned: set[str] = set()
         self._inference = instruments.model_inference_duration(meter_provider)
         self._api_requests = instruments.api_request_duration(meter_provider)
         meter = instruments.meter(meter_provider)
@@ -156,13 +163,35 @@ class TradingMetrics:
                 name, callbacks=[self._observer(name)], description=description
             )
 
+    def _reject(self, call: str, problem: str) -> None:
+        """A value no metric can hold: never an exception in the bot's loop, but counted, and
+        the first of each call named in a warning."""
+        self._rejected.add(1, {"call": call})
+        with self._lock:
+            first = call not in self._warned
+            self._warned.add(call)
+        if first:
+            logger.warning(
+                "tbmon: %s ignored a value: %s (the bot goes on; further ones are counted in "
+                "%s_total{call=%r})",
+                call,
+                problem,
+                instruments.REJECTED_VALUES,
+                call,
+            )
+
     # -- portfolio and risk -------------------------------------------------------------------
 
     def record_portfolio_value(
         self, value_usd: float, *, strategy: str | None = None, timestamp: float | None = None
     ) -> None:
         """The portfolio's value now (or at Unix time ``timestamp``), in USD."""
-        value = _finite("value_usd", value_usd)
+        value = _finite(value_usd)
+        if value is None:
+            self._reject(
+                "record_portfolio_value", f"value_usd must be a finite number: {value_usd!r}"
+            )
+            return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         with self._lock:
             state = self._strategy(strategy)
@@ -183,7 +212,10 @@ class TradingMetrics:
         ``trade_id`` and ``symbol`` go to the current span (a ``trade.closed`` event), never to
         a metric label.
         """
-        pnl = _finite("pnl_usd", pnl_usd)
+        pnl = _finite(pnl_usd)
+        if pnl is None:
+            self._reject("record_trade", f"pnl_usd must be a finite number: {pnl_usd!r}")
+            return
         name = strategy or self.settings.strategy
         with self._lock:
             self._strategy(name).pnls.append(pnl)
@@ -201,7 +233,12 @@ class TradingMetrics:
         self, exposures_usd: Mapping[str, float], *, strategy: str | None = None
     ) -> None:
         """Every open position's signed exposure in USD by symbol (short is negative)."""
-        exposures = {symbol: _finite(symbol, e) for symbol, e in exposures_usd.items()}
+        checked = {symbol: _finite(e) for symbol, e in exposures_usd.items()}
+        exposures = {symbol: e for symbol, e in checked.items() if e is not None}
+        if len(exposures) < len(checked):
+            invalid = next(symbol for symbol in checked if symbol not in exposures)
+            self._reject("set_positions", f"exposure of {invalid} must be a finite number")
+            return
         with self._lock:
             self._strategy(strategy).exposures = exposures
             self._snapshot = None
@@ -215,8 +252,10 @@ class TradingMetrics:
     ) -> None:
         """Market prices by symbol, for the correlation of the held symbols' returns."""
         for symbol, price in prices.items():
-            if not price > 0:
-                raise TradingError(f"price of {symbol} must be positive, got {price!r}")
+            number = _finite(price)
+            if number is None or number <= 0:
+                self._reject("record_prices", f"price of {symbol} must be positive: {price!r}")
+                return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         with self._lock:
             state = self._strategy(strategy)
@@ -254,9 +293,12 @@ class TradingMetrics:
         self, seconds: float, *, exchange: str, endpoint: str, status: str = "ok"
     ) -> None:
         """An exchange call made without ccxt (the ccxt instrumentation records its own)."""
+        duration = _finite(seconds)
+        if duration is None or duration < 0:
+            self._reject("record_api_request", f"seconds must be a duration: {seconds!r}")
+            return
         self._api_requests.record(
-            _finite("seconds", seconds),
-            {"exchange": exchange, "endpoint": endpoint, "status": status},
+            duration, {"exchange": exchange, "endpoint": endpoint, "status": status}
         )
 
     # -- agents --------------------------------------------------------------------------------
@@ -272,17 +314,22 @@ class TradingMetrics:
 
     def add_reward(self, agent: str, reward: float) -> None:
         """A reinforcement-learning agent's reward for one step."""
-        value = _finite("reward", reward)
+        value = _finite(reward)
+        if value is None:
+            self._reject("add_reward", f"reward must be a finite number: {reward!r}")
+            return
         with self._lock:
             self._rewards[agent] = self._rewards.get(agent, 0.0) + value
             self._snapshot = None
 
     def set_ensemble_consensus(self, score: float) -> None:
         """Share of the ensemble's agents that agree with its decision, in [0, 1]."""
-        if not 0.0 <= score <= 1.0:
-            raise TradingError(f"consensus score must be within [0, 1], got {score!r}")
+        value = _finite(score)
+        if value is None or not 0.0 <= value <= 1.0:
+            self._reject("set_ensemble_consensus", f"score must be within [0, 1]: {score!r}")
+            return
         with self._lock:
-            self._consensus = float(score)
+            self._consensus = value
             self._snapshot = None
 
     @contextmanager

@@ -130,8 +130,7 @@ class Supervisor:
             env.pop(secret, None)
         if component is not None:
             env.update(component.environment(self.layout(component)))
-        for name, value in s.model_dump().items():
-            env[f"TBMON_{name.upper()}"] = str(value)
+        env.update(s.environment())
         env["TBMON_COLLECTOR_STORAGE_DIR"] = str(s.data_dir / "collector" / "queue")
         env["TBMON_JAEGER_BADGER_DIR"] = str(s.data_dir / "jaeger" / "badger")
         env["TBMON_JAEGER_OTLP_ENDPOINT"] = f"{s.bind_host}:{s.jaeger_otlp_grpc_port}"

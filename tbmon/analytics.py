@@ -55,7 +55,7 @@ def sharpe_ratio(
     per_period = risk_free_rate / periods_per_year
     excess = [r - per_period for r in returns]
     deviation = _sample_std(excess)
-    if deviation == 0:
+    if _negligible(deviation, excess):
         return None
     return fmean(excess) / deviation * math.sqrt(periods_per_year)
 
@@ -157,14 +157,15 @@ def quantile(values: Sequence[float], q: float) -> float:
 
 
 def historical_var(returns: Sequence[float], confidence: float = 0.95) -> float | None:
-    """Historical Value at Risk: -quantile(r, 1 - c), a positive loss fraction.
+    """Historical Value at Risk: -quantile(r, 1 - c), the loss fraction at confidence c.
 
-    None with fewer than two returns.
+    Positive for a loss; negative when even the 1 - c quantile is a gain (every return
+    positive), as the standard formula has it. None with fewer than two returns.
     """
     _check_confidence(confidence)
     if len(returns) < 2:
         return None
-    return -quantile(returns, 1.0 - confidence)
+    return 0.0 - quantile(returns, 1.0 - confidence)  # never -0.0
 
 
 def parametric_var(returns: Sequence[float], confidence: float = 0.95) -> float | None:
@@ -212,7 +213,11 @@ def average_correlation(returns_by_asset: Mapping[str, Sequence[float]]) -> floa
     """
     series = [list(r) for r in returns_by_asset.values() if len(r) >= 2]
     length = min((len(s) for s in series), default=0)
-    aligned = [s[-length:] for s in series if length >= 2 and _sample_std(s[-length:]) > 0]
+    aligned = [
+        s[-length:]
+        for s in series
+        if length >= 2 and not _negligible(_sample_std(s[-length:]), s[-length:])
+    ]
     pairs = [
         _pearson(aligned[i], aligned[j])
         for i in range(len(aligned))
@@ -302,6 +307,16 @@ class PeriodSeries:
 
 def _defined(values: Mapping[str, float | None]) -> dict[str, float]:
     return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
+
+
+#: A deviation this small relative to the values it describes is float noise, not variation:
+#: returns of a steady 1 % a period differ in their 17th digit, and their Sharpe ratio is
+#: undefined, not 10^15.
+_RELATIVE_NOISE = 1e-12
+
+
+def _negligible(deviation: float, values: Sequence[float]) -> bool:
+    return deviation <= _RELATIVE_NOISE * max((abs(v) for v in values), default=0.0)
 
 
 def _sample_std(values: Sequence[float]) -> float:

@@ -147,6 +147,10 @@ class StackSettings(BaseSettings):
         """An ``http://`` URL on this stack's bind host."""
         return f"http://{self.bind_host}:{port}{path}"
 
+    def environment(self) -> dict[str, str]:
+        """Each setting as its ``TBMON_*`` variable: a process given these sees this stack."""
+        return {f"TBMON_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+
     def ports(self) -> dict[str, int]:
         """Every port setting by field name, for conflict checks and for tests."""
         return {

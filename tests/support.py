@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,19 +79,20 @@ def wait_until(
     )
 
 
-def run_instrumented(script: str, env: dict[str, str]) -> tuple[dict[str, Any], str]:
+def run_instrumented(script: str, env: Mapping[str, str | None]) -> tuple[dict[str, Any], str]:
     """``opentelemetry-instrument python -c script`` with no collector, in an environment
-    without the caller's OTEL_*/TBMON_* settings; returns the script's last line as JSON, and
-    its stderr."""
+    without the caller's OTEL_*/TBMON_* settings plus ``env`` (None: unset); returns the
+    script's last line as JSON, and its stderr."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))}
     # Nothing listens here: exports fail fast and quietly, which these tests do not look at.
     clean |= {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",
         "OTEL_EXPORTER_OTLP_TIMEOUT": "1",
     }
+    merged: dict[str, str | None] = {**clean, **env}
     done = subprocess.run(
         [INSTRUMENT, sys.executable, "-c", script],
-        env={**clean, **env},
+        env={k: v for k, v in merged.items() if v is not None},
         capture_output=True,
         text=True,
         timeout=60,
@@ -117,11 +118,8 @@ def demo_bot(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``tbmon demo`` (the bot under opentelemetry-instrument) as ``service``, sending to the
     stack on ``settings``; its output goes to ``log``. Stopped on exit, even on failure."""
-    env = {
-        **os.environ,
-        "OTEL_SERVICE_NAME": service,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": settings.url(settings.otlp_grpc_port),
-    }
+    # The stack's settings, not an OTLP endpoint: the distro finds the collector, as for a user.
+    env = {**os.environ, **settings.environment(), "OTEL_SERVICE_NAME": service}
     command = [sys.executable, "-m", "tbmon", "demo", "--scenario", scenario]
     with log.open("wb") as output:
         process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)

@@ -31,13 +31,15 @@ def test_sortino_uses_every_period_in_the_downside_deviation() -> None:
 
 def test_max_drawdown_reference_and_values() -> None:
     assert analytics.max_drawdown([0.10, -0.10]) == pytest.approx(0.10, abs=1e-12)
-    assert analytics.max_drawdown_of_values([100, 110, 99, 120, 90]) == pytest.approx(0.25)
+    assert analytics.max_drawdown_of_values([100, 110, 99, 120, 90]) == pytest.approx(
+        0.25, abs=1e-9
+    )
     assert analytics.max_drawdown([0.05, 0.02]) == 0.0
     assert analytics.max_drawdown([]) == 0.0
 
 
 def test_current_drawdown_is_below_the_running_peak() -> None:
-    assert analytics.current_drawdown([100, 120, 90]) == pytest.approx(0.25)
+    assert analytics.current_drawdown([100, 120, 90]) == pytest.approx(0.25, abs=1e-9)
     assert analytics.current_drawdown([]) == 0.0
 
 
@@ -47,8 +49,8 @@ def test_win_rate_and_profit_factor_reference_values() -> None:
 
 
 def test_total_return_and_simple_returns() -> None:
-    assert analytics.total_return([100.0, 90.0, 125.0]) == pytest.approx(0.25)
-    assert analytics.simple_returns([100.0, 110.0, 99.0]) == pytest.approx([0.1, -0.1])
+    assert analytics.total_return([100.0, 90.0, 125.0]) == pytest.approx(0.25, abs=1e-9)
+    assert analytics.simple_returns([100.0, 110.0, 99.0]) == pytest.approx([0.1, -0.1], abs=1e-9)
 
 
 @pytest.mark.parametrize("confidence", [0.95, 0.99])
@@ -79,10 +81,10 @@ def test_calmar_is_cagr_over_drawdown() -> None:
 
 
 def test_concentration_and_leverage() -> None:
-    assert analytics.position_concentration([50.0, -50.0]) == pytest.approx(0.5)
+    assert analytics.position_concentration([50.0, -50.0]) == pytest.approx(0.5, abs=1e-9)
     assert analytics.position_concentration([100.0]) == 1.0
     assert analytics.position_concentration([]) == 0.0
-    assert analytics.leverage_ratio([3000.0, -1000.0], 2000.0) == pytest.approx(2.0)
+    assert analytics.leverage_ratio([3000.0, -1000.0], 2000.0) == pytest.approx(2.0, abs=1e-9)
 
 
 def test_average_correlation_matches_numpy() -> None:
@@ -122,3 +124,21 @@ def test_invalid_levels_are_rejected() -> None:
         analytics.quantile(RETURNS, 1.5)
     with pytest.raises(ValueError, match="empty"):
         analytics.quantile([], 0.5)
+
+
+def test_steady_growth_has_no_sharpe_ratio_rather_than_float_noise() -> None:
+    values = [100.0 * 1.01**period for period in range(30)]  # returns differ in the 17th digit
+    assert analytics.sharpe_ratio(analytics.simple_returns(values), 365) is None
+    assert (
+        analytics.average_correlation(
+            {"A": analytics.simple_returns(values), "B": [0.01, -0.02] * 14 + [0.03]}
+        )
+        is None
+    )
+
+
+def test_var_of_returns_that_are_all_gains_is_negative_and_of_flat_ones_zero() -> None:
+    assert analytics.historical_var([0.01, 0.02, 0.03], 0.95) == pytest.approx(-0.011, abs=1e-12)
+    flat = analytics.historical_var([0.0, 0.0, 0.0], 0.99)
+    assert flat == 0.0
+    assert math.copysign(1.0, flat or 0.0) == 1.0  # not -0.0

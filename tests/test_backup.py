@@ -140,7 +140,7 @@ def test_a_snapshot_out_of_reach_fails_its_part_with_the_command_that_finishes_i
 def test_cli_writes_a_dated_folder_and_its_table(stack: Supervisor, tmp_path: Path) -> None:
     env = {
         **os.environ,
-        **{f"TBMON_{k.upper()}": str(v) for k, v in stack.settings.model_dump().items()},
+        **stack.settings.environment(),
         "GRAFANA_URL": f"http://127.0.0.1:{free_ports(1)[0]}",
         "COLUMNS": "200",
     }

@@ -6,6 +6,7 @@ bot saw. No collector is needed: these check the set-up, the stack tests check t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -28,6 +29,8 @@ print(json.dumps({
     "resource": dict(tracer_provider.resource.attributes),
     "span_processor": type(span_processor).__name__,
     "exporter": type(span_processor._batch_processor._exporter._exporter).__name__,
+    "exporter_module": type(span_processor._batch_processor._exporter._exporter).__module__,
+    "tracer_provider": type(tracer_provider).__name__,
     "span_queue": span_processor._batch_processor._max_queue_size,
     "logger_provider": type(get_logger_provider()).__name__,
     "trace_id": format(context.trace_id, "032x"),
@@ -36,7 +39,7 @@ print(json.dumps({
 """
 
 
-def run_bot(env: dict[str, str], script: str = PROBE) -> tuple[dict[str, Any], str]:
+def run_bot(env: Mapping[str, str | None], script: str = PROBE) -> tuple[dict[str, Any], str]:
     return run_instrumented(script, env)
 
 
@@ -125,3 +128,91 @@ def test_batch_settings_the_sdk_refuses_are_one_warning_not_a_bot_without_teleme
     assert len(warnings) == 2, stderr
     assert "for spans" in warnings[0]
     assert "for logs" in warnings[1]
+
+
+def test_the_default_endpoint_is_the_stacks_collector_wherever_its_port_is() -> None:
+    # Port 9 (discard) has no listener: the bot's exports fail fast.
+    seen, _ = run_bot({"OTEL_EXPORTER_OTLP_ENDPOINT": None, "TBMON_OTLP_GRPC_PORT": "9"})
+    assert seen["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    assert seen["exporter"] == "TbmonSpanExporter"
+
+
+def test_a_bad_stack_setting_does_not_move_the_collector_endpoint() -> None:
+    seen, stderr = run_bot(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": None,
+            "TBMON_OTLP_GRPC_PORT": "9",
+            "TBMON_PROMETHEUS_PORT": "ninety",
+        }
+    )
+    assert seen["env"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    (warning,) = [line for line in stderr.splitlines() if "invalid stack settings" in line]
+    assert "TBMON_PROMETHEUS_PORT" in warning
+
+
+def test_otlp_over_http_gets_the_sdks_http_exporter_and_the_http_receiver() -> None:
+    seen, _ = run_bot(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": None,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "TBMON_OTLP_HTTP_PORT": "9",
+        }
+    )
+    env = seen["env"]
+    assert env["OTEL_TRACES_EXPORTER"] == env["OTEL_LOGS_EXPORTER"] == "otlp"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    assert seen["exporter_module"].startswith("opentelemetry.exporter.otlp.proto.http")
+
+
+def test_one_signal_over_http_gets_its_own_endpoint() -> None:
+    seen, _ = run_bot(
+        {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": None,
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
+            "TBMON_OTLP_GRPC_PORT": "9",
+            "TBMON_OTLP_HTTP_PORT": "19",
+        }
+    )
+    env = seen["env"]
+    assert env["OTEL_TRACES_EXPORTER"] == "otlp"
+    assert env["OTEL_LOGS_EXPORTER"] == "tbmon"
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://127.0.0.1:9"
+    assert env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"] == "http://127.0.0.1:19/v1/traces"
+    assert seen["exporter_module"].startswith("opentelemetry.exporter.otlp.proto.http")
+
+
+def test_numeric_otel_settings_the_sdk_would_refuse_are_one_warning_and_defaults() -> None:
+    seen, stderr = run_bot(
+        {
+            "OTEL_METRIC_EXPORT_INTERVAL": "-5",
+            "OTEL_EXPORTER_OTLP_TIMEOUT": "abc",
+            "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "many",  # the SDK fails at import on this one
+        }
+    )
+    (warning,) = [line for line in stderr.splitlines() if "invalid OpenTelemetry settings" in line]
+    for variable in ("OTEL_METRIC_EXPORT_INTERVAL", "OTEL_EXPORTER_OTLP_TIMEOUT"):
+        assert variable in warning
+    assert "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: not an integer" in warning
+    env = seen["env"]
+    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"  # tbmon's default
+    assert "OTEL_EXPORTER_OTLP_TIMEOUT" not in env  # the SDK's
+    assert "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" not in env
+    assert seen["tracer_provider"] != "ProxyTracerProvider"  # telemetry is set up
+    assert seen["exporter"] == "TbmonSpanExporter"
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["TBMON_ANALYTICS_PERIOD_SECONDS", "TBMON_LATENCY_PROBE_INTERVAL", "TBMON_RISK_FREE_RATE"],
+)
+def test_non_finite_numbers_are_invalid_settings(variable: str) -> None:
+    script = (
+        "from tbmon.instrumentation.settings import get_settings\n"
+        "import json; print(json.dumps(get_settings().model_dump(mode='json')))\n"
+    )
+    seen, stderr = run_bot({variable: "inf"}, script)
+    (warning,) = [line for line in stderr.splitlines() if "invalid settings" in line]
+    assert variable in warning
+    assert seen["analytics_period_seconds"] == 86400.0
+    assert seen["latency_probe_interval"] == 15.0
+    assert seen["risk_free_rate"] == 0.0

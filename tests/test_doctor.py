@@ -157,7 +157,7 @@ def test_hanging_dependencies_fail_their_own_checks_within_the_timeout(stack: Su
 def test_cli_prints_a_table_and_json_and_exits_1_on_failure(stack: Supervisor) -> None:
     env = {
         **os.environ,
-        **{f"TBMON_{k.upper()}": str(v) for k, v in stack.settings.model_dump().items()},
+        **stack.settings.environment(),
         "GRAFANA_URL": "http://127.0.0.1:1",
         "HEALTH_URL": "http://127.0.0.1:1",
         "TELEGRAM_BOT_TOKEN": "",

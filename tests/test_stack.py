@@ -177,7 +177,7 @@ def test_missing_binaries_say_to_run_make_install(tmp_path: Path) -> None:
 
 
 def test_cli_status_json_and_unknown_names(stack: Supervisor) -> None:
-    env = {**os.environ, **_settings_environment(stack.settings)}
+    env = {**os.environ, **stack.settings.environment()}
     status = subprocess.run(
         [sys.executable, "-m", "tbmon", "stack", "status", "--json"],
         env=env,
@@ -254,10 +254,6 @@ def test_rendered_prometheus_config_passes_promtool(stack: Supervisor) -> None:
     text = rendered.read_text()
     assert f"127.0.0.1:{stack.settings.metrics_port}" in text
     assert "cadvisor" not in text  # Compose-only targets are left out locally
-
-
-def _settings_environment(settings: StackSettings) -> dict[str, str]:
-    return {f"TBMON_{name.upper()}": str(value) for name, value in settings.model_dump().items()}
 
 
 def _answers(url: str) -> bool:

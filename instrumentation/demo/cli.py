@@ -46,6 +46,7 @@ DEMO_ENVIRONMENT = {
     "TBMON_LATENCY_PROBE_INTERVAL": "5",
     # The demo's clock is compressed: a second is a market day, a return period.
     "TBMON_ANALYTICS_PERIOD_SECONDS": "1",
+    "TBMON_PERIODS_PER_YEAR": "365",
 }
 
 
