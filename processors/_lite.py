@@ -8,11 +8,10 @@ about 30 ns per item, against about 1 us for a full parse.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import Message
 
 _FieldType = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tbmon.processors.lite"
@@ -96,51 +95,3 @@ def count(signal: str, raw: bytes) -> int:
         for scope in resource.scopes:
             total += len(scope.items)
     return total
-
-
-def item_ranges(raw: bytes) -> list[tuple[int, int, tuple[int, int, int]]]:
-    """Where each span or log record of a serialized request lies in it: (start, end,
-    (resource, scope, index)), in order. Reads the wire format of the envelope only.
-
-    Raises ``google.protobuf.message.DecodeError`` when the envelope is malformed.
-    """
-    ranges = []
-    for r, (start, end) in enumerate(_submessages(raw, 0, len(raw), 1)):
-        for s, (scope_start, scope_end) in enumerate(_submessages(raw, start, end, 2)):
-            for i, item in enumerate(_submessages(raw, scope_start, scope_end, 2)):
-                ranges.append((*item, (r, s, i)))
-    return ranges
-
-
-def _submessages(raw: bytes, start: int, end: int, number: int) -> Iterator[tuple[int, int]]:
-    """(start, end) of each length-delimited field ``number`` of the message raw[start:end]."""
-    position = start
-    while position < end:
-        key, position = _varint(raw, position)
-        wire_type = key & 7
-        if wire_type == 2:
-            length, position = _varint(raw, position)
-            if key >> 3 == number:
-                yield position, position + length
-            position += length
-        elif wire_type == 0:
-            _, position = _varint(raw, position)
-        elif wire_type in (1, 5):
-            position += 8 if wire_type == 1 else 4
-        else:
-            raise DecodeError(f"unexpected wire type {wire_type}")
-    if position != end:
-        raise DecodeError("truncated message")
-
-
-def _varint(raw: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if position >= len(raw) or shift > 63:
-            raise DecodeError("truncated varint")
-        byte = raw[position]
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7

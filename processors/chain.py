@@ -88,7 +88,10 @@ class Plugin:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plugin-{name}")
         self._lock = asyncio.Lock()
         self._log = _RateLimitedLog()
-        telemetry.PLUGIN_STUCK.labels(name).set(0)
+        signals = {signal.value for signal in self.signals}
+        if self.collects:
+            signals.add("metrics")
+        telemetry.declare_plugin(name, sorted(signals), reject_on_failure)
 
     async def process(self, signal: Signal, raw: bytes, message: object | None) -> Step | None:
         """The hook's result, or None when it failed (the caller goes on with ``raw``)."""

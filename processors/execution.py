@@ -21,11 +21,13 @@ a slow order did not fail. Counters, per bot and (exchange, symbol, side):
 from __future__ import annotations
 
 import re
+import struct
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
@@ -33,6 +35,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbmon import __version__
+from tbmon.processors._items import Items
 from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
 from tbmon.processors.otlp import (
     PerResource,
@@ -114,14 +117,43 @@ class ExecutionQualityProcessor(Processor):
         self.settings = settings or read_settings(ExecutionSettings)
         self._names = re.compile(self.settings.span_names, re.ASCII)
         self._prefilter = re.compile(self.settings.span_names.encode())
+        self._nullable = self._prefilter.fullmatch(b"") is not None
         self._counts: PerResource[_Counts] = PerResource(_Counts, self.settings.idle_seconds)
         self._seen: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()
 
     def process_spans(
         self, batch: Batch[ExportTraceServiceRequest]
     ) -> Batch[ExportTraceServiceRequest]:
-        if not self._prefilter.search(batch.raw):
+        raw = batch.raw
+        names = [match.span() for match in self._prefilter.finditer(raw)]
+        if not names:
             return batch
+        try:
+            items = Items(raw, Span)
+        except DecodeError:
+            batch.read()  # names the problem, if protobuf agrees the batch is malformed
+            return self._process_message(batch)
+        # Only the spans a match of the name pattern falls in can be order placements (a name
+        # that fully matches is in the bytes verbatim); all of them if the pattern can match
+        # nothing, as such matches overlap no span.
+        candidates = items.every() if self._nullable else items.at(names)
+        counts: dict[int, _Counts] = {}
+        for place, where, span in candidates:
+            if not self._names.fullmatch(span.name):
+                continue
+            if where[0] not in counts:
+                counts[where[0]] = self._counts.get(items.resource_of(where))
+            marks, remarked = self._check(span, counts[where[0]])
+            if remarked:  # a retried batch: its old marks go, so edit the span itself
+                _apply(span, marks)
+                items.edited(place)
+            else:  # the marks are new attributes: appended to the span's bytes as they are
+                items.replace(place, items.content(place) + _encode(marks))
+        return Batch(batch.message_type, items.result()) if items.changed else batch
+
+    def _process_message(
+        self, batch: Batch[ExportTraceServiceRequest]
+    ) -> Batch[ExportTraceServiceRequest]:
         for resource_spans in batch.read().resource_spans:
             counts = None
             for scope_spans in resource_spans.scope_spans:
@@ -131,10 +163,12 @@ class ExecutionQualityProcessor(Processor):
                     batch.edit()
                     if counts is None:
                         counts = self._counts.get(resource_spans.resource)
-                    self._check(span, counts)
+                    _apply(span, self._check(span, counts)[0])
         return batch
 
-    def _check(self, span: Span, counts: _Counts) -> None:
+    def _check(self, span: Span, counts: _Counts) -> tuple[list[tuple[str, Mark]], bool]:
+        """Count the order; its marks, and whether it was marked before (then the old marks
+        are removed here, and the new ones must be added to the span itself)."""
         found: dict[str, AnyValue] = {}
         marked = False
         for kv in span.attributes:
@@ -153,22 +187,20 @@ class ExecutionQualityProcessor(Processor):
 
         latency_ms = (span.end_time_unix_nano - span.start_time_unix_nano) / 1e6
         slow = latency_ms > self.settings.max_latency_ms
-        _mark(span, LATENCY_MS).double_value = latency_ms
-        _mark(span, SLOW).bool_value = slow
+        marks: list[tuple[str, Mark]] = [(LATENCY_MS, latency_ms), (SLOW, slow)]
         breach = False
         if expected and fill and side in ("buy", "sell"):
             slippage = (fill - expected) / expected * 1e4 * (1 if side == "buy" else -1)
             breach = slippage > self.settings.max_slippage_bps
-            _mark(span, SLIPPAGE_BPS).double_value = round(slippage, 4)
-            _mark(span, SLIPPAGE_BREACH).bool_value = breach
+            marks += [(SLIPPAGE_BPS, round(slippage, 4)), (SLIPPAGE_BREACH, breach)]
 
         identity = (span.trace_id, span.span_id)
-        if identity in self._seen:
-            return  # the same span again (a retried batch): marked, but counted once
-        self._seen[identity] = None
-        if len(self._seen) > _SEEN_SPANS:
-            self._seen.popitem(last=False)
-        counts.add((exchange, symbol, side), slow, breach)
+        if identity not in self._seen:  # the same span again (a retried batch) counts once
+            self._seen[identity] = None
+            if len(self._seen) > _SEEN_SPANS:
+                self._seen.popitem(last=False)
+            counts.add((exchange, symbol, side), slow, breach)
+        return marks, marked
 
     def collect_metrics(self, now_unix_nano: int) -> Sequence[ResourceMetrics]:
         results = []
@@ -192,8 +224,50 @@ class ExecutionQualityProcessor(Processor):
         return results
 
 
-def _mark(span: Span, key: str) -> AnyValue:
-    """A new attribute on the span; set its value through the returned AnyValue."""
-    kv = span.attributes.add()
-    kv.key = key
-    return kv.value
+Mark = float | bool
+
+
+def _apply(span: Span, marks: list[tuple[str, Mark]]) -> None:
+    """Add the marks to the decoded span."""
+    for key, value in marks:
+        kv = span.attributes.add()
+        kv.key = key
+        if isinstance(value, bool):
+            kv.value.bool_value = value
+        else:
+            kv.value.double_value = value
+
+
+def _encode(marks: list[tuple[str, Mark]]) -> bytes:
+    """The marks as Span attribute fields (9), encoded as protobuf encodes them: appending them
+    to a span's bytes adds them to its attributes."""
+    return b"".join(
+        _MARK_FIELDS[key, value]
+        if isinstance(value, bool)
+        else _attribute(key, b"\x21" + struct.pack("<d", value))
+        for key, value in marks
+    )
+
+
+def _attribute(key: str, any_value: bytes) -> bytes:
+    """Span.attributes (9) holding KeyValue{key (1), value (2): AnyValue encoded}."""
+    name = key.encode()
+    key_value = b"\x0a" + _varint(len(name)) + name + b"\x12" + _varint(len(any_value)) + any_value
+    return b"\x4a" + _varint(len(key_value)) + key_value
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+#: bool marks, precomputed: AnyValue.bool_value is field 2, a varint.
+_MARK_FIELDS = {
+    (key, flag): _attribute(key, b"\x10" + (b"\x01" if flag else b"\x00"))
+    for key in (SLOW, SLIPPAGE_BREACH)
+    for flag in (False, True)
+}

@@ -20,33 +20,39 @@ Two kinds of rule:
 
 Speed: a batch is first searched as serialized bytes (every string appears there verbatim) for
 anything a rule could match; a batch without a candidate is passed on untouched, without being
-parsed. In a batch with candidates, only the spans and log records they fall in are walked.
+parsed. In a batch with candidates, only the spans and log records they fall in are decoded
+(only their attributes, when all of an item's candidates are there), and what was masked is
+spliced back into the batch's bytes (:mod:`tbmon.processors._items`); the rest is not decoded.
 Every pattern has bounded repetition, so a huge value costs linear time.
 """
 
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
-from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationScope, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.resource.v1.resource_pb2 import Resource
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import Counter as PrometheusCounter
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from tbmon.processors import _lite
+from tbmon.processors._items import Items
+from tbmon.processors._wire import Field as WireField
+from tbmon.processors._wire import rebuilt, subfields
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
     ExportMetricsServiceRequest,
     ExportTraceServiceRequest,
+    MalformedBatchError,
     Processor,
 )
 from tbmon.processors.otlp import data_points
@@ -122,6 +128,10 @@ class Rule:
     pattern: re.Pattern[str]
     needles: tuple[str, ...]
     prefilter: re.Pattern[bytes] | None
+    #: Literals one of which every prefilter match starts with: the prefilter then runs only
+    #: where ``bytes.find`` finds one. Faster than the regex scan only for long literals (a
+    #: 185 KB batch: 43 us against 125 us for "PRIVATE KEY-----"; slower for 3-4 bytes).
+    anchors: tuple[bytes, ...] = ()
 
 
 def _rule(
@@ -131,9 +141,10 @@ def _rule(
     prefilter: bytes | None,
     *,
     flags: int = 0,
+    anchors: tuple[bytes, ...] = (),
 ) -> Rule:
     compiled_prefilter = re.compile(prefilter, flags & re.IGNORECASE) if prefilter else None
-    return Rule(name, re.compile(pattern, flags | re.ASCII), needles, compiled_prefilter)
+    return Rule(name, re.compile(pattern, flags | re.ASCII), needles, compiled_prefilter, anchors)
 
 
 #: Value rules. Those without a prefilter are found through KEY_WORDS (their text contains one).
@@ -144,6 +155,7 @@ VALUE_RULES = (
         r"(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|\Z)",
         ("private key-----",),
         rb"PRIVATE KEY-----",
+        anchors=(b"PRIVATE KEY-----",),
     ),
     # Up to the last "@" of the URL: a password may hold a raw "/", "?", "#" or "@". Not a port
     # followed by a path (http://host:8080/?mail=a@b is no password).
@@ -184,7 +196,10 @@ VALUE_RULES = (
         rb":[A-Za-z0-9_-]{35}",
     ),
     _rule(
-        "aws_access_key", r"(?:AKIA|ASIA)[0-9A-Z]{16}", ("akia", "asia"), rb"A[KS]IA[0-9A-Z]{16}"
+        "aws_access_key",
+        r"(?:AKIA|ASIA)[0-9A-Z]{16}",
+        ("akia", "asia"),
+        rb"A[KS]IA[0-9A-Z]{16}",
     ),
     _rule(
         "github_token",
@@ -230,7 +245,16 @@ class Prefilter:
 
     def __init__(self, words: Iterable[str], rules: Iterable[Rule]) -> None:
         self._words = tuple(word.encode() for word in words)
+        rules = tuple(rules)
         self._patterns = tuple(rule.prefilter for rule in rules if rule.prefilter is not None)
+        self._anchored = tuple(
+            (rule.prefilter, rule.anchors)
+            for rule in rules
+            if rule.prefilter is not None and rule.anchors
+        )
+        self._scanned = tuple(
+            rule.prefilter for rule in rules if rule.prefilter is not None and not rule.anchors
+        )
 
     def __call__(self, raw: bytes) -> bool:
         lowered = raw.lower()
@@ -251,7 +275,14 @@ class Prefilter:
                 found.append((position, position + len(word)))
                 position = lowered.find(word, position + 1)
         found += _key_compounds(lowered)
-        for pattern in self._patterns:
+        for pattern, anchors in self._anchored:
+            for anchor in anchors:
+                position = raw.find(anchor)
+                while position != -1:
+                    if match := pattern.match(raw, position):
+                        found.append(match.span())
+                    position = raw.find(anchor, position + 1)
+        for pattern in self._scanned:
             found += [match.span() for match in pattern.finditer(raw)]
         return found
 
@@ -305,6 +336,10 @@ class RedactionSettings(BaseSettings):
         return patterns
 
 
+#: The attributes' field numbers in Span and LogRecord.
+_SPAN_ATTRIBUTES = 9
+_LOG_ATTRIBUTES = 6
+
 #: Bounds of the set of strings known clean (about 2 MiB at most).
 _CLEAN_MAX_ENTRIES = 8192
 _CLEAN_MAX_LENGTH = 256
@@ -350,52 +385,147 @@ class RedactionProcessor(Processor):
     def process_spans(
         self, batch: Batch[ExportTraceServiceRequest]
     ) -> Batch[ExportTraceServiceRequest]:
-        candidates = self.suspect.positions(batch.raw)
+        raw = batch.raw
+        candidates = self.suspect.positions(raw)
         if not candidates:
             return batch
-        walk = _Walk(self, batch)
-        suspects = _suspect_items(batch.raw, candidates)
-        for r, resource_spans in enumerate(batch.read().resource_spans):
-            walk.attributes(resource_spans.resource.attributes)
-            for s, scope_spans in enumerate(resource_spans.scope_spans):
-                walk.attributes(scope_spans.scope.attributes)
-                for i, span in enumerate(scope_spans.spans):
-                    if not suspects(r, s, i):
-                        continue
-                    if (name := walk.changed(span.name)) is not None:
-                        span.name = name
-                    if (
-                        span.HasField("status")
-                        and (message := walk.changed(span.status.message)) is not None
-                    ):
-                        span.status.message = message
-                    walk.attributes(span.attributes)
-                    for event in span.events:
-                        if (name := walk.changed(event.name)) is not None:
-                            event.name = name
-                        walk.attributes(event.attributes)
-                    for link in span.links:
-                        walk.attributes(link.attributes)
+        try:
+            items = Items(raw, Span)
+        except DecodeError:
+            batch.read()  # names the problem, if protobuf agrees the batch is malformed
+            return self._walk_spans_message(batch)
+        walk = _Walk(self)
+        self._walk_envelope(walk, items)
+        for field, _, spans in items.envelope.items_with(candidates):
+            if self._walk_attributes_only(walk, items, field, spans, _SPAN_ATTRIBUTES):
+                continue
+            self._walk_span(walk, items.item(field))
+            if walk.take_dirty():
+                items.edited(field)
         walk.publish("spans")
-        return batch
+        return Batch(batch.message_type, items.result()) if items.changed else batch
 
     def process_logs(
         self, batch: Batch[ExportLogsServiceRequest]
     ) -> Batch[ExportLogsServiceRequest]:
-        candidates = self.suspect.positions(batch.raw)
+        raw = batch.raw
+        candidates = self.suspect.positions(raw)
         if not candidates:
             return batch
-        walk = _Walk(self, batch)
-        suspects = _suspect_items(batch.raw, candidates)
-        for r, resource_logs in enumerate(batch.read().resource_logs):
+        try:
+            items = Items(raw, LogRecord)
+        except DecodeError:
+            batch.read()
+            return self._walk_logs_message(batch)
+        walk = _Walk(self)
+        self._walk_envelope(walk, items)
+        for field, _, spans in items.envelope.items_with(candidates):
+            if self._walk_attributes_only(walk, items, field, spans, _LOG_ATTRIBUTES):
+                continue
+            record = items.item(field)
+            walk.value(record.body)
+            walk.attributes(record.attributes)
+            if walk.take_dirty():
+                items.edited(field)
+        walk.publish("logs")
+        return Batch(batch.message_type, items.result()) if items.changed else batch
+
+    @staticmethod
+    def _walk_attributes_only(
+        walk: _Walk,
+        items: Items[Any],
+        item: WireField,
+        spans: list[tuple[int, int]],
+        attributes: int,
+    ) -> bool:
+        """When every candidate in an item falls in its attributes (field ``attributes``), walk
+        only those attributes, decoded one by one, and splice the masked ones back; False when a
+        candidate falls elsewhere (name, events, body...): the caller walks the whole item.
+
+        A string that holds something to mask has a candidate in it, so the attributes no
+        candidate falls in are clean.
+        """
+        raw = items.raw
+        try:
+            fields = subfields(raw, item, until=max(end for _, end in spans))
+        except DecodeError as error:
+            raise MalformedBatchError("not a valid item inside the batch") from error
+        touched = [
+            (number, field)
+            for number, field in fields
+            if any(start < field[3] and field[0] < end for start, end in spans)
+        ]
+        if any(number != attributes for number, _ in touched):
+            return False
+        masked = {}
+        for _, field in touched:
+            try:
+                key_value = KeyValue.FromString(raw[field[2] : field[3]])
+            except DecodeError as error:
+                raise MalformedBatchError("not a valid attribute inside the batch") from error
+            walk.attributes((key_value,))
+            if walk.take_dirty():
+                masked[field] = key_value.SerializeToString()
+        if masked:
+            items.replace(item, rebuilt(raw, item, masked))
+        return True
+
+    @staticmethod
+    def _walk_envelope(walk: _Walk, items: Items[Any]) -> None:
+        """Resource and scope attributes are always walked (a candidate there is in no item)."""
+        parts: list[tuple[WireField, Resource | InstrumentationScope]] = [
+            *items.resources(),
+            *items.scopes(),
+        ]
+        for field, part in parts:
+            walk.attributes(part.attributes)
+            if walk.take_dirty():
+                items.edited(field)
+
+    @staticmethod
+    def _walk_span(walk: _Walk, span: Span) -> None:
+        if (name := walk.changed(span.name)) is not None:
+            span.name = name
+        if span.HasField("status") and (message := walk.changed(span.status.message)) is not None:
+            span.status.message = message
+        walk.attributes(span.attributes)
+        for event in span.events:
+            if (name := walk.changed(event.name)) is not None:
+                event.name = name
+            walk.attributes(event.attributes)
+        for link in span.links:
+            walk.attributes(link.attributes)
+
+    def _walk_spans_message(
+        self, batch: Batch[ExportTraceServiceRequest]
+    ) -> Batch[ExportTraceServiceRequest]:
+        """Every span of the decoded request (when the envelope reader refused the bytes but
+        protobuf did not)."""
+        walk = _Walk(self)
+        for resource_spans in batch.read().resource_spans:
+            walk.attributes(resource_spans.resource.attributes)
+            for scope_spans in resource_spans.scope_spans:
+                walk.attributes(scope_spans.scope.attributes)
+                for span in scope_spans.spans:
+                    self._walk_span(walk, span)
+        if walk.take_dirty():
+            batch.edit()
+        walk.publish("spans")
+        return batch
+
+    def _walk_logs_message(
+        self, batch: Batch[ExportLogsServiceRequest]
+    ) -> Batch[ExportLogsServiceRequest]:
+        walk = _Walk(self)
+        for resource_logs in batch.read().resource_logs:
             walk.attributes(resource_logs.resource.attributes)
-            for s, scope_logs in enumerate(resource_logs.scope_logs):
+            for scope_logs in resource_logs.scope_logs:
                 walk.attributes(scope_logs.scope.attributes)
-                for i, record in enumerate(scope_logs.log_records):
-                    if not suspects(r, s, i):
-                        continue
+                for record in scope_logs.log_records:
                     walk.value(record.body)
                     walk.attributes(record.attributes)
+        if walk.take_dirty():
+            batch.edit()
         walk.publish("logs")
         return batch
 
@@ -404,7 +534,7 @@ class RedactionProcessor(Processor):
     ) -> Batch[ExportMetricsServiceRequest]:
         if not self.suspect(batch.raw):
             return batch
-        walk = _Walk(self, batch)
+        walk = _Walk(self)
         for resource_metrics in batch.read().resource_metrics:
             walk.attributes(resource_metrics.resource.attributes)
             for scope_metrics in resource_metrics.scope_metrics:
@@ -414,6 +544,8 @@ class RedactionProcessor(Processor):
                         walk.attributes(point.attributes)  # type: ignore[attr-defined]
                         for exemplar in getattr(point, "exemplars", ()):
                             walk.attributes(exemplar.filtered_attributes)
+        if walk.take_dirty():
+            batch.edit()
         walk.publish("metrics")
         return batch
 
@@ -458,43 +590,18 @@ class RedactionProcessor(Processor):
         return self._is_sensitive(key)
 
 
-def _suspect_items(
-    raw: bytes, candidates: Iterable[tuple[int, int]]
-) -> Callable[[int, int, int], bool]:
-    """Whether the span or log record at (resource, scope, index) may hold a secret.
-
-    The pre-check's candidates placed in the items' byte ranges (read from the envelope, the
-    items not decoded): in a batch with a secret, only the items a candidate overlaps are walked
-    string by string. Resource and scope attributes are always walked.
-    """
-    try:
-        ranges = _lite.item_ranges(raw)
-    except DecodeError:
-        return lambda r, s, i: True  # batch.read() names the problem
-    starts = [start for start, _, _ in ranges]
-    marked = set()
-    for start, end in candidates:
-        index = max(bisect_right(starts, start) - 1, 0)
-        while index < len(ranges) and ranges[index][0] < end:
-            if ranges[index][1] > start:
-                marked.add(ranges[index][2])
-            index += 1
-    return lambda r, s, i: (r, s, i) in marked
-
-
 class _Walk:
-    """One pass over a parsed batch; edits it (and so marks it changed) only when it masks."""
+    """One pass over decoded messages: masks in place, and says when it did (:attr:`dirty`)."""
 
-    def __init__(
-        self,
-        redactor: RedactionProcessor,
-        batch: Batch[ExportTraceServiceRequest]
-        | Batch[ExportLogsServiceRequest]
-        | Batch[ExportMetricsServiceRequest],
-    ) -> None:
+    def __init__(self, redactor: RedactionProcessor) -> None:
         self.redactor = redactor
-        self.batch = batch
         self.hits: Counter[str] = Counter()
+        #: Whether something was masked since the last :meth:`take_dirty`.
+        self.dirty = False
+
+    def take_dirty(self) -> bool:
+        dirty, self.dirty = self.dirty, False
+        return dirty
 
     def changed(self, text: str) -> str | None:
         """``text`` masked, or None when there was nothing to mask."""
@@ -503,7 +610,7 @@ class _Walk:
         masked = self.redactor.redact_text(text, self.hits)
         if masked is text:
             return None
-        self.batch.edit()
+        self.dirty = True
         return masked
 
     def value(self, value: AnyValue) -> None:
@@ -522,13 +629,13 @@ class _Walk:
         elif kind == "kvlist_value":
             self.attributes(value.kvlist_value.values)
 
-    def attributes(self, key_values: RepeatedCompositeFieldContainer[KeyValue]) -> None:
+    def attributes(self, key_values: Iterable[KeyValue]) -> None:
         for kv in key_values:
             if self.redactor.key_is_sensitive(kv.key):
                 if kv.value.WhichOneof("value") != "string_value" or kv.value.string_value != (
                     self.redactor.mask
                 ):
-                    self.batch.edit()
+                    self.dirty = True
                     kv.value.string_value = self.redactor.mask
                     self.hits["key"] += 1
             else:

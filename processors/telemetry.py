@@ -6,6 +6,8 @@ Rates come from PromQL: spans per second is
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -71,3 +73,19 @@ DERIVED_POINTS = Counter(
     "Metric data points plugins derived and the host sent on.",
     ["plugin"],
 )
+
+#: Why a plugin call failed (the ``reason`` label of PLUGIN_ERRORS).
+FAILURE_REASONS = ("exception", "timeout", "stuck", "bad_return")
+
+
+def declare_plugin(name: str, signals: Iterable[str], fail_closed: bool) -> None:
+    """Create a loaded plugin's series at their start values, so that Prometheus holds them
+    (at 0) before the first error: ``increase(...[5m])`` then has data from the start, and an
+    alert on the first error fires on its first rise instead of on a series appearing."""
+    PLUGIN_STUCK.labels(name).set(0)
+    for signal in signals:
+        PLUGIN_SECONDS.labels(name, signal)
+        for reason in FAILURE_REASONS:
+            PLUGIN_ERRORS.labels(name, signal, reason)
+        if fail_closed:
+            REFUSED.labels(name, signal)

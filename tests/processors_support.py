@@ -96,13 +96,15 @@ class HostClient:
         return httpx.get(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5).text
 
     def metric(self, name: str, **labels: str) -> float:
-        """The value of one sample of the host's /metrics (0 when absent)."""
+        """The sum of the host's /metrics samples of ``name`` with these labels (0 when none),
+        as ``sum(name{labels})`` would be: series may exist at 0 before anything happened."""
         wanted = [f'{key}="{value}"' for key, value in labels.items()]
+        total = 0.0
         for line in self.metrics().splitlines():
             named = line.startswith((name + "{", name + " "))
             if named and all(label in line for label in wanted):
-                return float(line.rsplit(" ", 1)[1])
-        return 0.0
+                total += float(line.rsplit(" ", 1)[1])
+        return total
 
     def export(self, signal: Signal, raw: bytes, timeout: float = 10) -> bytes:
         """Send one raw request as the collector would; raises grpc.RpcError."""

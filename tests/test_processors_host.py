@@ -442,6 +442,39 @@ def test_health_and_metrics_endpoints(host: HostProcess) -> None:
     assert "process_cpu_seconds_total" in response.text
 
 
+def test_error_and_refusal_series_exist_at_zero_right_after_start(host: HostProcess) -> None:
+    """Before any request, every loaded plugin's error series (and a fail-closed plugin's
+    refusal series) is at 0, so that increase(...[5m]) in the alert rules has data at once."""
+    text = httpx.get(f"http://127.0.0.1:{host.http_port}/metrics", timeout=5).text
+    samples = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    hooks = {
+        "redaction": ("spans", "metrics", "logs"),
+        "trading_analytics": ("spans", "metrics", "logs"),
+        "execution_quality": ("spans", "metrics"),  # spans; metrics: its derived counters
+    }
+    for plugin, signals in hooks.items():
+        for kind in signals:
+            for reason in ("exception", "timeout", "stuck", "bad_return"):
+                key = (
+                    "tbmon_processors_plugin_errors_total"
+                    f'{{plugin="{plugin}",reason="{reason}",signal="{kind}"}}'
+                )
+                assert samples.get(key) == 0.0, key
+        assert samples[f'tbmon_processors_plugin_stuck{{plugin="{plugin}"}}'] == 0.0
+    for kind in hooks["redaction"]:
+        key = f'tbmon_processors_refused_requests_total{{plugin="redaction",signal="{kind}"}}'
+        assert samples.get(key) == 0.0, key
+    assert not any(
+        key.startswith("tbmon_processors_refused_requests_total")
+        and 'plugin="redaction"' not in key
+        for key in samples
+    )  # the others pass the batch on when they fail: they never refuse
+
+
 # -- the example plugin package -----------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from tbmon.processors import Batch, _lite, otlp
+from tbmon.processors import Batch, otlp
+from tbmon.processors._wire import Envelope
 from tbmon.processors.api import ExportLogsServiceRequest, ExportTraceServiceRequest
 from tbmon.processors.redaction import RedactionProcessor, RedactionSettings
 from tbmon.processors.testing import (
@@ -265,6 +266,10 @@ def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor
             )
             raw = spans_batch(span("s", {"v": padded})).raw
             assert redactor.suspect(raw), padded
+            # ... and place a candidate in the string, so its item is walked.
+            start = raw.index(padded.encode())
+            end = start + len(padded.encode())
+            assert any(a < end and b > start for a, b in redactor.suspect.positions(raw)), padded
     for key in SENSITIVE_KEYS:
         assert redactor.suspect(spans_batch(span("s", {key: "x"})).raw), key
 
@@ -314,7 +319,7 @@ def _changed(before: Iterator[tuple[Any, Any, Any]], after: Iterator[tuple[Any, 
     return sum(a[2] != b[2] for a, b in zip(before, after, strict=True))
 
 
-def test_item_ranges_are_the_items_bytes() -> None:
+def test_the_envelope_places_every_item() -> None:
     request = ExportTraceServiceRequest()
     for r in range(2):
         resource_spans = request.resource_spans.add(schema_url="s")
@@ -324,7 +329,7 @@ def test_item_ranges_are_the_items_bytes() -> None:
             scope.scope.name = "n"
             scope.spans.extend(span(f"{r}-{s}-{i}") for i in range(r + s))
     raw = request.SerializeToString()
-    ranges = _lite.item_ranges(raw)
+    ranges = [(body, end, where) for (_, _, body, end), where in Envelope(raw).items]
     expected = [
         (r, s, i, item)
         for r, resource in enumerate(request.resource_spans)
@@ -333,7 +338,7 @@ def test_item_ranges_are_the_items_bytes() -> None:
     ]
     assert [(*where, Span.FromString(raw[a:b])) for a, b, where in ranges] == expected
     with pytest.raises(DecodeError):
-        _lite.item_ranges(raw[:-1])
+        Envelope(raw[:-1])
 
 
 def test_masking_is_idempotent(redactor: RedactionProcessor) -> None:
