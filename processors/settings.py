@@ -12,6 +12,8 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
+from tbmon.settings import describe_settings_error
+
 #: The built-in plugins, in the order the host runs them unless PROCESSORS_PLUGINS says otherwise.
 #: Redaction comes first so that no later plugin (or its logs) sees a secret.
 DEFAULT_PLUGINS = ("redaction", "trading_analytics", "execution_quality")
@@ -109,7 +111,7 @@ def read_settings(cls: type[S], **values: Any) -> S:
     try:
         return cls(**values)
     except ValidationError as error:
-        raise InvalidSettingsError(describe(error, prefix)) from error
+        raise InvalidSettingsError(describe_settings_error(error, prefix)) from error
     except SettingsError as error:
         found = _SOURCE_FIELD.search(str(error))
         variable = f"{prefix}{found['field'].upper()}" if found else prefix.rstrip("_")
@@ -117,13 +119,3 @@ def read_settings(cls: type[S], **values: Any) -> S:
         raise InvalidSettingsError(
             f"{variable}: cannot be decoded (not valid JSON?){cause}"
         ) from error
-
-
-def describe(error: ValidationError, prefix: str = ENV_PREFIX) -> str:
-    """A settings error as people can act on it: the variable's name, the value's problem."""
-    lines = []
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"])
-        variable = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
-        lines.append(f"{variable}: {problem['msg']}")
-    return "; ".join(lines)
