@@ -1,15 +1,13 @@
 """Health service latency at a constant request rate, with every dependency answering and with one
 that accepts connections and never answers.
 
-    python -m bench.health [--rate 500] [--duration 20] [--no-pin]
+    python -m bench.health [--rate 500] [--duration 20]
 
 Three separate processes: the health service (`tbmon health serve`), the load generator (vegeta,
 constant rate, installed from the Go module proxy into <cache>/tools on first use) and the
 stand-in dependencies (`python -m http.server` answering every health path with 200). The
 hanging dependency is a socket in this process that accepts and never says a word. Checks run
 every second (five times the default) so their work overlaps the measurement as much as it can.
-The health service gets the last core to itself and everything else the others (``--no-pin``:
-all share every core).
 """
 
 from __future__ import annotations
@@ -185,20 +183,8 @@ def measure(
     return results
 
 
-def split_cores() -> int | None:
-    """Keep this process and its children (vegeta, the stand-ins) off the last core, and return
-    that core for the health service: on a small machine the load generator would otherwise
-    take the server's CPU, and its tail would measure the scheduler. None with one core."""
-    cores: list[int] = sorted(psutil.Process().cpu_affinity() or [])
-    if len(cores) < 2:
-        return None
-    psutil.Process().cpu_affinity(cores[:-1])
-    return cores[-1]
-
-
-def run(rate: int, duration: float, pin: bool = True) -> list[Result]:
+def run(rate: int, duration: float) -> list[Result]:
     vegeta()
-    server_core = split_cores() if pin else None
     results = []
     with ExitStack() as stack:
         dependency = stack.enter_context(stand_in_dependency())
@@ -209,8 +195,6 @@ def run(rate: int, duration: float, pin: bool = True) -> list[Result]:
             argv = [sys.executable, "-m", "tbmon", "health", "serve", "--port", str(port)]
             env = health_env(dependency, jaeger)
             with process(argv, env, f"{base}/health/live") as server:
-                if server_core is not None:
-                    server.cpu_affinity([server_core])
                 jaeger_status = httpx.get(
                     f"{base}/health/component/jaeger",
                     headers={"Authorization": f"Bearer {TOKEN}"},
@@ -226,18 +210,11 @@ def main(argv: Sequence[str] = ()) -> None:
     )
     parser.add_argument("--rate", type=int, default=500, help="requests per second")
     parser.add_argument("--duration", type=float, default=20, help="seconds per measurement")
-    parser.add_argument(
-        "--no-pin",
-        dest="pin",
-        action="store_false",
-        help="share every core between the server and the load generator",
-    )
     options = parser.parse_args(argv)
-    results = run(options.rate, options.duration, options.pin)
+    results = run(options.rate, options.duration)
     print(
         f"\nhealth service at {options.rate} req/s, {options.duration:g} s per row "
-        f"(vegeta {VEGETA_VERSION}, {os.cpu_count()} CPUs, "
-        f"{'the server on a core of its own' if options.pin else 'cores shared'})\n"
+        f"(vegeta {VEGETA_VERSION}, {os.cpu_count()} CPUs)\n"
     )
     print("| scenario | endpoint | requests | p50 ms | p99 ms | max ms | target p99 | server CPU |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
