@@ -152,7 +152,7 @@ class _Splicer:
         for child in children:
             old = _field(child)
             new = self.length(child)
-            total += len(_varint(new)) + new - (old[END] - old[KEY_END])
+            total += len(varint(new)) + new - (old[END] - old[KEY_END])
         self._lengths[field] = total
         return total
 
@@ -163,7 +163,7 @@ class _Splicer:
             if not self.touched(child):
                 continue
             start, key_end, _, end = _field(child)
-            self.parts += [raw[cursor:start], raw[start:key_end], _varint(self.length(child))]
+            self.parts += [raw[cursor:start], raw[start:key_end], varint(self.length(child))]
             if isinstance(child, tuple):
                 self.parts.append(self.replacements[child])
             elif isinstance(child, Scope):
@@ -187,7 +187,8 @@ def _field(node: Node) -> Field:
     return node if isinstance(node, tuple) else node.field
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
+    """``value`` as a protobuf base-128 varint."""
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -210,7 +211,7 @@ def rebuilt(raw: bytes, field: Field, replacements: Mapping[Field, bytes]) -> by
     parts, cursor = [], field[BODY]
     for start, key_end, _, end in sorted(replacements):
         content = replacements[start, key_end, _, end]
-        parts += [raw[cursor:start], raw[start:key_end], _varint(len(content)), content]
+        parts += [raw[cursor:start], raw[start:key_end], varint(len(content)), content]
         cursor = end
     parts.append(raw[cursor : field[END]])
     return b"".join(parts)

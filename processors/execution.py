@@ -36,6 +36,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbmon import __version__
 from tbmon.processors._items import Items
+from tbmon.processors._wire import varint
 from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
 from tbmon.processors.otlp import (
     PerResource,
@@ -252,17 +253,8 @@ def _encode(marks: list[tuple[str, Mark]]) -> bytes:
 def _attribute(key: str, any_value: bytes) -> bytes:
     """Span.attributes (9) holding KeyValue{key (1), value (2): AnyValue encoded}."""
     name = key.encode()
-    key_value = b"\x0a" + _varint(len(name)) + name + b"\x12" + _varint(len(any_value)) + any_value
-    return b"\x4a" + _varint(len(key_value)) + key_value
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
+    key_value = b"\x0a" + varint(len(name)) + name + b"\x12" + varint(len(any_value)) + any_value
+    return b"\x4a" + varint(len(key_value)) + key_value
 
 
 #: bool marks, precomputed: AnyValue.bool_value is field 2, a varint.

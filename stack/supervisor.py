@@ -129,7 +129,8 @@ class Supervisor:
         for secret in SECRET_VARIABLES - allowed:
             env.pop(secret, None)
         if component is not None:
-            env.update(component.environment(self.layout(component)))
+            for name, value in component.environment(self.layout(component)).items():
+                env.setdefault(name, value)
         env.update(s.environment())
         env["TBMON_COLLECTOR_STORAGE_DIR"] = str(s.data_dir / "collector" / "queue")
         env["TBMON_JAEGER_BADGER_DIR"] = str(s.data_dir / "jaeger" / "badger")

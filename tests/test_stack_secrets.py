@@ -82,3 +82,17 @@ def test_the_health_service_gets_the_bridge_token_the_stack_generated(
     given = {c.name: supervisor.environment(c) for c in COMPONENTS}
     assert given["health"]["HEALTH_ALERT_BRIDGE_TOKEN"] == token
     assert all("HEALTH_ALERT_BRIDGE_TOKEN" not in env for n, env in given.items() if n != "health")
+
+
+def test_a_bridge_token_the_user_gave_the_health_service_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ALERT_BRIDGE_TOKEN", raising=False)
+    monkeypatch.setenv("HEALTH_ALERT_BRIDGE_TOKEN", "the-users-own-token-0123456789")
+    supervisor = Supervisor(isolated_settings(tmp_path))
+    bridge = next(c for c in COMPONENTS if c.name == "alert-bridge")
+    health = next(c for c in COMPONENTS if c.name == "health")
+    assert bridge.prepare is not None
+    bridge.prepare(supervisor.layout(bridge))
+    given = supervisor.environment(health)["HEALTH_ALERT_BRIDGE_TOKEN"]
+    assert given == "the-users-own-token-0123456789"
