@@ -45,6 +45,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tbmon.processors._items import Items
+from tbmon.processors._multisearch import compile_search
 from tbmon.processors._wire import Field as WireField
 from tbmon.processors._wire import rebuilt, subfields
 from tbmon.processors.api import (
@@ -104,6 +105,8 @@ KEY_WORDS = (
 )
 #: What may stand before "key" in a sensitive compound (api_key, accessKey, private-key...).
 _KEY_PREFIX = re.compile(rb"(?:api|access|secret|private)[^a-z0-9]{0,3}$")
+#: The same compounds for the one-pass search, which has no lower-cased copy to look in.
+_KEY_COMPOUND = re.compile(rb"(?:api|access|secret|private)[^a-z0-9]{0,3}key", re.IGNORECASE)
 
 _TEXT_KEYS = (
     r"password|passwd|pwd|passphrase|secret|client[_-]?secret|api[_-]?secret|"
@@ -237,44 +240,70 @@ VALUE_RULES = (
 class Prefilter:
     """Whether anything in a serialized batch could be a secret, without parsing it.
 
-    Substring searches for the sensitive words in the lower-cased bytes, and each rule's byte
-    pattern (all of them start with a literal, which the regex engine finds as fast as ``in``).
-    Every string of a batch appears verbatim in its bytes, so this never misses what the rules
-    would mask. About 4 us per span of 350 bytes, against about 1 us to parse it.
+    Searches for the sensitive words in any case, the "key" compounds and each rule's byte
+    pattern. Every string of a batch appears verbatim in its bytes, so this never misses what
+    the rules would mask. The built-in searches run in one pass (:mod:`._multisearch`, about
+    0.2 ms for a 185 KB batch) when Hyperscan is installed, else one by one (about 2.4 ms);
+    ``extra`` rules (the user's own patterns, in Python's regex syntax) always one by one.
     """
 
-    def __init__(self, words: Iterable[str], rules: Iterable[Rule]) -> None:
+    def __init__(
+        self,
+        words: Iterable[str],
+        rules: Iterable[Rule],
+        extra: Iterable[Rule] = (),
+        *,
+        one_pass: bool = True,
+    ) -> None:
         self._words = tuple(word.encode() for word in words)
-        rules = tuple(rules)
-        self._patterns = tuple(rule.prefilter for rule in rules if rule.prefilter is not None)
+        builtin = tuple(rules)
+        prefilters = tuple(rule.prefilter for rule in builtin if rule.prefilter is not None)
+        self._search = (
+            compile_search(self._words, (*prefilters, _KEY_COMPOUND)) if one_pass else None
+        )
+        # One by one: the user's rules, and the built-in ones when there is no one-pass search.
+        by_one = (builtin if self._search is None else ()) + tuple(extra)
         self._anchored = tuple(
             (rule.prefilter, rule.anchors)
-            for rule in rules
+            for rule in by_one
             if rule.prefilter is not None and rule.anchors
         )
         self._scanned = tuple(
-            rule.prefilter for rule in rules if rule.prefilter is not None and not rule.anchors
+            rule.prefilter for rule in by_one if rule.prefilter is not None and not rule.anchors
         )
 
+    @property
+    def one_pass(self) -> bool:
+        """Whether the built-in searches run in one pass (Hyperscan)."""
+        return self._search is not None
+
     def __call__(self, raw: bytes) -> bool:
-        lowered = raw.lower()
-        if any(word in lowered for word in self._words):
-            return True
-        if next(_key_compounds(lowered), None) is not None:
-            return True
-        return any(pattern.search(raw) for pattern in self._patterns)
+        if self._search is not None:
+            if self._search.any(raw):
+                return True
+        else:
+            lowered = raw.lower()
+            if any(word in lowered for word in self._words):
+                return True
+            if next(_key_compounds(lowered), None) is not None:
+                return True
+        patterns = (*(pattern for pattern, _ in self._anchored), *self._scanned)
+        return any(pattern.search(raw) for pattern in patterns)
 
     def positions(self, raw: bytes) -> list[tuple[int, int]]:
         """Where in ``raw`` the candidates lie, (start, end): what ``__call__`` looks for, every
         occurrence. About the cost of ``__call__`` on a batch without any."""
-        lowered = raw.lower()
-        found = []
-        for word in self._words:  # find() is several times faster than a regex alternation
-            position = lowered.find(word)
-            while position != -1:
-                found.append((position, position + len(word)))
-                position = lowered.find(word, position + 1)
-        found += _key_compounds(lowered)
+        if self._search is not None:
+            found = self._search.spans(raw)
+        else:
+            lowered = raw.lower()
+            found = []
+            for word in self._words:  # find() is several times faster than a regex alternation
+                position = lowered.find(word)
+                while position != -1:
+                    found.append((position, position + len(word)))
+                    position = lowered.find(word, position + 1)
+            found += _key_compounds(lowered)
         for pattern, anchors in self._anchored:
             for anchor in anchors:
                 position = raw.find(anchor)
@@ -363,13 +392,14 @@ class RedactionProcessor(Processor):
         self.mask = self.settings.mask
         words = [*SENSITIVE_KEY_WORDS, *self.settings.extra_keys]
         self._sensitive = re.compile(rf"(?:^|_)(?:{'|'.join(re.escape(word) for word in words)})$")
-        self._rules = VALUE_RULES + tuple(
+        extra = tuple(
             Rule(f"extra_{index}", re.compile(p), (), re.compile(p.encode()))
             for index, p in enumerate(self.settings.extra_patterns)
         )
+        self._rules = VALUE_RULES + extra
         extra_words = [part for key in self.settings.extra_keys for part in key.split("_") if part]
         #: Whether a serialized batch may hold a secret (the hooks' cheap first step).
-        self.suspect = Prefilter([*KEY_WORDS, *extra_words], self._rules)
+        self.suspect = Prefilter([*KEY_WORDS, *extra_words], VALUE_RULES, extra)
         # Per string, one search for every rule's needles at once: most strings of a batch
         # that holds a secret have none, and skip the rules (those without needles still run).
         needles = sorted({needle for rule in self._rules for needle in rule.needles})

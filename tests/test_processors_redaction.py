@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import platform
 import random
 import string
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +18,13 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from tbmon.processors import Batch, otlp
 from tbmon.processors._wire import Envelope
 from tbmon.processors.api import ExportLogsServiceRequest, ExportTraceServiceRequest
-from tbmon.processors.redaction import RedactionProcessor, RedactionSettings
+from tbmon.processors.redaction import (
+    KEY_WORDS,
+    VALUE_RULES,
+    Prefilter,
+    RedactionProcessor,
+    RedactionSettings,
+)
 from tbmon.processors.testing import (
     log_record,
     logs_batch,
@@ -250,8 +258,24 @@ def test_a_clean_batch_is_forwarded_as_the_very_bytes(redactor: RedactionProcess
     assert not result.batch.edited
 
 
-def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor) -> None:
-    """Whatever the exact rules would mask, the byte-level pre-check must flag."""
+@pytest.mark.skipif(
+    sys.platform != "linux" or platform.machine() != "x86_64",
+    reason="Hyperscan has wheels for x86-64 Linux only",
+)
+def test_the_built_in_searches_run_in_one_pass(redactor: RedactionProcessor) -> None:
+    """Hyperscan is installed with tbmon on x86-64 Linux; without it the pre-check is ten times
+    slower (docs/performance.md), so a silent fall-back must not pass unnoticed."""
+    assert redactor.suspect.one_pass
+
+
+@pytest.mark.parametrize("one_pass", [True, False], ids=["one pass", "one by one"])
+def test_prefilter_never_misses_what_the_rules_mask(
+    redactor: RedactionProcessor, one_pass: bool
+) -> None:
+    """Whatever the exact rules would mask, the byte-level pre-check must flag, whichever way
+    it searches."""
+    suspect = Prefilter([*KEY_WORDS, "custom"], VALUE_RULES, one_pass=one_pass)
+    assert suspect.one_pass is one_pass
     rng = random.Random(7)
     noise = string.ascii_letters + string.digits + " .:/@=_-"
     masked = [text for text, _, _ in TEXTS] + [t for t, e in WHOLE_VALUES if t != e]
@@ -265,13 +289,19 @@ def test_prefilter_never_misses_what_the_rules_mask(redactor: RedactionProcessor
                 + "".join(rng.choices(noise, k=rng.randint(0, 40)))
             )
             raw = spans_batch(span("s", {"v": padded})).raw
-            assert redactor.suspect(raw), padded
+            assert suspect(raw), padded
             # ... and place a candidate in the string, so its item is walked.
             start = raw.index(padded.encode())
             end = start + len(padded.encode())
-            assert any(a < end and b > start for a, b in redactor.suspect.positions(raw)), padded
-    for key in SENSITIVE_KEYS:
-        assert redactor.suspect(spans_batch(span("s", {key: "x"})).raw), key
+            assert any(a < end and b > start for a, b in suspect.positions(raw)), padded
+    for key in [*SENSITIVE_KEYS, "x-custom-header"]:
+        raw = spans_batch(span("s", {key: "x"})).raw
+        assert suspect(raw), key
+        start = raw.index(key.encode())
+        assert any(a < start + len(key) and b > start for a, b in suspect.positions(raw)), key
+    clean = spans_batch(span("fetch_ticker", {"symbol": "BTC/USDT", "exchange": "binance"})).raw
+    assert not suspect(clean)
+    assert suspect.positions(clean) == []
 
 
 def test_in_a_batch_of_many_only_the_items_with_a_secret_change(
@@ -359,9 +389,13 @@ def test_a_huge_value_is_masked_in_linear_time(redactor: RedactionProcessor) -> 
 
 
 def test_extra_keys_and_patterns_from_settings() -> None:
+    """Extra patterns are Python regular expressions (a lookahead here), searched one by one
+    beside the one-pass search."""
     redactor = RedactionProcessor(
         RedactionSettings(
-            mask="***", extra_keys="pin,otp_code", extra_patterns=[r"ACME-(?P<secret>\d{6})"]
+            mask="***",
+            extra_keys="pin,otp_code",
+            extra_patterns=[r"ACME-(?P<secret>\d{6})(?!\d)"],
         )
     )
     batch = spans_batch(span("s", {"user.pin": "4321", "otpCode": "99", "ref": "ACME-123456"}))
