@@ -199,6 +199,11 @@ class Processor:
 
     #: Refuse the request when this plugin fails, rather than pass the batch on without it.
     fail_closed: ClassVar[bool] = False
+    #: The hooks are bounded (no I/O, no waiting, linear time in the batch), so the host may run
+    #: them on its own loop and save the hand-off to the plugin's thread. The budget is then
+    #: checked after the call (an overrun result is dropped all the same), but a call that never
+    #: returned would stop the host: leave False for anything that could block.
+    runs_inline: ClassVar[bool] = False
 
     def process_spans(
         self, batch: Batch[ExportTraceServiceRequest]

@@ -1,4 +1,4 @@
-"""The plugin chain: runs each plugin's hook on its own thread, within its time budget.
+"""The plugin chain: runs each plugin's hook on its own thread (or inline), within its budget.
 
 Isolation works on the serialized batch. Before a hook runs, the batch as it stands is bytes
 (the request as received, or the previous plugin's result, serialized on that plugin's thread).
@@ -7,6 +7,11 @@ on from those bytes, so whatever the hook did to its message is dropped; a hook 
 returns keeps only its own copy. While an overrunning call is still running, the plugin is
 "stuck": its hooks are skipped (counted) instead of queueing behind it, and it rejoins the chain
 when the call returns. Each plugin has one thread, so its hooks never run concurrently.
+
+A plugin that declares its hooks bounded (``Processor.runs_inline``: the built-in ones) runs on
+the server's loop instead, saving the hand-off to its thread and back (two thread wake-ups, about
+0.25 ms a call). Its budget is checked when the call returns: the result of a call that overran
+it is dropped just the same, but the call cannot be cut short.
 
 A fail-closed plugin (redaction, by default) is not skipped: its failure, timeout or stuck call
 refuses the whole request (:class:`PluginFailedError`, UNAVAILABLE), so the collector keeps the
@@ -85,7 +90,12 @@ class Plugin:
         self.stuck_since: float | None = None
         self.errors = 0
         self.last_error: str | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plugin-{name}")
+        self.inline = type(processor).runs_inline
+        self._executor = (
+            None
+            if self.inline
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plugin-{name}")
+        )
         self._lock = asyncio.Lock()
         self._log = _RateLimitedLog()
         signals = {signal.value for signal in self.signals}
@@ -120,6 +130,8 @@ class Plugin:
         return await self._call("metrics", invoke)
 
     async def _call(self, signal: str, function: Callable[[], T]) -> T | None:
+        if self._executor is None:
+            return self._call_inline(signal, function)
         async with self._lock:
             if self.stuck_since is not None:
                 self._fail(signal, "stuck", "its previous call has not returned yet", None)
@@ -138,15 +150,34 @@ class Plugin:
                     signal, "timeout", f"exceeded its {self.budget_seconds:g} s budget", None
                 )
                 return None
-            try:
-                return future.result()
-            except MalformedBatchError:
-                raise  # the request is at fault, not the plugin
-            except _BadReturnError as error:
-                self._fail(signal, "bad_return", str(error), None)
-            except Exception as error:
-                self._fail(signal, "exception", f"raised {error!r}", error)
+            return self._outcome(signal, future.result)
+
+    def _call_inline(self, signal: str, function: Callable[[], T]) -> T | None:
+        started = time.perf_counter()
+        result = self._outcome(signal, function)
+        elapsed = time.perf_counter() - started
+        telemetry.PLUGIN_SECONDS.labels(self.name, signal).observe(elapsed)
+        if result is not None and elapsed > self.budget_seconds:
+            self._fail(
+                signal,
+                "timeout",
+                f"exceeded its {self.budget_seconds:g} s budget (took {elapsed:.3f} s)",
+                None,
+            )
             return None
+        return result
+
+    def _outcome(self, signal: str, result: Callable[[], T]) -> T | None:
+        """The call's result, or None (counted and logged) when it failed."""
+        try:
+            return result()
+        except MalformedBatchError:
+            raise  # the request is at fault, not the plugin
+        except _BadReturnError as error:
+            self._fail(signal, "bad_return", str(error), None)
+        except Exception as error:
+            self._fail(signal, "exception", f"raised {error!r}", error)
+        return None
 
     def _stuck(self, future: Future[Any], started: float) -> None:
         self.stuck_since = time.monotonic()
@@ -186,7 +217,8 @@ class Plugin:
 
     def release(self) -> None:
         """Let the plugin's thread go (a stuck call keeps running until it returns)."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
 
 
 class Chain:

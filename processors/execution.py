@@ -114,6 +114,8 @@ class _Counts:
 class ExecutionQualityProcessor(Processor):
     """Marks and counts slow and slipped order placements."""
 
+    runs_inline = True  # bounded work, no I/O (see Processor.runs_inline)
+
     def __init__(self, settings: ExecutionSettings | None = None) -> None:
         self.settings = settings or read_settings(ExecutionSettings)
         self._names = re.compile(self.settings.span_names, re.ASCII)

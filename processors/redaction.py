@@ -386,6 +386,8 @@ class RedactionProcessor(Processor):
 
     #: A batch this plugin could not process may hold secrets: refuse it rather than pass it on.
     fail_closed = True
+    #: Linear-time patterns, no I/O: runs on the host's loop (see Processor.runs_inline).
+    runs_inline = True
 
     def __init__(self, settings: RedactionSettings | None = None) -> None:
         self.settings = settings or read_settings(RedactionSettings)

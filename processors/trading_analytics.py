@@ -179,6 +179,8 @@ def _series_key(attributes: Sequence[KeyValue]) -> bytes:
 class TradingAnalyticsProcessor(Processor):
     """Derives performance and risk gauges from raw portfolio values and closed trades."""
 
+    runs_inline = True  # bounded work, no I/O (see Processor.runs_inline)
+
     def __init__(self, settings: AnalyticsSettings | None = None) -> None:
         self.settings = settings or read_settings(AnalyticsSettings)
         self._period_ns = round(self.settings.period_seconds * 1e9)

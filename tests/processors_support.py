@@ -228,6 +228,19 @@ class Hanging(Processor):
         return batch
 
 
+class SlowInline(Processor):
+    """Declares its hooks bounded, then overruns on batches that contain b"slow"."""
+
+    runs_inline = True
+
+    def process_spans(self, batch):
+        if batch.contains(b"slow"):
+            for _, _, span in otlp.spans(batch.edit()):
+                span.name = "changed-by-slow-inline"
+            time.sleep(0.3)
+        return batch
+
+
 class BadReturn(Processor):
     def process_logs(self, batch):
         return None
@@ -250,6 +263,8 @@ class Deriving(Processor):
 class FlakyRedaction(RedactionProcessor):
     """The real redaction, but it raises while the working directory holds a file
     "redaction-raises" and overruns (3 s) while it holds "redaction-hangs"."""
+
+    runs_inline = False  # it may sleep: on its own thread, so the host is not held up
 
     def _trouble(self):
         if os.path.exists("redaction-raises"):
@@ -283,6 +298,7 @@ tag_a = tbmon_test_plugins:TaggingA
 tag_b = tbmon_test_plugins:TaggingB
 raising = tbmon_test_plugins:Raising
 hanging = tbmon_test_plugins:Hanging
+slow_inline = tbmon_test_plugins:SlowInline
 bad_return = tbmon_test_plugins:BadReturn
 deriving = tbmon_test_plugins:Deriving
 not_a_processor = tbmon_test_plugins:NotAProcessor
