@@ -1,0 +1,3 @@
+module tbmon/bench/floor
+
+go 1.24
