@@ -14,7 +14,11 @@ Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core
    the Python SDK: load -> collector -> [host ->] collector -> a trace sink that measures each
    span's delay from its end time. Arm "collector alone" points the collector at its own
    otlp/processed receiver (no Python hop); arm "with host" goes through `tbmon processors
-   serve`. Both arms run at the same time with the same offered rate.
+   serve`. A tee collector in front copies every request to both arms, in order, so both get
+   the same spans at the same moments and their batch processors cut the same batches; the
+   host's added latency is then measured per span (its arrival through the host minus its
+   arrival through the collector alone), free of the batch processors' waits, which differ by
+   tens of milliseconds between two independent runs.
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
 E2E_SECONDS = 10
-E2E_RATE = 4_000  # spans per second offered to each arm
+E2E_RATE = 4_000  # spans per second, copied to both arms
+#: The batch processors' timeout end to end: longer than the run, so that both arms cut their
+#: batches by size only, at the same spans (a timeout fires at a different moment in each).
+BATCH_TIMEOUT = f"{E2E_SECONDS + 5}s"
 WARM_UP = "bench-warm-up"
 #: A Binance-style API key, as a bot that records its request headers sends it (one span in 8).
 API_KEY_HEADER = "http.request.header.x-mbx-apikey"
@@ -84,44 +91,63 @@ def telemetrygen(settings: StackSettings) -> Path:
 
 @dataclass
 class Sink:
-    """Stands where Jaeger would: counts spans and each one's delay since its end time."""
+    """Stands where Jaeger would: when each span arrived, by its identity."""
 
     port: int
-    spans: int = 0
-    delays: list[tuple[int, float]] = field(default_factory=list)
+    #: (trace id + span id) -> (end time, arrival time), in ns since the epoch. A span that
+    #: arrives twice (a retried batch) counts once.
+    received: dict[bytes, tuple[int, int]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def spans(self) -> int:
+        return len(self.received)
 
     def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
         arrived = time.time_ns()
         message = ExportTraceServiceRequest.FromString(request)
-        ends = [
-            span.end_time_unix_nano
+        spans = [
+            (span.trace_id + span.span_id, (span.end_time_unix_nano, arrived))
             for resource in message.resource_spans
             for scope in resource.scope_spans
             for span in scope.spans
             if span.name != WARM_UP
         ]
         with self.lock:
-            self.spans += len(ends)
-            self.delays.extend((end, (arrived - end) / 1e6) for end in ends)
+            for identity, times in spans:
+                self.received.setdefault(identity, times)
         return b""
 
-    def steady_delays(self, margin_seconds: float = 2.0) -> list[float]:
-        """Delays (ms) of the spans that ended after the first and before the last seconds of
-        the run: the pipeline's steady state, without start-up and the final partial batches
-        (which wait for the batch processors' 1 s timeout)."""
+    def steady(self, margin_seconds: float = 2.0) -> dict[bytes, tuple[int, int]]:
+        """The spans that ended after the first and before the last seconds of the run: the
+        pipeline's steady state, without start-up and the final partial batches (which wait
+        for the batch processors' 1 s timeout)."""
         with self.lock:
-            if not self.delays:
-                return []
-            first = min(end for end, _ in self.delays)
-            last = max(end for end, _ in self.delays)
-            margin = margin_seconds * 1e9
-            return [d for end, d in self.delays if first + margin <= end <= last - margin]
+            received = dict(self.received)
+        if not received:
+            return {}
+        ends = [end for end, _ in received.values()]
+        first, last, margin = min(ends), max(ends), margin_seconds * 1e9
+        return {k: v for k, v in received.items() if first + margin <= v[0] <= last - margin}
+
+    def steady_delays(self) -> list[float]:
+        """Steady-state delays (ms) from each span's end to its arrival here."""
+        return [(arrived - end) / 1e6 for end, arrived in self.steady().values()]
 
     def reset(self) -> None:
         with self.lock:
-            self.spans = 0
-            self.delays = []
+            self.received = {}
+
+
+def added_delays(alone: Sink, hosted: Sink) -> list[float]:
+    """For every steady-state span that reached both sinks: how much later (ms) it arrived
+    through the host than through the collector alone."""
+    direct = alone.steady()
+    return [
+        (arrived - direct[identity][1]) / 1e6
+        for identity, (_, arrived) in hosted.steady().items()
+        if identity in direct
+    ]
 
 
 @contextmanager
@@ -169,16 +195,79 @@ def process(
             cwd=layout.data,
         )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if popen.poll() is not None:
-                raise RuntimeError(f"{name} exited; see {layout.log}")
-            try:
-                if httpx.get(ready_url, timeout=1).is_success:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        _until_ready(popen, ready_url, f"{name} (log: {layout.log})")
         yield psutil.Process(popen.pid)
+    finally:
+        stop(popen, grace=20)
+
+
+def _until_ready(popen: subprocess.Popen[bytes], ready_url: str, what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            raise RuntimeError(f"{what} exited")
+        try:
+            if httpx.get(ready_url, timeout=1).is_success:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{what} was not ready within 60 s")
+
+
+#: A collector that copies each request to every arm (``{exporters}``), in order: one consumer
+#: per arm, no batching, so both arms get the same spans in the same requests.
+TEE_CONFIG = """
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health_port}
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:{port}
+exporters:
+{exporters}
+service:
+  extensions: [health_check]
+  telemetry:
+    logs: {{level: warn}}
+    metrics: {{level: none}}
+  pipelines:
+    traces:
+      receivers: [otlp]
+      exporters: [{names}]
+"""
+
+
+@contextmanager
+def tee(settings: StackSettings, folder: Path, targets: list[str]) -> Iterator[str]:
+    """The tee collector in front of the arms; yields its OTLP/gRPC endpoint."""
+    port, health_port = free_ports(2)
+    names = [f"otlp_grpc/arm{index}" for index in range(len(targets))]
+    exporters = "".join(
+        f"  {name}:\n    endpoint: {target}\n    tls: {{insecure: true}}\n"
+        "    compression: none\n"
+        "    sending_queue: {enabled: true, num_consumers: 1, queue_size: 100000}\n"
+        for name, target in zip(names, targets, strict=True)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    config = folder / "tee.yaml"
+    config.write_text(
+        TEE_CONFIG.format(
+            health_port=health_port, port=port, exporters=exporters, names=", ".join(names)
+        )
+    )
+    binary = next(c for c in COMPONENTS if c.name == "collector").binary
+    with (folder / "tee.log").open("ab") as log:
+        popen = subprocess.Popen(
+            [str(binary.path(settings.cache_dir)), "--config", f"file:{config}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _until_ready(popen, f"http://127.0.0.1:{health_port}/", f"the tee (log: {folder})")
+        yield f"127.0.0.1:{port}"
     finally:
         stop(popen, grace=20)
 
@@ -198,7 +287,9 @@ class Pipeline:
 
 
 @contextmanager
-def pipeline(root: Path, trace_sink: Sink, with_host: bool) -> Iterator[Pipeline]:
+def pipeline(
+    root: Path, trace_sink: Sink, with_host: bool, batch_timeout: str = "1s"
+) -> Iterator[Pipeline]:
     settings = isolated_settings(root)
     s = settings
     processed = f"{s.bind_host}:{s.processed_port}"
@@ -208,6 +299,7 @@ def pipeline(root: Path, trace_sink: Sink, with_host: bool) -> Iterator[Pipeline
             f"{s.bind_host}:{s.processors_port}" if with_host else processed
         ),
         "TBMON_COLLECTOR_LOG_LEVEL": "warn",
+        "TBMON_COLLECTOR_BATCH_TIMEOUT": batch_timeout,
     }
     with ExitStack() as stack:
         host = None
@@ -218,14 +310,15 @@ def pipeline(root: Path, trace_sink: Sink, with_host: bool) -> Iterator[Pipeline
         collector = stack.enter_context(
             process(settings, "collector", env, s.url(s.collector_health_port, "/"))
         )
-        if with_host:
-            _until_connected(f"{s.bind_host}:{s.processors_port}")
+        # Both arms get one warm-up span, so their batch processors start from the same count
+        # (and the host has connected to the collector, which started after it).
+        _warm_up(f"{s.bind_host}:{s.processors_port}" if with_host else processed)
         yield Pipeline(settings, collector, host)
 
 
-def _until_connected(host_endpoint: str) -> None:
-    """Wait until the host has connected to the collector (it started first)."""
-    send = _client(host_endpoint)
+def _warm_up(endpoint: str) -> None:
+    """Send one span through a pipeline's first hop, retrying until it is accepted."""
+    send = _client(endpoint)
     one_span = _one_span()
     deadline = time.monotonic() + 30
     while True:
@@ -337,30 +430,39 @@ class Arm:
     host_cpu: float | None
 
 
-def end_to_end(root: Path, driver: str) -> list[Arm]:
-    """Both arms side by side, at the same time and the same offered rate, each with its own
-    pipeline and sink, so the machine's other load falls on both alike."""
+def end_to_end(root: Path, driver: str) -> tuple[list[Arm], list[float]]:
+    """Both arms side by side, fed the very same spans at the same moments through a tee, each
+    with its own pipeline and sink; the arms, and how much later each span arrived through the
+    host than through the collector alone (ms)."""
     with ExitStack() as stack:
         arms = []
         for with_host in (False, True):
             trace_sink = stack.enter_context(sink())
             pipe = stack.enter_context(
-                pipeline(root / f"{driver}-{with_host}", trace_sink, with_host)
+                pipeline(root / f"{driver}-{with_host}", trace_sink, with_host, BATCH_TIMEOUT)
             )
             arms.append((pipe, trace_sink))
+        entry = stack.enter_context(
+            tee(
+                arms[0][0].settings,
+                root / f"{driver}-tee",
+                [f"{p.settings.bind_host}:{p.settings.otlp_grpc_port}" for p, _ in arms],
+            )
+        )
         for _, trace_sink in arms:
             trace_sink.reset()
         before = [
             (cpu_seconds(p.collector), cpu_seconds(p.host) if p.host else 0.0) for p, _ in arms
         ]
-        with futures.ThreadPoolExecutor(len(arms)) as pool:
-            offered = list(pool.map(lambda arm: _drive(driver, arm[0].settings), arms))
+        _drive(driver, entry, arms[0][0].settings)
         deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and any(
-            s.spans < count for (_, s), count in zip(arms, offered, strict=True)
-        ):
-            time.sleep(0.1)
-        return [
+        while True:
+            offered = [_accepted_spans(p.settings) for p, _ in arms]
+            delivered = all(s.spans >= count for (_, s), count in zip(arms, offered, strict=True))
+            if (delivered and offered[0] == offered[1]) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        results = [
             Arm(
                 name="with host" if pipe.host else "collector alone",
                 offered=count,
@@ -373,11 +475,11 @@ def end_to_end(root: Path, driver: str) -> list[Arm]:
                 arms, offered, before, strict=True
             )
         ]
+        return results, added_delays(arms[0][1], arms[1][1])
 
 
-def _drive(driver: str, settings: StackSettings) -> int:
-    """Offer E2E_RATE spans a second for E2E_SECONDS to the collector; how many it accepted."""
-    ingest = f"{settings.bind_host}:{settings.otlp_grpc_port}"
+def _drive(driver: str, endpoint: str, settings: StackSettings) -> None:
+    """Offer E2E_RATE spans a second for E2E_SECONDS to ``endpoint``."""
     if driver == "telemetrygen":
         subprocess.run(
             [
@@ -385,7 +487,7 @@ def _drive(driver: str, settings: StackSettings) -> int:
                 "traces",
                 "--otlp-insecure",
                 "--otlp-endpoint",
-                ingest,
+                endpoint,
                 "--rate",
                 str(E2E_RATE),
                 "--duration",
@@ -398,11 +500,10 @@ def _drive(driver: str, settings: StackSettings) -> int:
         )
     else:
         subprocess.run(
-            [sys.executable, "-c", f"from bench.processors import sdk_load; sdk_load({ingest!r})"],
+            [sys.executable, "-c", f"import bench.processors as b; b.sdk_load({endpoint!r})"],
             check=True,
             capture_output=True,
         )
-    return _accepted_spans(settings)
 
 
 def _accepted_spans(settings: StackSettings) -> int:
@@ -485,7 +586,8 @@ def main() -> None:
             f"{masked:,.0f} values (one span in eight)\n"
         )
         print(
-            f"### End to end, both arms at once ({E2E_RATE:,} spans/s each for {E2E_SECONDS} s)\n"
+            f"### End to end, both arms fed the same spans ({E2E_RATE:,} spans/s for "
+            f"{E2E_SECONDS} s)\n"
         )
         print(
             "| driver | arm | offered | delivered | p50 / p99 delay (steady state) "
@@ -493,11 +595,15 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for driver in ("telemetrygen", "sdk"):
-            alone, hosted = end_to_end(root, driver)
+            (alone, hosted), added = end_to_end(root, driver)
             for arm in (alone, hosted):
                 print(_row(driver, arm))
-            added = _p(hosted.delays, 0.99) - _p(alone.delays, 0.99)
-            print(f"| {driver} | added by the host | | | p99 {added:+.1f} ms | | |")
+            print(
+                f"| {driver} | added by the host, per span ({len(added):,} spans in both) "
+                f"| | | p50 {_p(added, 0.5):+.1f} / p99 {_p(added, 0.99):+.1f} ms "
+                f"(difference of the p99s {_p(hosted.delays, 0.99) - _p(alone.delays, 0.99):+.1f}) "
+                "| | |"
+            )
 
 
 def _redactions(settings: StackSettings) -> float:
