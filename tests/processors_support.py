@@ -218,27 +218,23 @@ class Raising(Processor):
 
 
 class Hanging(Processor):
-    """Overruns its budget on batches that contain b"hang"."""
+    """Overruns its budget (sleeps ``seconds``) on batches that contain b"hang"."""
+
+    seconds = 3.0
 
     def process_spans(self, batch):
         if batch.contains(b"hang"):
             for _, _, span in otlp.spans(batch.edit()):
                 span.name = "changed-by-hanging"
-            time.sleep(3)
+            time.sleep(self.seconds)
         return batch
 
 
-class SlowInline(Processor):
-    """Declares its hooks bounded, then overruns on batches that contain b"slow"."""
+class SlowInline(Hanging):
+    """Declares its hooks bounded (inline), then overruns all the same."""
 
     runs_inline = True
-
-    def process_spans(self, batch):
-        if batch.contains(b"slow"):
-            for _, _, span in otlp.spans(batch.edit()):
-                span.name = "changed-by-slow-inline"
-            time.sleep(0.3)
-        return batch
+    seconds = 0.3
 
 
 class BadReturn(Processor):

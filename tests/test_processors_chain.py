@@ -93,8 +93,8 @@ def test_an_inline_plugin_over_budget_has_its_result_dropped(plugins: ModuleType
     assert slow.inline
     assert not raising.inline
     chain = Chain([slow, Plugin("tag_a", plugins.TaggingA(), 1.0)])
-    request = _process(chain, spans_batch(span("slow-order")))
-    assert next(otlp.spans(request))[2].name == "slow-order"  # its change did not survive
+    request = _process(chain, spans_batch(span("hang-me")))
+    assert next(otlp.spans(request))[2].name == "hang-me"  # its change did not survive
     assert _span_attributes(request) == {"plugin.a": 0}
     assert slow.last_error is not None
     assert slow.last_error.startswith("timeout")
@@ -103,7 +103,7 @@ def test_an_inline_plugin_over_budget_has_its_result_dropped(plugins: ModuleType
     assert slow.errors == 1
     fail_closed = Chain([Plugin("slow_inline", plugins.SlowInline(), 0.1, reject_on_failure=True)])
     with pytest.raises(PluginFailedError, match="slow_inline failed: timeout"):
-        asyncio.run(fail_closed.process(Signal.SPANS, spans_batch(span("slow")).raw))
+        asyncio.run(fail_closed.process(Signal.SPANS, spans_batch(span("hang")).raw))
     raising.release()
 
 
