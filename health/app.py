@@ -11,6 +11,7 @@ import asyncio
 import hmac
 import ipaddress
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -23,11 +24,14 @@ from fastapi.responses import JSONResponse
 from tbmon import __version__
 from tbmon.health import registry
 from tbmon.health.check import Status
+from tbmon.health.isolation import CheckProcess, can_fork
 from tbmon.health.metrics import CONTENT_TYPE
-from tbmon.health.monitor import ComponentHealth, Monitor, utc_iso
+from tbmon.health.monitor import ComponentHealth, Monitor, Results, utc_iso
 from tbmon.health.redact import Redactor
 from tbmon.health.registry import ScheduledCheck
 from tbmon.health.settings import ENV_PREFIX, HealthSettings
+
+logger = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=1)
@@ -48,10 +52,15 @@ def aggregate(components: Iterable[ComponentHealth]) -> Status:
     return status
 
 
-def create_app(checks: Sequence[ScheduledCheck] | None = None) -> FastAPI:
+def create_app(
+    checks: Sequence[ScheduledCheck] | None = None, *, isolated: bool = False
+) -> FastAPI:
     """The health service. ``checks``: already built (the CLI builds them first, so a bad
     configuration fails before the server starts); by default they are built at start-up from
-    the settings :func:`get_settings` (or its override) returns."""
+    the settings :func:`get_settings` (or its override) returns. ``isolated``: run the checks
+    in a child process (:mod:`tbmon.health.isolation`) rather than on a thread of this one, so
+    they never hold the GIL a request needs; only from a process with a single thread (else the
+    thread is used, with a warning)."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -60,15 +69,21 @@ def create_app(checks: Sequence[ScheduledCheck] | None = None) -> FastAPI:
         )
         settings = settings_of()
         scheduled = checks if checks is not None else registry.build(settings)
-        monitor = Monitor(scheduled, settings.interval, Redactor(settings.secrets()))
-        await asyncio.to_thread(monitor.start)
-        app.state.monitor = monitor
-        app.state.settings = settings
-        app.state.max_age = f"max-age={max(int(settings.interval), 1)}"
+        monitor = _checker(scheduled, settings.interval, Redactor(settings.secrets()), isolated)
         try:
+            if isinstance(monitor, CheckProcess):
+                await monitor.start()  # reads the child's reports on this loop: no thread here
+            else:
+                await asyncio.to_thread(monitor.start)
+            app.state.monitor = monitor
+            app.state.settings = settings
+            app.state.max_age = f"max-age={max(int(settings.interval), 1)}"
             yield
         finally:
-            await asyncio.to_thread(monitor.stop)
+            if isinstance(monitor, CheckProcess):
+                monitor.stop()
+            else:
+                await asyncio.to_thread(monitor.stop)
 
     app = FastAPI(
         title="tbmon health",
@@ -81,6 +96,16 @@ def create_app(checks: Sequence[ScheduledCheck] | None = None) -> FastAPI:
     app.state.started = time.monotonic()
     app.include_router(router)
     return app
+
+
+def _checker(
+    checks: Sequence[ScheduledCheck], interval: float, redactor: Redactor, isolated: bool
+) -> Monitor | CheckProcess:
+    if isolated:
+        if can_fork():
+            return CheckProcess(checks, interval, redactor)
+        logger.warning("more than one thread runs, so the health checks run on a thread instead")
+    return Monitor(checks, interval, redactor)
 
 
 def _answer(
@@ -101,8 +126,8 @@ def _answer(
     )
 
 
-def _monitor(request: Request) -> Monitor:
-    monitor: Monitor = request.app.state.monitor
+def _monitor(request: Request) -> Results:
+    monitor: Results = request.app.state.monitor
     return monitor
 
 

@@ -64,7 +64,9 @@ def serve(
     logging.getLogger(__name__).info(
         "checking %s every %g s", ", ".join(c.name for c in checks) or "nothing", settings.interval
     )
-    app = create_app(checks)
+    # The checks run in a child process forked at start-up, before the server binds: they never
+    # hold this process's GIL while it answers (docs/performance.md#health-service).
+    app = create_app(checks, isolated=True)
     # Everything loaded so far lives as long as the process. Frozen, it is left out of the
     # garbage collector's full passes, which would otherwise stall answers for ~40 ms each.
     gc.collect()

@@ -1,9 +1,11 @@
 """Run every check in the background and keep the latest result of each, ready to serve.
 
-The checks run on their own thread with its own event loop, each check in its own task on its
-own schedule, each under its own timeout. Requests on the server's loop only read the latest
-snapshot (an immutable mapping swapped whole), so no request ever waits on a dependency, and not
-even a plugin that blocks its loop can slow the answers down.
+The checks run on their own event loop, each check in its own task on its own schedule, each
+under its own timeout: on a thread of their own (:class:`Monitor`), or in a process of their own
+that reports every result to the server (:mod:`tbmon.health.isolation`, what `tbmon health
+serve` uses). Requests on the server's loop only read the latest snapshot (an immutable mapping
+swapped whole), so no request ever waits on a dependency, and not even a plugin that blocks its
+loop can slow the answers down.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import asyncio
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from tbmon.health.check import CheckFailed, Outcome, Status
 from tbmon.health.metrics import HealthMetrics
@@ -28,9 +31,9 @@ logger = logging.getLogger(__name__)
 #: How often the checker loop proves it is not stuck (see :meth:`Monitor.alive`).
 _HEARTBEAT_SECONDS = 1.0
 #: A checker loop silent for this long is stuck: the process is no longer live.
-_STALLED_AFTER_SECONDS = 10.0
+STALLED_AFTER_SECONDS = 10.0
 #: How long shutdown waits for each check's ``aclose``.
-_CLOSE_TIMEOUT_SECONDS = 5.0
+CLOSE_TIMEOUT_SECONDS = 5.0
 
 
 def utc_iso(unix_time: float) -> str:
@@ -62,19 +65,14 @@ class ComponentHealth:
         }
 
 
-class Monitor:
-    """The background scheduler and the snapshot it keeps."""
+class Results(ABC):
+    """The latest result of every check and the metrics that follow them: what the endpoints
+    read. Filled by a :class:`Monitor`'s own checks, or by the check process's reports."""
 
-    def __init__(
-        self,
-        checks: Sequence[ScheduledCheck],
-        interval: float,
-        redactor: Redactor | None = None,
-    ) -> None:
+    def __init__(self, checks: Sequence[ScheduledCheck], interval: float) -> None:
         self.checks = tuple(checks)
         self.interval = interval
         self.metrics = HealthMetrics((c.name, c.critical) for c in self.checks)
-        self._redactor = redactor or Redactor()
         now = time.time()
         self._snapshot: Mapping[str, ComponentHealth] = MappingProxyType(
             {
@@ -90,9 +88,55 @@ class Monitor:
                 for c in self.checks
             }
         )
-        self._first_round = {c.name for c in self.checks}
+        self._unchecked = {c.name for c in self.checks}
+
+    @property
+    def snapshot(self) -> Mapping[str, ComponentHealth]:
+        """Every component's latest result, in check order. Never blocks."""
+        return self._snapshot
+
+    @property
+    def first_round_in(self) -> bool:
+        """Every check has a result."""
+        return not self._unchecked
+
+    @abstractmethod
+    def alive(self) -> bool:
+        """The checks run and their loop is not stuck."""
+
+    def record(self, health: ComponentHealth) -> ComponentHealth:
+        """Make ``health`` its component's latest result; return the one it replaces."""
+        previous = self._snapshot[health.name]
+        self._snapshot = MappingProxyType({**self._snapshot, health.name: health})
+        self.metrics.observe(health.name, health.status, health.duration_seconds, health.checked_at)
+        self._unchecked.discard(health.name)
+        return previous
+
+
+class Listener(Protocol):
+    """Told of a :class:`Monitor`'s every result and heartbeat, on its loop (how the check
+    process reports to the server)."""
+
+    def result(self, health: ComponentHealth) -> None: ...
+
+    def beat(self) -> None: ...
+
+
+class Monitor(Results):
+    """The background scheduler and the snapshot it keeps."""
+
+    def __init__(
+        self,
+        checks: Sequence[ScheduledCheck],
+        interval: float,
+        redactor: Redactor | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        super().__init__(checks, interval)
+        self._redactor = redactor or Redactor()
+        self._listener = listener
         self._first_round_done = threading.Event()
-        if not self._first_round:
+        if self.first_round_in:
             self._first_round_done.set()
         self._heartbeat = time.monotonic()
         self._thread: threading.Thread | None = None
@@ -100,20 +144,13 @@ class Monitor:
         self._stop: asyncio.Event | None = None
         self._loop_ready = threading.Event()
 
-    # -- reading (any thread) ------------------------------------------------------------------
-
-    @property
-    def snapshot(self) -> Mapping[str, ComponentHealth]:
-        """Every component's latest result, in check order. Never blocks."""
-        return self._snapshot
-
     def alive(self) -> bool:
         """The scheduler thread runs and its loop is not stuck."""
         thread = self._thread
         return (
             thread is not None
             and thread.is_alive()
-            and time.monotonic() - self._heartbeat < _STALLED_AFTER_SECONDS
+            and time.monotonic() - self._heartbeat < STALLED_AFTER_SECONDS
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -124,7 +161,7 @@ class Monitor:
         self._thread.start()
         self._loop_ready.wait()
         longest = max((c.timeout for c in self.checks), default=0.0)
-        self._first_round_done.wait(longest + _CLOSE_TIMEOUT_SECONDS)
+        self._first_round_done.wait(longest + CLOSE_TIMEOUT_SECONDS)
 
     def stop(self) -> None:
         """Stop every check, close their resources and the thread."""
@@ -132,20 +169,24 @@ class Monitor:
             return
         if self._loop is not None and self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout=_CLOSE_TIMEOUT_SECONDS * (len(self.checks) + 1))
+        self._thread.join(timeout=CLOSE_TIMEOUT_SECONDS * (len(self.checks) + 1))
         self._thread = None
 
     def _main(self) -> None:
-        asyncio.run(self._run())
+        asyncio.run(self._run_on_thread())
 
-    async def _run(self) -> None:
+    async def _run_on_thread(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
+        self._loop_ready.set()
+        await self.run(self._stop)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Check on the running loop until ``stop`` is set, then close every check."""
         tasks = [asyncio.create_task(self._watch(c), name=f"check {c.name}") for c in self.checks]
         tasks.append(asyncio.create_task(self._beat(), name="heartbeat"))
-        self._loop_ready.set()
         try:
-            await self._stop.wait()
+            await stop.wait()
         finally:
             for task in tasks:
                 task.cancel()
@@ -155,7 +196,7 @@ class Monitor:
 
     async def _close(self, scheduled: ScheduledCheck) -> None:
         try:
-            async with asyncio.timeout(_CLOSE_TIMEOUT_SECONDS):
+            async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                 await scheduled.check.aclose()
         except Exception as error:
             logger.warning("closing health check %s failed: %s", scheduled.name, error)
@@ -163,6 +204,8 @@ class Monitor:
     async def _beat(self) -> None:
         while True:
             self._heartbeat = time.monotonic()
+            if self._listener is not None:
+                self._listener.beat()
             await asyncio.sleep(_HEARTBEAT_SECONDS)
 
     # -- checking ------------------------------------------------------------------------------
@@ -217,10 +260,8 @@ class Monitor:
             duration,
             MappingProxyType(metadata),
         )
-        previous = self._snapshot[scheduled.name]
-        self._snapshot = MappingProxyType({**self._snapshot, scheduled.name: health})
-        self.metrics.observe(scheduled.name, status, duration, finished)
-        first = scheduled.name in self._first_round
+        first = scheduled.name in self._unchecked
+        previous = self.record(health)
         if (first and status is not Status.HEALTHY) or (not first and status != previous.status):
             logger.log(
                 logging.INFO if status is Status.HEALTHY else logging.WARNING,
@@ -229,9 +270,10 @@ class Monitor:
                 status.value,
                 f": {metadata['error']}" if "error" in metadata else "",
             )
-        self._first_round.discard(scheduled.name)
-        if not self._first_round:
+        if self.first_round_in:
             self._first_round_done.set()
+        if self._listener is not None:
+            self._listener.result(health)
 
 
 def describe(error: BaseException) -> str:

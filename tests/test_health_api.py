@@ -4,6 +4,7 @@ the scheduler treats checks that fail, raise, misbehave or hang."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import warnings
@@ -21,6 +22,7 @@ from support import wait_until
 from tbmon import __version__
 from tbmon.health import Check, CheckFailed, HealthSettings, Outcome, Status, create_app
 from tbmon.health.app import get_settings
+from tbmon.health.monitor import Monitor
 from tbmon.health.registry import ScheduledCheck
 from tbmon.health.settings import (
     ALERT_BRIDGE_TOKEN,
@@ -381,3 +383,17 @@ def test_a_stuck_scheduler_fails_liveness_but_answers_stay_fast() -> None:
         response = client.get("/health/detailed")
         assert time.perf_counter() - started < 0.25
         assert response.json()["components"][0]["metadata"] == {"error": "not checked yet"}
+
+
+def test_isolated_checks_fall_back_to_a_thread_where_forking_is_unsafe(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The test client serves the app from a thread of its own: this process has two threads.
+    app = create_app([scheduled("cpu", Reporting(Status.HEALTHY))], isolated=True)
+    settings = HealthSettings(interval=0.1)
+    app.dependency_overrides[get_settings] = lambda: settings
+    with caplog.at_level(logging.WARNING, "tbmon.health.app"), TestClient(app) as client:
+        assert client.get("/health/live").status_code == 200
+        assert client.get("/health").json()["status"] == "healthy"
+        assert type(app.state.monitor) is Monitor  # checks on a thread, not in a child
+    assert "the health checks run on a thread instead" in caplog.text

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import psycopg
 import pytest
 from bridge_support import bridge_rig
@@ -61,6 +62,15 @@ def run_serve(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[st
 @contextmanager
 def serving(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """`tbmon health serve` on a free port; yields its base URL; stopped even on failure."""
+    with service(env, tmp_path) as (base, _, _):
+        yield base
+
+
+@contextmanager
+def service(
+    env: dict[str, str], tmp_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    """:func:`serving`, yielding the base URL, the service's process and its log."""
     (port,) = free_ports(1)
     log = tmp_path / f"health-{port}.log"
     with log.open("w") as output:
@@ -77,7 +87,7 @@ def serving(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
             f"the health service to start (log: {log.read_text()[-2000:]})",
             timeout=30,
         )
-        yield base
+        yield base, process, log
     finally:
         stop(process)
         assert PASSWORD not in log.read_text()
@@ -102,6 +112,16 @@ def component_when(
         return found if condition(found) else None
 
     return wait_until(probe, what, timeout=timeout)
+
+
+def check_process(service: subprocess.Popen[bytes]) -> psutil.Process:
+    """The service's one child: the process its checks run in."""
+    (child,) = psutil.Process(service.pid).children()
+    return child
+
+
+def connected_to(process: psutil.Process, port: int) -> bool:
+    return any(c.raddr and c.raddr.port == port for c in process.net_connections("tcp"))
 
 
 # -- a real PostgreSQL -----------------------------------------------------------------------------
@@ -222,6 +242,69 @@ def test_a_stopped_database_is_unhealthy_ready_503_live_200_and_then_recovers(
         assert metadata["open_connections"] >= 1
         for path in ("/health", "/health/detailed", "/health/component/database"):
             assert PASSWORD not in httpx.get(base + path).text
+
+
+def test_the_checks_run_in_a_child_process_whose_results_the_service_serves(
+    postgres: Postgres, tmp_path: Path
+) -> None:
+    env = {"DATABASE_URL": postgres.url, "HEALTH_CHECKS": "database", "HEALTH_INTERVAL": "0.3"}
+    with service(env, tmp_path) as (base, process, _):
+        assert detailed(base)["database"]["status"] == "healthy"
+        child = check_process(process)
+        # The check's connections to PostgreSQL are the child's; the server holds none.
+        assert connected_to(child, postgres.port)
+        assert not connected_to(psutil.Process(process.pid), postgres.port)
+        # A change of result in the child reaches the answers.
+        postgres.stop()
+        component_when(
+            base,
+            "database",
+            lambda found: found["status"] == "unhealthy",
+            "the database to be reported unhealthy",
+        )
+
+
+def test_a_dead_check_process_fails_liveness_while_the_service_answers(tmp_path: Path) -> None:
+    env = {"HEALTH_CHECKS": "cpu,memory", "HEALTH_INTERVAL": "0.3"}
+    with service(env, tmp_path) as (base, process, log):
+        check_process(process).kill()
+        started = time.monotonic()
+        wait_until(
+            lambda: httpx.get(f"{base}/health/live").status_code == 503,
+            "liveness to fail once the check process is gone",
+            timeout=5,
+            interval=0.05,
+        )
+        assert time.monotonic() - started < 2  # at once, not after the 10 s stall limit
+        assert process.poll() is None
+        assert httpx.get(f"{base}/health/ready").status_code == 200  # the last results
+        assert "the health check process has stopped (exit code -9)" in log.read_text()
+
+
+def test_stopping_the_service_stops_its_check_process(tmp_path: Path) -> None:
+    env = {"HEALTH_CHECKS": "cpu,memory", "HEALTH_INTERVAL": "0.3"}
+    with service(env, tmp_path) as (_, process, log):
+        child = check_process(process)
+        stop(process)  # SIGTERM, as an orchestrator stops it
+        assert not child.is_running()  # ended and reaped before the service exited
+        text = log.read_text()
+        assert "Application shutdown complete" in text
+        assert "did not stop in time" not in text
+        assert "has stopped" not in text  # the server ended it: no false alarm
+
+
+def test_a_check_process_whose_service_died_stops_by_itself(tmp_path: Path) -> None:
+    env = {"HEALTH_CHECKS": "cpu,memory", "HEALTH_INTERVAL": "0.3"}
+    with service(env, tmp_path) as (_, process, _):
+        child = check_process(process)
+        process.kill()
+        process.wait(5)
+        wait_until(
+            lambda: not child.is_running() or child.status() == psutil.STATUS_ZOMBIE,
+            "the orphaned check process to exit",
+            timeout=5,
+            interval=0.05,
+        )
 
 
 def test_a_database_near_max_connections_is_degraded(postgres: Postgres, tmp_path: Path) -> None:
