@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from google.protobuf.message import DecodeError
 
 _LENGTH_DELIMITED = 2
+_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
 
 
 #: One length-delimited field, (start, key_end, body, end): ``raw[start:key_end]`` is its key,
@@ -189,6 +190,10 @@ def _field(node: Node) -> Field:
 
 def varint(value: int) -> bytes:
     """``value`` as a protobuf base-128 varint."""
+    if value < 0x80:  # most lengths in a batch: one or two bytes, without the loop
+        return _ONE_BYTE[value]
+    if value < 0x4000:
+        return bytes(((value & 0x7F) | 0x80, value >> 7))
     out = bytearray()
     while value > 0x7F:
         out.append((value & 0x7F) | 0x80)
@@ -239,7 +244,11 @@ def _numbered(
             wire_type = key & 7
             if wire_type == _LENGTH_DELIMITED:
                 key_end = position
-                length, position = _read_length(raw, position)
+                length = raw[position]
+                if length & 0x80:
+                    length, position = _read_length(raw, position)
+                else:
+                    position += 1
                 body = position
                 position += length
                 if position > end:

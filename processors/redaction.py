@@ -29,6 +29,7 @@ Every pattern has bounded repetition, so a huge value costs linear time.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -482,11 +483,15 @@ class RedactionProcessor(Processor):
             fields = subfields(raw, item, until=max(end for _, end in spans))
         except DecodeError as error:
             raise MalformedBatchError("not a valid item inside the batch") from error
-        touched = [
-            (number, field)
-            for number, field in fields
-            if any(start < field[3] and field[0] < end for start, end in spans)
-        ]
+        starts = [field[0] for _, field in fields]
+        overlapped: dict[int, tuple[int, WireField]] = {}
+        for start, end in spans:  # fields are in order: look only where each candidate is
+            index = max(bisect_right(starts, start) - 1, 0)
+            while index < len(fields) and fields[index][1][0] < end:
+                if fields[index][1][3] > start:
+                    overlapped[index] = fields[index]
+                index += 1
+        touched = [overlapped[index] for index in sorted(overlapped)]
         if any(number != attributes for number, _ in touched):
             return False
         masked = {}
