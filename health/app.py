@@ -1,24 +1,24 @@
-"""The HTTP API of the health service: the app factory, the endpoints and the token check.
+"""The HTTP API of the health service: the app factory and the endpoints FastAPI serves.
 
 Every endpoint answers from the monitor's latest snapshot, never by running a check, so answers
-take the same few hundred microseconds whatever the dependencies do. Status codes follow the
-Kubernetes convention: 200 for healthy and degraded, 503 for unhealthy.
+take the same few hundred microseconds whatever the dependencies do. The probes hit at high
+rates (``/health``, ``/live``, ``/ready``, ``/detailed``) are answered before FastAPI's router,
+by :mod:`tbmon.health.probes`; ``/health/component/NAME`` and ``/health/metrics`` are here.
+Status codes follow the Kubernetes convention: 200 for healthy and degraded, 503 for unhealthy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from functools import lru_cache
 from typing import Any, cast
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tbmon import __version__
@@ -26,10 +26,11 @@ from tbmon.health import registry
 from tbmon.health.check import Status
 from tbmon.health.isolation import CheckProcess, can_fork
 from tbmon.health.metrics import CONTENT_TYPE
-from tbmon.health.monitor import ComponentHealth, Monitor, Results, utc_iso
+from tbmon.health.monitor import Monitor, Results
+from tbmon.health.probes import ProbeLayer, operator_refusal
 from tbmon.health.redact import Redactor
 from tbmon.health.registry import ScheduledCheck
-from tbmon.health.settings import ENV_PREFIX, HealthSettings
+from tbmon.health.settings import HealthSettings
 
 logger = logging.getLogger(__name__)
 
@@ -39,17 +40,6 @@ def get_settings() -> HealthSettings:
     """The service's settings. A FastAPI dependency: the lifespan resolves it through
     ``app.dependency_overrides``, so tests swap the settings the usual FastAPI way."""
     return HealthSettings()
-
-
-def aggregate(components: Iterable[ComponentHealth]) -> Status:
-    """Unhealthy if a critical component is; else degraded if any component is not healthy."""
-    status = Status.HEALTHY
-    for component in components:
-        if component.status is Status.UNHEALTHY and component.critical:
-            return Status.UNHEALTHY
-        if component.status is not Status.HEALTHY:
-            status = Status.DEGRADED
-    return status
 
 
 def create_app(
@@ -95,6 +85,7 @@ def create_app(
     )
     app.state.started = time.monotonic()
     app.include_router(router)
+    app.add_middleware(ProbeLayer)
     return app
 
 
@@ -108,90 +99,20 @@ def _checker(
     return Monitor(checks, interval, redactor)
 
 
-def _answer(
-    request: Request, status: Status, components: Iterable[ComponentHealth], *, detailed: bool
-) -> Response:
-    body = {
-        "status": status.value,
-        "components": [component.document(detailed=detailed) for component in components],
-        "check_time": utc_iso(time.time()),
-        "uptime_seconds": int(time.monotonic() - request.app.state.started),
-        "version": __version__,
-    }
-    return Response(
-        json.dumps(body, separators=(",", ":")).encode(),
-        status_code=503 if status is Status.UNHEALTHY else 200,
-        media_type="application/json",
-        headers={"Cache-Control": request.app.state.max_age},
-    )
-
-
 def _monitor(request: Request) -> Results:
     monitor: Results = request.app.state.monitor
     return monitor
 
 
 async def require_operator(request: Request) -> None:
-    """Detailed views: a bearer token when ``HEALTH_TOKEN`` is set, else loopback clients only."""
-    settings: HealthSettings = request.app.state.settings
-    if settings.token is None:
-        client = request.client.host if request.client else ""
-        if _is_loopback(client):
-            return
-        raise HTTPException(
-            status_code=403,
-            detail=f"detailed health is only served to this machine while {ENV_PREFIX}TOKEN is "
-            f"unset; set {ENV_PREFIX}TOKEN and send 'Authorization: Bearer <token>'",
-        )
-    scheme, _, supplied = request.headers.get("authorization", "").partition(" ")
-    expected = settings.token.get_secret_value().encode()
-    if scheme.lower() != "bearer" or not hmac.compare_digest(supplied.strip().encode(), expected):
-        raise HTTPException(
-            status_code=401,
-            detail=f"send 'Authorization: Bearer <token>' with the token in {ENV_PREFIX}TOKEN",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    """Detailed views: FastAPI's form of :func:`~tbmon.health.probes.operator_refusal`."""
+    refusal = operator_refusal(request.app.state.settings, request.scope)
+    if refusal is not None:
+        raise refusal
 
 
 router = APIRouter(prefix="/health")
 Operator = [Depends(require_operator)]
-
-
-@router.get("")
-async def health(request: Request) -> Response:
-    """Overall status and each component's status (details: ``/health/detailed``)."""
-    components = _monitor(request).snapshot.values()
-    return _answer(request, aggregate(components), components, detailed=False)
-
-
-@router.get("/live")
-async def live(request: Request) -> Response:
-    """The process only: up, and its check scheduler not stuck. Never looks at dependencies."""
-    status = Status.HEALTHY if _monitor(request).alive() else Status.UNHEALTHY
-    response = _answer(request, status, (), detailed=False)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@router.get("/ready")
-async def ready(request: Request) -> Response:
-    """The critical components only: 503 while one of them is unhealthy."""
-    critical = [c for c in _monitor(request).snapshot.values() if c.critical]
-    return _answer(request, aggregate(critical), critical, detailed=False)
-
-
-@router.get("/detailed", dependencies=Operator)
-async def detailed(request: Request) -> Response:
-    """Every component with its metadata (figures and errors)."""
-    components = _monitor(request).snapshot.values()
-    return _answer(request, aggregate(components), components, detailed=True)
 
 
 @router.get("/component/{name}", dependencies=Operator)
