@@ -22,7 +22,6 @@ from typing import Any
 
 from fastapi import HTTPException, Request
 from fastapi.exception_handlers import http_exception_handler
-from starlette._utils import get_route_path
 from starlette.datastructures import URL, Headers, State
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -160,6 +159,13 @@ def _render(probe: _Probe, source: object, state: State, second: int, uptime: in
     return _Answer(source, second, uptime, code, headers, body)
 
 
+def _route_path(scope: Scope) -> str:
+    """The path below the app's mount point (``root_path``), which the router matches."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(f"{root}/") else path
+
+
 class ProbeLayer:
     """Pure ASGI middleware (``app.add_middleware``) answering :data:`PROBES` from the latest
     snapshot; everything else goes to ``app``. Its answers are the bytes FastAPI's routes sent
@@ -173,7 +179,7 @@ class ProbeLayer:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        path = get_route_path(scope)  # what Starlette's router matches
+        path = _route_path(scope)
         probe = PROBES.get(path)
         if probe is None:
             if path != "/" and path.rstrip("/") in PROBES:  # as the router's redirect_slashes
