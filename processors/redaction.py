@@ -272,6 +272,7 @@ class Prefilter:
         self._scanned = tuple(
             rule.prefilter for rule in by_one if rule.prefilter is not None and not rule.anchors
         )
+        self._by_one_patterns = (*(pattern for pattern, _ in self._anchored), *self._scanned)
 
     @property
     def one_pass(self) -> bool:
@@ -288,8 +289,7 @@ class Prefilter:
                 return True
             if next(_key_compounds(lowered), None) is not None:
                 return True
-        patterns = (*(pattern for pattern, _ in self._anchored), *self._scanned)
-        return any(pattern.search(raw) for pattern in patterns)
+        return any(pattern.search(raw) for pattern in self._by_one_patterns)
 
     def positions(self, raw: bytes) -> list[tuple[int, int]]:
         """Where in ``raw`` the candidates lie, (start, end): what ``__call__`` looks for, every
