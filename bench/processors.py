@@ -11,14 +11,14 @@ Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core
    size) from four senders in parallel (the collector's num_consumers) for throughput and the
    host's CPU time.
 2. End to end, driven by telemetrygen (built from Go modules into ~/.cache/tbmon/tools) and by
-   the Python SDK: load -> collector -> [host ->] collector -> a trace sink that measures each
-   span's delay from its end time. Arm "collector alone" points the collector at its own
-   otlp/processed receiver (no Python hop); arm "with host" goes through `tbmon processors
-   serve`. A tee collector in front copies every request to both arms, in order, so both get
-   the same spans at the same moments and their batch processors cut the same batches; the
-   host's added latency is then measured per span (its arrival through the host minus its
-   arrival through the collector alone), free of the batch processors' waits, which differ by
-   tens of milliseconds between two independent runs.
+   the Python SDK: load -> collector -> [host ->] collector -> a trace sink that notes when each
+   span arrived. A tee collector in front copies every request, in order, to three arms: two
+   "collector alone" (the collector points at its own otlp/processed receiver, no Python hop)
+   and "with host" (through `tbmon processors serve`). All arms get the same spans at the same
+   moments and their batch processors cut the same batches, so the host's added latency is
+   measured per span: its arrival through the host minus its arrival through the first
+   collector-alone arm. The same difference between the two collector-alone arms is the
+   measure's floor: what two identical pipelines differ by on this machine.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import deque
 from collections.abc import Iterator
 from concurrent import futures
 from contextlib import ExitStack, contextmanager
@@ -94,36 +95,44 @@ class Sink:
     """Stands where Jaeger would: when each span arrived, by its identity."""
 
     port: int
+    #: (arrival time in ns since the epoch, request) as they came, decoded only when read: a
+    #: handler that decoded would hold the GIL that the other arms' sinks, in this process,
+    #: need to note their own arrivals, and so would delay them by milliseconds.
+    arrivals: deque[tuple[int, bytes]] = field(default_factory=deque)
+    lock: threading.Lock = field(default_factory=threading.Lock)
     #: (trace id + span id) -> (end time, arrival time), in ns since the epoch. A span that
     #: arrives twice (a retried batch) counts once.
-    received: dict[bytes, tuple[int, int]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    _received: dict[bytes, tuple[int, int]] = field(default_factory=dict)
+
+    def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
+        self.arrivals.append((time.time_ns(), request))
+        return b""
+
+    @property
+    def received(self) -> dict[bytes, tuple[int, int]]:
+        with self.lock:
+            while self.arrivals:
+                arrived, request = self.arrivals.popleft()
+                message = ExportTraceServiceRequest.FromString(request)
+                for resource in message.resource_spans:
+                    for scope in resource.scope_spans:
+                        for span in scope.spans:
+                            if span.name != WARM_UP:
+                                self._received.setdefault(
+                                    span.trace_id + span.span_id,
+                                    (span.end_time_unix_nano, arrived),
+                                )
+            return dict(self._received)
 
     @property
     def spans(self) -> int:
         return len(self.received)
 
-    def export(self, request: bytes, context: grpc.ServicerContext) -> bytes:
-        arrived = time.time_ns()
-        message = ExportTraceServiceRequest.FromString(request)
-        spans = [
-            (span.trace_id + span.span_id, (span.end_time_unix_nano, arrived))
-            for resource in message.resource_spans
-            for scope in resource.scope_spans
-            for span in scope.spans
-            if span.name != WARM_UP
-        ]
-        with self.lock:
-            for identity, times in spans:
-                self.received.setdefault(identity, times)
-        return b""
-
     def steady(self, margin_seconds: float = 2.0) -> dict[bytes, tuple[int, int]]:
         """The spans that ended after the first and before the last seconds of the run: the
         pipeline's steady state, without start-up and the final partial batches (which wait
         for the batch processors' 1 s timeout)."""
-        with self.lock:
-            received = dict(self.received)
+        received = self.received
         if not received:
             return {}
         ends = [end for end, _ in received.values()]
@@ -136,7 +145,8 @@ class Sink:
 
     def reset(self) -> None:
         with self.lock:
-            self.received = {}
+            self.arrivals.clear()
+            self._received = {}
 
 
 def added_delays(alone: Sink, hosted: Sink) -> list[float]:
@@ -430,16 +440,30 @@ class Arm:
     host_cpu: float | None
 
 
-def end_to_end(root: Path, driver: str) -> tuple[list[Arm], list[float]]:
-    """Both arms side by side, fed the very same spans at the same moments through a tee, each
-    with its own pipeline and sink; the arms, and how much later each span arrived through the
-    host than through the collector alone (ms)."""
+#: The arms of an end-to-end run: (name, through the host). The second collector-alone arm is
+#: the measure's own floor: two identical arms differ per span only by this machine's noise.
+ARMS = (("collector alone", False), ("collector alone, twin", False), ("with host", True))
+
+
+@dataclass
+class EndToEnd:
+    arms: list[Arm]
+    #: Per span, how much later (ms) it arrived through the host than through the first
+    #: collector-alone arm.
+    added: list[float]
+    #: The same between the two collector-alone arms: what the measure reads with no host.
+    floor: list[float]
+
+
+def end_to_end(root: Path, driver: str) -> EndToEnd:
+    """The arms side by side, fed the very same spans at the same moments through a tee, each
+    with its own pipeline and sink."""
     with ExitStack() as stack:
         arms = []
-        for with_host in (False, True):
+        for index, (_, with_host) in enumerate(ARMS):
             trace_sink = stack.enter_context(sink())
             pipe = stack.enter_context(
-                pipeline(root / f"{driver}-{with_host}", trace_sink, with_host, BATCH_TIMEOUT)
+                pipeline(root / f"{driver}-{index}", trace_sink, with_host, BATCH_TIMEOUT)
             )
             arms.append((pipe, trace_sink))
         entry = stack.enter_context(
@@ -459,23 +483,24 @@ def end_to_end(root: Path, driver: str) -> tuple[list[Arm], list[float]]:
         while True:
             offered = [_accepted_spans(p.settings) for p, _ in arms]
             delivered = all(s.spans >= count for (_, s), count in zip(arms, offered, strict=True))
-            if (delivered and offered[0] == offered[1]) or time.monotonic() > deadline:
+            if (delivered and len(set(offered)) == 1) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
         results = [
             Arm(
-                name="with host" if pipe.host else "collector alone",
+                name=name,
                 offered=count,
                 delivered=trace_sink.spans,
                 delays=trace_sink.steady_delays(),
                 collector_cpu=cpu_seconds(pipe.collector) - collector_before,
                 host_cpu=cpu_seconds(pipe.host) - host_before if pipe.host else None,
             )
-            for (pipe, trace_sink), count, (collector_before, host_before) in zip(
-                arms, offered, before, strict=True
+            for (name, _), (pipe, trace_sink), count, (collector_before, host_before) in zip(
+                ARMS, arms, offered, before, strict=True
             )
         ]
-        return results, added_delays(arms[0][1], arms[1][1])
+        (_, alone), (_, twin), (_, hosted) = arms
+        return EndToEnd(results, added_delays(alone, hosted), added_delays(alone, twin))
 
 
 def _drive(driver: str, endpoint: str, settings: StackSettings) -> None:
@@ -595,15 +620,20 @@ def main() -> None:
         )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for driver in ("telemetrygen", "sdk"):
-            (alone, hosted), added = end_to_end(root, driver)
-            for arm in (alone, hosted):
+            run = end_to_end(root, driver)
+            for arm in run.arms:
                 print(_row(driver, arm))
-            print(
-                f"| {driver} | added by the host, per span ({len(added):,} spans in both) "
-                f"| | | p50 {_p(added, 0.5):+.1f} / p99 {_p(added, 0.99):+.1f} ms "
-                f"(difference of the p99s {_p(hosted.delays, 0.99) - _p(alone.delays, 0.99):+.1f}) "
-                "| | |"
-            )
+            alone, twin, hosted = run.arms
+            for what, delays, arm in (
+                ("added by the host, per span", run.added, hosted),
+                ("the twin arms' difference, per span (the floor)", run.floor, twin),
+            ):
+                of_p99s = _p(arm.delays, 0.99) - _p(alone.delays, 0.99)
+                print(
+                    f"| {driver} | {what} ({len(delays):,} spans in both) | | "
+                    f"| p50 {_p(delays, 0.5):+.1f} / p99 {_p(delays, 0.99):+.1f} ms "
+                    f"(difference of the p99s {of_p99s:+.1f}) | | |"
+                )
 
 
 def _redactions(settings: StackSettings) -> float:
