@@ -7,9 +7,10 @@ Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core
    in eight an order placement, one in eight carrying an exchange API key header, so every
    batch is parsed, masked and re-encoded by redaction) sent straight to the collector's
    otlp/processed receiver, and through the host to it, interleaved one request at a time
-   (latency, 128- and 512-span batches); then 512-span batches (the collector's ingest batch
-   size) from four senders in parallel (the collector's num_consumers) for throughput and the
-   host's CPU time.
+   (latency and the host's CPU a request, 128-, 256- and 512-span batches), once through the
+   built-in chain and once through a host with no plugin (what gRPC in Python costs by itself);
+   then 512-span batches (the collector's ingest batch size) from four senders in parallel (the
+   collector's num_consumers) for throughput and the host's CPU time.
 2. End to end, driven by telemetrygen (built from Go modules into ~/.cache/tbmon/tools) and by
    the Python SDK: load -> collector -> [host ->] collector -> a trace sink that notes when each
    span arrived. A tee collector in front copies every request, in order, to three arms: two
@@ -56,7 +57,7 @@ TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib
 #: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
 TELEMETRYGEN_VERSION = "v0.161.0"
 BATCH_SPANS = 512  # the collector's ingest batch size (otel-collector/config.yaml, batch/ingest)
-HOP_SIZES = (128, 512)
+HOP_SIZES = (128, 256, 512)
 LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
@@ -298,7 +299,11 @@ class Pipeline:
 
 @contextmanager
 def pipeline(
-    root: Path, trace_sink: Sink, with_host: bool, batch_timeout: str = "1s"
+    root: Path,
+    trace_sink: Sink,
+    with_host: bool,
+    batch_timeout: str = "1s",
+    host_env: dict[str, str] | None = None,
 ) -> Iterator[Pipeline]:
     settings = isolated_settings(root)
     s = settings
@@ -315,7 +320,9 @@ def pipeline(
         host = None
         if with_host:
             host = stack.enter_context(
-                process(settings, "processors", {}, s.url(s.processors_http_port, "/health"))
+                process(
+                    settings, "processors", host_env or {}, s.url(s.processors_http_port, "/health")
+                )
             )
         collector = stack.enter_context(
             process(settings, "collector", env, s.url(s.collector_health_port, "/"))
@@ -393,7 +400,18 @@ def _client(endpoint: str) -> grpc.UnaryUnaryMultiCallable:
     return channel.unary_unary(Signal.SPANS.method)
 
 
-def hop_latency(direct: str, via_host: str, payload: bytes) -> tuple[list[float], list[float]]:
+@dataclass
+class Hop:
+    """One batch size, one request at a time, the two routes interleaved."""
+
+    spans: int
+    direct_ms: list[float]
+    host_ms: list[float]
+    #: The host's CPU time (user + system, every thread) per request it forwarded.
+    host_cpu_ms: float
+
+
+def hop_latency(direct: str, via_host: str, payload: bytes, host: psutil.Process) -> Hop:
     """Per-request round trips (ms), one request at a time, the two routes interleaved."""
     send_direct, send_host = _client(direct), _client(via_host)
     for send in (send_direct, send_host):  # connect and warm up
@@ -401,12 +419,14 @@ def hop_latency(direct: str, via_host: str, payload: bytes) -> tuple[list[float]
             send(payload, timeout=30)
     direct_ms: list[float] = []
     host_ms: list[float] = []
+    cpu_before = cpu_seconds(host)
     for _ in range(LATENCY_REQUESTS):
         for send, timings in ((send_direct, direct_ms), (send_host, host_ms)):
             started = time.perf_counter()
             send(payload, timeout=30)
             timings.append((time.perf_counter() - started) * 1e3)
-    return direct_ms, host_ms
+    cpu_ms = (cpu_seconds(host) - cpu_before) / LATENCY_REQUESTS * 1e3
+    return Hop(Signal.SPANS.count(payload), direct_ms, host_ms, cpu_ms)
 
 
 def hop_throughput(via_host: str, payload: bytes, host: psutil.Process) -> tuple[float, float]:
@@ -576,33 +596,52 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
+#: The hosts of the hop-alone part: the built-in chain, and no plugin at all (what receiving
+#: and forwarding over gRPC in Python costs by itself on this machine).
+HOP_HOSTS: tuple[tuple[str, dict[str, str]], ...] = (
+    ("built-in chain", {}),
+    ("no plugin", {"PROCESSORS_PLUGINS": ""}),
+)
+
+
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        latencies = {}
-        with sink() as trace_sink, pipeline(root / "hop", trace_sink, with_host=True) as pipe:
-            s = pipe.settings
-            assert pipe.host is not None
-            direct, via_host = (
-                f"{s.bind_host}:{s.processed_port}",
-                f"{s.bind_host}:{s.processors_port}",
-            )
-            for size in HOP_SIZES:
-                latencies[size] = hop_latency(direct, via_host, sdk_batch(size))
-            wall, per_core = hop_throughput(via_host, sdk_batch(BATCH_SPANS), pipe.host)
-            masked = _redactions(s)
+        hops: list[tuple[str, Hop]] = []
+        for index, (label, host_env) in enumerate(HOP_HOSTS):
+            with (
+                sink() as trace_sink,
+                pipeline(root / f"hop-{index}", trace_sink, True, host_env=host_env) as pipe,
+            ):
+                s = pipe.settings
+                assert pipe.host is not None
+                direct, via_host = (
+                    f"{s.bind_host}:{s.processed_port}",
+                    f"{s.bind_host}:{s.processors_port}",
+                )
+                for size in HOP_SIZES:
+                    hops.append((label, hop_latency(direct, via_host, sdk_batch(size), pipe.host)))
+                if index == 0:
+                    payload = sdk_batch(BATCH_SPANS)
+                    wall, per_core = hop_throughput(via_host, payload, pipe.host)
+                    masked = _redactions(s)
         print("### The hop alone (SDK batches, one request at a time)\n")
         print(
-            "| batch | straight to the collector p50 / p99 | through the host p50 / p99 "
-            "| added p50 | added p99 |"
+            "| host | batch | straight to the collector p50 / p99 | through the host p50 / p99 "
+            "| added p50 / p99 | host CPU a request | spans per CPU-second |"
         )
-        print("| --- | --- | --- | --- | --- |")
-        for size, (direct_ms, host_ms) in latencies.items():
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for label, hop in hops:
+            d50, d99, h50, h99 = (
+                _p(hop.direct_ms, 0.5),
+                _p(hop.direct_ms, 0.99),
+                _p(hop.host_ms, 0.5),
+                _p(hop.host_ms, 0.99),
+            )
             print(
-                f"| {size} spans | {_p(direct_ms, 0.5):.2f} / {_p(direct_ms, 0.99):.2f} ms "
-                f"| {_p(host_ms, 0.5):.2f} / {_p(host_ms, 0.99):.2f} ms "
-                f"| {_p(host_ms, 0.5) - _p(direct_ms, 0.5):+.2f} ms "
-                f"| {_p(host_ms, 0.99) - _p(direct_ms, 0.99):+.2f} ms |"
+                f"| {label} | {hop.spans} spans | {d50:.2f} / {d99:.2f} ms "
+                f"| {h50:.2f} / {h99:.2f} ms | {h50 - d50:+.2f} / {h99 - d99:+.2f} ms "
+                f"| {hop.host_cpu_ms:.2f} ms | {hop.spans / hop.host_cpu_ms * 1e3:,.0f} |"
             )
         print(
             f"\nThroughput, {BATCH_SPANS}-span batches from {SENDERS} senders: {wall:,.0f} spans/s "
@@ -611,7 +650,7 @@ def main() -> None:
             f"{masked:,.0f} values (one span in eight)\n"
         )
         print(
-            f"### End to end, both arms fed the same spans ({E2E_RATE:,} spans/s for "
+            f"### End to end, the three arms fed the same spans ({E2E_RATE:,} spans/s for "
             f"{E2E_SECONDS} s)\n"
         )
         print(
