@@ -61,7 +61,7 @@ HOP_SIZES = (128, 256, 512)
 LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
-E2E_SECONDS = 10
+E2E_SECONDS = 20
 E2E_RATE = 4_000  # spans per second, copied to both arms
 #: The batch processors' timeout end to end: longer than the run, so that both arms cut their
 #: batches by size only, at the same spans (a timeout fires at a different moment in each).
