@@ -33,11 +33,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import httpx
 import psutil
 
+from bench._process import cpu_seconds, until_ready
 from tbmon.settings import StackSettings
 from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
@@ -61,7 +63,6 @@ WARM_UP_S = 2.0
 class Latency:
     """One vegeta attack's report, in milliseconds."""
 
-    requests: int
     success: float
     p50_ms: float
     p99_ms: float
@@ -72,7 +73,6 @@ class Latency:
         latencies = report["latencies"]
         assert isinstance(latencies, dict)
         return cls(
-            requests=int(str(report["requests"])),
             success=float(str(report["success"])),
             p50_ms=latencies["50th"] / 1e6,
             p99_ms=latencies["99th"] / 1e6,
@@ -130,6 +130,7 @@ def vegeta() -> Path:
     return program
 
 
+@cache
 def floor_program() -> Path:
     """The floor server, built with `go build` on first use; named by a hash of its source so an
     edit of bench/floor builds a new one instead of measuring a stale binary."""
@@ -151,26 +152,12 @@ def floor_program() -> Path:
     return program
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"{process.args!r} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    sys.exit(f"{url} did not answer within {timeout:g} s")
-
-
 @contextmanager
 def process(argv: list[str], env: dict[str, str], ready_url: str) -> Iterator[psutil.Process]:
     with tempfile.TemporaryFile() as log:
         child = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            wait_for(ready_url, child)
+            until_ready(child, ready_url, argv[0], timeout=30)
             yield psutil.Process(child.pid)
         finally:
             stop(child)
@@ -255,14 +242,13 @@ def window(base: str, path: str, server: psutil.Process, rate: int, duration: fl
     """A warm-up (connections, caches), then the measured attack with the machine's steal and the
     server's CPU over exactly that attack."""
     attack(base, path, rate, WARM_UP_S)
-    cpu_before = server.cpu_times()
+    cpu_before = cpu_seconds(server)
     steal_before = steal_ticks()
     started = time.monotonic()
     report = attack(base, path, rate, duration)
     elapsed = time.monotonic() - started
     steal_after = steal_ticks()
-    cpu_after = server.cpu_times()
-    cpu = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+    cpu = cpu_seconds(server) - cpu_before
     steal = math.nan
     if steal_before is not None and steal_after is not None:
         cpus_ticks = elapsed * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)

@@ -46,6 +46,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from bench._process import cpu_seconds, until_ready
 from tbmon.processors.api import Signal
 from tbmon.processors.testing import record
 from tbmon.settings import StackSettings
@@ -62,8 +63,8 @@ LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
 E2E_SECONDS = 20
-E2E_RATE = 4_000  # spans per second, copied to both arms
-#: The batch processors' timeout end to end: longer than the run, so that both arms cut their
+E2E_RATE = 4_000  # spans per second, copied to every arm
+#: The batch processors' timeout end to end: longer than the run, so that all arms cut their
 #: batches by size only, at the same spans (a timeout fires at a different moment in each).
 BATCH_TIMEOUT = f"{E2E_SECONDS + 5}s"
 WARM_UP = "bench-warm-up"
@@ -111,28 +112,33 @@ class Sink:
 
     @property
     def received(self) -> dict[bytes, tuple[int, int]]:
+        """Every span that arrived so far (a copy: the sink's server may still add to it)."""
         with self.lock:
-            while self.arrivals:
-                arrived, request = self.arrivals.popleft()
-                message = ExportTraceServiceRequest.FromString(request)
-                for resource in message.resource_spans:
-                    for scope in resource.scope_spans:
-                        for span in scope.spans:
-                            if span.name != WARM_UP:
-                                self._received.setdefault(
-                                    span.trace_id + span.span_id,
-                                    (span.end_time_unix_nano, arrived),
-                                )
+            self._decode_arrivals()
             return dict(self._received)
 
     @property
     def spans(self) -> int:
-        return len(self.received)
+        with self.lock:
+            self._decode_arrivals()
+            return len(self._received)
+
+    def _decode_arrivals(self) -> None:
+        while self.arrivals:
+            arrived, request = self.arrivals.popleft()
+            message = ExportTraceServiceRequest.FromString(request)
+            for resource in message.resource_spans:
+                for scope in resource.scope_spans:
+                    for span in scope.spans:
+                        if span.name != WARM_UP:
+                            self._received.setdefault(
+                                span.trace_id + span.span_id, (span.end_time_unix_nano, arrived)
+                            )
 
     def steady(self, margin_seconds: float = 2.0) -> dict[bytes, tuple[int, int]]:
         """The spans that ended after the first and before the last seconds of the run: the
         pipeline's steady state, without start-up and the final partial batches (which wait
-        for the batch processors' 1 s timeout)."""
+        for the batch processors' timeout)."""
         received = self.received
         if not received:
             return {}
@@ -150,14 +156,14 @@ class Sink:
             self._received = {}
 
 
-def added_delays(alone: Sink, hosted: Sink) -> list[float]:
-    """For every steady-state span that reached both sinks: how much later (ms) it arrived
-    through the host than through the collector alone."""
-    direct = alone.steady()
+def added_delays(reference: Sink, other: Sink) -> list[float]:
+    """For every steady-state span that reached both sinks: how much later (ms) it arrived at
+    ``other`` than at ``reference``."""
+    first = reference.steady()
     return [
-        (arrived - direct[identity][1]) / 1e6
-        for identity, (_, arrived) in hosted.steady().items()
-        if identity in direct
+        (arrived - first[identity][1]) / 1e6
+        for identity, (_, arrived) in other.steady().items()
+        if identity in first
     ]
 
 
@@ -206,28 +212,14 @@ def process(
             cwd=layout.data,
         )
     try:
-        _until_ready(popen, ready_url, f"{name} (log: {layout.log})")
+        until_ready(popen, ready_url, f"{name} (log: {layout.log})")
         yield psutil.Process(popen.pid)
     finally:
         stop(popen, grace=20)
 
 
-def _until_ready(popen: subprocess.Popen[bytes], ready_url: str, what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            raise RuntimeError(f"{what} exited")
-        try:
-            if httpx.get(ready_url, timeout=1).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{what} was not ready within 60 s")
-
-
 #: A collector that copies each request to every arm (``{exporters}``), in order: one consumer
-#: per arm, no batching, so both arms get the same spans in the same requests.
+#: per arm, no batching, so all arms get the same spans in the same requests.
 TEE_CONFIG = """
 extensions:
   health_check:
@@ -277,15 +269,10 @@ def tee(settings: StackSettings, folder: Path, targets: list[str]) -> Iterator[s
             stderr=subprocess.STDOUT,
         )
     try:
-        _until_ready(popen, f"http://127.0.0.1:{health_port}/", f"the tee (log: {folder})")
+        until_ready(popen, f"http://127.0.0.1:{health_port}/", f"the tee (log: {folder})")
         yield f"127.0.0.1:{port}"
     finally:
         stop(popen, grace=20)
-
-
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
 
 
 @dataclass
@@ -621,7 +608,7 @@ def main() -> None:
                 )
                 for size in HOP_SIZES:
                     hops.append((label, hop_latency(direct, via_host, sdk_batch(size), pipe.host)))
-                if index == 0:
+                if index == 0:  # throughput through the built-in chain only
                     payload = sdk_batch(BATCH_SPANS)
                     wall, per_core = hop_throughput(via_host, payload, pipe.host)
                     masked = _redactions(s)

@@ -9,7 +9,6 @@ Status codes follow the Kubernetes convention: 200 for healthy and degraded, 503
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -61,19 +60,13 @@ def create_app(
         scheduled = checks if checks is not None else registry.build(settings)
         monitor = _checker(scheduled, settings.interval, Redactor(settings.secrets()), isolated)
         try:
-            if isinstance(monitor, CheckProcess):
-                await monitor.start()  # reads the child's reports on this loop: no thread here
-            else:
-                await asyncio.to_thread(monitor.start)
+            await monitor.open()
             app.state.monitor = monitor
             app.state.settings = settings
             app.state.max_age = f"max-age={max(int(settings.interval), 1)}"
             yield
         finally:
-            if isinstance(monitor, CheckProcess):
-                monitor.stop()
-            else:
-                await asyncio.to_thread(monitor.stop)
+            await monitor.close()
 
     app = FastAPI(
         title="tbmon health",
@@ -91,7 +84,7 @@ def create_app(
 
 def _checker(
     checks: Sequence[ScheduledCheck], interval: float, redactor: Redactor, isolated: bool
-) -> Monitor | CheckProcess:
+) -> Results:
     if isolated:
         if can_fork():
             return CheckProcess(checks, interval, redactor)

@@ -16,6 +16,7 @@ the server dies however it does, and closes its checks' resources on the way out
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import multiprocessing
 import signal
@@ -77,11 +78,15 @@ class CheckProcess(Results):
             target=_run_checks,
             args=(self.checks, self.interval, self._redactor, reader, writer),
             name="tbmon-health-checks",
-            daemon=True,  # ended at exit should stop() never run
+            daemon=True,
         )
         self._process.start()
         writer.close()  # the child's copy alone: its end closes when the child does
         self._reader = reader
+        # Should stop() never run, closing the pipe at exit stops the child before
+        # multiprocessing joins its daemon children (atexit runs this first: registered later),
+        # which would otherwise wait for ever on a child that ignores SIGTERM.
+        atexit.register(reader.close)
         self._heartbeat = time.monotonic()
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(reader.fileno(), self._receive)
@@ -92,6 +97,12 @@ class CheckProcess(Results):
         except TimeoutError:
             logger.warning("some health checks have no result yet; serving without them")
 
+    async def open(self) -> None:
+        await self.start()  # reads the child's reports on this loop: no thread here
+
+    async def close(self) -> None:
+        self.stop()
+
     def stop(self) -> None:
         """Close the pipe, which stops the child; wait for it (bounded), then kill it."""
         process, reader = self._process, self._reader
@@ -99,6 +110,7 @@ class CheckProcess(Results):
             return
         self._process = self._reader = None
         self._unwatch(reader)
+        atexit.unregister(reader.close)
         reader.close()
         process.join(CLOSE_TIMEOUT_SECONDS * (len(self.checks) + 1))
         if process.is_alive():

@@ -104,6 +104,15 @@ class Results(ABC):
     def alive(self) -> bool:
         """The checks run and their loop is not stuck."""
 
+    @abstractmethod
+    async def open(self) -> None:
+        """Start checking, from the server's loop; return once every check has a first result
+        (each is time-bounded)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Stop checking and release the checks' resources, from the server's loop."""
+
     def record(self, health: ComponentHealth) -> ComponentHealth:
         """Make ``health`` its component's latest result; return the one it replaces."""
         previous = self._snapshot[health.name]
@@ -162,6 +171,12 @@ class Monitor(Results):
         self._loop_ready.wait()
         longest = max((c.timeout for c in self.checks), default=0.0)
         self._first_round_done.wait(longest + CLOSE_TIMEOUT_SECONDS)
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.start)
+
+    async def close(self) -> None:
+        await asyncio.to_thread(self.stop)
 
     def stop(self) -> None:
         """Stop every check, close their resources and the thread."""

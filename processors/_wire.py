@@ -83,6 +83,7 @@ class Envelope:
             for i, item in enumerate(scope.items)
         ]
         self._starts = [item[BODY] for item, _ in self.items]
+        self._ends = [item[END] for item, _ in self.items]
 
     def items_at(self, spans: Iterable[tuple[int, int]]) -> list[tuple[Field, Where]]:
         """The items that any of the byte ranges ``(start, end)`` overlaps, in order."""
@@ -92,15 +93,8 @@ class Envelope:
         self, spans: Iterable[tuple[int, int]]
     ) -> list[tuple[Field, Where, list[tuple[int, int]]]]:
         """The items that any of the byte ranges overlaps, in order, each with those ranges."""
-        marked: dict[int, list[tuple[int, int]]] = {}
-        items, starts = self.items, self._starts
-        for start, end in spans:
-            index = max(bisect_right(starts, start) - 1, 0)
-            while index < len(items) and items[index][0][BODY] < end:
-                if items[index][0][END] > start:
-                    marked.setdefault(index, []).append((start, end))
-                index += 1
-        return [(*items[index], marked[index]) for index in sorted(marked)]
+        marked = overlapped(self._starts, self._ends, spans)
+        return [(*self.items[index], marked[index]) for index in sorted(marked)]
 
     def splice(self, replacements: Mapping[Field, bytes]) -> bytes:
         """The request with the content of each field in ``replacements`` (items, resources or
@@ -173,6 +167,22 @@ class _Splicer:
                 self.content(child.field, _children(child))
             cursor = end
         self.parts.append(raw[cursor : parent[END]])
+
+
+def overlapped(
+    starts: Sequence[int], ends: Sequence[int], spans: Iterable[tuple[int, int]]
+) -> dict[int, list[tuple[int, int]]]:
+    """Which of some fields in order (``starts[i]:ends[i]``, not overlapping one another) the
+    byte ranges overlap: field index -> the ranges. Each range is looked up by bisection, so
+    only the fields near it are looked at."""
+    marked: dict[int, list[tuple[int, int]]] = {}
+    for start, end in spans:
+        index = max(bisect_right(starts, start) - 1, 0)
+        while index < len(starts) and starts[index] < end:
+            if ends[index] > start:
+                marked.setdefault(index, []).append((start, end))
+            index += 1
+    return marked
 
 
 def _children(node: Scope | Resource) -> Sequence[Node]:
@@ -270,10 +280,9 @@ def _numbered(
 
 
 def _read_length(raw: bytes, position: int) -> tuple[int, int]:
-    """A length varint; one or two bytes (items of up to 16 KiB) without the general loop."""
+    """A length varint of two bytes or more (the caller reads one-byte lengths itself); two
+    bytes (items of up to 16 KiB) without the general loop."""
     first = raw[position]
-    if not first & 0x80:
-        return first, position + 1
     second = raw[position + 1]
     if not second & 0x80:
         return (first & 0x7F) | (second << 7), position + 2

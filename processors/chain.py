@@ -90,10 +90,9 @@ class Plugin:
         self.stuck_since: float | None = None
         self.errors = 0
         self.last_error: str | None = None
-        self.inline = type(processor).runs_inline
         self._executor = (
             None
-            if self.inline
+            if type(processor).runs_inline
             else ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"plugin-{name}")
         )
         self._lock = asyncio.Lock()
@@ -102,6 +101,11 @@ class Plugin:
         if self.collects:
             signals.add("metrics")
         telemetry.declare_plugin(name, sorted(signals), reject_on_failure)
+
+    @property
+    def inline(self) -> bool:
+        """Its hooks run on the server's loop (``Processor.runs_inline``), not on its thread."""
+        return self._executor is None
 
     async def process(self, signal: Signal, raw: bytes, message: object | None) -> Step | None:
         """The hook's result, or None when it failed (the caller goes on with ``raw``)."""
@@ -140,32 +144,32 @@ class Plugin:
             future = self._executor.submit(function)
             waiter = asyncio.wrap_future(future)
             done, _ = await asyncio.wait({waiter}, timeout=self.budget_seconds)
-            telemetry.PLUGIN_SECONDS.labels(self.name, signal).observe(
-                time.perf_counter() - started
-            )
+            self._timed(signal, started)
             if not done:
                 waiter.cancel()  # the thread goes on; only our wait ends
                 self._stuck(future, started)
-                self._fail(
-                    signal, "timeout", f"exceeded its {self.budget_seconds:g} s budget", None
-                )
+                self._overran(signal, "")
                 return None
             return self._outcome(signal, future.result)
 
     def _call_inline(self, signal: str, function: Callable[[], T]) -> T | None:
         started = time.perf_counter()
         result = self._outcome(signal, function)
-        elapsed = time.perf_counter() - started
-        telemetry.PLUGIN_SECONDS.labels(self.name, signal).observe(elapsed)
+        elapsed = self._timed(signal, started)
         if result is not None and elapsed > self.budget_seconds:
-            self._fail(
-                signal,
-                "timeout",
-                f"exceeded its {self.budget_seconds:g} s budget (took {elapsed:.3f} s)",
-                None,
-            )
+            self._overran(signal, f" (took {elapsed:.3f} s)")
             return None
         return result
+
+    def _timed(self, signal: str, started: float) -> float:
+        """Observe a call's duration; returns it."""
+        elapsed = time.perf_counter() - started
+        telemetry.PLUGIN_SECONDS.labels(self.name, signal).observe(elapsed)
+        return elapsed
+
+    def _overran(self, signal: str, detail: str) -> None:
+        what = f"exceeded its {self.budget_seconds:g} s budget{detail}"
+        self._fail(signal, "timeout", what, None)
 
     def _outcome(self, signal: str, result: Callable[[], T]) -> T | None:
         """The call's result, or None (counted and logged) when it failed."""

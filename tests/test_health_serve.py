@@ -307,6 +307,47 @@ def test_a_check_process_whose_service_died_stops_by_itself(tmp_path: Path) -> N
         )
 
 
+#: A server that starts its check process and exits without stopping it (a crash in its
+#: shutdown, say); the child must still be stopped and the exit must not hang.
+_EXITS_WITHOUT_STOP = """
+import asyncio
+import multiprocessing
+from tbmon.health.check import Check, Outcome, Status
+from tbmon.health.isolation import CheckProcess
+from tbmon.health.redact import Redactor
+from tbmon.health.registry import ScheduledCheck
+
+class Fine(Check):
+    async def check(self) -> Outcome:
+        return Outcome(Status.HEALTHY, {})
+
+SERVING = []  # held to the end, as an app's state holds it
+
+async def main() -> None:
+    checks = [ScheduledCheck(name="fine", check=Fine(), timeout=1.0, critical=False)]
+    process = CheckProcess(checks, 0.3, Redactor())
+    SERVING.append(process)
+    await process.start()
+    (child,) = multiprocessing.active_children()
+    print(child.pid, flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_a_server_that_exits_without_stopping_its_check_process_does_not_hang() -> None:
+    server = subprocess.Popen(
+        [sys.executable, "-c", _EXITS_WITHOUT_STOP], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert server.stdout is not None
+        child = int(server.stdout.readline())
+        assert server.wait(timeout=10) == 0
+    finally:
+        server.kill()
+    assert not psutil.pid_exists(child) or psutil.Process(child).status() == psutil.STATUS_ZOMBIE
+
+
 def test_a_database_near_max_connections_is_degraded(postgres: Postgres, tmp_path: Path) -> None:
     env = {"DATABASE_URL": postgres.url, "HEALTH_CHECKS": "database", "HEALTH_INTERVAL": "0.3"}
     # 12 allowed: our 10 plus the check's own is 11, above 90 %.
