@@ -6,6 +6,8 @@
 #   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
 #   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
+#   6-9. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#      kubeconform, and etcd and kube-apiserver of the pinned Kubernetes release, likewise
 #
 # Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
 # outside the checkout, and Go's own module and build caches stay in their default places, so a
@@ -17,7 +19,7 @@ CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
-STEPS=5
+STEPS=9
 mkdir -p "$LOGS"
 
 bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
@@ -98,7 +100,7 @@ else
   run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
 fi
 
-# --- 3-5. Go builds ---------------------------------------------------------------------------
+# --- 3-9. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
@@ -144,5 +146,13 @@ go_build_step 4 "Jaeger v2" jaeger "$ROOT/stack/provision/jaeger/go.mod" \
   build_go_module "$ROOT/stack/provision/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 go_build_step 5 "VictoriaLogs" victoria-logs "$ROOT/stack/provision/victoria-logs/go.mod" \
   build_go_module "$ROOT/stack/provision/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+go_build_step 6 "Helm" helm "$ROOT/stack/provision/helm/go.mod" \
+  build_go_module "$ROOT/stack/provision/helm" helm.sh/helm/v4/cmd/helm
+go_build_step 7 "kubeconform" kubeconform "$ROOT/stack/provision/kubeconform/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
+go_build_step 8 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
+go_build_step 9 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver
 
 echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
