@@ -45,6 +45,8 @@ OPERATOR_PIN = PROVISION / "otel-operator"
 
 HELM = Binary("helm", manifest="stack/provision/helm/go.mod")
 KUBECONFORM = Binary("kubeconform", manifest="stack/provision/kubeconform/go.mod")
+#: promtool of the Prometheus the chart runs (Debian's is built without Kubernetes discovery).
+PROMTOOL = Binary("promtool", manifest="stack/provision/prometheus/go.mod")
 KUBE_APISERVER = Binary("kube-apiserver", manifest="stack/provision/kubernetes/go.mod")
 ETCD = Binary("etcd", manifest="stack/provision/kubernetes/go.mod")
 
@@ -107,7 +109,7 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any
 
 def _kind_file(group: str, version: str, kind: str) -> str:
     """kubeconform's file name for a kind: ``{{ .ResourceKind }}{{ .KindSuffix }}.json``."""
-    suffix = f"-{group.split('.')[0]}-{version}" if group else f"-{version}"
+    suffix = f"-{group.split('.', maxsplit=1)[0]}-{version}" if group else f"-{version}"
     return f"{kind.lower()}{suffix}.json"
 
 
@@ -178,9 +180,7 @@ def schemas() -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=folder.parent))
     definitions = json.loads(swagger.read_text())["definitions"]
-    files: dict[str, Any] = {
-        DEFINITIONS: {"definitions": _strict(definitions, where=DEFINITIONS)}
-    }
+    files: dict[str, Any] = {DEFINITIONS: {"definitions": _strict(definitions, where=DEFINITIONS)}}
     for name, definition in definitions.items():
         for gvk in definition.get("x-kubernetes-group-version-kind", []):
             file = _kind_file(gvk["group"], gvk["version"], gvk["kind"])
@@ -239,7 +239,8 @@ class ApiServer:
         return httpx.Client(
             base_url=self.url,
             headers={"Authorization": f"Bearer {self.token}"},
-            verify=False,  # noqa: S501 - its own self-signed certificate, on loopback
+            # Its own self-signed certificate, on loopback.
+            verify=False,
             timeout=30,
         )
 
@@ -247,7 +248,16 @@ class ApiServer:
 def _service_account_key(folder: Path) -> Path:
     key = folder / "sa.key"
     subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", key],
+        [
+            "openssl",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            key,
+        ],
         check=True,
         capture_output=True,
     )

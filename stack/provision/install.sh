@@ -6,8 +6,9 @@
 #   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
 #   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
-#   6-9. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
-#      kubeconform, and etcd and kube-apiserver of the pinned Kubernetes release, likewise
+#   6-10. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#      kubeconform, promtool of the chart's Prometheus, and etcd and kube-apiserver of the pinned
+#      Kubernetes release, likewise
 #
 # Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
 # outside the checkout, and Go's own module and build caches stay in their default places, so a
@@ -19,7 +20,7 @@ CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
-STEPS=9
+STEPS=10
 mkdir -p "$LOGS"
 
 bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
@@ -100,7 +101,7 @@ else
   run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
 fi
 
-# --- 3-9. Go builds ---------------------------------------------------------------------------
+# --- 3-10. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
@@ -150,9 +151,11 @@ go_build_step 6 "Helm" helm "$ROOT/stack/provision/helm/go.mod" \
   build_go_module "$ROOT/stack/provision/helm" helm.sh/helm/v4/cmd/helm
 go_build_step 7 "kubeconform" kubeconform "$ROOT/stack/provision/kubeconform/go.mod" \
   build_go_module "$ROOT/stack/provision/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
-go_build_step 8 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
+go_build_step 8 "promtool (Prometheus v3)" promtool "$ROOT/stack/provision/prometheus/go.mod" \
+  build_go_module "$ROOT/stack/provision/prometheus" github.com/prometheus/prometheus/cmd/promtool
+go_build_step 9 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
   build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
-go_build_step 9 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
+go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
   build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver
 
 echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
