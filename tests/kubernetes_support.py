@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import yaml
+from checktools import module_dir
 
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack.binaries import Binary
@@ -57,23 +58,6 @@ DEFINITIONS = "_definitions.json"
 
 def tool(binary: Binary) -> Path:
     return binary.path(StackSettings().cache_dir)
-
-
-def _go_env() -> dict[str, str]:
-    return {**os.environ, "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod"}
-
-
-def module_dir(pin: Path, module: str) -> Path:
-    """Where the module that ``pin``/go.mod requires is unpacked (downloaded if it is not)."""
-    listed = subprocess.run(
-        ["go", "mod", "download", "-json", module],
-        cwd=pin,
-        env=_go_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return Path(json.loads(listed.stdout)["Dir"])
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -368,11 +352,13 @@ def resource_paths(client: httpx.Client) -> dict[tuple[str, str], tuple[str, boo
 
 def dry_run_apply(
     client: httpx.Client, objects: list[dict[str, Any]], namespace: str
-) -> dict[str, str]:
-    """Server-side apply of each object with ``dryRun=All`` and strict field validation; the
-    API server's refusals by ``Kind/name`` (empty: every object admitted)."""
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """Server-side apply of each object with ``dryRun=All`` and strict field validation: the
+    API server's refusals and its warnings (Pod Security admission warns about a workload whose
+    pods its namespace's level would refuse), by ``Kind/name``."""
     paths = resource_paths(client)
-    refused = {}
+    refused: dict[str, str] = {}
+    warnings: dict[str, list[str]] = {}
     for obj in objects:
         key = (obj["apiVersion"], obj["kind"])
         label = f"{obj['kind']}/{obj['metadata']['name']}"
@@ -390,4 +376,6 @@ def dry_run_apply(
         )
         if response.status_code >= 300:
             refused[label] = response.json().get("message", response.text)
-    return refused
+        if response.headers.get_list("warning"):
+            warnings[label] = response.headers.get_list("warning")
+    return refused, warnings
