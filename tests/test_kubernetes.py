@@ -32,6 +32,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from checktools import module_dir
 from kubernetes_support import (
     AUTOINSTRUMENTATION,
     CHART,
@@ -43,7 +44,6 @@ from kubernetes_support import (
     dry_run_apply,
     helm,
     kubeconform,
-    module_dir,
     render,
     schemas,
     tool,
