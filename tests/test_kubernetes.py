@@ -478,6 +478,9 @@ def test_objects_are_wired_together(variation: str, rendered: dict[str, Any]) ->
                 assert spec["serviceName"] in services, obj["metadata"]["name"]
             pod = spec["template"]["spec"]
             assert pod.get("serviceAccountName", "default") in accounts | {"default"}
+            pod_labels = spec["template"]["metadata"]["labels"].items()
+            for spread in pod.get("topologySpreadConstraints", []):
+                assert spread["labelSelector"]["matchLabels"].items() <= pod_labels
             templates = {c["metadata"]["name"] for c in spec.get("volumeClaimTemplates", [])}
             volumes = {v["name"] for v in pod.get("volumes", [])} | templates
             for volume in pod.get("volumes", []):

@@ -31,7 +31,8 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- printf "%s:%s" $image.image $image.tag -}}
 {{- end }}
 
-{{/* The pod-level settings every pod shares. Argument: (list $ uid). */}}
+{{/* The pod-level settings every pod shares. Argument: (list $ uid), or (list $ uid component)
+for a replicated workload, whose pods are then spread over nodes and zones where they can be. */}}
 {{- define "tbmon.podSpec" -}}
 {{- $root := index . 0 -}}
 {{- with $root.Values.imagePullSecrets }}
@@ -44,6 +45,17 @@ securityContext:
   runAsGroup: {{ index . 1 }}
   fsGroup: {{ index . 1 }}
   fsGroupChangePolicy: OnRootMismatch
+{{- if gt (len .) 2 }}
+topologySpreadConstraints:
+  {{- range $key := list "kubernetes.io/hostname" "topology.kubernetes.io/zone" }}
+  - maxSkew: 1
+    topologyKey: {{ $key }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "tbmon.selector" (list $root (index $ 2)) | nindent 8 }}
+  {{- end }}
+{{- end }}
 {{- end }}
 
 {{- define "tbmon.containerSecurity" -}}
