@@ -310,6 +310,8 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
                 f"--etcd-servers={etcd_url}",
                 "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1",
+                # No kubernetes Service endpoints to keep (it refuses a loopback address).
+                "--endpoint-reconciler-type=none",
                 f"--secure-port={api_port}",
                 f"--cert-dir={folder / 'certs'}",
                 f"--token-auth-file={folder / 'tokens.csv'}",
