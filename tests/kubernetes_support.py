@@ -320,7 +320,6 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
                 f"--service-account-signing-key-file={key}",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.96.0.0/16",
-                "--disable-admission-plugins=ServiceAccount",
             ],
             stdout=api_log,
             stderr=subprocess.STDOUT,

@@ -380,6 +380,18 @@ def test_prometheus_pair_scrapes_every_component_and_alerts_both_alertmanagers(
         check=False,
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    # The rules as the chart mounts them, by the promtool of the Prometheus it runs.
+    rules = []
+    for name, text in config_map_data(objects, "prometheus-rules").items():
+        rules.append(tmp_path / name)
+        rules[-1].write_text(text)
+    checked = subprocess.run(
+        [str(tool(PROMTOOL)), "check", "rules", *map(str, rules)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load(config_text)
     source = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
     kept = {job["job_name"] for job in config["scrape_configs"]}
