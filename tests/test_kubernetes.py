@@ -329,7 +329,8 @@ def test_collector_tiers_are_derived_from_the_local_config(
                 signal, exporter["routing_key"]
             )
             # The persistent queue and retries of the single-node exporter, before the routing.
-            assert exporter["sending_queue"] == source["exporters"][feed]["sending_queue"]
+            queue = {k: v for k, v in exporter["sending_queue"].items() if k != "batch"}
+            assert queue == source["exporters"][feed]["sending_queue"]
             assert exporter["retry_on_failure"] == source["exporters"][feed]["retry_on_failure"]
             assert exporter["protocol"]["otlp"]["tls"] == source["exporters"][feed]["tls"]
             resolver = exporter["resolver"]
@@ -344,15 +345,39 @@ def test_collector_tiers_are_derived_from_the_local_config(
             assert ports == [port]
             assert port in {p["port"] for p in services[service]["spec"]["ports"]}
             assert services[service]["spec"]["selector"]["app.kubernetes.io/component"] == next_tier
-        # What stays the single-node config's: the processors (batching, limits) it keeps.
+        # What stays the single-node config's: the processors (limits...) it keeps; batching
+        # moves from batch processors into the persistent queues.
         for name, processor in config["processors"].items():
             assert processor == source["processors"][name]
+            assert name.split("/")[0] != "batch"
+        for name, pipeline in pipelines.items():
+            (batch, *_) = [
+                *(p for p in source["service"]["pipelines"][name]["processors"] if "batch" in p),
+                None,
+            ]
+            for exporter in pipeline["exporters"]:
+                queue = config["exporters"][exporter].get("sending_queue")
+                if batch and queue:
+                    assert (
+                        queue["batch"]["min_size"] == source["processors"][batch]["send_batch_size"]
+                    )
         # The real collector accepts it, in the pod's environment.
         (container,) = workloads[role]["spec"]["containers"]
         env = {**_env(container), "TBMON_COLLECTOR_STORAGE_DIR": str(tmp_path / role)}
         path = tmp_path / f"{role}.yaml"
         path.write_text(yaml.safe_dump(config))
         assert_validates(collector, path, env)
+
+
+def test_collectors_run_with_the_single_node_collectors_flags(rendered: dict[str, Any]) -> None:
+    compose = yaml.safe_load((PROJECT_ROOT / "stack/docker-compose.monitoring.yml").read_text())
+    command = compose["services"]["otel-collector"]["command"]
+    flags = command[command.index("--config") + 2 :]
+    for role in ("agent", "gateway"):
+        (container,) = pods(rendered["defaults"])[role]["spec"]["containers"]
+        args = container["args"]
+        assert args[:2] == ["--config", "file:/etc/otelcol/config.yaml"]
+        assert args[2:] == flags, "set collector.extraArgs to the Compose command's flags"
 
 
 def test_jaeger_roles_validate_with_jaeger(rendered: dict[str, Any], tmp_path: Path) -> None:

@@ -9,7 +9,11 @@ The collector configs of the two tiers, derived at render time from otel-collect
   the gateways; a gateway keeps the whole config and swaps it for one over the processors hosts;
 - the swapped-in exporter keeps the original's timeout, retries and (persistent) sending queue in
   front of the routing; each endpoint's OTLP sub-exporter keeps the transport settings, with an
-  in-memory queue and retries without a deadline, so one endpoint down holds back only its share.
+  in-memory queue and retries without a deadline, so one endpoint down holds back only its share;
+- a batch processor's batching moves into its pipelines' persistent queues (acknowledged data is
+  on disk before it is batched; a no-op once config.yaml batches in its queues, issue 13);
+- a gateway's receivers that agents send to accept the largest gRPC message any receiver of
+  config.yaml accepts (what an agent's batch holds).
 
 Every other ${env:...} reference stays for the collector to resolve from the pod's environment.
 Argument: (list $ "agent"|"gateway").
@@ -39,12 +43,14 @@ Argument: (list $ "agent"|"gateway").
 {{- fail (printf "collector.resolver must be k8s or dns, not %q" $root.Values.collector.resolver) -}}
 {{- end -}}
 {{- $kept := dict -}}
+{{- $fedReceivers := list -}}
 {{- range $name, $pipeline := $doc.service.pipelines -}}
 {{- $fed := list -}}
 {{- range $pipeline.exporters }}{{ if has . $feeds }}{{ $fed = append $fed . }}{{ end }}{{ end -}}
 {{- if not $fed -}}
 {{- if eq $role "gateway" }}{{ $_ := set $kept $name $pipeline }}{{ end -}}
 {{- else -}}
+{{- $fedReceivers = concat $fedReceivers $pipeline.receivers -}}
 {{- $signal := first (splitList "/" $name) -}}
 {{- $balanced := printf "load_balancing/%s" $signal -}}
 {{- $feed := deepCopy (get $doc.exporters (first $fed)) -}}
@@ -73,6 +79,33 @@ Argument: (list $ "agent"|"gateway").
 {{- end -}}
 {{- end -}}
 {{- $_ := set $doc.service "pipelines" $kept -}}
+{{- /* Batching from batch processors into the pipelines' persistent queues. */ -}}
+{{- range $name, $pipeline := $kept -}}
+{{- $batches := list -}}
+{{- range ($pipeline.processors | default list) }}{{ if eq (first (splitList "/" .)) "batch" }}{{ $batches = append $batches . }}{{ end }}{{ end -}}
+{{- if $batches -}}
+{{- $batch := get $doc.processors (last $batches) | default dict -}}
+{{- $left := list -}}
+{{- range $pipeline.processors }}{{ if not (has . $batches) }}{{ $left = append $left . }}{{ end }}{{ end -}}
+{{- $_ := set $pipeline "processors" $left -}}
+{{- range $pipeline.exporters -}}
+{{- $queue := get (get $doc.exporters . | default dict) "sending_queue" -}}
+{{- if and (kindIs "map" $queue) (not (hasKey $queue "batch")) -}}
+{{- $size := $batch.send_batch_size | default 8192 -}}
+{{- $_ := set $queue "batch" (dict "flush_timeout" ($batch.timeout | default "200ms") "sizer" "items" "min_size" $size "max_size" ($batch.send_batch_max_size | default $size)) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- /* A gateway's receivers from the agents accept the largest message config.yaml accepts. */ -}}
+{{- if eq $role "gateway" -}}
+{{- $limit := 0 -}}
+{{- range $doc.receivers }}{{ with dig "protocols" "grpc" "max_recv_msg_size_mib" 0 (. | default dict) }}{{ $limit = max $limit . }}{{ end }}{{ end -}}
+{{- range $name := uniq $fedReceivers -}}
+{{- $grpc := dig "protocols" "grpc" nil (get $doc.receivers $name | default dict) -}}
+{{- if and $limit (kindIs "map" $grpc) }}{{ $_ := set $grpc "max_recv_msg_size_mib" $limit }}{{ end -}}
+{{- end -}}
+{{- end -}}
 {{- /* Drop the receivers, processors, exporters and connectors no pipeline uses. */ -}}
 {{- $used := list -}}
 {{- range $kept }}{{ $used = concat $used (.receivers | default list) (.processors | default list) (.exporters | default list) }}{{ end -}}
