@@ -50,6 +50,8 @@ KUBECONFORM = Binary("kubeconform", manifest="stack/provision/kubeconform/go.mod
 PROMTOOL = Binary("promtool", manifest="stack/provision/prometheus/go.mod")
 KUBE_APISERVER = Binary("kube-apiserver", manifest="stack/provision/kubernetes/go.mod")
 ETCD = Binary("etcd", manifest="stack/provision/kubernetes/go.mod")
+#: The OpenTelemetry Operator (its manager: the webhooks that instrument pods).
+OPERATOR = Binary("otel-operator", manifest="stack/provision/otel-operator/go.mod")
 
 NAMESPACE = "tbmon"
 SCHEMA_FILE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"
@@ -380,3 +382,178 @@ def dry_run_apply(
         if response.headers.get_list("warning"):
             warnings[label] = response.headers.get_list("warning")
     return refused, warnings
+
+
+# -- the OpenTelemetry Operator's webhooks -------------------------------------------------------
+
+#: The operator's webhooks that instrumenting a pod goes through (config/webhook/manifests.yaml in
+#: its module): Instrumentation defaults and validation, and the pod mutation.
+OPERATOR_WEBHOOKS = (
+    (
+        "Mutating",
+        "minstrumentation",
+        "opentelemetry.io",
+        "v1alpha1",
+        "instrumentations",
+        "/mutate-opentelemetry-io-v1alpha1-instrumentation",
+    ),
+    (
+        "Validating",
+        "vinstrumentation",
+        "opentelemetry.io",
+        "v1alpha1",
+        "instrumentations",
+        "/validate-opentelemetry-io-v1alpha1-instrumentation",
+    ),
+    ("Mutating", "mpod", "", "v1", "pods", "/mutate-v1-pod"),
+)
+
+
+def _serving_certificate(folder: Path) -> bytes:
+    """A self-signed certificate for 127.0.0.1 in controller-runtime's file names."""
+    folder.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(folder / "tls.key"),
+            "-out",
+            str(folder / "tls.crt"),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return (folder / "tls.crt").read_bytes()
+
+
+@contextmanager
+def operator(api: ApiServer, client: httpx.Client, folder: Path) -> Iterator[None]:
+    """The pinned OpenTelemetry Operator's manager on ``api`` (its CRDs installed), with its
+    Instrumentation and pod webhooks registered at the API server; stopped on exit."""
+    kubeconfig = folder / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [
+                    {
+                        "name": "test",
+                        "cluster": {"server": api.url, "insecure-skip-tls-verify": True},
+                    }
+                ],
+                "users": [{"name": "admin", "user": {"token": api.token}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
+                "current-context": "test",
+            }
+        )
+    )
+    # controller-runtime serves its webhooks with $TMPDIR/k8s-webhook-server/serving-certs.
+    temporary = folder / "tmp"
+    certificate = _serving_certificate(temporary / "k8s-webhook-server" / "serving-certs")
+    port, metrics, probes = _free_port(), _free_port(), _free_port()
+    log_path = folder / "operator.log"
+    with ExitStack() as scope:
+        log = log_path.open("wb")
+        scope.callback(log.close)
+        process = subprocess.Popen(
+            [
+                str(tool(OPERATOR)),
+                f"--webhook-port={port}",
+                f"--metrics-addr=127.0.0.1:{metrics}",
+                f"--health-probe-addr=127.0.0.1:{probes}",
+                "--enable-leader-election=false",
+            ],
+            env={
+                "PATH": os.environ["PATH"],
+                "KUBECONFIG": str(kubeconfig),
+                "TMPDIR": str(temporary),
+            },
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        scope.callback(_stop, process)
+        deadline = time.monotonic() + 180
+        while True:
+            if process.poll() is not None:
+                raise AssertionError(f"the operator exited: {log_path.read_text()[-3000:]}")
+            try:
+                if httpx.get(f"http://127.0.0.1:{probes}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the operator is not ready: {log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        bundle = base64.b64encode(certificate).decode()
+        for kind, name, group, version, resource, path in OPERATOR_WEBHOOKS:
+            configuration = f"{kind.lower()}webhookconfigurations"
+            registered = client.post(
+                f"/apis/admissionregistration.k8s.io/v1/{configuration}",
+                json={
+                    "apiVersion": "admissionregistration.k8s.io/v1",
+                    "kind": f"{kind}WebhookConfiguration",
+                    "metadata": {"name": f"otel-operator-{name}"},
+                    "webhooks": [
+                        {
+                            "name": f"{name}.kb.io",
+                            "admissionReviewVersions": ["v1"],
+                            "clientConfig": {
+                                "url": f"https://127.0.0.1:{port}{path}",
+                                "caBundle": bundle,
+                            },
+                            "failurePolicy": "Fail",
+                            "sideEffects": "None",
+                            "rules": [
+                                {
+                                    "apiGroups": [group],
+                                    "apiVersions": [version],
+                                    "operations": ["CREATE", "UPDATE"],
+                                    "resources": [resource],
+                                }
+                            ],
+                        }
+                    ],
+                },
+            )
+            registered.raise_for_status()
+            scope.callback(
+                client.delete,
+                f"/apis/admissionregistration.k8s.io/v1/{configuration}/otel-operator-{name}",
+            )
+        yield
+
+
+def kubelet_environment(container: dict[str, Any], pod: dict[str, Any]) -> dict[str, str]:
+    """A container's environment as the kubelet gives it: field references resolved, ``$(NAME)``
+    expanded from the variables before it."""
+    fields = {
+        "metadata.name": pod["metadata"]["name"],
+        "metadata.namespace": pod["metadata"]["namespace"],
+        "metadata.uid": pod["metadata"].get("uid", "00000000-0000-0000-0000-000000000000"),
+        "spec.nodeName": "node-1",
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
+    env: dict[str, str] = {}
+    for variable in container.get("env", []):
+        reference = variable.get("valueFrom", {}).get("fieldRef")
+        if reference:
+            env[variable["name"]] = fields[reference["fieldPath"]]
+            continue
+        value = variable.get("value", "")
+        for name, known in env.items():
+            value = value.replace(f"$({name})", known)
+        env[variable["name"]] = value
+    return env

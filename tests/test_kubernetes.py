@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tarfile
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +40,14 @@ from kubernetes_support import (
     NAMESPACE,
     OPERATOR_PIN,
     PROMTOOL,
+    ApiServer,
     api_server,
     by_kind,
     dry_run_apply,
     helm,
     kubeconform,
+    kubelet_environment,
+    operator,
     render,
     schemas,
     tool,
@@ -192,7 +196,9 @@ def test_the_schemas_refuse_what_the_api_server_refuses(rendered: dict[str, Any]
 
 
 @pytest.fixture(scope="module")
-def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
+def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, httpx.Client]]:
+    """A real API server with the release's namespace (Pod Security "restricted") and the
+    operator's CRDs."""
     with api_server(tmp_path_factory.mktemp("kube-apiserver")) as api, api.client() as client:
         # Pod Security admission at "restricted": the API server warns about any workload whose
         # pods it would refuse.
@@ -215,7 +221,12 @@ def kube_api(tmp_path_factory: pytest.TempPathFactory) -> Any:
             "the operator's CRDs to be served",
             timeout=120,
         )
-        yield client
+        yield api, client
+
+
+@pytest.fixture(scope="module")
+def kube_api(kube: tuple[ApiServer, httpx.Client]) -> httpx.Client:
+    return kube[1]
 
 
 @pytest.mark.parametrize("variation", sorted(VARIATIONS))
@@ -650,10 +661,9 @@ def test_the_image_builds_its_folder_with_the_same_script() -> None:
 
 
 @pytest.mark.stack
-def test_a_bot_instrumented_by_annotation_reaches_every_backend(
-    backends: Backends, tmp_path: Path
+def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
+    backends: Backends, kube: tuple[ApiServer, httpx.Client], tmp_path: Path
 ) -> None:
-    layout = _operator_python_layout()
     image = (
         _cached_build(
             "autoinstrumentation-python",
@@ -702,25 +712,63 @@ def test_a_bot_instrumented_by_annotation_reaches_every_backend(
         )
         / "site"
     )
-    # What the operator does to the pod: its init container copies the image's folder to the
-    # mount path, and PYTHONPATH is prefix:<the container's own>:suffix on that path.
-    mount = layout["pythonInstrMountPath"]
-    prefix = layout["pythonPathPrefix"].replace(mount, str(image))
-    suffix = layout["pythonPathSuffix"].replace(mount, str(image))
-    instrumentation = by_kind(render(), "Instrumentation")["tbmon"]["spec"]
-    service = f"k8s-bot-{uuid.uuid4().hex[:6]}"
-    env = {
-        "PATH": os.environ["PATH"],
-        "PYTHONPATH": f"{prefix}:{deps}:{suffix}",
-        "OTEL_SERVICE_NAME": service,
-        # The agent on the node, here the stack's collector.
-        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{backends.otlp_grpc}",
-        "OTEL_PROPAGATORS": ",".join(instrumentation["propagators"]),
-        "OTEL_TRACES_SAMPLER": instrumentation["sampler"]["type"],
-        "OTEL_TRACES_SAMPLER_ARG": instrumentation["sampler"]["argument"],
-        "OTEL_RESOURCE_ATTRIBUTES": "k8s.namespace.name=bots,k8s.pod.name=bot-0",
-        **{e["name"]: e["value"] for e in instrumentation["python"]["env"]},
+    # The operator instruments the bot's pod: the chart's Instrumentation is created through its
+    # webhooks, and a pod annotated for it is created (dry run) through its pod webhook.
+    api, client = kube
+    instrumentation = by_kind(render(), "Instrumentation")["tbmon"]
+    name = f"bot-{uuid.uuid4().hex[:6]}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "namespace": "bots",
+            "annotations": {"instrumentation.opentelemetry.io/inject-python": f"{NAMESPACE}/tbmon"},
+        },
+        "spec": {
+            "containers": [{"name": "bot", "image": "bot:1", "command": ["python", "bot.py"]}]
+        },
     }
+    with operator(api, client, tmp_path / "operator"):
+        client.post(
+            f"/apis/opentelemetry.io/v1alpha1/namespaces/{NAMESPACE}/instrumentations",
+            json=instrumentation,
+        ).raise_for_status()
+        namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bots"}}
+        client.post("/api/v1/namespaces", json=namespace).raise_for_status()
+        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+        client.post("/api/v1/namespaces/bots/serviceaccounts", json=account).raise_for_status()
+
+        def mutated() -> dict[str, Any] | None:
+            created = client.post(
+                "/api/v1/namespaces/bots/pods", params={"dryRun": "All"}, json=pod
+            ).raise_for_status()
+            result: dict[str, Any] = created.json()
+            return result if result["spec"].get("initContainers") else None
+
+        # The webhook reads the Instrumentation from its cache, which follows the API server.
+        injected = wait_until(mutated, "the operator's webhook to instrument the pod", 60)
+    (init,) = injected["spec"]["initContainers"]
+    assert init["image"] == instrumentation["spec"]["python"]["image"]
+    source, mount = init["command"][-2:]  # cp -r /autoinstrumentation/. <mount>
+    assert init["command"][:2] == ["cp", "-r"]
+    assert source == "/autoinstrumentation/."  # where the Dockerfile puts build.sh's folder
+    (container,) = injected["spec"]["containers"]
+    env = kubelet_environment(container, injected)
+    # Here the mount is the folder build.sh made, and the node's agent the stack's collector.
+    env["PYTHONPATH"] = env["PYTHONPATH"].replace(mount, str(image))
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == (
+        f"http://agent.{NAMESPACE}.svc.cluster.local:4317"
+    )
+    env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{backends.otlp_grpc}"
+    service = env["OTEL_SERVICE_NAME"]
+    assert service == name
+    # The bot's own image: ccxt on its own PYTHONPATH (the operator keeps it, between its own).
+    env["PYTHONPATH"] = env["PYTHONPATH"].replace(
+        f"{image}/opentelemetry/instrumentation/auto_instrumentation:",
+        f"{image}/opentelemetry/instrumentation/auto_instrumentation:{deps}:",
+    )
+    env["PATH"] = os.environ["PATH"]
     bot = (
         "import logging, os, sys\n"
         "from urllib.parse import urlsplit\n"
@@ -761,7 +809,8 @@ def test_a_bot_instrumented_by_annotation_reaches_every_backend(
     traces = wait_until(spans, f"{service}'s ccxt spans in Jaeger", timeout=120)
     processes = traces[0]["processes"]
     tags = {t["key"]: t["value"] for p in processes.values() for t in p["tags"]}
-    assert tags["k8s.pod.name"] == "bot-0"
+    assert tags["k8s.pod.name"] == name
+    assert tags["k8s.namespace.name"] == "bots"
     # tbmon's configurator added its resource attributes beside the operator's.
     assert "tbmon.strategy" in tags
     wait_until(

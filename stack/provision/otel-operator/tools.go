@@ -5,4 +5,4 @@
 // (tests/kubernetes_support.py). v0.144.0 is the newest release our Go module proxy serves.
 package build
 
-import _ "github.com/open-telemetry/opentelemetry-operator/apis/v1alpha1"
+import _ "github.com/open-telemetry/opentelemetry-operator"
