@@ -441,6 +441,7 @@ def _serving_certificate(folder: Path) -> bytes:
 def operator(api: ApiServer, client: httpx.Client, folder: Path) -> Iterator[None]:
     """The pinned OpenTelemetry Operator's manager on ``api`` (its CRDs installed), with its
     Instrumentation and pod webhooks registered at the API server; stopped on exit."""
+    folder.mkdir(parents=True, exist_ok=True)
     kubeconfig = folder / "kubeconfig"
     kubeconfig.write_text(
         yaml.safe_dump(

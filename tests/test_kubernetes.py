@@ -813,8 +813,12 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
     assert tags["k8s.namespace.name"] == "bots"
     # tbmon's configurator added its resource attributes beside the operator's.
     assert "tbmon.strategy" in tags
+    # The operator sets service.namespace to the pod's namespace: the Prometheus job (the
+    # collector's namespace/name) is bots/<pod>.
+    assert "service.namespace=bots" in env["OTEL_RESOURCE_ATTRIBUTES"]
+    job = f"bots/{service}"
     wait_until(
-        lambda: backends.prometheus(f'api_request_duration_seconds_count{{job="{service}"}}'),
+        lambda: backends.prometheus(f'api_request_duration_seconds_count{{job="{job}"}}'),
         f"{service}'s ccxt latency in Prometheus",
         timeout=120,
     )

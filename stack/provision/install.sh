@@ -6,9 +6,9 @@
 #   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
 #   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
-#   6-10. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
-#      kubeconform, promtool of the chart's Prometheus, and etcd and kube-apiserver of the pinned
-#      Kubernetes release, likewise
+#   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
+#      Kubernetes release, and the OpenTelemetry Operator, likewise
 #
 # Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
 # outside the checkout, and Go's own module and build caches stay in their default places, so a
@@ -20,7 +20,7 @@ CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
-STEPS=10
+STEPS=11
 mkdir -p "$LOGS"
 
 bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
@@ -101,7 +101,7 @@ else
   run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
 fi
 
-# --- 3-10. Go builds ---------------------------------------------------------------------------
+# --- 3-11. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
@@ -157,5 +157,7 @@ go_build_step 9 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
   build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
 go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
   build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver
+go_build_step 11 "OpenTelemetry Operator" otel-operator "$ROOT/stack/provision/otel-operator/go.mod" \
+  build_go_module "$ROOT/stack/provision/otel-operator" github.com/open-telemetry/opentelemetry-operator
 
 echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
