@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -626,17 +627,13 @@ def test_every_pod_meets_the_restricted_pod_security_standard(
 # -- a bot instrumented by annotation ------------------------------------------------------------
 
 
-def _operator_python_layout() -> dict[str, str]:
-    """The pinned operator's Python injection constants (internal/instrumentation/python.go)."""
+def _operator_python_sources() -> dict[str, str]:
+    """Where the pinned operator's init container copies a Python image's folders from, by
+    platform (internal/instrumentation/python.go)."""
     operator = module_dir(OPERATOR_PIN, "github.com/open-telemetry/opentelemetry-operator")
     source = (operator / "internal/instrumentation/python.go").read_text()
-    names = (
-        "pythonPathPrefix",
-        "pythonPathSuffix",
-        "pythonInstrMountPath",
-        "glibcLinuxAutoInstrumentationSrc",
-    )
-    return {n: re.search(rf'{n}\s*=\s*"([^"]+)"', source).group(1) for n in names}  # type: ignore[union-attr]
+    found = re.findall(r'(glibc|musl)LinuxAutoInstrumentationSrc\s*=\s*"([^"]+)"', source)
+    return {platform: path.removesuffix("/.") for platform, path in found}
 
 
 def _cached_build(name: str, inputs: list[Path], build: Any) -> Path:
@@ -645,7 +642,8 @@ def _cached_build(name: str, inputs: list[Path], build: Any) -> Path:
         digest.update(path.read_bytes())
     folder = StackSettings().cache_dir / "checktools" / name / digest.hexdigest()[:16]
     if not (folder / ".done").is_file():
-        folder.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+        folder.mkdir(parents=True)
         build(folder)
         (folder / ".done").write_text("")
     return folder
@@ -653,10 +651,10 @@ def _cached_build(name: str, inputs: list[Path], build: Any) -> Path:
 
 def test_the_image_builds_its_folder_with_the_same_script() -> None:
     dockerfile = (AUTOINSTRUMENTATION / "Dockerfile").read_text()
-    layout = _operator_python_layout()
-    source = layout["glibcLinuxAutoInstrumentationSrc"].removesuffix("/.")
-    assert f"build.sh {source}" in dockerfile
-    assert "build.sh /autoinstrumentation-musl" in dockerfile
+    sources = _operator_python_sources()
+    assert sources == {"glibc": "/autoinstrumentation", "musl": "/autoinstrumentation-musl"}
+    for folder in sources.values():
+        assert f"build.sh {folder}\n" in dockerfile
     assert re.search(r"^FROM busybox", dockerfile, re.M)  # `cp` for the operator's init container
 
 
@@ -673,6 +671,7 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
                 PROJECT_ROOT / "constraints.txt",
                 PROJECT_ROOT / "pyproject.toml",
                 *sorted((PROJECT_ROOT / "instrumentation").rglob("*.py")),
+                *sorted((PROJECT_ROOT / "tbmon").rglob("*.py")),
             ],
             lambda folder: subprocess.run(
                 [str(AUTOINSTRUMENTATION / "build.sh"), str(folder / "autoinstrumentation")],
