@@ -221,6 +221,21 @@ class ApiServer:
     url: str
     token: str
 
+    def kubeconfig(self, path: Path) -> Path:
+        """A kubeconfig file for this server and token (for Helm and the operator)."""
+        cluster = {"server": self.url, "insecure-skip-tls-verify": True}
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "test", "cluster": cluster}],
+            "users": [{"name": "admin", "user": {"token": self.token}}],
+            "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
+            "current-context": "test",
+        }
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        return path
+
     def client(self) -> httpx.Client:
         return httpx.Client(
             base_url=self.url,
@@ -342,8 +357,10 @@ def resource_paths(client: httpx.Client) -> dict[tuple[str, str], tuple[str, boo
             versions.append(version["groupVersion"])
             bases[version["groupVersion"]] = f"/apis/{version['groupVersion']}"
     for group_version in versions:
-        listed = client.get(bases[group_version]).raise_for_status().json()
-        for resource in listed["resources"]:
+        response = client.get(bases[group_version])
+        if response.status_code == 404:  # a CRD's version listed before it is served
+            continue
+        for resource in response.raise_for_status().json()["resources"]:
             if "/" not in resource["name"]:
                 found[(group_version, resource["kind"])] = (
                     f"{bases[group_version]}",
@@ -442,24 +459,7 @@ def operator(api: ApiServer, client: httpx.Client, folder: Path) -> Iterator[Non
     """The pinned OpenTelemetry Operator's manager on ``api`` (its CRDs installed), with its
     Instrumentation and pod webhooks registered at the API server; stopped on exit."""
     folder.mkdir(parents=True, exist_ok=True)
-    kubeconfig = folder / "kubeconfig"
-    kubeconfig.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [
-                    {
-                        "name": "test",
-                        "cluster": {"server": api.url, "insecure-skip-tls-verify": True},
-                    }
-                ],
-                "users": [{"name": "admin", "user": {"token": api.token}}],
-                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "admin"}}],
-                "current-context": "test",
-            }
-        )
-    )
+    kubeconfig = api.kubeconfig(folder / "kubeconfig")
     # controller-runtime serves its webhooks with $TMPDIR/k8s-webhook-server/serving-certs.
     temporary = folder / "tmp"
     certificate = _serving_certificate(temporary / "k8s-webhook-server" / "serving-certs")

@@ -217,11 +217,27 @@ def kube(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ApiServer, 
                 json=yaml.safe_load(crd.read_text()),
             )
             created.raise_for_status()
-        wait_until(
-            lambda: client.get("/apis/opentelemetry.io/v1alpha1").status_code == 200,
-            "the operator's CRDs to be served",
-            timeout=120,
-        )
+        crds = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"
+
+        def established() -> bool:
+            listed = client.get(crds).raise_for_status().json()["items"]
+            return bool(listed) and all(
+                any(
+                    c["type"] == "Established" and c["status"] == "True"
+                    for c in (crd.get("status") or {}).get("conditions") or []
+                )
+                for crd in listed
+            )
+
+        wait_until(established, "the operator's CRDs to be established", timeout=120)
+
+        def served() -> bool:
+            versions = ("v1alpha1", "v1beta1")
+            return all(
+                client.get(f"/apis/opentelemetry.io/{v}").status_code == 200 for v in versions
+            )
+
+        wait_until(served, "opentelemetry.io's versions to be served", timeout=120)
         yield api, client
 
 
@@ -241,6 +257,26 @@ def test_a_real_api_server_admits_every_object(
         assert "hostPath" in " ".join(warnings["DaemonSet/agent"])
     else:
         assert warnings == {}
+
+
+def test_helm_installs_and_uninstalls_the_chart_on_a_real_api_server(
+    kube: tuple[ApiServer, httpx.Client], tmp_path: Path
+) -> None:
+    api, client = kube
+    kubeconfig = str(api.kubeconfig(tmp_path / "kubeconfig"))
+    namespace = "tbmon-helm"
+    common = ["--kubeconfig", kubeconfig, "--namespace", namespace]
+    installed = helm("install", "tbmon", str(CHART), *common, "--create-namespace", check=False)
+    assert installed.returncode == 0, installed.stderr[-3000:]
+    assert "STATUS: deployed" in installed.stdout
+    # Stored by the API server as rendered: the agents' DaemonSet, the operator's CRD object.
+    daemonset = client.get(f"/apis/apps/v1/namespaces/{namespace}/daemonsets/agent")
+    assert daemonset.raise_for_status().json()["spec"]["template"]["spec"]["containers"]
+    path = f"/apis/opentelemetry.io/v1alpha1/namespaces/{namespace}/instrumentations/tbmon"
+    assert client.get(path).status_code == 200
+    uninstalled = helm("uninstall", "tbmon", *common, check=False)
+    assert uninstalled.returncode == 0, uninstalled.stderr[-3000:]
+    assert client.get(path).status_code == 404
 
 
 def test_the_api_server_dry_run_refuses_a_bad_object(

@@ -120,11 +120,13 @@ build_collector() {
   rm -rf "$work" "$work.yaml"
 }
 
-# build_go_module OUT FOLDER PACKAGE: builds PACKAGE with the go.mod/go.sum pinned in FOLDER.
+# build_go_module OUT FOLDER PACKAGE [GO BUILD FLAGS...]: builds PACKAGE with the go.mod/go.sum
+# pinned in FOLDER.
 build_go_module() {
   local out=$1 folder=$2 package=$3
+  shift 3
   mkdir -p "$(dirname "$out")"
-  (cd "$folder" && go build -trimpath -o "$out.partial" "$package")
+  (cd "$folder" && go build -trimpath "$@" -o "$out.partial" "$package")
   mv "$out.partial" "$out"
 }
 
@@ -155,8 +157,13 @@ go_build_step 8 "promtool (Prometheus v3)" promtool "$ROOT/stack/provision/prome
   build_go_module "$ROOT/stack/provision/prometheus" github.com/prometheus/prometheus/cmd/promtool
 go_build_step 9 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
   build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
+# Stamped with its release, as Kubernetes' own build does (clients such as Helm check it).
+KUBERNETES_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2}' "$ROOT/stack/provision/kubernetes/go.mod")
+: "${KUBERNETES_VERSION:?stack/provision/kubernetes/go.mod requires no k8s.io/kubernetes}"
+KUBERNETES_MINOR=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
 go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
-  build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver
+  build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver \
+  -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBERNETES_MINOR"
 go_build_step 11 "OpenTelemetry Operator" otel-operator "$ROOT/stack/provision/otel-operator/go.mod" \
   build_go_module "$ROOT/stack/provision/otel-operator" github.com/open-telemetry/opentelemetry-operator
 
