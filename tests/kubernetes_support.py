@@ -24,7 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cache
@@ -265,19 +265,32 @@ def _service_account_key(folder: Path) -> Path:
     return key
 
 
-def _wait_ready(api: ApiServer, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(
+    probe: Callable[[], bool], process: subprocess.Popen[bytes], log: Path, what: str
+) -> None:
+    """Poll ``probe`` until it is true; fail with ``log``'s tail if ``process`` exits first."""
     deadline = time.monotonic() + 180
-    with api.client() as client:
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"kube-apiserver exited: {log.read_text()[-3000:]}")
-            try:
-                if client.get("/readyz").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-    raise AssertionError(f"kube-apiserver not ready after 180 s: {log.read_text()[-3000:]}")
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"{what} exited: {log.read_text()[-3000:]}")
+        try:
+            if probe():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{what} is not ready after 180 s: {log.read_text()[-3000:]}")
+
+
+def _start(
+    scope: ExitStack, argv: list[str], log: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``argv`` with its output in ``log``, stopped when ``scope`` closes."""
+    output = log.open("wb")
+    scope.callback(output.close)
+    process = subprocess.Popen(argv, env=env, stdout=output, stderr=subprocess.STDOUT)
+    scope.callback(_stop, process)
+    return process
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -301,9 +314,8 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
     client_port, peer_port, api_port = _free_port(), _free_port(), _free_port()
     etcd_url = f"http://127.0.0.1:{client_port}"
     with ExitStack() as scope:
-        etcd_log = (folder / "etcd.log").open("wb")
-        scope.callback(etcd_log.close)
-        etcd = subprocess.Popen(
+        _start(
+            scope,
             [
                 str(tool(ETCD)),
                 f"--data-dir={folder / 'etcd'}",
@@ -314,14 +326,11 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
                 f"--initial-cluster=default=http://127.0.0.1:{peer_port}",
                 "--unsafe-no-fsync",
             ],
-            stdout=etcd_log,
-            stderr=subprocess.STDOUT,
+            folder / "etcd.log",
         )
-        scope.callback(_stop, etcd)
-        log_path = folder / "kube-apiserver.log"
-        api_log = log_path.open("wb")
-        scope.callback(api_log.close)
-        apiserver = subprocess.Popen(
+        log = folder / "kube-apiserver.log"
+        apiserver = _start(
+            scope,
             [
                 str(tool(KUBE_APISERVER)),
                 f"--etcd-servers={etcd_url}",
@@ -338,12 +347,13 @@ def api_server(folder: Path) -> Iterator[ApiServer]:
                 "--service-account-issuer=https://kubernetes.default.svc",
                 "--service-cluster-ip-range=10.96.0.0/16",
             ],
-            stdout=api_log,
-            stderr=subprocess.STDOUT,
+            log,
         )
-        scope.callback(_stop, apiserver)
         api = ApiServer(f"https://127.0.0.1:{api_port}", token)
-        _wait_ready(api, apiserver, log_path)
+        with api.client() as client:
+            _wait_ready(
+                lambda: client.get("/readyz").status_code == 200, apiserver, log, "kube-apiserver"
+            )
         yield api
 
 
@@ -464,11 +474,10 @@ def operator(api: ApiServer, client: httpx.Client, folder: Path) -> Iterator[Non
     temporary = folder / "tmp"
     certificate = _serving_certificate(temporary / "k8s-webhook-server" / "serving-certs")
     port, metrics, probes = _free_port(), _free_port(), _free_port()
-    log_path = folder / "operator.log"
+    log = folder / "operator.log"
     with ExitStack() as scope:
-        log = log_path.open("wb")
-        scope.callback(log.close)
-        process = subprocess.Popen(
+        process = _start(
+            scope,
             [
                 str(tool(OPERATOR)),
                 f"--webhook-port={port}",
@@ -476,27 +485,17 @@ def operator(api: ApiServer, client: httpx.Client, folder: Path) -> Iterator[Non
                 f"--health-probe-addr=127.0.0.1:{probes}",
                 "--enable-leader-election=false",
             ],
+            log,
             env={
                 "PATH": os.environ["PATH"],
                 "KUBECONFIG": str(kubeconfig),
                 "TMPDIR": str(temporary),
             },
-            stdout=log,
-            stderr=subprocess.STDOUT,
         )
-        scope.callback(_stop, process)
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the operator exited: {log_path.read_text()[-3000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{probes}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"the operator is not ready: {log_path.read_text()[-3000:]}")
-            time.sleep(0.5)
+        ready = f"http://127.0.0.1:{probes}/readyz"
+        _wait_ready(
+            lambda: httpx.get(ready, timeout=2).status_code == 200, process, log, "the operator"
+        )
         bundle = base64.b64encode(certificate).decode()
         for kind, name, group, version, resource, path in OPERATOR_WEBHOOKS:
             configuration = f"{kind.lower()}webhookconfigurations"
