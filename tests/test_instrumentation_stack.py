@@ -208,18 +208,29 @@ def dropped(backends: Backends, job: str) -> dict[str, float]:
     return {s["metric"]["reason"]: float(s["value"][1]) for s in backends.prometheus(query)}
 
 
-def traced(backends: Backends, service: str) -> int:
-    """How many traces of ``service`` Jaeger has."""
+def unconfirmed(backends: Backends, job: str) -> float:
+    query = f'sum(tbmon_telemetry_unconfirmed_total{{job="{job}", signal="spans"}})'
+    return sum(float(s["value"][1]) for s in backends.prometheus(query))
+
+
+def ticks(backends: Backends, service: str) -> list[int]:
+    """The ``i`` of every flood span (operation ``tick``) of ``service`` that Jaeger has."""
     response = httpx.get(
         backends.settings.url(backends.settings.jaeger_query_port, "/api/traces"),
-        params={"service": service, "limit": 10000, "lookback": "1h"},
+        params={"service": service, "operation": "tick", "limit": 100_000, "lookback": "1h"},
         timeout=30,
     )
     if response.status_code == 404:
-        return 0
+        return []
     response.raise_for_status()
-    data: list[dict[str, Any]] = response.json()["data"] or []
-    return len(data)
+    return [
+        tag["value"]
+        for trace in response.json()["data"] or []
+        for span in trace["spans"]
+        if span["operationName"] == "tick"
+        for tag in span["tags"]
+        if tag["key"] == "i"
+    ]
 
 
 def test_with_the_collector_away_the_bot_trades_on_and_counts_every_lost_span(
@@ -242,18 +253,32 @@ def test_with_the_collector_away_the_bot_trades_on_and_counts_every_lost_span(
         assert line.startswith(f"traded {spans} ticks"), line
     finally:
         stack.up(["collector"])
+    seen: dict[str, Any] = {"delivered": [], "dropped": {}, "unconfirmed": 0.0}
+
+    def accounted() -> bool:
+        """Whether every flood span is in Jaeger, counted as dropped or in an unconfirmed
+        export; a span both delivered and counted as dropped fails at once."""
+        seen["delivered"] = ticks(backends, service)
+        seen["dropped"] = dropped(backends, service)
+        seen["unconfirmed"] = unconfirmed(backends, service)
+        certain = len(set(seen["delivered"])) + sum(seen["dropped"].values())
+        assert certain <= spans, describe()
+        return bool(certain + seen["unconfirmed"] >= spans)
+
+    def describe() -> str:
+        delivered, counts = seen["delivered"], seen["dropped"]
+        return (
+            f"{spans} flood spans delivered or counted as dropped: {len(delivered)} in Jaeger "
+            f"({len(set(delivered))} distinct) + {sum(counts.values()):g} counted as dropped "
+            f"{counts} = {len(set(delivered)) + sum(counts.values()):g}, and "
+            f"{seen['unconfirmed']:g} in exports that timed out unanswered"
+        )
+
     try:
-        counts = wait_until(
-            lambda: (found := dropped(backends, service)) and found,
-            "the bot's count of dropped spans in Prometheus",
-            timeout=90,
-        )
-        assert counts.get("queue_full", 0) > 0
-        # Everything is accounted for: each span is in Jaeger or counted as dropped.
-        wait_until(
-            lambda: traced(backends, service) + sum(dropped(backends, service).values()) == spans,
-            f"{spans} spans delivered or counted as dropped",
-            timeout=90,
-        )
+        # The collector is back: the bot's queue drains into it, and its drop counter (sent
+        # with its metrics every 5 s) reaches Prometheus.
+        wait_until(accounted, describe, timeout=120)
+        assert seen["dropped"].get("queue_full", 0) > 0, describe()  # the queue did overflow
+        assert len(set(seen["delivered"])) == len(seen["delivered"]), describe()  # no duplicate
     finally:
         bot.communicate("stop\n", timeout=30)
