@@ -19,8 +19,9 @@ An item is counted as ``queue_full`` exactly when the queue evicts it, so an ite
 exported or counted, never both. The SDK's own count is not exact: its ``emit`` checks that the
 queue is full and then appends, and its worker may pop a batch in between, so it counts a drop
 that did not happen (6 too many in 200,000 spans through a slow exporter; one in 5,000 was
-enough to fail the collector-away test). Here the queue is a :class:`_CountingQueue` whose append
-and pop hold one lock, which costs about 0.2 us per span.
+enough to fail the collector-away test). Here the queue is a :class:`_CountingQueue` that evicts
+and counts by itself: 0.25-0.39 us an append and pop against the plain deque's 0.04 (timeit, on
+a loaded 2-vCPU machine), next to about 13 us for the span itself.
 
 The counters reach Prometheus once the collector is back (they are cumulative).
 """
@@ -156,25 +157,27 @@ QUEUE_FULL = "queue_full"
 
 
 class _CountingQueue(collections.deque[Any]):
-    """A bounded deque that counts what it evicts, exactly: the check and the append are one step
-    under a lock that the batch worker's pops take too. The SDK's batch processor uses only
-    ``appendleft``, ``pop``, ``len`` and ``clear`` (after a fork) of its queue."""
+    """The batch processor's queue, bounded by evicting (and counting) the oldest item itself.
 
-    def __init__(self, maxlen: int, evicted: Callable[[int], None]) -> None:
-        super().__init__((), maxlen)
-        self._lock = threading.Lock()
+    Without a lock: every item leaves by one atomic ``pop``, the worker's (exported) or this
+    queue's (counted), so none is both. With several producers the queue can hold a few items
+    more than ``bound`` for an instant, or evict one more than needed. The SDK's batch processor
+    uses only ``appendleft``, ``pop``, ``len`` and ``clear`` (after a fork) of its queue.
+    """
+
+    def __init__(self, bound: int, evicted: Callable[[int], None]) -> None:
+        super().__init__()
+        self._bound = bound
         self._evicted = evicted
 
     def appendleft(self, item: Any) -> None:
-        with self._lock:
-            full = len(self) == self.maxlen
-            super().appendleft(item)  # evicts the oldest item when full
-        if full:
+        super().appendleft(item)
+        if len(self) > self._bound:
+            try:
+                self.pop()  # the oldest, as a full deque with maxlen would drop it
+            except IndexError:  # the worker took the rest meanwhile
+                return
             self._evicted(1)
-
-    def pop(self) -> Any:  # type: ignore[override]  # deque's pop takes no index
-        with self._lock:
-            return super().pop()
 
 
 class _QueueMetrics:
