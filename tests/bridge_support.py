@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,8 +57,37 @@ class Rig:
             self.url + "/webhook/alertmanager", json=payload, headers=headers, timeout=30, **kwargs
         )
 
+    def post_until_accepted(self, payload: dict[str, Any], deadline: float) -> None:
+        """What Alertmanager does: retry 5xx and connection errors until a 2xx."""
+        while time.monotonic() < deadline:
+            try:
+                if self.post(payload).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the bridge never accepted {payload['alerts'][0]['labels']['id']}")
+
+    def send_head(self, *lines: str, timeout: float = 10.0) -> tuple[int, str]:
+        """Send a request's head (its request line and headers) and not one byte of its body;
+        the status and the raw answer the bridge gives without it, up to its closing the
+        connection (a socket timeout if it waits for the body instead)."""
+        host, port = self.settings.bind_host, self.settings.bridge_port
+        head = "\r\n".join([*lines, f"Host: {host}:{port}", "", ""])
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(head.encode())
+            answer = b""
+            while data := connection.recv(65536):  # a refusal closes the connection
+                answer += data
+        text = answer.decode()
+        return int(text.split(" ", 2)[1]), text
+
     def messages(self, chat: str = CRITICAL_CHAT) -> list[dict[str, Any]]:
         return self.telegram.messages(chat)
+
+    def bridge_rss_mib(self) -> float:
+        """The bridge process's resident memory, from /proc."""
+        return rss_mib(self.bridge_pid())
 
     def bridge_pid(self) -> int:
         status = next(s for s in self.supervisor.status(["alert-bridge"]))
@@ -70,6 +101,14 @@ class Rig:
 
     def restart_bridge(self) -> None:
         self.supervisor.up(["alert-bridge"])
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS in /proc/PID/status), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @contextmanager

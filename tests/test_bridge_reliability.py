@@ -11,26 +11,12 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
-import httpx
 from bridge_support import CRITICAL_CHAT, Rig, alert, bridge_rig, idents, notification
 from support import wait_until
 
 #: The outage the issue asks for; the test server's fault schedule takes any duration.
 OUTAGE_SECONDS = 120.0
-
-
-def _post_until_accepted(rig: Rig, payload: dict[str, Any], deadline: float) -> None:
-    """What Alertmanager does: retry 5xx and connection errors until a 2xx."""
-    while time.monotonic() < deadline:
-        try:
-            if rig.post(payload).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"the bridge never accepted {payload['alerts'][0]['labels']['id']}")
 
 
 def _delivered(rig: Rig, wanted: list[str], chat: str = CRITICAL_CHAT) -> list[str] | None:
@@ -81,7 +67,7 @@ def test_sigkill_mid_burst_loses_nothing_and_duplicates_at_most_once(tmp_path: P
 
         def post_all() -> None:
             for ident in wanted:
-                _post_until_accepted(rig, notification([alert(ident, name="Burst")]), deadline)
+                rig.post_until_accepted(notification([alert(ident, name="Burst")]), deadline)
 
         poster = threading.Thread(target=post_all)
         poster.start()
