@@ -28,6 +28,16 @@ from tbmon.stack.supervisor import Supervisor
 CRITICAL_CHAT = DEMO_CRITICAL_CHAT_ID
 WARNING_CHAT = DEMO_WARNING_CHAT_ID
 _fingerprints = itertools.count(1)
+#: Characters that change how text around them shows while showing nothing themselves: the
+#: bidirectional overrides, embeddings, isolates and marks, zero-width spaces, the word joiner,
+#: the byte order mark, the soft hyphen, an invisible operator, an interlinear annotation
+#: anchor and a tag character.
+DISGUISES = (
+    [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c", "\u200b", "\u2060", "\ufeff", "\u00ad", "\u2062"]
+    + ["\ufff9", "\U000e0041"]
+)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bridge_support import CRITICAL_CHAT, Rig, alert, bridge_rig, idents, notification
+from bridge_support import CRITICAL_CHAT, DISGUISES, Rig, alert, bridge_rig, idents, notification
 from support import wait_until
 
 #: The outage the issue asks for; the test server's fault schedule takes any duration.
@@ -124,6 +124,7 @@ def test_random_hostile_values_always_produce_messages_telegram_accepts(tmp_path
         "\x1b",
         "\u202e",
         "x" * 300,
+        *DISGUISES,
     ]
     rng = random.Random(2026)
 
@@ -145,3 +146,5 @@ def test_random_hostile_values_always_produce_messages_telegram_accepts(tmp_path
         assert wait_until(lambda: _delivered(rig, wanted), "every hostile alert", timeout=90)
         refused = [r for r in rig.telegram.requests("sendMessage") if "error" in r]
         assert refused == []
+        shown = "".join(message["text"] for message in rig.messages())
+        assert [f"U+{ord(c):04X}" for c in DISGUISES if c in shown] == []
