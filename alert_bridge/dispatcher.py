@@ -1,12 +1,13 @@
 """Sending the outbox to Telegram: one worker per chat, in order, within Telegram's limits.
 
-A worker takes its chat's oldest waiting items, packs as many as fit into one message (same
-alert name, status and severity; a resolved alert only with others answering the same message),
-waits for the rate limiter, and sends. Only Telegram's confirmation marks the items sent, so a
-crash between the two sends that message again after a restart: at most one duplicate, never a
-loss. A 429 waits ``retry_after``; a migrated group moves the chat's queue to the new id; a reply
-to a command that Telegram refuses for good (400/403) is given up; any other failure, and every
-alert, retries with a capped exponential backoff, keeping the order.
+A worker waits for the rate limiter (and any 429's ``retry_after``), then takes its chat's
+oldest waiting items, packs as many as fit into one message (same alert name, status and
+severity; a resolved alert only with others answering the same message), and sends: what queued
+during a wait goes out with the message it waited for. Only Telegram's confirmation marks the
+items sent, so a crash between the two sends that message again after a restart: at most one
+duplicate, never a loss. A 429 waits ``retry_after``; a migrated group moves the chat's queue to
+the new id; a reply to a command that Telegram refuses for good (400/403) is given up; any other
+failure, and every alert, retries with a capped exponential backoff, keeping the order.
 """
 
 from __future__ import annotations
@@ -106,12 +107,13 @@ class Dispatcher:
             event.clear()
             batch: Batch | None = None
             try:
-                items = await bridge.db(bridge.outbox.pending, chat)
-                if not items:
+                if not await bridge.db(bridge.outbox.pending, chat, 1):
                     await event.wait()
                     continue
-                batch = await self._pack(chat, items)
+                # Packed once the chat may be sent to: after a 429's retry_after (or the flood
+                # limits), the message carries what queued during the wait too.
                 await bridge.limiter.acquire(chat)
+                batch = await self._pack(chat, await bridge.db(bridge.outbox.pending, chat))
                 await self._deliver(batch)
             except TelegramError as error:
                 if batch is not None and batch.first.kind != "alert" and error.permanent:
