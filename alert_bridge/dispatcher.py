@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from tbmon.alert_bridge.formatter import header, header_length, message
 from tbmon.alert_bridge.html import plain_text
 from tbmon.alert_bridge.outbox import Item
+from tbmon.alert_bridge.ratelimit import MINUTE
 from tbmon.alert_bridge.splitter import blocks_that_fit
 from tbmon.alert_bridge.telegram import TelegramError, TelegramUnavailable
 
@@ -75,6 +76,7 @@ class Dispatcher:
 
     async def run(self) -> None:
         bridge = self._bridge
+        await self._recall()
         try:
             while True:
                 self._wake.clear()
@@ -91,6 +93,25 @@ class Dispatcher:
             for task, _ in self._workers.values():
                 task.cancel()
             await asyncio.gather(*(t for t, _ in self._workers.values()), return_exceptions=True)
+
+    async def _recall(self) -> None:
+        """Count what the bridge sent before it (re)started toward Telegram's flood limits: the
+        last minute's messages, and one for each chat with waiting items, as a message may have
+        been in flight when the bridge stopped (Telegram posted it; its answer never came)."""
+        bridge = self._bridge
+        now = time.time()
+        try:
+            sent = await bridge.db(bridge.outbox.sent_since, now - MINUTE)
+            waiting = await bridge.db(bridge.outbox.chats_with_pending)
+        except Exception:
+            log.exception(
+                "could not read the outbox's recent messages; the flood limits start empty"
+            )
+            return
+        for chat, sent_at in sent:
+            bridge.limiter.record(chat, seconds_ago=max(0.0, now - sent_at))
+        for chat in waiting:
+            bridge.limiter.record(chat)
 
     def _signal(self, chat: str) -> None:
         worker = self._workers.get(chat)

@@ -277,6 +277,13 @@ class Outbox:
                 (chat_id, message_id, html, int(keyboard), now),
             )
 
+    def sent_since(self, since: float) -> list[tuple[str, float]]:
+        """(chat, time) of each message sent since ``since``, oldest first."""
+        rows = self._db.execute(
+            "SELECT chat_id, sent_at FROM messages WHERE sent_at >= ? ORDER BY sent_at", (since,)
+        )
+        return [(row[0], float(row[1])) for row in rows]
+
     def give_up(self, item_ids: Sequence[int], now: float) -> None:
         """Stop sending these items (done without a message): Telegram will never take them."""
         with self._transaction() as db:
