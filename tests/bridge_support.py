@@ -18,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from tbmon.alert_bridge.html import plain_text
 from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, DEMO_WARNING_CHAT_ID
 from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.settings import StackSettings
@@ -216,3 +217,8 @@ def idents(messages: list[dict[str, Any]]) -> list[str]:
         for message in messages
         for match in re.finditer(r"^Labels: (?:.*?, )?id=([A-Za-z0-9_-]+)", message["text"], re.M)
     ]
+
+
+def sent_idents(request: dict[str, Any]) -> list[str]:
+    """The alert ids in a sendMessage request the Telegram test server recorded."""
+    return idents([{"text": plain_text(request["params"]["text"])}])
