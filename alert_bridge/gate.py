@@ -12,8 +12,10 @@ For each path with a :class:`Door` it, in this order:
    the app has answered (503 with ``Retry-After`` beyond it, which Alertmanager retries);
 5. hands the app the body it read, as one message.
 
-A refusal is answered with ``Connection: close``, so the rest of a refused body is never read,
-not even to be thrown away. Paths without a door go to the app untouched.
+A refusal of a body that may be large (chunked, or declared over 64 KiB) is answered with
+``Connection: close``, so the rest of it is never read, not even to be thrown away; a smaller
+one is already in the server's read-ahead buffer, so the connection stays open for the next
+request. Paths without a door go to the app untouched.
 
 Measured: a 400 MiB body without the token, plain or chunked, is answered 401 in under 0.1 s
 with the bridge's memory unchanged at 80 MiB (before this layer the bridge read and parsed it
@@ -30,6 +32,10 @@ from dataclasses import dataclass, field
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+#: What the server reads ahead of the app (uvicorn's high-water mark): a refused body this small
+#: costs nothing more to skip, so its connection stays open.
+_READ_AHEAD_BYTES = 64 * 1024
+
 
 @dataclass(frozen=True)
 class Refusal:
@@ -40,14 +46,16 @@ class Refusal:
     detail: str
     headers: tuple[tuple[str, str], ...] = ()
 
-    def response(self) -> tuple[Message, Message]:
+    def response(self, *, close: bool) -> tuple[Message, Message]:
+        """The answer's two ASGI messages; ``close``: end the connection after it."""
         body = json.dumps({"detail": self.detail}, separators=(",", ":")).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
             *((name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers),
         ]
+        if close:
+            headers.append((b"connection", b"close"))
         start: Message = {"type": "http.response.start", "status": self.status, "headers": headers}
         return start, {"type": "http.response.body", "body": body}
 
@@ -148,7 +156,7 @@ class Gate:
         if refusal is None and door.limit:
             refusal = _too_large(headers, door.limit)
         if refusal is not None:
-            await _refuse(refusal, door, send)
+            await _refuse(refusal, door, headers, send)
             return
         if not door.limit:
             await self.app(scope, receive, send)
@@ -157,7 +165,7 @@ class Gate:
         try:
             body = await _read(receive, door.limit, headers, lease)
             if isinstance(body, Refusal):
-                await _refuse(body, door, send)
+                await _refuse(body, door, headers, send)
                 return
             await self.app(scope, _replay(body, receive), send)
         finally:
@@ -166,8 +174,7 @@ class Gate:
 
 async def _read(receive: Receive, limit: int, headers: Headers, lease: Lease) -> bytes | Refusal:
     """The whole body, or why not, holding its bytes in ``lease`` (the declared length first)."""
-    declared = headers.get("content-length", "")
-    if not lease.grow_to(int(declared) if declared.isdigit() else 0):
+    if not lease.grow_to(_declared(headers)):
         return _busy()
     chunks: list[bytes] = []
     size = 0
@@ -187,11 +194,14 @@ async def _read(receive: Receive, limit: int, headers: Headers, lease: Lease) ->
             return b"".join(chunks)
 
 
-def _too_large(headers: Headers, limit: int) -> Refusal | None:
+def _declared(headers: Headers) -> int:
+    """The body's declared length (0 when chunked or absent)."""
     declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        return _over(limit)
-    return None
+    return int(declared) if declared.isdigit() else 0
+
+
+def _too_large(headers: Headers, limit: int) -> Refusal | None:
+    return _over(limit) if _declared(headers) > limit else None
 
 
 def _over(limit: int) -> Refusal:
@@ -211,9 +221,10 @@ def _gone() -> Refusal:
     return Refusal(400, "disconnected", "the client closed the connection before the body ended")
 
 
-async def _refuse(refusal: Refusal, door: Door, send: Send) -> None:
+async def _refuse(refusal: Refusal, door: Door, headers: Headers, send: Send) -> None:
     door.refused(refusal.reason)
-    start, body = refusal.response()
+    small = "transfer-encoding" not in headers and _declared(headers) <= _READ_AHEAD_BYTES
+    start, body = refusal.response(close=not small)
     await send(start)
     await send(body)
 

@@ -81,14 +81,18 @@ class Rig:
 
     def send_head(self, *lines: str, timeout: float = 10.0) -> tuple[int, str]:
         """Send a request's head (its request line and headers) and not one byte of its body;
-        the status and the raw answer the bridge gives without it, up to its closing the
-        connection (a socket timeout if it waits for the body instead)."""
+        the status and the raw answer (head and body) the bridge gives without it (a socket
+        timeout if it waits for the body instead)."""
         host, port = self.settings.bind_host, self.settings.bridge_port
         head = "\r\n".join([*lines, f"Host: {host}:{port}", "", ""])
         with socket.create_connection((host, port), timeout=timeout) as connection:
             connection.sendall(head.encode())
             answer = b""
-            while data := connection.recv(65536):  # a refusal closes the connection
+            while b"\r\n\r\n" not in answer:
+                answer += connection.recv(65536) or b"<closed>\r\n\r\n"
+            length = re.search(rb"(?im)^content-length: *(\d+)", answer)
+            expected = answer.index(b"\r\n\r\n") + 4 + (int(length[1]) if length else 0)
+            while len(answer) < expected and (data := connection.recv(65536)):
                 answer += data
         text = answer.decode()
         return int(text.split(" ", 2)[1]), text
