@@ -30,6 +30,7 @@ from tbmon import __version__
 from tbmon.alert_bridge.gate import Admit, ByteBudget, Door, Gate, Refusal, bearer, header_secret
 from tbmon.alert_bridge.metrics import BridgeMetrics
 from tbmon.alert_bridge.models import Notification
+from tbmon.alert_bridge.outbox import Outbox
 from tbmon.alert_bridge.service import Bridge
 from tbmon.alert_bridge.settings import BridgeSettings
 
@@ -161,7 +162,7 @@ async def health() -> Health:
     summary="Outbox backlog (needs the bearer token)",
 )
 async def health_detailed(bridge: BridgeDep) -> DetailedHealth:
-    stats = await bridge.db(bridge.outbox.stats)
+    stats = await bridge.outbox.call(Outbox.stats)
     oldest = stats.oldest_received_at
     age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
     return DetailedHealth(
