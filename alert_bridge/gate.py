@@ -17,9 +17,12 @@ A refusal of a body that may be large (chunked, or declared over 64 KiB) is answ
 one is already in the server's read-ahead buffer, so the connection stays open for the next
 request. Paths without a door go to the app untouched.
 
-Measured: a 400 MiB body without the token, plain or chunked, is answered 401 in under 0.1 s
-with the bridge's memory unchanged at 80 MiB (before this layer the bridge read and parsed it
-and grew from 80 to 880 MiB for good); tests/test_bridge_flood.py holds floods to their bounds.
+Measured (docs/performance.md): 40 bodies of 400 MiB without the token, plain and chunked, 8 at
+a time, are answered 401 with the bridge's memory at 81 MiB throughout (before this layer one
+such body was read and parsed, and took the bridge from 80 to 880 MiB for good). A refusal
+costs 40 us of CPU whatever the body (456 us for a small one before, 6,949 us for 1 MiB); an
+admitted webhook pays about 60-90 us for the layer, less than the http middleware it replaced
+(about 130 us on every request).
 """
 
 from __future__ import annotations
