@@ -1,20 +1,21 @@
 """Alerts as Telegram HTML, in the seed's layout: a severity header, then one block per alert.
 
-Every label and annotation value is cleaned (control characters and broken surrogates removed)
-and escaped, so no value can break the markup. A block always fits one message: if a value is
-huge (a 10,000-character description), the longest values are shortened with an ellipsis until
-the block fits, never cut inside an entity or a tag.
+Every label and annotation value is cleaned (broken surrogates, and control and format
+characters such as U+202E, removed) and escaped, so no value can break the markup or disguise
+itself. A block always fits one message: if a value is huge (a 10,000-character description),
+the longest values are shortened with an ellipsis until the block fits, never cut inside an
+entity or a tag.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from tbmon.alert_bridge.html import MESSAGE_LIMIT, escape, utf16_length, visible_length
 from tbmon.alert_bridge.models import Alert
+from tbmon.alert_bridge.sanitize import undisguised
 
 #: Room left for the header of a message holding a single block.
 BLOCK_BUDGET = MESSAGE_LIMIT - 160
@@ -28,9 +29,9 @@ _URL_LIMIT = 2000
 
 
 def clean(value: str, limit: int | None = None) -> str:
-    """``value`` without control characters or lone surrogates, at most ``limit`` characters."""
-    value = value.encode("utf-8", "replace").decode("utf-8")
-    value = "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc")
+    """``value`` without lone surrogates, nor control or format characters that could disguise
+    it (:func:`~tbmon.alert_bridge.sanitize.undisguised`), at most ``limit`` characters."""
+    value = undisguised(value.encode("utf-8", "replace").decode("utf-8"))
     if limit is not None and len(value) > limit:
         value = value[: limit - 1].rstrip() + "…"
     return value

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from bridge_support import DISGUISES
 
 from tbmon.alert_bridge.formatter import (
     BLOCK_BUDGET,
@@ -40,6 +42,11 @@ HOSTILE = [
     "tabs\tand\nnew\nlines\r\nand\x00nul\x07bell\x1b[31mansi",
     "lone \ud800 surrogate",
     "x" * 10_000,
+    "invoice\u202egnp.exe",
+    "\u2066isolated\u2069 \u202aembedded\u202c \u200emarks\u200f\u061c",
+    "zero\u200bwidth\u2060word\ufeffjoiner\u00adsoft \U000e0068\U000e0069 tags",
+    # Persian with a zero-width non-joiner, and an emoji sequence with a joiner.
+    "\u0646\u06cc\u0645\u200c\u0641\u0627\u0635\u0644\u0647 👩\u200d💻",
 ]
 
 
@@ -151,12 +158,42 @@ def test_hostile_values_always_make_a_valid_block_that_shows_them(value: str) ->
     assert length <= BLOCK_BUDGET
     assert visible_length(message(header("critical", "firing", 1), [html])) <= MESSAGE_LIMIT
     shown = value.encode("utf-8", "replace").decode("utf-8")
-    shown = "".join(c for c in shown if c in "\n\t" or (ord(c) >= 32 and c != "\x7f"))
+    shown = "".join(
+        c for c in shown if c in "\n\t\u200c\u200d" or unicodedata.category(c) not in ("Cc", "Cf")
+    )
     if len(shown) < 100:
         assert shown in parsed.text
     else:
         assert "…" in parsed.text
         assert shown[:50] in parsed.text
+
+
+@pytest.mark.parametrize("disguise", DISGUISES, ids=lambda c: f"U+{ord(c):04X}")
+def test_no_value_can_disguise_itself(disguise: str) -> None:
+    value = f"safe{disguise}gnp.exe"
+    alert = _alert(
+        labels={
+            "alertname": value,
+            "severity": "critical",
+            "component": value,
+            "job": value,
+            value: "v",
+        },
+        annotations={"summary": value, "description": value, "action": value},
+        generatorURL="http://prometheus:9090/graph?" + value,
+    )
+    html, _ = alert_block(alert, "http://localhost:3000")
+    page = message(header(value, "firing", 1), [html])
+    assert disguise not in page
+    assert "safegnp.exe" in plain_text(page)
+    # A link whose address holds one is not made a link at all.
+    assert "View in Prometheus" not in plain_text(page)
+
+
+def test_joiners_that_scripts_and_emoji_need_are_kept() -> None:
+    value = "\u0646\u06cc\u0645\u200c\u0641\u0627\u0635\u0644\u0647 👩\u200d💻"
+    html, _ = alert_block(_alert(annotations={"summary": value}), "http://localhost:3000")
+    assert f"Summary: {value}" in plain_text(html)
 
 
 def test_escape_round_trips_through_the_parser() -> None:
