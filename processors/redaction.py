@@ -13,10 +13,10 @@ Two kinds of rule:
   may hold a raw ``/`` or ``@``), ``password=...``/``"api_key": "..."``/``Authorization: Bearer
   ...`` in text (a quoted value is masked to its closing quote; an unquoted one to the end of
   the token, or, after password/passwd/pwd/passphrase, to the next ``,``/``;``/``&`` or line
-  end, because a pass phrase may have spaces), bearer tokens,
-  Telegram bot tokens (``123456789:AA...``, 35 characters after the colon), AWS access key ids,
-  GitHub, Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the
-  secret part is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
+  end, because a pass phrase may have spaces), bearer tokens, Telegram bot tokens
+  (``123456789:AA...``, 34 or 35 characters after the colon), AWS access key ids, GitHub,
+  Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the secret part
+  is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
 
 Speed: a batch is first searched as serialized bytes (every string appears there verbatim) for
 anything a rule could match; a batch without a candidate is passed on untouched, without being
@@ -195,9 +195,10 @@ VALUE_RULES = (
     ),
     _rule(
         "telegram_bot_token",
-        r"\d{6,10}:[A-Za-z0-9_-]{35}",
+        # 35 characters after the colon, or 34 (as in Telegram's own examples).
+        r"\d{6,10}:[A-Za-z0-9_-]{34,35}",
         (":",),
-        rb":[A-Za-z0-9_-]{35}",
+        rb":[A-Za-z0-9_-]{34}",
     ),
     _rule(
         "aws_access_key",
