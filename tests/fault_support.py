@@ -71,7 +71,9 @@ def spans_request(service: str, numbers: range, extra: dict[str, str | int | flo
     return request.SerializeToString()
 
 
-def logs_request(service: str, numbers: range, extra: dict[str, str | int | float]) -> bytes:
+def logs_request(
+    service: str, numbers: range, extra: dict[str, str | int | float], suffix: str = ""
+) -> bytes:
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
     resource_logs.resource.attributes.extend(attributes({"service.name": service}))
@@ -84,7 +86,7 @@ def logs_request(service: str, numbers: range, extra: dict[str, str | int | floa
                 observed_time_unix_nano=now,
                 severity_number=9,
                 severity_text="INFO",
-                body=AnyValue(string_value=f"load {service} {number}"),
+                body=AnyValue(string_value=f"load {service} {number}{suffix}"),
                 attributes=attributes({NUMBER: number, **extra}),
             )
         )

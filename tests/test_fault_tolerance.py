@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -185,3 +186,67 @@ def test_poison_beside_a_good_sender_costs_the_good_sender_nothing(
 
 def _tag(span: dict[str, Any], key: str) -> object:
     return next(tag["value"] for tag in span["tags"] if tag["key"] == key)
+
+
+#: Planted secrets, each a distinct string to grep for, and where each one is put.
+SECRETS = {
+    "password": "hunter2-planted-1a",
+    "url": "s3cret-planted-2b",
+    "api_key": "ak-planted-3c",
+    "body": "phrase-planted-4d",
+    "bearer": "bearerplanted5e5e5e",
+    "telegram": "4839574812:AAFD39kkdpWt3ywyRZergyOLMaJhac60qc",
+}
+
+
+def _files_holding(folder: Path, needles: list[bytes]) -> dict[str, list[str]]:
+    """Every file under ``folder`` that holds one of ``needles``, with the ones it holds."""
+    found: dict[str, list[str]] = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            content = path.read_bytes()
+            held = [needle.decode() for needle in needles if needle in content]
+            if held:
+                found[str(path.relative_to(folder))] = held
+    return found
+
+
+def test_secrets_never_rest_on_disk_unmasked(stack: Supervisor, backends: Backends) -> None:
+    """With the processors host down, planted secrets wait in the collector's ingest queue on
+    disk: masked already (transform/redact runs before the queue). Nothing under the data
+    folder holds one, before delivery or after."""
+    service = "secrets"
+    stack.down(["processors"])
+    try:
+        spans = spans_request(
+            service,
+            range(1),
+            {
+                "db.password": SECRETS["password"],
+                "http.url": f"postgresql://bot:{SECRETS['url']}@db:5432/x",
+                "note": f"api_key={SECRETS['api_key']}",
+                "http.request.header.authorization": f"Bearer {SECRETS['bearer']}",
+            },
+        )
+        export(backends.otlp_grpc, Signal.SPANS, spans)
+        logs = logs_request(
+            service,
+            range(1),
+            {"telegram": f"bot {SECRETS['telegram']} set"},
+            suffix=f" login passphrase={SECRETS['body']}",
+        )
+        export(backends.otlp_grpc, Signal.LOGS, logs)
+        needles = [secret.encode() for secret in SECRETS.values()]
+        assert _files_holding(stack.settings.data_dir, needles) == {}
+    finally:
+        stack.up(["processors"])
+    records = wait_until(lambda: backends.logs(f'"load {service} 0"'), "the planted log", 60)
+    assert SECRETS["body"] not in str(records)
+    assert SECRETS["telegram"] not in str(records)
+    trace = wait_until(
+        lambda: backends.jaeger_trace(trace_id(service, 0).hex()), "the planted span", 60
+    )
+    assert not any(secret in str(trace) for secret in SECRETS.values())
+    assert _tag(trace[0], "db.password") == "[REDACTED]"
+    assert _tag(trace[0], NUMBER) == 0  # other values keep their types
+    assert _files_holding(stack.settings.data_dir, needles) == {}
