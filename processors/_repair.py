@@ -105,7 +105,7 @@ def _fields(raw: bytes, start: int, end: int, descriptor: Descriptor, repairs: R
             except UnicodeDecodeError:
                 content = text.decode("utf-8", "replace").encode("utf-8")
                 repairs.strings += 1
-        elif child.type == FieldDescriptor.TYPE_MESSAGE:
+        elif child.type == FieldDescriptor.TYPE_MESSAGE and child.message_type is not None:
             content = _message(raw, field[BODY], field[END], child.message_type, repairs)
             if content is not None and content == raw[field[BODY] : field[END]]:
                 continue  # decoded as it was

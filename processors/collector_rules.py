@@ -60,7 +60,9 @@ class Replacement:
 
 def _top_level(pattern: str, separator: str = "|") -> list[str]:
     """``pattern`` split at its top-level ``|`` (outside groups, classes and escapes)."""
-    parts, depth, in_class, escaped, current = [], 0, False, False, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, in_class, escaped = 0, False, False
     for char in pattern:
         if escaped:
             escaped = False

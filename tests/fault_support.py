@@ -18,7 +18,7 @@ import psutil
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_INFO, LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from support import Backends
 
@@ -84,7 +84,7 @@ def logs_request(
             LogRecord(
                 time_unix_nano=now,
                 observed_time_unix_nano=now,
-                severity_number=9,
+                severity_number=SEVERITY_NUMBER_INFO,
                 severity_text="INFO",
                 body=AnyValue(string_value=f"load {service} {number}{suffix}"),
                 attributes=attributes({NUMBER: number, **extra}),

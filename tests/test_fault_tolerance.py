@@ -154,10 +154,10 @@ def test_poison_beside_a_good_sender_costs_the_good_sender_nothing(
         time.sleep(5)
     finally:
         good.stop()
-    spans, logs = _tallies(backends, good, lossy_logs=False)
-    print(f"\npoison beside a good sender: good spans {spans}; good logs {logs}")
-    assert (spans.lost, spans.duplicated) == ([], [])
-    assert (logs.lost, logs.duplicated) == ([], [])
+    good_spans, good_logs = _tallies(backends, good, lossy_logs=False)
+    print(f"\npoison beside a good sender: good spans {good_spans}; good logs {good_logs}")
+    assert (good_spans.lost, good_spans.duplicated) == ([], [])
+    assert (good_logs.lost, good_logs.duplicated) == ([], [])
 
     # The poison itself arrived: repaired (U+FFFD), masked, truncated and marked.
     def poison_logs() -> list[dict[str, str]] | None:
@@ -175,7 +175,8 @@ def test_poison_beside_a_good_sender_costs_the_good_sender_nothing(
         len(r["blob"].encode()) == 32768 and r["tbmon.truncated"] == "true" for r in truncated
     )
     tags = {
-        int(_tag(span, NUMBER)): span for span in backends.jaeger_trace(trace_id(poison, 0).hex())
+        int(str(_tag(span, NUMBER))): span
+        for span in backends.jaeger_trace(trace_id(poison, 0).hex())
     }
     assert _tag(tags[1], "api_key") == "[REDACTED]"
     assert _tag(tags[1], "x") == "\ufffd" * 4
