@@ -48,6 +48,7 @@ def collector(
 ) -> Iterator[tuple[StackSettings, psutil.Process]]:
     settings = isolated_settings(root)
     s = settings
+    root.mkdir(parents=True)
     path = root / "config.yaml"
     path.write_text(config)
     env = {

@@ -31,12 +31,19 @@ import re
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tbmon.processors.redaction import SENSITIVE_KEY_WORDS, VALUE_RULES, Rule
+from tbmon.processors.redaction import (
+    _KEY_COMPOUND,
+    KEY_WORDS,
+    SENSITIVE_KEY_WORDS,
+    VALUE_RULES,
+    Rule,
+)
 
 #: The mask the collector writes (the host's default; the host keeps a mask it finds).
 MASK = "[REDACTED]"
@@ -58,38 +65,11 @@ class Replacement:
 # -- value rules ------------------------------------------------------------------------------
 
 
-def _top_level(pattern: str, separator: str = "|") -> list[str]:
-    """``pattern`` split at its top-level ``|`` (outside groups, classes and escapes)."""
-    parts: list[str] = []
-    current: list[str] = []
+def _structure(pattern: str) -> Iterator[tuple[int, str, int]]:
+    """Each character of ``pattern`` outside escapes and character classes, with its index and
+    the group depth before it."""
     depth, in_class, escaped = 0, False, False
-    for char in pattern:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]" or current[-1] == "["
-        elif char == "[":
-            in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-        elif char == separator and depth == 0:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(char)
-    parts.append("".join(current))
-    return parts
-
-
-def _group_end(pattern: str, start: int) -> int:
-    """The index just past the group that opens at ``pattern[start]``."""
-    depth, in_class, escaped = 0, False, False
-    for index in range(start, len(pattern)):
-        char = pattern[index]
+    for index, char in enumerate(pattern):
         if escaped:
             escaped = False
         elif char == "\\":
@@ -98,12 +78,23 @@ def _group_end(pattern: str, start: int) -> int:
             in_class = char != "]" or pattern[index - 1] == "["
         elif char == "[":
             in_class = True
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return index + 1
+        else:
+            yield index, char, depth
+            depth += {"(": 1, ")": -1}.get(char, 0)
+
+
+def _top_level(pattern: str) -> list[str]:
+    """``pattern`` split at its top-level ``|`` (outside groups, classes and escapes)."""
+    cuts = [index for index, char, depth in _structure(pattern) if char == "|" and depth == 0]
+    bounds = [-1, *cuts, len(pattern)]
+    return [pattern[a + 1 : b] for a, b in pairwise(bounds)]
+
+
+def _group_end(pattern: str, start: int) -> int:
+    """The index just past the group that opens at ``pattern[start]``."""
+    for index, char, depth in _structure(pattern[start:]):
+        if char == ")" and depth == 1:
+            return start + index + 1
     raise ValueError(f"unbalanced group in {pattern!r}")
 
 
@@ -151,6 +142,20 @@ def value_replacements(rules: Sequence[Rule] = VALUE_RULES, mask: str = MASK) ->
         pattern = flags + _re2_repeats("|".join(alternatives))
         replacements.append(Replacement(rule.name, pattern, "".join(heads) + mask + "".join(tails)))
     return replacements
+
+
+def gate_pattern(rules: Sequence[Rule] = VALUE_RULES) -> str:
+    """What every string a rule would change, and every sensitive key, contains: the host's
+    byte-level pre-check (:class:`~tbmon.processors.redaction.Prefilter`: its words in any case,
+    the "key" compounds, each rule's candidate pattern), as one RE2 pattern. A statement group
+    runs only for an item with a string or key that matches it, so most spans cost one scan."""
+    words = "|".join(re.escape(word) for word in KEY_WORDS)
+    parts = [f"(?i:{words})", f"(?i:{_KEY_COMPOUND.pattern.decode()})"]
+    for rule in rules:
+        if rule.prefilter is not None:
+            flags = "(?i)" if rule.prefilter.flags & re.IGNORECASE else ""
+            parts.append(f"(?:{flags}{_re2_repeats(rule.prefilter.pattern.decode())})")
+    return "|".join(parts)
 
 
 # -- sensitive keys ---------------------------------------------------------------------------
@@ -225,11 +230,23 @@ def _statements(maps: Sequence[str], strings: Sequence[tuple[str, str]]) -> list
     return statements
 
 
+def _gate(maps: Sequence[str], strings: Sequence[tuple[str, str]]) -> str:
+    """The condition of a statement group: a key or value of its maps, or one of its strings,
+    may hold something to mask."""
+    gate = _ottl(gate_pattern())
+    tests = [f"Any({path}, (k, v) => IsMatch(k, {gate}) or IsMatch(v, {gate}))" for path in maps]
+    tests += [f"IsMatch({path}, {gate})" for path, _ in strings]
+    return " or ".join(tests)
+
+
 def transform_processor() -> dict[str, Any]:
     """The ``transform/redact`` processor's configuration."""
 
     def groups(*contexts: tuple[Sequence[str], Sequence[tuple[str, str]]]) -> list[Any]:
-        return [{"statements": _statements(maps, strings)} for maps, strings in contexts]
+        return [
+            {"conditions": [_gate(maps, strings)], "statements": _statements(maps, strings)}
+            for maps, strings in contexts
+        ]
 
     return {
         "error_mode": "ignore",

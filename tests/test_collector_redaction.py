@@ -89,3 +89,16 @@ def test_the_key_pattern_agrees_on_random_keys(redactor: RedactionProcessor) -> 
         if (pattern.search(key) is not None) != redactor.key_is_sensitive(key)
     ]
     assert disagree == []
+
+
+def test_the_gate_lets_through_everything_there_is_to_mask(redactor: RedactionProcessor) -> None:
+    """A statement group runs only when the gate matches one of its strings or keys: it must
+    match every string a rule changes and every sensitive key (and, to be worth it, not plain
+    ccxt-like values)."""
+    gate = re.compile(collector_rules.gate_pattern())
+    texts = [text for text, _, _ in TEXTS] + [text for text, _ in WHOLE_VALUES]
+    assert all(gate.search(text) for text in texts if redactor.redact_text(text) != text)
+    keys = SENSITIVE_KEYS + _random_keys(5000)
+    assert all(gate.search(key) for key in keys if redactor.key_is_sensitive(key))
+    plain = ["https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT", "BTC/USDT", "momentum"]
+    assert not any(gate.search(text) for text in plain)
