@@ -44,6 +44,9 @@ FALLBACK_BATCHING = {
 }
 
 DROPPED_METRIC = "tbmon_telemetry_dropped"
+#: The signals and the usual reasons of a drop, whose series exist (at 0) from the start.
+SIGNALS = ("spans", "logs")
+REASONS = ("queue_full", "export_failed")
 QUEUE_SIZE_METRIC = "tbmon_telemetry_queue_size"
 
 
@@ -52,7 +55,11 @@ class DeliveryStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._dropped: dict[tuple[str, str], int] = {}
+        # At 0 from the start, so that the first drop is an increase of a series Prometheus
+        # already has (an alert's increase() sees nothing of a series that appears at its value).
+        self._dropped: dict[tuple[str, str], int] = {
+            (signal, reason): 0 for signal in SIGNALS for reason in REASONS
+        }
         self._queues: dict[str, Callable[[], int]] = {}
 
     def drop(self, signal: str, reason: str, count: int) -> None:
