@@ -61,6 +61,9 @@ FALLBACK_BATCHING = {
 
 DROPPED_METRIC = "tbmon_telemetry_dropped"
 UNCONFIRMED_METRIC = "tbmon_telemetry_unconfirmed"
+#: The signals and the usual reasons of a drop, whose series exist (at 0) from the start.
+SIGNALS = ("spans", "logs")
+REASONS = ("queue_full", "export_failed")
 QUEUE_SIZE_METRIC = "tbmon_telemetry_queue_size"
 
 
@@ -69,8 +72,12 @@ class DeliveryStats:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._dropped: dict[tuple[str, str], int] = {}
-        self._unconfirmed: dict[str, int] = {}
+        # At 0 from the start, so that the first drop is an increase of a series Prometheus
+        # already has (an alert's increase() sees nothing of a series that appears at its value).
+        self._dropped: dict[tuple[str, str], int] = {
+            (signal, reason): 0 for signal in SIGNALS for reason in REASONS
+        }
+        self._unconfirmed: dict[str, int] = dict.fromkeys(SIGNALS, 0)
         self._queues: dict[str, Callable[[], int]] = {}
 
     def drop(self, signal: str, reason: str, count: int) -> None:

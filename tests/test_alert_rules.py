@@ -37,6 +37,9 @@ REQUIRED = {
     ("SlowAPIResponses", "warning"),
     ("BotStoppedReporting", "critical"),
     ("CollectorExportFailing", "critical"),
+    # Issue 13: every loss raises an alert, the first one included.
+    ("BotTelemetryDropped", "critical"),
+    ("ProcessorsDroppedItems", "critical"),
     ("CollectorQueueFilling", "warning"),
     ("BackendDown", "critical"),
 }

@@ -17,6 +17,7 @@ from checktools import compose_schema, healthcheck_probe, load_compose
 
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries
+from tbmon.stack.components import COLLECTOR_FEATURE_GATES
 from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
@@ -238,12 +239,20 @@ def test_collector_config_is_valid_with_composes_environment(project: dict[str, 
     env = project["services"]["otel-collector"]["environment"]
     assert env["TBMON_PROCESSORS_ENDPOINT"] == "processors:4319"
     assert env["TBMON_LOGS_OTLP_ENDPOINT"] == "http://loki:3100/otlp/v1/logs"
+    # Compose's own command-line flags (the feature gates), as the local stack's.
+    gates = [
+        flag
+        for flag in project["services"]["otel-collector"]["command"]
+        if flag.startswith("--feature-gates=")
+    ]
+    assert gates == [f"--feature-gates={COLLECTOR_FEATURE_GATES}"]
     program = binaries.OTELCOL.path(StackSettings().cache_dir)
     result = subprocess.run(
         [
             str(program),
             "validate",
             "--config=file:" + str(PROJECT_ROOT / "otel-collector/config.yaml"),
+            *gates,
         ],
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,

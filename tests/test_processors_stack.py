@@ -290,13 +290,13 @@ def test_bad_input_is_refused_and_prometheus_scrapes_the_host(
     stack: Supervisor, backends: Backends
 ) -> None:
     host = HostClient(stack.settings.processors_port, stack.settings.processors_http_port)
-    # Garbage inside a valid envelope: the host leaves it to the collector, which refuses it.
+    # Garbage inside a valid envelope: no plugin decodes it, the collector refuses it, and the
+    # host then drops that item alone (counted) rather than refuse the request.
     payload = b"\xff\xff\xff"
     span_field = b"\x12" + bytes([len(payload)]) + payload
     scope = b"\x12" + bytes([len(span_field)]) + span_field
-    with pytest.raises(grpc.RpcError) as refused:
-        host.export(Signal.SPANS, b"\x0a" + bytes([len(scope)]) + scope)
-    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    host.export(Signal.SPANS, b"\x0a" + bytes([len(scope)]) + scope)
+    assert host.metric("tbmon_processors_dropped_items_total", signal="spans") >= 1
     with pytest.raises(grpc.RpcError) as truncated:
         host.export(Signal.LOGS, logs_batch(log_record("x")).raw[:-3])
     assert truncated.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -304,7 +304,8 @@ def test_bad_input_is_refused_and_prometheus_scrapes_the_host(
     assert host.health()["status"] == "healthy"
     wait_until(
         lambda: backends.prometheus(
-            'sum(tbmon_processors_requests_total{job="processors",code="INVALID_ARGUMENT"}) >= 2'
+            'sum(tbmon_processors_requests_total{job="processors",code="INVALID_ARGUMENT"}) >= 1'
+            ' and on () sum(tbmon_processors_dropped_items_total{job="processors"}) >= 1'
         ),
         "the host's own metrics in Prometheus",
     )
