@@ -453,13 +453,20 @@ _BlockDumper.add_representer(str, _block)
 
 def deployment_thresholds(settings: StackSettings) -> dict[tuple[str, str], Threshold]:
     """(alert, severity) -> what its rendered rule compares with for the whole deployment (not
-    a strategy's copy): what the dashboards' panels colour by."""
-    found = {}
+    a strategy's copy): the operator's threshold for a rule of :data:`RULE_THRESHOLDS`, the one
+    number compared in any other rule's expr. What the dashboards' panels colour by."""
+    found: dict[tuple[str, str], Threshold] = {}
     for document in rules_documents(settings).values():
         for group in document["groups"]:
             for rule in group["rules"]:
                 key = rule_key(rule)
-                if key in RULE_THRESHOLDS and key not in found:
+                if key is None or key in found:
+                    continue
+                if key in RULE_THRESHOLDS:
                     value = getattr(settings, f"threshold_{RULE_THRESHOLDS[key]}")
                     found[key] = rule_threshold(rule, value)
+                    continue
+                compared = list(_COMPARISON.finditer(str(rule["expr"])))
+                if len(compared) == 1:
+                    found[key] = Threshold(compared[0]["op"], float(compared[0]["number"]))
     return found
