@@ -27,6 +27,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
+import yaml
+
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import render as rendering
 
@@ -114,9 +116,21 @@ def default_alerts() -> Alerts:
     return Alerts.of(StackSettings.model_construct())
 
 
+@lru_cache(maxsize=1)
+def superseded() -> str:
+    """The expression of the SUPERSEDED recording rule (bots.yml), on one line. Panels evaluate
+    it in place rather than read the recorded series: the record lags up to an evaluation
+    interval behind a restart, and in that time a panel would count both processes."""
+    for group in yaml.safe_load((rendering.RULES_DIR / "bots.yml").read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule.get("record") == SUPERSEDED:
+                return " ".join(str(rule["expr"]).split())
+    raise ValueError(f"no recording rule {SUPERSEDED} in bots.yml")
+
+
 def current(selector: str) -> str:
     """A bot gauge's series without those of restarted bots' old processes."""
-    return f"({selector} unless on (job, instance) {SUPERSEDED})"
+    return f"({selector} unless on (job, instance) ({superseded()}))"
 
 
 def per_bot(metric: str, by: str = "job, strategy") -> str:
