@@ -72,12 +72,10 @@ class Alerts:
     @classmethod
     def of(cls, settings: StackSettings) -> Alerts:
         rules: dict[tuple[str, str], Json] = {}
-        for document in rendering.rules_documents(settings).values():
-            for group in document["groups"]:
-                for rule in group["rules"]:
-                    key = rendering.rule_key(rule)
-                    if key is not None:
-                        rules.setdefault(key, rule)  # the deployment's, not a strategy's copy
+        for rule in rendering.rendered_rules(settings):
+            key = rendering.rule_key(rule)
+            if key is not None:
+                rules.setdefault(key, rule)  # the deployment's, not a strategy's copy
         return cls(rendering.deployment_thresholds(settings), rules)
 
     def shade(self, *alerts: str) -> Shade:

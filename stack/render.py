@@ -28,6 +28,7 @@ import copy
 import os
 import re
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -418,6 +419,13 @@ def rules_documents(settings: StackSettings) -> dict[str, dict[str, Any]]:
     return documents
 
 
+def rendered_rules(settings: StackSettings) -> Iterator[dict[str, Any]]:
+    """Every rule as rendered with ``settings``, file by file, group by group."""
+    for document in rules_documents(settings).values():
+        for group in document["groups"]:
+            yield from group["rules"]
+
+
 def render_rules(settings: StackSettings, out: Path) -> list[Path]:
     """Write the rendered rule files into the folder ``out`` (and remove stale ones there)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -456,17 +464,15 @@ def deployment_thresholds(settings: StackSettings) -> dict[tuple[str, str], Thre
     a strategy's copy): the operator's threshold for a rule of :data:`RULE_THRESHOLDS`, the one
     number compared in any other rule's expr. What the dashboards' panels colour by."""
     found: dict[tuple[str, str], Threshold] = {}
-    for document in rules_documents(settings).values():
-        for group in document["groups"]:
-            for rule in group["rules"]:
-                key = rule_key(rule)
-                if key is None or key in found:
-                    continue
-                if key in RULE_THRESHOLDS:
-                    value = getattr(settings, f"threshold_{RULE_THRESHOLDS[key]}")
-                    found[key] = rule_threshold(rule, value)
-                    continue
-                compared = list(_COMPARISON.finditer(str(rule["expr"])))
-                if len(compared) == 1:
-                    found[key] = Threshold(compared[0]["op"], float(compared[0]["number"]))
+    for rule in rendered_rules(settings):
+        key = rule_key(rule)
+        if key is None or key in found:
+            continue
+        if key in RULE_THRESHOLDS:
+            value = getattr(settings, f"threshold_{RULE_THRESHOLDS[key]}")
+            found[key] = rule_threshold(rule, value)
+            continue
+        compared = list(_COMPARISON.finditer(str(rule["expr"])))
+        if len(compared) == 1:
+            found[key] = Threshold(compared[0]["op"], float(compared[0]["number"]))
     return found

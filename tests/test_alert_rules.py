@@ -170,26 +170,21 @@ def test_a_changed_threshold_moves_the_rendered_rule(
     assert (result.returncode == 0) is passes, result.stdout + result.stderr
 
 
-def test_a_strategy_override_leaves_the_others_on_the_deployment_threshold() -> None:
-    rules = [
+def _rendered(settings: StackSettings, alert: str, severity: str) -> list[dict[str, Any]]:
+    return [
         rule
-        for document in render.rules_documents(CHANGED).values()
-        for group in document["groups"]
-        for rule in group["rules"]
-        if render.rule_key(rule) == ("HighPositionConcentration", "warning")
+        for rule in render.rendered_rules(settings)
+        if render.rule_key(rule) == (alert, severity)
     ]
+
+
+def test_a_strategy_override_leaves_the_others_on_the_deployment_threshold() -> None:
     # "hodl" is off: the deployment's rule leaves it out and no rule of its own brings it back.
-    (deployment,) = rules
+    (deployment,) = _rendered(CHANGED, "HighPositionConcentration", "warning")
     assert (
         'unless on (strategy)\n  (label_replace(vector(1), "strategy", "hodl"' in deployment["expr"]
     )
-    critical = [
-        rule
-        for document in render.rules_documents(CHANGED).values()
-        for group in document["groups"]
-        for rule in group["rules"]
-        if render.rule_key(rule) == ("HighDrawdown", "critical")
-    ]
+    critical = _rendered(CHANGED, "HighDrawdown", "critical")
     assert [rule["labels"].get("strategy") for rule in critical] == [None, "fragile"]
     assert render.rule_threshold(critical[0], 0.35).op == ">"
     assert render.rule_threshold(critical[1], 0.2).op == ">"
