@@ -510,3 +510,41 @@ def test_execution_panels_count_the_statuses_the_alert_counts() -> None:
     ]
     assert len(used) >= 2  # the failure ratio and the error rate
     assert set(used) == {counted}
+
+
+def test_concentration_means_the_largest_positions_share_everywhere() -> None:
+    """The metric, its alert, its panels and the docs say what the formula computes: the largest
+    position's share of gross exposure; the Herfindahl index has its own name and panel."""
+    from tbmon.instrumentation.trading import (  # noqa: PLC0415 - the bot side, for its texts
+        POSITION_CONCENTRATION,
+        POSITION_GAUGES,
+        POSITION_HERFINDAHL,
+    )
+
+    share = re.compile(r"largest position(?:(?!portfolio).){0,160}gross exposure", re.I)
+    assert share.search(POSITION_GAUGES[POSITION_CONCENTRATION])
+    assert "Herfindahl" in POSITION_GAUGES[POSITION_HERFINDAHL]
+    risk = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/rules/risk.yml").read_text())
+    (rule,) = [
+        r
+        for g in risk["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "HighPositionConcentration"
+    ]
+    assert POSITION_CONCENTRATION in rule["expr"]
+    assert share.search(rule["annotations"]["description"])
+    document = _load(dashboards.DASHBOARD_DIR / "tbmon-risk-metrics.json")
+    panels = {p["title"]: p for p in _panels(document)}
+    concentration = [p for p in _panels(document) if p["title"] == "Position concentration"]
+    assert len(concentration) == 2
+    for panel in concentration:
+        assert POSITION_CONCENTRATION in panel["targets"][0]["expr"]
+        assert share.search(panel["description"])
+        assert "Herfindahl" not in panel["description"]
+    herfindahl = panels["Diversification (Herfindahl index)"]
+    assert POSITION_HERFINDAHL in herfindahl["targets"][0]["expr"]
+    for doc in ("docs/alerting.md", "docs/instrumentation.md", "docs/processors.md"):
+        text = (PROJECT_ROOT / doc).read_text()
+        line = next(line for line in text.splitlines() if POSITION_CONCENTRATION in line)
+        assert share.search(line), doc
+        assert "Herfindahl" not in line.split(POSITION_HERFINDAHL)[0], doc
