@@ -18,7 +18,7 @@ from typing import Annotated
 
 from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -190,11 +190,24 @@ class StackSettings(BaseSettings):
     threshold_disk_warning_percent: Percent = Field(
         default=85, description="HighDiskUsage: a bot host's disk use above this."
     )
-    threshold_by_strategy: dict[str, dict[str, float | None]] = Field(
+    threshold_by_strategy: Annotated[dict[str, dict[str, float | None]], NoDecode] = Field(
         default_factory=dict,
         description='Per-strategy thresholds, JSON: {"hodl": {"concentration_warning": null}, '
         '"levered": {"leverage_warning": 10}}; null turns that alert off for the strategy.',
     )
+
+    @field_validator("threshold_by_strategy", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"not JSON ({error.msg} at character {error.pos}); write it as "
+                    '{"STRATEGY": {"concentration_warning": null, "leverage_warning": 10}}'
+                ) from None
+        return value
 
     @field_validator("threshold_by_strategy")
     @classmethod

@@ -198,6 +198,7 @@ def test_a_strategy_override_leaves_the_others_on_the_deployment_threshold() -> 
             "TBMON_THRESHOLD_DRAWDOWN_WARNING (0.3) must be below TBMON_THRESHOLD_DRAWDOWN_CRIT",
         ),
         ({"TBMON_THRESHOLD_VAR_CRITICAL": "10"}, "threshold_var_critical"),
+        ({"TBMON_THRESHOLD_BY_STRATEGY": '{"hodl": {"leverage_warning": 5'}, "not JSON"),
         (
             {"TBMON_THRESHOLD_BY_STRATEGY": '{"hodl": {"cpu_warning_percent": 99}}'},
             "'cpu_warning_percent' cannot be set per strategy",

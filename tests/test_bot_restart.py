@@ -65,12 +65,16 @@ def test_a_restarted_bot_shows_one_portfolio_not_two(backends: Backends, tmp_pat
             f'trading_current_drawdown{{job="{job}"}} unless on (job, instance) '
             "job_instance:trading_bot_heartbeat_timestamp_seconds:superseded"
         )
-        (left,) = wait_until(
-            lambda: _exactly(1, backends.prometheus(kept)),
-            "the old process recorded as superseded",
-            timeout=60,
+        new = second["metric"]["instance"]
+        wait_until(
+            lambda: [s["metric"]["instance"] for s in backends.prometheus(kept)] == [new],
+            "the old process recorded as superseded, the new one's drawdown kept",
+            timeout=90,
         )
-        assert left["metric"]["instance"] == second["metric"]["instance"]
+        superseded = backends.prometheus(
+            f'job_instance:trading_bot_heartbeat_timestamp_seconds:superseded{{job="{job}"}}'
+        )
+        assert [s["metric"]["instance"] for s in superseded] == [first["metric"]["instance"]]
 
 
 def _exactly(count: int, found: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
