@@ -20,7 +20,8 @@ risk_var_99_percent
 trading_win_rate,               closed trades (:meth:`~TradingMetrics.record_trade`)
 trading_profit_factor
 trading_open_positions,         positions (:meth:`~TradingMetrics.set_positions`), leverage
-risk_position_concentration,    against the latest portfolio value
+risk_position_concentration,    against the latest portfolio value; concentration is the
+risk_position_herfindahl_index, largest position's share of gross exposure
 risk_leverage_ratio
 risk_correlation_score          prices (:meth:`~TradingMetrics.record_prices`): mean pairwise
                                 correlation of the held symbols' period returns
@@ -63,11 +64,16 @@ from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 #: Predictions per agent that ``agent_prediction_accuracy`` averages over.
 ACCURACY_WINDOW = 100
 
+#: The positions' concentration: the largest position's share of gross exposure (the seed's
+#: metric), and the Herfindahl index of all their shares.
+POSITION_CONCENTRATION = "risk_position_concentration"
+POSITION_HERFINDAHL = "risk_position_herfindahl_index"
 #: Gauges of one strategy that are not period-value or trade statistics -> description.
 POSITION_GAUGES = {
     "trading_portfolio_value_usd": "Current portfolio value in USD.",
     "trading_open_positions": "Number of open positions.",
-    "risk_position_concentration": "Herfindahl index of the positions' absolute exposures.",
+    POSITION_CONCENTRATION: "The largest position's share of gross exposure (absolute values).",
+    POSITION_HERFINDAHL: "Herfindahl index of the positions' shares of gross exposure.",
     "risk_leverage_ratio": "Gross exposure over portfolio value.",
     "risk_correlation_score": "Mean pairwise correlation of the held symbols' returns.",
 }
@@ -111,7 +117,8 @@ class _Strategy:
         if self.exposures or self.latest_value is not None:
             held = {symbol: e for symbol, e in self.exposures.items() if e != 0}
             values["trading_open_positions"] = len(held)
-            values["risk_position_concentration"] = analytics.position_concentration(held.values())
+            values[POSITION_CONCENTRATION] = analytics.position_concentration(held.values())
+            values[POSITION_HERFINDAHL] = analytics.herfindahl_index(held.values())
             if self.latest_value is not None:
                 values["risk_leverage_ratio"] = analytics.leverage_ratio(
                     held.values(), self.latest_value

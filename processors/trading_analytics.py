@@ -28,9 +28,10 @@ under the bot's own resource (so ``job`` and ``instance`` are the bot's):
 - from closed trades: ``trading_win_rate``, ``trading_profit_factor`` (``strategy`` attribute when
   the trades carry one);
 - from positions: ``trading_open_positions`` (non-zero exposures), ``risk_position_concentration``
-  (Herfindahl index of the absolute exposures) and, when the portfolio series with the same
-  attributes has a value, ``risk_leverage_ratio`` (gross exposure over that latest value), with
-  the positions' attributes less ``symbol``: the instrumentation's formulas, so both paths agree.
+  (the largest position's share of gross exposure), ``risk_position_herfindahl_index`` (the sum
+  of the squared shares) and, when the portfolio series with the same attributes has a value,
+  ``risk_leverage_ratio`` (gross exposure over that latest value), with the positions' attributes
+  less ``symbol``: the instrumentation's formulas, so both paths agree.
 
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
@@ -51,7 +52,11 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbmon import __version__, analytics
-from tbmon.instrumentation.trading import POSITION_GAUGES
+from tbmon.instrumentation.trading import (
+    POSITION_CONCENTRATION,
+    POSITION_GAUGES,
+    POSITION_HERFINDAHL,
+)
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -79,7 +84,12 @@ TRADE_ID_ATTRIBUTE = "trade.id"
 STRATEGY_ATTRIBUTE = "strategy"
 SCOPE = "tbmon.processors.trading_analytics"
 
-_FROM_POSITIONS = ("trading_open_positions", "risk_position_concentration", "risk_leverage_ratio")
+_FROM_POSITIONS = (
+    "trading_open_positions",
+    POSITION_CONCENTRATION,
+    POSITION_HERFINDAHL,
+    "risk_leverage_ratio",
+)
 #: Derived gauge -> description.
 DERIVED = {
     name: f"{text[:-1]} (derived by tbmon)."
@@ -308,7 +318,8 @@ def _position_gauges(held: list[float], equity: float | None) -> dict[str, float
     """Open positions, concentration and (with a portfolio value) leverage of the exposures."""
     gauges = {
         "trading_open_positions": float(len(held)),
-        "risk_position_concentration": analytics.position_concentration(held),
+        POSITION_CONCENTRATION: analytics.position_concentration(held),
+        POSITION_HERFINDAHL: analytics.herfindahl_index(held),
     }
     leverage = analytics.leverage_ratio(held, equity) if equity is not None else None
     if leverage is not None:

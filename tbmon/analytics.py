@@ -188,7 +188,22 @@ def expected_shortfall(returns: Sequence[float], confidence: float = 0.95) -> fl
 
 
 def position_concentration(exposures: Iterable[float]) -> float:
-    """Herfindahl-Hirschman index of the positions' absolute exposures, in [1/n, 1].
+    """The largest position's share of gross exposure (the sum of absolute exposures), in
+    [1/n, 1].
+
+    1.0 means everything sits in one position (a bot with one open trade reads 1.0), 0.5 two
+    equal positions, 1/n an even spread over n; 0.0 without positions.
+    """
+    sizes = [abs(exposure) for exposure in exposures]
+    gross = sum(sizes)
+    if gross == 0:
+        return 0.0
+    return max(sizes) / gross
+
+
+def herfindahl_index(exposures: Iterable[float]) -> float:
+    """Herfindahl-Hirschman index of the positions' absolute exposures: the sum of their squared
+    shares of gross exposure, in [1/n, 1]; 1/HHI is the effective number of positions.
 
     1.0 means everything sits in one position, 1/n an even spread over n; 0.0 without positions.
     """

@@ -215,11 +215,12 @@ def notification(alerts: list[dict[str, Any]], group: str = "group") -> dict[str
 
 
 def idents(messages: list[dict[str, Any]]) -> list[str]:
-    """The alert ids (label id=...) in these messages, in the order they appear."""
+    """The alert ids (label id=...) in these messages, in the order they appear (the Labels
+    line puts a trader's labels first, whose values may hold anything, newlines included)."""
     return [
         match.group(1)
         for message in messages
-        for match in re.finditer(r"^Labels: (?:.*?, )?id=([A-Za-z0-9_-]+)", message["text"], re.M)
+        for match in re.finditer(r"(?:^Labels: |, )id=([A-Za-z0-9_-]+)", message["text"], re.M)
     ]
 
 

@@ -80,10 +80,26 @@ def test_calmar_is_cagr_over_drawdown() -> None:
     assert analytics.calmar_ratio(RETURNS, 252) == pytest.approx(expected, abs=1e-9)
 
 
-def test_concentration_and_leverage() -> None:
-    assert analytics.position_concentration([50.0, -50.0]) == pytest.approx(0.5, abs=1e-9)
-    assert analytics.position_concentration([100.0]) == 1.0
+def test_concentration_is_the_largest_positions_share_of_gross_exposure() -> None:
+    # Two equal positions (long and short alike): each is half, exactly; the alert's "above
+    # 50%" does not fire on them.
+    assert analytics.position_concentration([50.0, -50.0]) == 0.5
+    assert analytics.position_concentration([25_000.0, 25_000.0]) == 0.5
+    assert analytics.position_concentration([60_000.0, -20_000.0, 20_000.0]) == 0.6
+    assert analytics.position_concentration([100.0]) == 1.0  # one open trade
     assert analytics.position_concentration([]) == 0.0
+
+
+def test_the_herfindahl_index_sums_the_squared_shares() -> None:
+    assert analytics.herfindahl_index([50.0, -50.0]) == pytest.approx(0.5, abs=1e-12)
+    assert analytics.herfindahl_index([60_000.0, -20_000.0, 20_000.0]) == pytest.approx(
+        0.36 + 0.04 + 0.04, abs=1e-12
+    )
+    assert analytics.herfindahl_index([100.0]) == 1.0
+    assert analytics.herfindahl_index([]) == 0.0
+
+
+def test_leverage() -> None:
     assert analytics.leverage_ratio([3000.0, -1000.0], 2000.0) == pytest.approx(2.0, abs=1e-9)
 
 

@@ -188,11 +188,13 @@ def test_positions_give_count_concentration_and_leverage(
 
     grid = (("strategy", "grid"),)
     assert derived[("trading_open_positions", grid)] == 2
-    # Herfindahl of |90,000| and |-30,000|: 0.75^2 + 0.25^2; gross 120,000 over 160,000.
-    assert derived[("risk_position_concentration", grid)] == pytest.approx(0.625, abs=1e-12)
+    # |90,000| of a gross 120,000 is the largest share; Herfindahl 0.75^2 + 0.25^2; gross
+    # 120,000 over 160,000.
+    assert derived[("risk_position_concentration", grid)] == 0.75
+    assert derived[("risk_position_herfindahl_index", grid)] == pytest.approx(0.625, abs=1e-12)
     assert derived[("risk_leverage_ratio", grid)] == pytest.approx(0.75, abs=1e-12)
-    assert derived[("risk_position_concentration", grid)] == pytest.approx(
-        analytics.position_concentration([90_000.0, -30_000.0])
+    assert derived[("risk_position_herfindahl_index", grid)] == pytest.approx(
+        analytics.herfindahl_index([90_000.0, -30_000.0])
     )
 
 
@@ -205,6 +207,7 @@ def test_positions_without_a_portfolio_value_have_no_leverage(
     assert derived == {
         ("trading_open_positions", grid): 0,
         ("risk_position_concentration", grid): 0.0,
+        ("risk_position_herfindahl_index", grid): 0.0,
     }
 
 

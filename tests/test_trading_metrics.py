@@ -108,7 +108,9 @@ def test_positions_give_count_concentration_and_leverage(reader: Reader) -> None
     reader.metrics.record_portfolio_value(50_000.0)
     reader.metrics.set_positions({"BTC/USDT": 60_000.0, "ETH/USDT": -20_000.0, "SOL/USDT": 0.0})
     assert reader.value("trading_open_positions", strategy="default") == 2
-    assert reader.value("risk_position_concentration", strategy="default") == pytest.approx(
+    # The largest position's share of gross exposure, and the Herfindahl index of the shares.
+    assert reader.value("risk_position_concentration", strategy="default") == 0.75
+    assert reader.value("risk_position_herfindahl_index", strategy="default") == pytest.approx(
         0.75**2 + 0.25**2, abs=1e-12
     )
     assert reader.value("risk_leverage_ratio", strategy="default") == pytest.approx(1.6, abs=1e-9)

@@ -87,8 +87,9 @@ class Book:
 class Targets:
     """How much of the portfolio the bot wants in each symbol.
 
-    Long only (spot): the full ``exposure`` while the ensemble expects a rise, a third of it
-    while it expects a fall, so the book stays diversified (concentration below 0.5).
+    Long only (spot): the full ``exposure`` while the ensemble expects a rise, two thirds of it
+    while it expects a fall, so the book stays diversified: no position is more than 3/7 of the
+    gross exposure (concentration below the 0.5 of HighPositionConcentration).
     """
 
     exposure: float = 0.3
@@ -100,7 +101,7 @@ class Targets:
             return self.exposure if symbol == self.concentrate else 0.0
         if direction is None:
             return None
-        return self.exposure if direction is Direction.UP else self.exposure / 3
+        return self.exposure if direction is Direction.UP else self.exposure * 2 / 3
 
 
 class DemoBot:
