@@ -63,14 +63,6 @@ from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 #: Predictions per agent that ``agent_prediction_accuracy`` averages over.
 ACCURACY_WINDOW = 100
 
-#: Gauges of one strategy that are not period-value or trade statistics -> description.
-POSITION_GAUGES = {
-    "trading_portfolio_value_usd": "Current portfolio value in USD.",
-    "trading_open_positions": "Number of open positions.",
-    "risk_position_concentration": "Herfindahl index of the positions' absolute exposures.",
-    "risk_leverage_ratio": "Gross exposure over portfolio value.",
-    "risk_correlation_score": "Mean pairwise correlation of the held symbols' returns.",
-}
 AGENT_GAUGES = {
     "agent_prediction_accuracy": f"Share of an agent's last {ACCURACY_WINDOW} predictions right.",
     "agent_cumulative_reward": "Reward an RL agent has accumulated.",
@@ -100,11 +92,9 @@ class _Strategy:
     latest_value: float | None = None
     exposures: dict[str, float] = field(default_factory=dict)
 
-    def gauges(self, settings: InstrumentationSettings) -> dict[str, float]:
+    def gauges(self, grid: analytics.ReturnGrid) -> dict[str, float]:
         values: dict[str, float | None] = {
-            **analytics.value_gauges(
-                self.portfolio.values(), settings.periods_per_year, settings.risk_free_rate
-            ),
+            **analytics.value_gauges(self.portfolio.sample(), grid),
             **analytics.trade_gauges(self.pnls),
             "trading_portfolio_value_usd": self.latest_value,
         }
@@ -116,12 +106,9 @@ class _Strategy:
                 values["risk_leverage_ratio"] = analytics.leverage_ratio(
                     held.values(), self.latest_value
                 )
-            returns = {
-                symbol: analytics.simple_returns(series.values())
-                for symbol, series in self.prices.items()
-                if symbol in held or not held
-            }
-            values["risk_correlation_score"] = analytics.average_correlation(returns)
+            values["risk_correlation_score"] = analytics.correlation_gauge(
+                [series for symbol, series in self.prices.items() if symbol in held or not held]
+            )
         return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
 
 
@@ -138,7 +125,7 @@ class TradingMetrics:
         settings: InstrumentationSettings | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self._period_ns = round(self.settings.analytics_period_seconds * 1e9)
+        self._grid = self.settings.return_grid()
         self._lock = threading.Lock()
         self._strategies: dict[str, _Strategy] = {}
         self._predictions: dict[str, deque[bool]] = {}
@@ -154,7 +141,7 @@ class TradingMetrics:
         descriptions = {
             **analytics.VALUE_GAUGES,
             **analytics.TRADE_GAUGES,
-            **POSITION_GAUGES,
+            **analytics.POSITION_GAUGES,
             **AGENT_GAUGES,
             ENSEMBLE_CONSENSUS: "Share of the ensemble's agents that agree with its decision.",
         }
@@ -352,7 +339,7 @@ class TradingMetrics:
         return state
 
     def _series(self) -> analytics.PeriodSeries:
-        return analytics.PeriodSeries(self._period_ns, self.settings.analytics_window)
+        return analytics.PeriodSeries(self._grid)
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -374,7 +361,7 @@ class TradingMetrics:
             observations.setdefault(name, []).append(Observation(value, attributes))
 
         for strategy, state in self._strategies.items():
-            for name, value in state.gauges(self.settings).items():
+            for name, value in state.gauges(self._grid).items():
                 add(name, value, {"strategy": strategy})
         for agent, history in self._predictions.items():
             add("agent_prediction_accuracy", sum(history) / len(history), {"agent": agent})
