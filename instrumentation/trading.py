@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from tbmon import analytics
@@ -71,6 +72,13 @@ ENSEMBLE_CONSENSUS = "ensemble_consensus_score"
 
 
 logger = logging.getLogger(__name__)
+
+#: The facts an instrumentation may derive for a bot (the ccxt instrumentation, from the answers
+#: of its exchange calls). Each yields to the bot's own report: the first call of
+#: ``record_order``, ``record_portfolio_value``, ``set_positions`` or ``record_prices`` drops
+#: what was derived of that fact and derives no more of it, so nothing is counted twice.
+ORDERS, PORTFOLIO, POSITIONS, PRICES = "orders", "portfolio", "positions", "prices"
+FACTS = (ORDERS, PORTFOLIO, POSITIONS, PRICES)
 
 
 def _finite(value: object) -> float | None:
@@ -91,6 +99,20 @@ class _Strategy:
     prices: dict[str, analytics.PeriodSeries] = field(default_factory=dict)
     latest_value: float | None = None
     exposures: dict[str, float] = field(default_factory=dict)
+    #: Facts (of :data:`FACTS`) whose values came from an instrumentation, not from the bot.
+    derived: set[str] = field(default_factory=set)
+
+    def forget(self, fact: str, series: Callable[[], analytics.PeriodSeries]) -> None:
+        """Drop what an instrumentation derived of ``fact``: the bot reports it now."""
+        if fact not in self.derived:
+            return
+        self.derived.discard(fact)
+        if fact == PORTFOLIO:
+            self.portfolio, self.latest_value = series(), None
+        elif fact == POSITIONS:
+            self.exposures = {}
+        elif fact == PRICES:
+            self.prices = {}
 
     def gauges(self, grid: analytics.ReturnGrid) -> dict[str, float]:
         values: dict[str, float | None] = {
@@ -132,6 +154,8 @@ class TradingMetrics:
         self._rewards: dict[str, float] = {}
         self._consensus: float | None = None
         self._snapshot: dict[str, list[Observation]] | None = None
+        self._claimed: set[str] = set()
+        self._derived_orders: list[tuple[dict[str, str], Context | None]] = []
         self._orders = instruments.orders(meter_provider)
         self._rejected = instruments.rejected_values(meter_provider)
         self._warned: set[str] = set()
@@ -180,6 +204,7 @@ class TradingMetrics:
             )
             return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        self._claim(PORTFOLIO)
         with self._lock:
             state = self._strategy(strategy)
             state.portfolio.add(at, value)
@@ -226,6 +251,7 @@ class TradingMetrics:
             invalid = next(symbol for symbol in checked if symbol not in exposures)
             self._reject("set_positions", f"exposure of {invalid} must be a finite number")
             return
+        self._claim(POSITIONS)
         with self._lock:
             self._strategy(strategy).exposures = exposures
             self._snapshot = None
@@ -244,13 +270,9 @@ class TradingMetrics:
                 self._reject("record_prices", f"price of {symbol} must be positive: {price!r}")
                 return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        self._claim(PRICES)
         with self._lock:
-            state = self._strategy(strategy)
-            for symbol, price in prices.items():
-                series = state.prices.get(symbol)
-                if series is None:
-                    series = state.prices[symbol] = self._series()
-                series.add(at, float(price))
+            self._add_prices(self._strategy(strategy), prices, at)
             self._snapshot = None
 
     # -- orders and exchange calls -------------------------------------------------------------
@@ -264,7 +286,12 @@ class TradingMetrics:
         exchange: str,
         strategy: str | None = None,
     ) -> None:
-        """One order sent to ``exchange``; ``status`` is its outcome (filled, open, failed...)."""
+        """One order sent to ``exchange``; ``status`` is its outcome (filled, open, failed...).
+
+        Orders placed through ccxt are counted by the ccxt instrumentation already: the first
+        call of this method stops that (see :data:`FACTS`), so call it for every order or none.
+        """
+        self._claim(ORDERS)
         self._orders.add(
             1,
             {
@@ -287,6 +314,88 @@ class TradingMetrics:
         self._api_requests.record(
             duration, {"exchange": exchange, "endpoint": endpoint, "status": status}
         )
+
+    # -- facts derived by an instrumentation ---------------------------------------------------
+
+    def derived_order(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        status: str,
+        exchange: str,
+        context: Context | None = None,
+    ) -> None:
+        """An order outcome an instrumentation saw (the ccxt instrumentation: an answer or an
+        exception of ``create_order``, a later answer showing how a resting order ended).
+
+        Counted in ``trading_orders_total`` at the next collection (``context``, the exchange
+        call's, gives it its exemplar), unless the bot calls :meth:`record_order` before: then
+        its own count wins and nothing is counted twice.
+        """
+        if ORDERS in self._claimed:
+            return
+        labels = {
+            "strategy": self.settings.strategy,
+            "symbol": symbol,
+            "side": side,
+            "exchange": exchange,
+            "status": status,
+        }
+        with self._lock:
+            if ORDERS not in self._claimed:
+                self._derived_orders.append((labels, context))
+
+    def derived_book(
+        self,
+        value_usd: float,
+        exposures_usd: Mapping[str, float],
+        prices: Mapping[str, float],
+        *,
+        timestamp: float | None = None,
+    ) -> None:
+        """Portfolio value, positions and prices an instrumentation derived (the ccxt
+        instrumentation: balances valued at the prices in the bot's answers), for the default
+        strategy; each is ignored once the bot reports it itself (:data:`FACTS`)."""
+        at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        with self._lock:
+            state = self._strategy(None)
+            if PORTFOLIO not in self._claimed:
+                state.portfolio.add(at, value_usd)
+                state.latest_value = value_usd
+                state.derived.add(PORTFOLIO)
+            if POSITIONS not in self._claimed:
+                state.exposures = dict(exposures_usd)
+                state.derived.add(POSITIONS)
+            if PRICES not in self._claimed and prices:
+                self._add_prices(state, prices, at)
+                state.derived.add(PRICES)
+            self._snapshot = None
+
+    def _claim(self, fact: str) -> None:
+        """The bot reports ``fact`` itself: what was derived of it goes, and no more is."""
+        if fact in self._claimed:  # the common case, without the lock
+            return
+        with self._lock:
+            if fact in self._claimed:
+                return
+            self._claimed.add(fact)
+            if fact == ORDERS:
+                self._derived_orders.clear()
+            for state in self._strategies.values():
+                state.forget(fact, self._series)
+            self._snapshot = None
+        logger.info(
+            "tbmon: the bot reports its %s itself; none are derived from its exchange calls now",
+            fact,
+        )
+
+    def _add_prices(self, state: _Strategy, prices: Mapping[str, float], at: int) -> None:
+        for symbol, price in prices.items():
+            series = state.prices.get(symbol)
+            if series is None:
+                series = state.prices[symbol] = self._series()
+            series.add(at, float(price))
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -348,11 +457,19 @@ class TradingMetrics:
         return observe
 
     def _observations(self) -> dict[str, list[Observation]]:
-        """Every gauge's observations, derived once per change rather than once per gauge."""
+        """Every gauge's observations, derived once per change rather than once per gauge.
+
+        The derived orders waiting since the last collection are counted here too, before the
+        SDK reads the counter (the observable gauges' callbacks run first).
+        """
         with self._lock:
+            orders, self._derived_orders = self._derived_orders, []
             if self._snapshot is None:
                 self._snapshot = self._derive()
-            return self._snapshot
+            snapshot = self._snapshot
+        for labels, context in orders:
+            self._orders.add(1, labels, context=context)
+        return snapshot
 
     def _derive(self) -> dict[str, list[Observation]]:
         observations: dict[str, list[Observation]] = {}
