@@ -34,6 +34,14 @@ Span contract (CLIENT, named after the method, e.g. ``create_order``):
 Each call records ``api_request_duration_seconds{exchange, endpoint, status}`` (endpoint = the
 method, status = ``ok`` or the exception's class name) in the span's context, so exemplars carry
 its trace id. A failure of this code is logged once and the call proceeds as if uninstrumented.
+
+Trading facts from the answers, with no exchange call of its own (:mod:`._internal.ccxt_book`):
+every order's outcome in ``trading_orders_total`` (create_order's answer or exception, a resting
+order's end in a later answer), and the portfolio value, positions and prices from
+``fetch_balance`` valued at the prices of the bot's ticker, candle, order book, trade and fill
+answers, given to :class:`~tbmon.instrumentation.TradingMetrics` (``trading_metrics=`` of
+``instrument``, else :func:`~tbmon.instrumentation.trading_metrics`), where each yields to the
+bot's own report of it. ``instrument(derive=False)``: spans and durations only.
 """
 
 from __future__ import annotations
@@ -229,7 +237,8 @@ class _Call(_Untraced):
                     value = convert(result.get(field))
                     if value is not None and key not in self.attributes:
                         self.span.set_attribute(key, value)
-            self.book.answered(self.method, self.exchange, self.given, result, self.context)
+            if self.book is not None:
+                self.book.answered(self.method, self.exchange, self.given, result, self.context)
         except Exception:  # never break the bot
             _report(f"reading the result of {self.method}")
         self._end("ok")
@@ -248,7 +257,8 @@ class _Call(_Untraced):
             self.span.record_exception(error)
             self.span.set_attribute("error.type", name)
             self.span.set_status(Status(StatusCode.ERROR, str(error)))
-            if isinstance(error, Exception):  # not an interruption or a cancelled task
+            # Not an interruption or a cancelled task: a failed call.
+            if self.book is not None and isinstance(error, Exception):
                 self.book.failed(self.method, self.exchange, self.given, self.context)
         except Exception:
             _report(f"recording the error of {self.method}")
@@ -280,7 +290,7 @@ _active: ContextVar[_Call | None] = ContextVar("tbmon_ccxt_call", default=None)
 class _Telemetry:
     """The wrappers, bound to one instrument() call's tracer and histogram."""
 
-    def __init__(self, tracer: trace.Tracer, histogram: Histogram, book: CcxtBook) -> None:
+    def __init__(self, tracer: trace.Tracer, histogram: Histogram, book: CcxtBook | None) -> None:
         self.tracer = tracer
         self.histogram = histogram
         self.book = book
@@ -379,10 +389,13 @@ class CcxtInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
         meter_provider = kwargs.get("meter_provider")
-        metrics = kwargs.get("trading_metrics") or (
-            TradingMetrics(meter_provider) if meter_provider is not None else trading_metrics()
-        )
-        telemetry = _Telemetry(tracer, api_request_duration(meter_provider), CcxtBook(metrics))
+        book = None
+        if kwargs.get("derive", True):
+            metrics = kwargs.get("trading_metrics") or (
+                TradingMetrics(meter_provider) if meter_provider is not None else trading_metrics()
+            )
+            book = CcxtBook(metrics)
+        telemetry = _Telemetry(tracer, api_request_duration(meter_provider), book)
         classes = _exchange_classes()
         self._wrapped = []
         for cls in classes:

@@ -155,7 +155,10 @@ class TradingMetrics:
         self._consensus: float | None = None
         self._snapshot: dict[str, list[Observation]] | None = None
         self._claimed: set[str] = set()
-        self._derived_orders: list[tuple[dict[str, str], Context | None]] = []
+        #: Derived order outcomes since the last collection: labels -> (labels, count, the
+        #: latest call's context, for the exemplar). Bounded by the labels' cardinality.
+        self._derived_orders: dict[tuple[str, ...], tuple[dict[str, str], int, Context | None]]
+        self._derived_orders = {}
         self._orders = instruments.orders(meter_provider)
         self._rejected = instruments.rejected_values(meter_provider)
         self._warned: set[str] = set()
@@ -342,9 +345,12 @@ class TradingMetrics:
             "exchange": exchange,
             "status": status,
         }
+        key = tuple(labels.values())
         with self._lock:
             if ORDERS not in self._claimed:
-                self._derived_orders.append((labels, context))
+                counted = self._derived_orders.get(key)
+                count = 1 if counted is None else counted[1] + 1
+                self._derived_orders[key] = (labels, count, context)
 
     def derived_book(
         self,
@@ -463,12 +469,12 @@ class TradingMetrics:
         SDK reads the counter (the observable gauges' callbacks run first).
         """
         with self._lock:
-            orders, self._derived_orders = self._derived_orders, []
+            orders, self._derived_orders = self._derived_orders, {}
             if self._snapshot is None:
                 self._snapshot = self._derive()
             snapshot = self._snapshot
-        for labels, context in orders:
-            self._orders.add(1, labels, context=context)
+        for labels, count, context in orders.values():
+            self._orders.add(count, labels, context=context)
         return snapshot
 
     def _derive(self) -> dict[str, list[Observation]]:
