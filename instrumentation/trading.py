@@ -9,8 +9,10 @@ derives the seed's gauges only when the SDK collects metrics (every 5 s), with t
 metric (as Prometheus shows it)  from
 ==============================  ==========================================================
 trading_portfolio_value_usd     the latest :meth:`~TradingMetrics.record_portfolio_value`
-trading_total_return,           the portfolio's period values (TBMON_ANALYTICS_PERIOD_SECONDS,
-trading_sharpe_ratio,           daily by default; the newest TBMON_ANALYTICS_WINDOW periods)
+trading_total_return,           the portfolio's values on :class:`tbmon.analytics.ReturnGrid`
+trading_sharpe_ratio,           (a period chosen from the data unless
+                                TBMON_ANALYTICS_PERIOD_SECONDS sets it; the newest
+                                TBMON_ANALYTICS_WINDOW returns), each after its sample size
 trading_sortino_ratio,
 trading_calmar_ratio,
 trading_max_drawdown,
@@ -24,7 +26,7 @@ risk_position_concentration,    against the latest portfolio value
 risk_leverage_ratio
 risk_correlation_score          prices (:meth:`~TradingMetrics.record_prices`): mean pairwise
                                 correlation of the held symbols' period returns
-trading_orders_total            :meth:`~TradingMetrics.record_order`
+trading_orders_total            :meth:`~TradingMetrics.record_order`, or the ccxt calls
 agent_prediction_accuracy       :meth:`~TradingMetrics.record_prediction`, the last 100
 agent_cumulative_reward         :meth:`~TradingMetrics.add_reward`
 ensemble_consensus_score        :meth:`~TradingMetrics.set_ensemble_consensus`
@@ -33,12 +35,17 @@ seconds
 ==============================  ==========================================================
 
 Every gauge carries the ``strategy`` label (TBMON_STRATEGY unless a call names another), or
-``agent``; fractions are fractions (0.1 = 10 %). A value the formulas leave undefined (fewer
-than two periods, no losing trade...) has no sample, so Prometheus never sees NaN. Order and
+``agent``; fractions are fractions (0.1 = 10 %). A value the formulas leave undefined (too
+few returns, no losing trade...) has no sample, so Prometheus never sees NaN. Order and
 trade ids never become labels: :meth:`~TradingMetrics.record_trade` puts them on the current
 span as a ``trade.closed`` event. A value no metric can hold (NaN, a non-positive price...) never
 raises into the bot's loop: the call ignores it, counts it in
 ``tbmon_trading_values_rejected_total{call}`` and names the first of each call in a warning.
+
+An instrumentation may derive the orders, portfolio value, positions and prices for the bot
+(the ccxt instrumentation does, from the answers of its exchange calls) through
+:meth:`~TradingMetrics.derived_order` and :meth:`~TradingMetrics.derived_book`; each of
+:data:`FACTS` yields to the bot's own report of it, so nothing is counted twice.
 """
 
 from __future__ import annotations
