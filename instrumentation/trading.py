@@ -385,6 +385,16 @@ class TradingMetrics:
                 state.derived.add(PRICES)
             self._snapshot = None
 
+    def claim(self, *facts: str) -> None:
+        """Say up front that the bot (or a framework's instrumentation) reports these
+        :data:`FACTS` itself: nothing of them is derived from its exchange calls any more, not
+        even what the first report would otherwise have raced with."""
+        unknown = set(facts) - set(FACTS)
+        if unknown:
+            raise ValueError(f"unknown facts {sorted(unknown)}: choose from {FACTS}")
+        for fact in facts:
+            self._claim(fact)
+
     def _claim(self, fact: str) -> None:
         """The bot reports ``fact`` itself: what was derived of it goes, and no more is."""
         if fact in self._claimed:  # the common case, without the lock

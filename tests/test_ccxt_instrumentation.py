@@ -676,3 +676,18 @@ def test_the_instrumentor_is_an_opentelemetry_entry_point() -> None:
     (entry,) = entry_points(group="opentelemetry_instrumentor", name="ccxt")
     assert entry.load() is CcxtInstrumentor
     assert CcxtInstrumentor().instrumentation_dependencies() == ("ccxt >= 4.0",)
+
+
+def test_a_framework_claims_the_facts_it_reports_before_any_order(
+    exchange: Any, telemetry: Recorded
+) -> None:
+    telemetry.trading.claim("orders", "portfolio")
+    exchange.create_order("BTC/USDT", "market", "buy", 0.01)
+    exchange.fetch_balance()
+    exchange.fetch_tickers()
+    gauges = _trading(telemetry)
+    assert "trading_orders" not in gauges
+    assert "trading_portfolio_value_usd" not in gauges
+    assert gauges["trading_open_positions"][frozenset({("strategy", "plain")})] == 3
+    with pytest.raises(ValueError, match="unknown facts"):
+        telemetry.trading.claim("trades")
