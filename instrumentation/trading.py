@@ -162,6 +162,7 @@ class TradingMetrics:
         self._consensus: float | None = None
         self._snapshot: dict[str, list[Observation]] | None = None
         self._claimed: set[str] = set()
+        self._derived: set[str] = set()  # facts derived at least once
         #: Derived order outcomes since the last collection: labels -> (labels, count, the
         #: latest call's context, for the exemplar). Bounded by the labels' cardinality.
         self._derived_orders: dict[tuple[str, ...], tuple[dict[str, str], int, Context | None]]
@@ -358,6 +359,7 @@ class TradingMetrics:
                 counted = self._derived_orders.get(key)
                 count = 1 if counted is None else counted[1] + 1
                 self._derived_orders[key] = (labels, count, context)
+                self._derived.add(ORDERS)
 
     def derived_book(
         self,
@@ -383,6 +385,7 @@ class TradingMetrics:
             if PRICES not in self._claimed and prices:
                 self._add_prices(state, prices, at)
                 state.derived.add(PRICES)
+            self._derived.update(state.derived)
             self._snapshot = None
 
     def claim(self, *facts: str) -> None:
@@ -408,7 +411,9 @@ class TradingMetrics:
             for state in self._strategies.values():
                 state.forget(fact, self._series)
             self._snapshot = None
-        logger.info(
+            derived = fact in self._derived
+        logger.log(
+            logging.INFO if derived else logging.DEBUG,  # news only if some were derived
             "tbmon: the bot reports its %s itself; none are derived from its exchange calls now",
             fact,
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -351,3 +353,16 @@ def test_sdk_order_span_through_the_kit() -> None:
     marks = otlp.attributes(next(otlp.spans(result.message()))[2].attributes)
     assert marks["execution.slippage_bps"] == pytest.approx(1000)
     assert marks["execution.slippage_breach"] is True
+
+
+def test_the_pipeline_imports_nothing_of_the_bot_side() -> None:
+    # One implementation of the formulas and the grid (tbmon.analytics), and dependencies that
+    # point one way: the processors host loads no bot-side module.
+    code = (
+        "import sys, tbmon.processors.trading_analytics\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tbmon.instrumentation')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"
