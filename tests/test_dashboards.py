@@ -515,7 +515,7 @@ def test_execution_panels_count_the_statuses_the_alert_counts() -> None:
 def test_concentration_means_the_largest_positions_share_everywhere() -> None:
     """The metric, its alert, its panels and the docs say what the formula computes: the largest
     position's share of gross exposure; the Herfindahl index has its own name and panel."""
-    from tbmon.instrumentation.trading import (  # noqa: PLC0415 - the bot side, for its texts
+    from tbmon.analytics import (  # noqa: PLC0415 - the shared names and texts
         POSITION_CONCENTRATION,
         POSITION_GAUGES,
         POSITION_HERFINDAHL,

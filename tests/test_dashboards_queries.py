@@ -41,10 +41,10 @@ def traded(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tests run; yields its service name."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with demo_bot(backends.settings, BOT, log):
-        wait_until(
-            lambda: backends.prometheus(f'trading_sharpe_ratio{{job="{BOT}"}}'),
+        wait_until(  # the last derived metric to come: a 99 % VaR needs 250 one-second days
+            lambda: backends.prometheus(f'risk_var_99_percent{{job="{BOT}"}}'),
             f"the demo bot's derived metrics in Prometheus (its output: {log})",
-            timeout=120,
+            timeout=330,
         )
         yield BOT
 

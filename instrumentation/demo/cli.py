@@ -51,9 +51,11 @@ DEMO_ENVIRONMENT = {
     "TBMON_ENVIRONMENT": "demo",
     "TBMON_EXCHANGE": "binance",
     "TBMON_LATENCY_PROBE_INTERVAL": "5",
-    # The demo's clock is compressed: a second is a market day, a return period.
+    # The demo's clock is compressed: a second is a market day, a return period, and the
+    # derived metrics look back on a year of them.
     "TBMON_ANALYTICS_PERIOD_SECONDS": "1",
     "TBMON_PERIODS_PER_YEAR": "365",
+    "TBMON_ANALYTICS_WINDOW": "365",
 }
 
 
