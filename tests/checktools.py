@@ -62,6 +62,20 @@ def _go_build(name: str, module: Path) -> Path:
     return program
 
 
+def module_dir(folder: Path, module: str) -> Path:
+    """Where ``module``, at the version ``folder``/go.mod pins, is unpacked (downloaded first if
+    it is not in Go's module cache)."""
+    listed = subprocess.run(
+        ["go", "mod", "download", "-json", module],
+        cwd=folder,
+        env=_go_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return Path(json.loads(listed.stdout)["Dir"])
+
+
 @cache
 def compose_check() -> Path:
     return _go_build("compose-check", COMPOSE_CHECK)
@@ -75,16 +89,7 @@ def healthcheck_probe() -> Path:
 @cache
 def compose_schema() -> dict[str, Any]:
     """The Compose Specification schema that Docker Compose validates against."""
-    compose_check()  # downloads the module
-    listed = subprocess.run(
-        ["go", "list", "-m", "-json", COMPOSE_GO],
-        cwd=COMPOSE_CHECK,
-        env=_go_env(),
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    folder = Path(json.loads(listed.stdout)["Dir"])
+    folder = module_dir(COMPOSE_CHECK, COMPOSE_GO)
     schema: dict[str, Any] = json.loads((folder / "schema" / "compose-spec.json").read_text())
     return schema
 

@@ -6,6 +6,9 @@
 #   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
 #   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
+#   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
+#      Kubernetes release, and the OpenTelemetry Operator, likewise
 #
 # Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
 # outside the checkout, and Go's own module and build caches stay in their default places, so a
@@ -17,7 +20,7 @@ CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
-STEPS=5
+STEPS=11
 mkdir -p "$LOGS"
 
 bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
@@ -98,7 +101,7 @@ else
   run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
 fi
 
-# --- 3-5. Go builds ---------------------------------------------------------------------------
+# --- 3-11. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
@@ -117,11 +120,13 @@ build_collector() {
   rm -rf "$work" "$work.yaml"
 }
 
-# build_go_module OUT FOLDER PACKAGE: builds PACKAGE with the go.mod/go.sum pinned in FOLDER.
+# build_go_module OUT FOLDER PACKAGE [GO BUILD FLAGS...]: builds PACKAGE with the go.mod/go.sum
+# pinned in FOLDER.
 build_go_module() {
   local out=$1 folder=$2 package=$3
+  shift 3
   mkdir -p "$(dirname "$out")"
-  (cd "$folder" && go build -trimpath -o "$out.partial" "$package")
+  (cd "$folder" && go build -trimpath "$@" -o "$out.partial" "$package")
   mv "$out.partial" "$out"
 }
 
@@ -144,5 +149,22 @@ go_build_step 4 "Jaeger v2" jaeger "$ROOT/stack/provision/jaeger/go.mod" \
   build_go_module "$ROOT/stack/provision/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
 go_build_step 5 "VictoriaLogs" victoria-logs "$ROOT/stack/provision/victoria-logs/go.mod" \
   build_go_module "$ROOT/stack/provision/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+go_build_step 6 "Helm" helm "$ROOT/stack/provision/helm/go.mod" \
+  build_go_module "$ROOT/stack/provision/helm" helm.sh/helm/v4/cmd/helm
+go_build_step 7 "kubeconform" kubeconform "$ROOT/stack/provision/kubeconform/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
+go_build_step 8 "promtool (Prometheus v3)" promtool "$ROOT/stack/provision/prometheus/go.mod" \
+  build_go_module "$ROOT/stack/provision/prometheus" github.com/prometheus/prometheus/cmd/promtool
+go_build_step 9 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
+# Stamped with its release, as Kubernetes' own build does (clients such as Helm check it).
+KUBERNETES_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2}' "$ROOT/stack/provision/kubernetes/go.mod")
+: "${KUBERNETES_VERSION:?stack/provision/kubernetes/go.mod requires no k8s.io/kubernetes}"
+KUBERNETES_MINOR=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
+go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
+  build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver \
+  -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBERNETES_MINOR"
+go_build_step 11 "OpenTelemetry Operator" otel-operator "$ROOT/stack/provision/otel-operator/go.mod" \
+  build_go_module "$ROOT/stack/provision/otel-operator" github.com/open-telemetry/opentelemetry-operator
 
 echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
