@@ -140,7 +140,8 @@ class TradingMetrics:
         self.settings = settings or get_settings()
         self._period_ns = round(self.settings.analytics_period_seconds * 1e9)
         self._lock = threading.Lock()
-        self._strategies: dict[str, _Strategy] = {}
+        #: By (strategy, exchange): the exchange is a label only where a call named one.
+        self._strategies: dict[tuple[str, str | None], _Strategy] = {}
         self._predictions: dict[str, deque[bool]] = {}
         self._rewards: dict[str, float] = {}
         self._consensus: float | None = None
@@ -183,7 +184,12 @@ class TradingMetrics:
     # -- portfolio and risk -------------------------------------------------------------------
 
     def record_portfolio_value(
-        self, value_usd: float, *, strategy: str | None = None, timestamp: float | None = None
+        self,
+        value_usd: float,
+        *,
+        strategy: str | None = None,
+        timestamp: float | None = None,
+        exchange: str | None = None,
     ) -> None:
         """The portfolio's value now (or at Unix time ``timestamp``), in USD."""
         value = _finite(value_usd)
@@ -194,7 +200,7 @@ class TradingMetrics:
             return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         with self._lock:
-            state = self._strategy(strategy)
+            state = self._strategy(strategy, exchange)
             state.portfolio.add(at, value)
             state.latest_value = value
             self._snapshot = None
@@ -206,6 +212,7 @@ class TradingMetrics:
         strategy: str | None = None,
         trade_id: str | None = None,
         symbol: str | None = None,
+        exchange: str | None = None,
     ) -> None:
         """A closed trade's realised profit (or loss, negative) in USD.
 
@@ -218,7 +225,7 @@ class TradingMetrics:
             return
         name = strategy or self.settings.strategy
         with self._lock:
-            self._strategy(name).pnls.append(pnl)
+            self._strategy(name, exchange).pnls.append(pnl)
             self._snapshot = None
         span = trace.get_current_span()
         if span.is_recording():
@@ -230,7 +237,11 @@ class TradingMetrics:
             span.add_event("trade.closed", event)
 
     def set_positions(
-        self, exposures_usd: Mapping[str, float], *, strategy: str | None = None
+        self,
+        exposures_usd: Mapping[str, float],
+        *,
+        strategy: str | None = None,
+        exchange: str | None = None,
     ) -> None:
         """Every open position's signed exposure in USD by symbol (short is negative)."""
         checked = {symbol: _finite(e) for symbol, e in exposures_usd.items()}
@@ -240,7 +251,7 @@ class TradingMetrics:
             self._reject("set_positions", f"exposure of {invalid} must be a finite number")
             return
         with self._lock:
-            self._strategy(strategy).exposures = exposures
+            self._strategy(strategy, exchange).exposures = exposures
             self._snapshot = None
 
     def record_prices(
@@ -249,6 +260,7 @@ class TradingMetrics:
         *,
         strategy: str | None = None,
         timestamp: float | None = None,
+        exchange: str | None = None,
     ) -> None:
         """Market prices by symbol, for the correlation of the held symbols' returns."""
         for symbol, price in prices.items():
@@ -258,7 +270,7 @@ class TradingMetrics:
                 return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         with self._lock:
-            state = self._strategy(strategy)
+            state = self._strategy(strategy, exchange)
             for symbol, price in prices.items():
                 series = state.prices.get(symbol)
                 if series is None:
@@ -343,8 +355,8 @@ class TradingMetrics:
 
     # -- collection ----------------------------------------------------------------------------
 
-    def _strategy(self, name: str | None) -> _Strategy:
-        key = name or self.settings.strategy
+    def _strategy(self, name: str | None, exchange: str | None = None) -> _Strategy:
+        key = (name or self.settings.strategy, exchange)
         state = self._strategies.get(key)
         if state is None:
             pnls: deque[float] = deque(maxlen=self.settings.analytics_window)
@@ -373,9 +385,13 @@ class TradingMetrics:
         def add(name: str, value: float, attributes: dict[str, str]) -> None:
             observations.setdefault(name, []).append(Observation(value, attributes))
 
-        for strategy, state in self._strategies.items():
+        for (strategy, exchange), state in self._strategies.items():
+            labels = {"strategy": strategy} if exchange is None else {
+                "strategy": strategy,
+                "exchange": exchange,
+            }
             for name, value in state.gauges(self.settings).items():
-                add(name, value, {"strategy": strategy})
+                add(name, value, labels)
         for agent, history in self._predictions.items():
             add("agent_prediction_accuracy", sum(history) / len(history), {"agent": agent})
         for agent, reward in self._rewards.items():
