@@ -251,11 +251,11 @@ class _Hooks:
                 value += total * price
                 exposures[pair] = total * price
                 prices[pair] = price
-        labels = {"strategy": info.strategy, "exchange": info.exchange}
-        self.metrics.record_portfolio_value(value, **labels)
-        self.metrics.set_positions(exposures, **labels)
+        strategy, exchange = info.strategy, info.exchange
+        self.metrics.record_portfolio_value(value, strategy=strategy, exchange=exchange)
+        self.metrics.set_positions(exposures, strategy=strategy, exchange=exchange)
         if prices:
-            self.metrics.record_prices(prices, **labels)
+            self.metrics.record_prices(prices, strategy=strategy, exchange=exchange)
 
     @staticmethod
     def _unrealised(prices: dict[str, float]) -> float:
@@ -364,7 +364,11 @@ class _Hooks:
         )
 
     def send_msg(
-        self, wrapped: Callable[..., Any], manager: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        wrapped: Callable[..., Any],
+        manager: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
     ) -> Any:
         result = wrapped(*args, **kwargs)
         if self.active:

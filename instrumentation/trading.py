@@ -386,10 +386,14 @@ class TradingMetrics:
             observations.setdefault(name, []).append(Observation(value, attributes))
 
         for (strategy, exchange), state in self._strategies.items():
-            labels = {"strategy": strategy} if exchange is None else {
-                "strategy": strategy,
-                "exchange": exchange,
-            }
+            labels = (
+                {"strategy": strategy}
+                if exchange is None
+                else {
+                    "strategy": strategy,
+                    "exchange": exchange,
+                }
+            )
             for name, value in state.gauges(self.settings).items():
                 add(name, value, labels)
         for agent, history in self._predictions.items():

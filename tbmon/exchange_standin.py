@@ -50,6 +50,8 @@ from tbmon.instrumentation.exchange_test_server import (
     Symbol,
     _authenticate,
     _error_response,
+)
+from tbmon.instrumentation.exchange_test_server import (
     create_app as create_spot_app,
 )
 
@@ -243,9 +245,8 @@ class _Connection:
                 if len(self.streams) >= MAX_STREAMS:
                     raise ValueError(f"more than {MAX_STREAMS} streams")
                 self.streams[name] = _Stream(self.state, name)
-                self.state.requests.append(
-                    {"method": "WS", "path": "stream", "params": {"stream": name}, "time": time.time()}
-                )
+                record = {"method": "WS", "path": "stream", "params": {"stream": name}}
+                self.state.requests.append(record | {"time": time.time()})
 
     async def push(self) -> None:
         while True:

@@ -220,7 +220,8 @@ def install() -> bool:
     :func:`correlated`), and :func:`keep_trace_ids` when log correlation is on."""
     handler: object = LoggingInstrumentor._logging_handler  # declared None, set when instrumented
     correlating = os.environ.get(OTEL_PYTHON_LOG_CORRELATION, "false").strip().lower() == "true"
-    if correlating and LoggingInstrumentor._old_factory is not None:  # its record factory is on
+    factory: object = LoggingInstrumentor._old_factory  # declared None, set when instrumented
+    if correlating and factory is not None:  # its record factory sets the fields
         keep_trace_ids()
     if fast_emit(handler):
         return True

@@ -20,7 +20,7 @@ HOLD_SECONDS = 20
 class QuickTurns(IStrategy):  # type: ignore[misc]
     INTERFACE_VERSION = 3
     timeframe = "1m"
-    minimal_roi = {"0": 100.0}  # never by return on investment: custom_exit decides
+    minimal_roi = {"0": 100.0}  # noqa: RUF012 - never by return on investment: custom_exit decides
     stoploss = -0.99
     startup_candle_count = 1
     order_types = {  # noqa: RUF012 - freqtrade's class attribute
