@@ -169,9 +169,12 @@ class _Hooks:
                 pass
 
     def bot(self, bot: Any) -> _Bot:
-        known = self._bots.get(bot)
-        if known is None:
-            known = self._bots[bot] = _bot_of(bot)
+        try:
+            known = self._bots.get(bot)
+            if known is None:
+                known = self._bots[bot] = _bot_of(bot)
+        except TypeError:  # not weakly referable: read each time
+            known = _bot_of(bot)
         self._latest = known
         return known
 
@@ -182,6 +185,8 @@ class _Hooks:
     ) -> Any:
         if not self.active:
             return wrapped(*args, **kwargs)
+        if bot is None and args:  # called on the class: FreqtradeBot.process(bot)
+            bot = args[0]
         span: Span | None = None
         token = None
         info: _Bot | None = None

@@ -258,6 +258,7 @@ class _Connection:
 
     async def answer(self, text: str) -> None:
         """A request on the socket (Binance's live subscribing), answered with its ``id``."""
+        ident: Any = None
         try:
             request = json.loads(text)
             method, ident = request["method"], request.get("id")
@@ -274,7 +275,7 @@ class _Connection:
             else:
                 reply = {"error": {"code": 2, "msg": f"Invalid request: {method}"}, "id": ident}
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            reply = {"error": {"code": 2, "msg": f"Invalid request: {error}"}, "id": None}
+            reply = {"error": {"code": 2, "msg": f"Invalid request: {error}"}, "id": ident}
         await self.socket.send_text(json.dumps(reply))
 
 
