@@ -1,0 +1,225 @@
+"""freqtrade's CPU and exchange requests per iteration: uninstrumented, and with tbmon.
+
+Run: .venv/bin/python -m bench freqtrade   (short: python -m bench.freqtrade --seconds 60)
+Targets: the freqtrade instrumentor costs at most 1 ms of CPU per iteration, and makes no
+request to the exchange.
+
+Three freqtrade dry runs side by side in one run, the example's config and strategy
+(``examples/freqtrade``: three pairs, trades within a minute) with one iteration a second, each
+against its own local exchange (``tbmon.exchange_standin``, in this process: its CPU is not the
+bot's), for the same wall time:
+
+- ``plain``: ``freqtrade trade``, no OpenTelemetry at all;
+- ``otel, no freqtrade hooks``: under ``opentelemetry-instrument`` with tbmon, the freqtrade
+  instrumentor disabled (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=freqtrade``): the ccxt, system
+  and logging instrumentations and the export, one trace per ccxt call;
+- ``tbmon``: the same with the freqtrade instrumentor: iteration spans, order spans, the state
+  read after each iteration, the trading metrics.
+
+Telemetry goes to a real collector started here (otlp -> batch -> debug). Each bot runs in a
+small launcher (:func:`worker`) that notes, per iteration, the CPU time of the iteration's
+thread and of the whole process (export threads included) and the wall time; the figures are
+taken over the iterations after a warm-up, per iteration: the thread's CPU inside
+``FreqtradeBot.process``, the process's CPU, and the requests the exchange saw (REST calls and
+stream subscriptions) between the first and last of them. The instrumentor's cost is ``tbmon``
+minus ``otel, no freqtrade hooks``; a machine shared with other work makes each figure noisy
+by some tenths of a millisecond, so the table gives the median over the iterations and the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench.instrumentation import collector
+from tbmon.exchange_standin import ccxt_urls, running
+from tbmon.settings import PROJECT_ROOT
+
+EXAMPLE = PROJECT_ROOT / "examples/freqtrade"
+INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
+#: name -> (under opentelemetry-instrument, extra environment)
+ARMS: dict[str, tuple[bool, dict[str, str]]] = {
+    "plain": (False, {}),
+    "otel, no freqtrade hooks": (True, {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "freqtrade"}),
+    "tbmon": (True, {}),
+}
+
+
+def worker(stats_file: str, arguments: list[str]) -> None:
+    """freqtrade's own ``main``, each iteration noted: (wall time, thread CPU inside it, process
+    CPU after it); the notes are written to ``stats_file`` at exit."""
+    from freqtrade.freqtradebot import FreqtradeBot  # noqa: PLC0415 - the bot's process only
+    from freqtrade.main import main as freqtrade_main  # noqa: PLC0415
+
+    notes: list[tuple[float, float, float]] = []
+    process = FreqtradeBot.process  # the instrumentor's wrapper, where it is on
+
+    def counted(bot: Any) -> None:
+        started = time.thread_time()
+        try:
+            process(bot)
+        finally:
+            notes.append((time.time(), time.thread_time() - started, time.process_time()))
+
+    FreqtradeBot.process = counted  # type: ignore[method-assign]
+    atexit.register(lambda: Path(stats_file).write_text(json.dumps(notes)))
+    freqtrade_main(arguments)
+
+
+@dataclass
+class Arm:
+    name: str
+    exchange: str
+    stats: Path
+    output: Path
+    popen: subprocess.Popen[bytes] | None = None
+
+
+def start(arm: Arm, folder: Path, sink: str, throttle: float) -> None:
+    instrumented, extra = ARMS[arm.name]
+    config = json.loads((EXAMPLE / "config.json").read_text())
+    config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(arm.exchange)
+    config["internals"]["process_throttle_secs"] = throttle
+    path = folder / f"{arm.stats.stem}.json"
+    path.write_text(json.dumps(config))
+    userdir = folder / f"{arm.stats.stem}-user"
+    userdir.mkdir()
+    command = [
+        *((INSTRUMENT,) if instrumented else ()),
+        *(sys.executable, "-m", "bench.freqtrade", "--worker", str(arm.stats), "--"),
+        *("trade", "-c", str(path), "--userdir", str(userdir)),
+        *("--strategy-path", str(EXAMPLE / "strategies"), "--strategy", "QuickTurns"),
+        *("--db-url", f"sqlite:///{folder / arm.stats.stem}.sqlite"),
+    ]
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TBMON_"))},
+        "OTEL_SERVICE_NAME": "bench-freqtrade",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": sink,
+        **extra,
+    }
+    with arm.output.open("wb") as output:
+        arm.popen = subprocess.Popen(
+            command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
+        )
+
+
+def stop(arm: Arm) -> None:
+    if arm.popen is not None and arm.popen.poll() is None:
+        arm.popen.send_signal(signal.SIGINT)
+        try:
+            arm.popen.wait(60)
+        except subprocess.TimeoutExpired:
+            arm.popen.kill()
+            arm.popen.wait()
+
+
+@dataclass
+class Figures:
+    iterations: int
+    thread_ms_median: float
+    thread_ms_mean: float
+    process_ms: float
+    requests: Counter[str]
+
+
+def figures(arm: Arm, warmup: float) -> Figures:
+    notes = json.loads(arm.stats.read_text())
+    first = notes[0][0] + warmup
+    kept = [note for note in notes if note[0] >= first]
+    if len(kept) < 3:
+        raise RuntimeError(f"{arm.name}: {len(kept)} iterations after the warm-up ({arm.output})")
+    thread_ms = [cpu * 1000 for _, cpu, _ in kept[1:]]
+    process_ms = (kept[-1][2] - kept[0][2]) * 1000 / (len(kept) - 1)
+    seen = httpx.get(f"{arm.exchange}/_control/requests", timeout=30).json()
+    requests = Counter(
+        f"{r['method']} {r['path']}" for r in seen if kept[0][0] < r["time"] <= kept[-1][0]
+    )
+    return Figures(
+        iterations=len(kept) - 1,
+        thread_ms_median=statistics.median(thread_ms),
+        thread_ms_mean=statistics.fmean(thread_ms),
+        process_ms=process_ms,
+        requests=requests,
+    )
+
+
+def main(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.freqtrade")
+    parser.add_argument("--seconds", type=float, default=180.0, help="wall time of each bot")
+    parser.add_argument("--warmup", type=float, default=30.0, help="iterations left out first")
+    parser.add_argument("--throttle", type=float, default=1.0, help="process_throttle_secs")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    options, rest = parser.parse_known_args(argv)
+    if options.worker:
+        worker(options.worker, [arg for arg in rest if arg != "--"])
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp, ExitStack() as stack:
+        folder = Path(temp)
+        sink = stack.enter_context(collector(folder))
+        arms = [
+            Arm(
+                name,
+                stack.enter_context(running()),
+                folder / f"arm{index}.stats",
+                folder / f"arm{index}.log",
+            )
+            for index, name in enumerate(ARMS)
+        ]
+        try:
+            for arm in arms:
+                start(arm, folder, sink.endpoint, options.throttle)
+            time.sleep(options.seconds)  # the bots run for this long, side by side
+        finally:
+            for arm in arms:
+                stop(arm)
+        results = {arm.name: figures(arm, options.warmup) for arm in arms}
+    print(
+        f"freqtrade {options.seconds:g} s each, side by side, one iteration per "
+        f"{options.throttle:g} s, the first {options.warmup:g} s left out\n"
+    )
+    print(
+        "| arm | iterations | thread CPU per iteration, median / mean | process CPU per "
+        "iteration | exchange requests per iteration |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for name, found in results.items():
+        total = sum(found.requests.values())
+        print(
+            f"| {name} | {found.iterations} | {found.thread_ms_median:.2f} / "
+            f"{found.thread_ms_mean:.2f} ms | {found.process_ms:.2f} ms | "
+            f"{total / found.iterations:.2f} |"
+        )
+    base, hooked = results["otel, no freqtrade hooks"], results["tbmon"]
+    print(
+        f"\nthe freqtrade instrumentor: {hooked.thread_ms_median - base.thread_ms_median:+.2f} ms "
+        f"median thread CPU, {hooked.process_ms - base.process_ms:+.2f} ms process CPU per "
+        "iteration (target: at most 1 ms)"
+    )
+    print("\nrequests by endpoint, per iteration:")
+    endpoints = sorted(set().union(*(found.requests for found in results.values())))
+    for endpoint in endpoints:
+        row = ", ".join(
+            f"{name} {found.requests[endpoint] / found.iterations:.3f}"
+            for name, found in results.items()
+        )
+        print(f"- {endpoint}: {row}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
