@@ -7,7 +7,7 @@ request to the exchange.
 Three freqtrade dry runs side by side in one run, the example's config and strategy
 (``examples/freqtrade``: three pairs, trades within a minute) with one iteration a second, each
 against its own local exchange (``tbmon.exchange_standin``, in this process: its CPU is not the
-bot's), for the same wall time:
+bot's), for the same wall time; twice, idle then trading (:data:`WORKLOADS`):
 
 - ``plain``: ``freqtrade trade``, no OpenTelemetry at all;
 - ``otel, no freqtrade hooks``: under ``opentelemetry-instrument`` with tbmon, the freqtrade
@@ -91,9 +91,9 @@ class Arm:
     popen: subprocess.Popen[bytes] | None = None
 
 
-def start(arm: Arm, folder: Path, sink: str, throttle: float) -> None:
+def start(arm: Arm, folder: Path, sink: str, throttle: int, changes: dict[str, Any]) -> None:
     instrumented, extra = ARMS[arm.name]
-    config = json.loads((EXAMPLE / "config.json").read_text())
+    config = json.loads((EXAMPLE / "config.json").read_text()) | changes
     config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(arm.exchange)
     config["internals"]["process_throttle_secs"] = throttle
     path = folder / f"{arm.stats.stem}.json"
@@ -159,18 +159,17 @@ def figures(arm: Arm, warmup: float) -> Figures:
     )
 
 
-def main(argv: Sequence[str] = ()) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.freqtrade")
-    parser.add_argument("--seconds", type=float, default=180.0, help="wall time of each bot")
-    parser.add_argument("--warmup", type=float, default=30.0, help="iterations left out first")
-    parser.add_argument("--throttle", type=float, default=1.0, help="process_throttle_secs")
-    parser.add_argument("--worker", help=argparse.SUPPRESS)
-    options, rest = parser.parse_known_args(argv)
-    if options.worker:
-        worker(options.worker, [arg for arg in rest if arg != "--"])
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp, ExitStack() as stack:
-        folder = Path(temp)
+#: The workloads, one after the other: freqtrade idle (``max_open_trades`` 0: every iteration
+#: analyses and values, none trades, so the arms do the same work and make the same requests),
+#: then trading (the example as it is: orders, fills and open positions, as they come).
+WORKLOADS: dict[str, dict[str, Any]] = {"idle": {"max_open_trades": 0}, "trading": {}}
+
+
+def run_workload(
+    changes: dict[str, Any], options: argparse.Namespace, folder: Path
+) -> dict[str, Figures]:
+    """The three arms side by side for ``options.seconds``, each with its own exchange."""
+    with ExitStack() as stack:
         sink = stack.enter_context(collector(folder))
         arms = [
             Arm(
@@ -183,16 +182,21 @@ def main(argv: Sequence[str] = ()) -> None:
         ]
         try:
             for arm in arms:
-                start(arm, folder, sink.endpoint, options.throttle)
-            time.sleep(options.seconds)  # the bots run for this long, side by side
+                start(arm, folder, sink.endpoint, options.throttle, changes)
+            deadline = time.monotonic() + options.seconds  # the bots run side by side
+            while time.monotonic() < deadline:
+                for arm in arms:
+                    if arm.popen is not None and arm.popen.poll() is not None:
+                        raise RuntimeError(f"{arm.name} exited early: see {arm.output}")
+                time.sleep(1)
         finally:
             for arm in arms:
                 stop(arm)
-        results = {arm.name: figures(arm, options.warmup) for arm in arms}
-    print(
-        f"freqtrade {options.seconds:g} s each, side by side, one iteration per "
-        f"{options.throttle:g} s, the first {options.warmup:g} s left out\n"
-    )
+        return {arm.name: figures(arm, options.warmup) for arm in arms}
+
+
+def report(workload: str, results: dict[str, Figures]) -> None:
+    print(f"\n### {workload}\n")
     print(
         "| arm | iterations | thread CPU per iteration, median / mean | process CPU per "
         "iteration | exchange requests per iteration |"
@@ -203,7 +207,7 @@ def main(argv: Sequence[str] = ()) -> None:
         print(
             f"| {name} | {found.iterations} | {found.thread_ms_median:.2f} / "
             f"{found.thread_ms_mean:.2f} ms | {found.process_ms:.2f} ms | "
-            f"{total / found.iterations:.2f} |"
+            f"{total / found.iterations:.3f} |"
         )
     base, hooked = results["otel, no freqtrade hooks"], results["tbmon"]
     print(
@@ -211,14 +215,33 @@ def main(argv: Sequence[str] = ()) -> None:
         f"median thread CPU, {hooked.process_ms - base.process_ms:+.2f} ms process CPU per "
         "iteration (target: at most 1 ms)"
     )
-    print("\nrequests by endpoint, per iteration:")
     endpoints = sorted(set().union(*(found.requests for found in results.values())))
+    print("\nrequests by endpoint, per iteration:" if endpoints else "\nno exchange requests")
     for endpoint in endpoints:
         row = ", ".join(
             f"{name} {found.requests[endpoint] / found.iterations:.3f}"
             for name, found in results.items()
         )
         print(f"- {endpoint}: {row}")
+
+
+def main(argv: Sequence[str] = ()) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.freqtrade")
+    parser.add_argument("--seconds", type=float, default=120.0, help="wall time of each bot")
+    parser.add_argument("--warmup", type=float, default=30.0, help="iterations left out first")
+    parser.add_argument("--throttle", type=int, default=1, help="process_throttle_secs")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    options, rest = parser.parse_known_args(argv)
+    if options.worker:
+        worker(options.worker, [arg for arg in rest if arg != "--"])
+        return
+    print(
+        f"freqtrade dry runs, {options.seconds:g} s each, side by side, one iteration per "
+        f"{options.throttle:g} s, the first {options.warmup:g} s left out"
+    )
+    for workload, changes in WORKLOADS.items():
+        with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp:
+            report(workload, run_workload(changes, options, Path(temp)))
 
 
 if __name__ == "__main__":
