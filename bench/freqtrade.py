@@ -225,23 +225,159 @@ def report(workload: str, results: dict[str, Figures]) -> None:
         print(f"- {endpoint}: {row}")
 
 
+def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any]:
+    """One FreqtradeBot in this process, its iterations in blocks of ten, alternately without
+    and with the instrumentor (spans exported over OTLP to ``sink``, metrics collected every
+    block); then the instrumentor's own per-iteration work timed alone, and the exchange's
+    request count across it."""
+    import logging  # noqa: PLC0415 - the worker's imports: freqtrade only here
+
+    from freqtrade.configuration import Configuration  # noqa: PLC0415
+    from freqtrade.enums import RunMode, State  # noqa: PLC0415
+    from freqtrade.freqtradebot import FreqtradeBot  # noqa: PLC0415
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
+        OTLPSpanExporter,
+    )
+    from opentelemetry.sdk.metrics import MeterProvider  # noqa: PLC0415
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: PLC0415
+    from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
+
+    from tbmon.instrumentation.freqtrade import FreqtradeInstrumentor  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp, running() as url:
+        folder = Path(temp)
+        config = json.loads((EXAMPLE / "config.json").read_text()) | changes
+        config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(url)
+        (folder / "config.json").write_text(json.dumps(config))
+        arguments = {
+            "config": [str(folder / "config.json")],
+            "user_data_dir": str(folder),
+            "strategy": "QuickTurns",
+            "strategy_path": str(EXAMPLE / "strategies"),
+            "db_url": "sqlite://",
+        }
+        bot = FreqtradeBot(Configuration(arguments, RunMode.DRY_RUN).get_config())
+        logging.disable(logging.INFO)  # the console is the same either way: left out
+        bot.startup()
+        bot.state = State.RUNNING
+        tracer_provider = TracerProvider()
+        tracer_provider.add_span_processor(
+            BatchSpanProcessor(OTLPSpanExporter(endpoint=sink, insecure=True))
+        )
+        reader = InMemoryMetricReader()
+        meter_provider = MeterProvider(metric_readers=[reader])
+        instrumentor = FreqtradeInstrumentor()
+        thread: dict[bool, list[float]] = {False: [], True: []}
+        process: dict[bool, list[float]] = {False: [], True: []}
+        for block in range(blocks):
+            on = block % 2 == 1
+            if on:
+                instrumentor.instrument(
+                    tracer_provider=tracer_provider, meter_provider=meter_provider
+                )
+            started = time.process_time()
+            for _ in range(10):
+                before = time.thread_time()
+                bot.process()
+                thread[on].append(time.thread_time() - before)
+                time.sleep(0.2)
+            if on:
+                reader.get_metrics_data()  # a collection: the SDK's every 5 s
+                tracer_provider.force_flush()
+                instrumentor.uninstrument()
+            process[on].append((time.process_time() - started) / 10)
+        instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        hooks = FreqtradeInstrumentor._hooks
+        assert hooks is not None
+        requests = len(httpx.get(f"{url}/_control/requests", timeout=30).json())
+        before = time.thread_time()
+        for _ in range(1000):
+            hooks.process(lambda: None, bot, (), {})  # the span and the state read, alone
+        hook_us = (time.thread_time() - before) * 1000
+        extra = len(httpx.get(f"{url}/_control/requests", timeout=30).json()) - requests
+        before = time.thread_time()
+        reader.get_metrics_data()
+        collection_ms = (time.thread_time() - before) * 1000
+        open_trades = len(bot.wallets.get_all_balances()) - 1
+        instrumentor.uninstrument()
+        tracer_provider.shutdown()
+        bot.cleanup()
+    return {
+        "thread_ms": {str(on): statistics.median(v) * 1000 for on, v in thread.items()},
+        "process_ms": {str(on): statistics.median(v) * 1000 for on, v in process.items()},
+        "hook_us": hook_us,
+        "extra_requests": extra,
+        "collection_ms": collection_ms,
+        "held_currencies": open_trades,
+    }
+
+
+def report_in_process(workload: str, found: dict[str, Any]) -> None:
+    thread, process = found["thread_ms"], found["process_ms"]
+    print(
+        f"\n### {workload}, in one process (blocks of 10 iterations, alternately without and "
+        "with the instrumentor)\n"
+    )
+    print("| | without | with | difference |")
+    print("| --- | --- | --- | --- |")
+    print(
+        f"| thread CPU per iteration (median) | {thread['False']:.2f} ms | {thread['True']:.2f} "
+        f"ms | {thread['True'] - thread['False']:+.2f} ms |"
+    )
+    print(
+        f"| process CPU per iteration (median of blocks, export included) | "
+        f"{process['False']:.2f} ms | {process['True']:.2f} ms | "
+        f"{process['True'] - process['False']:+.2f} ms |"
+    )
+    print(
+        f"\nthe instrumentor's own work per iteration, timed alone (iteration span, state read "
+        f"with {found['held_currencies']} currencies held): {found['hook_us']:.1f} us of thread "
+        f"CPU; exchange requests it made over 1000 of them: {found['extra_requests']}; one "
+        f"metric collection (every 5 s): {found['collection_ms']:.2f} ms"
+    )
+
+
 def main(argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.freqtrade")
     parser.add_argument("--seconds", type=float, default=120.0, help="wall time of each bot")
     parser.add_argument("--warmup", type=float, default=30.0, help="iterations left out first")
     parser.add_argument("--throttle", type=int, default=1, help="process_throttle_secs")
+    parser.add_argument("--blocks", type=int, default=16, help="in-process blocks of ten")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--in-process", help=argparse.SUPPRESS)
     options, rest = parser.parse_known_args(argv)
     if options.worker:
         worker(options.worker, [arg for arg in rest if arg != "--"])
+        return
+    if options.in_process:
+        workload, sink = options.in_process.split(",")
+        print(json.dumps(in_process(WORKLOADS[workload], options.blocks, sink)))
         return
     print(
         f"freqtrade dry runs, {options.seconds:g} s each, side by side, one iteration per "
         f"{options.throttle:g} s, the first {options.warmup:g} s left out"
     )
+    for workload in WORKLOADS:
+        with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp:
+            with collector(Path(temp)) as sink:
+                done = subprocess.run(
+                    [
+                        *(sys.executable, "-m", "bench.freqtrade", "--blocks"),
+                        *(str(options.blocks), "--in-process", f"{workload},{sink.endpoint}"),
+                    ],
+                    cwd=PROJECT_ROOT,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+            report_in_process(workload, json.loads(done.stdout.splitlines()[-1]))
     for workload, changes in WORKLOADS.items():
         with tempfile.TemporaryDirectory(prefix="bench-freqtrade-") as temp:
-            report(workload, run_workload(changes, options, Path(temp)))
+            report(
+                f"{workload}, three processes side by side",
+                run_workload(changes, options, Path(temp)),
+            )
 
 
 if __name__ == "__main__":

@@ -143,6 +143,8 @@ class _Hooks:
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._timed: list[type] = []
+        #: pair -> (the analysis's time, its last close)
+        self._closes: dict[str, tuple[Any, float | None]] = {}
 
     # -- failing safe ------------------------------------------------------------------------
 
@@ -274,18 +276,23 @@ class _Hooks:
                 total += float(trade.calc_profit(rate=price))
         return total
 
-    @staticmethod
-    def price(bot: Any, info: _Bot, pair: str) -> float | None:
+    def price(self, bot: Any, info: _Bot, pair: str) -> float | None:
         """``pair``'s latest price in memory: the exit rate freqtrade fetched this iteration for
-        a pair it holds, else the close of the last analysed candle."""
+        a pair it holds, else the close of the last analysed candle (read once per analysis:
+        a pandas column lookup costs tens of microseconds)."""
         rate = bot.exchange._exit_rate_cache.get(pair)
         if rate:
             return float(rate)
-        frame, _ = bot.dataprovider.get_analyzed_dataframe(pair, info.timeframe)
+        frame, analysed = bot.dataprovider.get_analyzed_dataframe(pair, info.timeframe)
+        known = self._closes.get(pair)
+        if known is not None and known[0] == analysed:
+            return known[1]
+        close: float | None = None
         if len(frame):
             close = float(frame["close"].iat[-1])
-            return close if close > 0 else None
-        return None
+            close = close if close > 0 else None
+        self._closes[pair] = (analysed, close)
+        return close
 
     # -- orders ------------------------------------------------------------------------------
 
