@@ -77,7 +77,7 @@ def worker(stats_file: str, arguments: list[str]) -> None:
         finally:
             notes.append((time.time(), time.thread_time() - started, time.process_time()))
 
-    FreqtradeBot.process = counted  # type: ignore[method-assign]
+    FreqtradeBot.process = counted
     atexit.register(lambda: Path(stats_file).write_text(json.dumps(notes)))
     freqtrade_main(arguments)
 

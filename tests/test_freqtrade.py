@@ -25,13 +25,19 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from support import INSTRUMENT, SEED_METRICS, Backends, wait_until
 
 from tbmon.exchange_standin import ccxt_urls, running
-from tbmon.instrumentation.exchange_test_server import ExchangeServerClient
+from tbmon.instrumentation.exchange_test_server import (
+    TEST_API_KEY,
+    TEST_API_SECRET,
+    ExchangeServerClient,
+    binance_client,
+)
 from tbmon.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
@@ -138,10 +144,13 @@ def run(backends: Backends, exchange_url: str, tmp_path_factory: pytest.TempPath
     bot = freqtrade(found, backends)
     try:
         for name in TRADING_AND_RISK:
+
+            def present(name: str = name) -> bool:
+                query = f'{name}{{job="{found.service}"}}'
+                return alive(bot, found) and bool(backends.prometheus(query))
+
             wait_until(
-                lambda name=name: (
-                    alive(bot, found) and backends.prometheus(f'{name}{{job="{found.service}"}}')
-                ),
+                present,
                 f"{name} of freqtrade in Prometheus (its output: {found.output})",
                 timeout=240,
                 interval=2,
@@ -209,18 +218,34 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
         assert 0 <= value <= 1
 
 
-def test_iteration_spans_parent_the_ccxt_calls(run: Run, backends: Backends) -> None:
-    url = backends.settings.url(backends.settings.jaeger_query_port, "/api/traces")
+def traces(backends: Backends, service: str, operation: str) -> list[dict[str, Any]]:
+    """Jaeger's traces of ``service`` that hold an ``operation`` span."""
+    response = httpx.get(
+        backends.settings.url(backends.settings.jaeger_query_port, "/api/traces"),
+        params={"service": service, "operation": operation, "limit": 50},
+        timeout=30,
+    )
+    if response.status_code == 404:
+        return []
+    response.raise_for_status()
+    found: list[dict[str, Any]] = response.json()["data"] or []
+    return found
 
+
+def order_spans(backends: Backends, service: str) -> list[dict[str, Any]]:
+    """The ``create_order`` spans of ``service``, each with its tags as a dict."""
+    return [
+        span | {"tags": {tag["key"]: tag["value"] for tag in span["tags"]}}
+        for found in traces(backends, service, "create_order")
+        for span in found["spans"]
+        if span["operationName"] == "create_order"
+    ]
+
+
+def test_iteration_spans_parent_the_ccxt_calls(run: Run, backends: Backends) -> None:
     def parented() -> list[str]:
-        response = httpx.get(
-            url,
-            params={"service": run.service, "operation": "bot_iteration", "limit": 50},
-            timeout=30,
-        )
-        response.raise_for_status()
         children = []
-        for found in response.json()["data"] or []:
+        for found in traces(backends, run.service, "bot_iteration"):
             by_id = {span["spanID"]: span["operationName"] for span in found["spans"]}
             children += [
                 span["operationName"]
@@ -232,15 +257,39 @@ def test_iteration_spans_parent_the_ccxt_calls(run: Run, backends: Backends) -> 
 
     children = wait_until(parented, "ccxt spans under an iteration span in Jaeger", timeout=60)
     assert {"fetch_order_book", "create_order"} <= set(children)
+    # A dry-run order stands as a create_order span with freqtrade's proposed price, and the
+    # execution-quality processor measured its slippage against the fill.
+    measured = wait_until(
+        lambda: [
+            s for s in order_spans(backends, run.service) if "execution.slippage_bps" in s["tags"]
+        ],
+        "a dry-run order's slippage in Jaeger",
+        timeout=60,
+    )
+    tags = measured[0]["tags"]
+    assert tags["order.dry_run"] is True
+    assert {"order.expected_price", "order.average_price", "symbol", "side"} <= set(tags)
+    fills = traces(backends, run.service, "order_fill")
+    events = {
+        field["value"]
+        for found in fills
+        for span in found["spans"]
+        if span["operationName"] == "order_fill"
+        for event in span["logs"]
+        for field in event["fields"]
+        if field["key"] == "event"
+    }
+    assert "order.filled" in events, "a fill's span event in its order's trace"
 
 
 def test_log_lines_inside_iterations_carry_their_trace(run: Run, backends: Backends) -> None:
     query = f'service.name:="{run.service}" ({" OR ".join(map(json.dumps, ITERATION_MESSAGES))})'
-    records = wait_until(
-        lambda: (found := backends.logs(query)) and len(found) >= 10 and found,
-        "freqtrade's iteration log lines in the log store",
-        timeout=60,
-    )
+
+    def logged() -> list[dict[str, Any]] | None:
+        found = backends.logs(query)
+        return found if len(found) >= 10 else None
+
+    records = wait_until(logged, "freqtrade's iteration log lines in the log store", timeout=60)
     traced = [r for r in records if re.fullmatch(r"[0-9a-f]{32}", r.get("trace_id", ""))]
     assert len(traced) / len(records) >= 0.9, (len(traced), len(records))
     # The ids travel once, in the record's own fields; no copies as attributes.
@@ -248,6 +297,74 @@ def test_log_lines_inside_iterations_carry_their_trace(run: Run, backends: Backe
     # freqtrade's dictConfig replaced the console handler; its lines still show the trace.
     console = run.output.read_text()
     assert re.search(r"\[trace_id=[0-9a-f]{32} span_id=[0-9a-f]{16}\] Long signal found", console)
+
+
+def test_live_mode_sends_the_proposed_price_with_the_order(
+    backends: Backends, tmp_path: Path
+) -> None:
+    """freqtrade live against a fresh local exchange (with its test keys): the orders reach the
+    exchange through ccxt, whose create_order spans carry freqtrade's proposed price; the
+    portfolio is the account's, valued from freqtrade's memory."""
+    with running() as url:
+        config = json.loads((EXAMPLE / "config.json").read_text())
+        config["dry_run"] = False
+        config["exchange"] |= {"key": TEST_API_KEY, "secret": TEST_API_SECRET}
+        config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(url)
+        live = Run(
+            service=f"freqtrade-live-{uuid.uuid4().hex[:6]}",
+            database=tmp_path / "live.sqlite",
+            config=tmp_path / "live.json",
+            userdir=tmp_path / "user",
+            output=tmp_path / "live.log",
+        )
+        live.config.write_text(json.dumps(config))
+        live.userdir.mkdir()
+        bot = freqtrade(live, backends)
+        try:
+            job = f'job="{live.service}"'
+            wait_until(
+                lambda: (
+                    alive(bot, live)
+                    and (
+                        n := query_value(
+                            backends, f'sum(trading_orders_total{{{job}, status="filled"}})'
+                        )
+                    )
+                    and n >= 2
+                ),
+                f"filled live orders in Prometheus ({live.output})",
+                timeout=150,
+                interval=2,
+            )
+            placed = [
+                s for s in order_spans(backends, live.service) if s["tags"]["span.kind"] == "client"
+            ]
+            assert placed, "the ccxt create_order spans of the live orders"
+            assert all("order.expected_price" in s["tags"] for s in placed)
+            assert not any("order.dry_run" in s["tags"] for s in placed)
+            orders = httpx.get(f"{url}/_control/orders", timeout=10).json()
+            assert len(orders) >= 2  # they reached the exchange
+            account = binance_client(url).fetch_balance()["total"]
+            bids = {
+                row["symbol"]: float(row["bidPrice"])
+                for row in httpx.get(f"{url}/api/v3/ticker/bookTicker", timeout=10).json()
+            }
+            value = sum(
+                amount * (1.0 if asset == "USDT" else bids[f"{asset}USDT"])
+                for asset, amount in account.items()
+                if amount
+            )
+            wait_until(
+                lambda: (
+                    (found := query_value(backends, f"trading_portfolio_value_usd{{{job}}}"))
+                    and abs(found - value) <= VALUE_TOLERANCE * value
+                ),
+                f"the account's value, {value:.2f}, as the portfolio",
+                timeout=60,
+                interval=2,
+            )
+        finally:
+            stop(bot)
 
 
 @pytest.mark.xfail(
