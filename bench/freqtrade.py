@@ -290,6 +290,12 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
         hooks = FreqtradeInstrumentor._hooks
         assert hooks is not None
+        deadline = time.monotonic() + 90  # where the workload trades: with positions held
+        while changes.get("max_open_trades") != 0 and time.monotonic() < deadline:
+            if len(bot.wallets.get_all_balances()) > 1:
+                break
+            bot.process()
+            time.sleep(0.5)
         requests = len(httpx.get(f"{url}/_control/requests", timeout=30).json())
         before = time.thread_time()
         for _ in range(1000):
@@ -299,6 +305,13 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
         before = time.thread_time()
         reader.get_metrics_data()
         collection_ms = (time.thread_time() - before) * 1000
+        fill = {"type": "exit_fill", "pair": "BTC/USDT", "trade_id": 1, "order_rate": 64000.0}
+        fill |= {"amount": 0.001, "is_final_exit": True, "profit_amount": 0.5}
+        info = hooks.bot(bot)
+        before = time.thread_time()
+        for _ in range(1000):
+            hooks.on_order_event(info, "exit_fill", fill)  # a fill: span, event, metrics
+        fill_us = (time.thread_time() - before) * 1000
         open_trades = len(bot.wallets.get_all_balances()) - 1
         instrumentor.uninstrument()
         tracer_provider.shutdown()
@@ -309,6 +322,7 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
         "hook_us": hook_us,
         "extra_requests": extra,
         "collection_ms": collection_ms,
+        "fill_us": fill_us,
         "held_currencies": open_trades,
     }
 
@@ -334,7 +348,8 @@ def report_in_process(workload: str, found: dict[str, Any]) -> None:
         f"\nthe instrumentor's own work per iteration, timed alone (iteration span, state read "
         f"with {found['held_currencies']} currencies held): {found['hook_us']:.1f} us of thread "
         f"CPU; exchange requests it made over 1000 of them: {found['extra_requests']}; one "
-        f"metric collection (every 5 s): {found['collection_ms']:.2f} ms"
+        f"metric collection (every 5 s): {found['collection_ms']:.2f} ms; one fill or closed "
+        f"trade (its span, event and metrics): {found['fill_us']:.1f} us"
     )
 
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +42,7 @@ import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
+from tbmon.instrumentation import exchange_test_server as spot
 from tbmon.instrumentation.exchange_test_server import (
     DEFAULT_SEED,
     BinanceError,
@@ -345,31 +345,9 @@ def create_app(seed: int = DEFAULT_SEED) -> FastAPI:
 
 @contextmanager
 def running(host: str = "127.0.0.1", port: int = 0, seed: int = DEFAULT_SEED) -> Iterator[str]:
-    """The server in a thread of this process (port 0: a free one); yields its base URL and
-    stops it on exit, failure included."""
-    config = uvicorn.Config(
-        create_app(seed),
-        host=host,
-        port=port,
-        log_level="warning",
-        lifespan="off",
-        timeout_graceful_shutdown=1,
-        ws_ping_interval=None,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="tbmon-exchange", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the local exchange did not start on {host}:{port}")
-            time.sleep(0.01)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{host}:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    """This app in a thread of this process (port 0: a free one); yields its base URL."""
+    with spot.running(host, port, seed, factory=create_app) as url:
+        yield url
 
 
 app = typer.Typer(help="The local exchange: Binance's REST and stream formats, for tests.")

@@ -86,6 +86,22 @@ def exchange_url() -> Iterator[str]:
         yield url
 
 
+def prepare(folder: Path, name: str, exchange_url: str, **changes: Any) -> Run:
+    """The example's config pointed at ``exchange_url``, with ``changes``, in ``folder``."""
+    config = json.loads((EXAMPLE / "config.json").read_text()) | changes
+    config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(exchange_url)
+    found = Run(
+        service=f"{name}-{uuid.uuid4().hex[:6]}",
+        database=folder / f"{name}.sqlite",
+        config=folder / f"{name}.json",
+        userdir=folder / f"{name}-user",
+        output=folder / f"{name}.log",
+    )
+    found.config.write_text(json.dumps(config))
+    found.userdir.mkdir()
+    return found
+
+
 def freqtrade(run: Run, backends: Backends) -> subprocess.Popen[bytes]:
     """``opentelemetry-instrument freqtrade trade`` as a user runs it, sending to the stack."""
     env = {
@@ -129,18 +145,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 def run(backends: Backends, exchange_url: str, tmp_path_factory: pytest.TempPathFactory) -> Run:
     """A dry run until every trading and risk metric is in Prometheus and three trades closed;
     then stopped, so its figures and freqtrade's are final."""
-    folder = tmp_path_factory.mktemp("freqtrade")
-    config = json.loads((EXAMPLE / "config.json").read_text())
-    config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(exchange_url)
-    found = Run(
-        service=f"freqtrade-{uuid.uuid4().hex[:6]}",
-        database=folder / "trades.sqlite",
-        config=folder / "config.json",
-        userdir=folder / "user",
-        output=folder / "freqtrade.log",
-    )
-    found.config.write_text(json.dumps(config))
-    found.userdir.mkdir()
+    found = prepare(tmp_path_factory.mktemp("freqtrade"), "freqtrade", exchange_url)
     bot = freqtrade(found, backends)
     try:
         for name in TRADING_AND_RISK:
@@ -306,19 +311,9 @@ def test_live_mode_sends_the_proposed_price_with_the_order(
     exchange through ccxt, whose create_order spans carry freqtrade's proposed price; the
     portfolio is the account's, valued from freqtrade's memory."""
     with running() as url:
-        config = json.loads((EXAMPLE / "config.json").read_text())
-        config["dry_run"] = False
-        config["exchange"] |= {"key": TEST_API_KEY, "secret": TEST_API_SECRET}
-        config["exchange"]["ccxt_config"]["urls"]["api"] = ccxt_urls(url)
-        live = Run(
-            service=f"freqtrade-live-{uuid.uuid4().hex[:6]}",
-            database=tmp_path / "live.sqlite",
-            config=tmp_path / "live.json",
-            userdir=tmp_path / "user",
-            output=tmp_path / "live.log",
-        )
-        live.config.write_text(json.dumps(config))
-        live.userdir.mkdir()
+        exchange = json.loads((EXAMPLE / "config.json").read_text())["exchange"]
+        exchange |= {"key": TEST_API_KEY, "secret": TEST_API_SECRET}
+        live = prepare(tmp_path, "freqtrade-live", url, dry_run=False, exchange=exchange)
         bot = freqtrade(live, backends)
         try:
             job = f'job="{live.service}"'
