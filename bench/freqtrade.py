@@ -268,10 +268,14 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
         reader = InMemoryMetricReader()
         meter_provider = MeterProvider(metric_readers=[reader])
         instrumentor = FreqtradeInstrumentor()
-        thread: dict[bool, list[float]] = {False: [], True: []}
-        process: dict[bool, list[float]] = {False: [], True: []}
+        # Three kinds of block in turn: without, with, and without again (the two without
+        # tell the noise floor of a difference).
+        kinds = ("without", "with", "without again")
+        thread: dict[str, list[float]] = {kind: [] for kind in kinds}
+        process: dict[str, list[float]] = {kind: [] for kind in kinds}
         for block in range(blocks):
-            on = block % 2 == 1
+            kind = kinds[block % 3]
+            on = kind == "with"
             if on:
                 instrumentor.instrument(
                     tracer_provider=tracer_provider, meter_provider=meter_provider
@@ -280,13 +284,13 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
             for _ in range(10):
                 before = time.thread_time()
                 bot.process()
-                thread[on].append(time.thread_time() - before)
+                thread[kind].append(time.thread_time() - before)
                 time.sleep(0.2)
             if on:
                 reader.get_metrics_data()  # a collection: the SDK's every 5 s
                 tracer_provider.force_flush()
                 instrumentor.uninstrument()
-            process[on].append((time.process_time() - started) / 10)
+            process[kind].append((time.process_time() - started) / 10)
         instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
         hooks = FreqtradeInstrumentor._hooks
         assert hooks is not None
@@ -317,8 +321,8 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
         tracer_provider.shutdown()
         bot.cleanup()
     return {
-        "thread_ms": {str(on): statistics.median(v) * 1000 for on, v in thread.items()},
-        "process_ms": {str(on): statistics.median(v) * 1000 for on, v in process.items()},
+        "thread_ms": {kind: statistics.median(v) * 1000 for kind, v in thread.items()},
+        "process_ms": {kind: statistics.median(v) * 1000 for kind, v in process.items()},
         "hook_us": hook_us,
         "extra_requests": extra,
         "collection_ms": collection_ms,
@@ -330,20 +334,20 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
 def report_in_process(workload: str, found: dict[str, Any]) -> None:
     thread, process = found["thread_ms"], found["process_ms"]
     print(
-        f"\n### {workload}, in one process (blocks of 10 iterations, alternately without and "
-        "with the instrumentor)\n"
+        f"\n### {workload}, in one process (blocks of 10 iterations in turn without, with and "
+        "without again the instrumentor)\n"
     )
-    print("| | without | with | difference |")
-    print("| --- | --- | --- | --- |")
-    print(
-        f"| thread CPU per iteration (median) | {thread['False']:.2f} ms | {thread['True']:.2f} "
-        f"ms | {thread['True'] - thread['False']:+.2f} ms |"
-    )
-    print(
-        f"| process CPU per iteration (median of blocks, export included) | "
-        f"{process['False']:.2f} ms | {process['True']:.2f} ms | "
-        f"{process['True'] - process['False']:+.2f} ms |"
-    )
+    print("| | without | with | difference | without again (noise floor) |")
+    print("| --- | --- | --- | --- | --- |")
+    for label, found_ms in (
+        ("thread CPU per iteration (median)", thread),
+        ("process CPU per iteration (median of blocks, export included)", process),
+    ):
+        off, on, again = found_ms["without"], found_ms["with"], found_ms["without again"]
+        print(
+            f"| {label} | {off:.2f} ms | {on:.2f} ms | {on - off:+.2f} ms | "
+            f"{again:.2f} ms ({again - off:+.2f}) |"
+        )
     print(
         f"\nthe instrumentor's own work per iteration, timed alone (iteration span, state read "
         f"with {found['held_currencies']} currencies held): {found['hook_us']:.1f} us of thread "
@@ -358,7 +362,7 @@ def main(argv: Sequence[str] = ()) -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="wall time of each bot")
     parser.add_argument("--warmup", type=float, default=30.0, help="iterations left out first")
     parser.add_argument("--throttle", type=int, default=1, help="process_throttle_secs")
-    parser.add_argument("--blocks", type=int, default=16, help="in-process blocks of ten")
+    parser.add_argument("--blocks", type=int, default=24, help="in-process blocks of ten")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--in-process", help=argparse.SUPPRESS)
     options, rest = parser.parse_known_args(argv)
