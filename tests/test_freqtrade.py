@@ -198,12 +198,16 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
     expected_value = 1000.0 + sum(profit for _, profit in trades) + open_value
 
     def final(expr: str, expected: float, tolerance: float) -> None:
-        """The bot's last export, once Prometheus has scraped it."""
+        """The bot's last export, once Prometheus has scraped it; every series of ``expr``
+        agrees (the trading-analytics processor derives some of them again from the bot's
+        raw values, as series of its own scope)."""
+
+        def agrees() -> bool:
+            values = [float(series["value"][1]) for series in backends.prometheus(expr)]
+            return bool(values) and all(abs(v - expected) <= tolerance for v in values)
+
         wait_until(
-            lambda: (
-                (value := query_value(backends, expr)) is not None
-                and abs(value - expected) <= tolerance
-            ),
+            agrees,
             f"{expr} = {expected} (+- {tolerance}); now {backends.prometheus(expr)}",
             timeout=60,
             interval=2,
@@ -218,9 +222,9 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
         exposure = sum(amount * bids[pair.replace("/", "")] for pair, amount, _ in open_trades)
         final(f"risk_leverage_ratio{{{job}}}", exposure / expected_value, VALUE_TOLERANCE)
     for name in ("trading_max_drawdown", "risk_var_95_percent", "risk_position_concentration"):
-        value = query_value(backends, f"{name}{{{job}}}")
-        assert value is not None
-        assert 0 <= value <= 1
+        values = [float(series["value"][1]) for series in backends.prometheus(f"{name}{{{job}}}")]
+        assert values
+        assert all(0 <= value <= 1 for value in values)
 
 
 def traces(backends: Backends, service: str, operation: str) -> list[dict[str, Any]]:
@@ -351,7 +355,11 @@ def test_live_mode_sends_the_proposed_price_with_the_order(
             )
             wait_until(
                 lambda: (
-                    (found := query_value(backends, f"trading_portfolio_value_usd{{{job}}}"))
+                    (
+                        found := query_value(
+                            backends, f'trading_portfolio_value_usd{{{job}, exchange="binance"}}'
+                        )
+                    )
                     and abs(found - value) <= VALUE_TOLERANCE * value
                 ),
                 f"the account's value, {value:.2f}, as the portfolio",
@@ -402,3 +410,12 @@ def test_a_restart_leaves_the_portfolio_panel_at_one_portfolio(
         assert value == pytest.approx(before, rel=0.05), "one portfolio, not two"
     finally:
         stop(bot)
+
+
+def test_freqtrade_streams_its_candles_from_the_local_exchange(run: Run, exchange_url: str) -> None:
+    """freqtrade's default ``enable_ws: true`` works with only the URLs changed: its candles
+    come over the local exchange's Binance streams, and it logged no traceback."""
+    seen = httpx.get(f"{exchange_url}/_control/requests", timeout=10).json()
+    streams = {r["params"]["stream"] for r in seen if r["method"] == "WS"}
+    assert {"btcusdt@kline_1m", "ethusdt@kline_1m", "solusdt@kline_1m"} <= streams
+    assert "Traceback" not in run.output.read_text()
