@@ -1,20 +1,28 @@
 """Alerts as Telegram HTML, in the seed's layout: a severity header, then one block per alert.
 
-Every label and annotation value is cleaned (control characters and broken surrogates removed)
-and escaped, so no value can break the markup. A block always fits one message: if a value is
-huge (a 10,000-character description), the longest values are shortened with an ellipsis until
-the block fits, never cut inside an entity or a tag.
+Every label and annotation value is cleaned (broken surrogates, and control and format
+characters such as U+202E, removed) and escaped, so no value can break the markup or disguise
+itself. A block always fits one message: if a value is huge (a 10,000-character description),
+the longest values are shortened with an ellipsis until the block fits, never cut inside an
+entity or a tag.
+
+The "Labels" line shows what tells a trader which bot and market it is about (job, strategy,
+symbol, exchange... first), never the OpenTelemetry scope, the stack's own external label or a
+process's instance id. "View in Grafana" opens the alert's ``dashboard`` annotation (a path such
+as ``/d/tbmon-risk-metrics?var-job=bot``, or a full URL) from an hour before the alert started
+until now, or until a little after it resolved.
 """
 
 from __future__ import annotations
 
-import unicodedata
+import re
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from tbmon.alert_bridge.html import MESSAGE_LIMIT, escape, utf16_length, visible_length
 from tbmon.alert_bridge.models import Alert
+from tbmon.alert_bridge.sanitize import undisguised
 
 #: Room left for the header of a message holding a single block.
 BLOCK_BUDGET = MESSAGE_LIMIT - 160
@@ -22,15 +30,25 @@ BLOCK_BUDGET = MESSAGE_LIMIT - 160
 SEPARATOR = "\n\n━━━━━━━━━━\n\n"
 #: Shown on their own lines, so left out of the "Labels" line.
 _SHOWN_LABELS = frozenset({"alertname", "severity", "component"})
+#: Labels that tell a trader nothing: the instrumentation scope, the stack's external label.
+_NOISE_LABELS = frozenset({"monitor"})
+_NOISE_PREFIXES = ("otel_scope_",)
+#: ``instance`` of a bot is its process's service.instance.id, new at every restart.
+_PROCESS_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+#: Labels a trader looks for first, in this order; the others follow alphabetically.
+_FIRST_LABELS = ("job", "strategy", "symbol", "exchange", "endpoint", "agent", "model")
+#: The dashboard's time range around the alert.
+_BEFORE = timedelta(hours=1)
+_AFTER_RESOLVED = timedelta(minutes=15)
 #: Successive caps on each value's length until a block fits its budget.
 _VALUE_LIMITS: tuple[int | None, ...] = (None, 2000, 800, 300, 100)
 _URL_LIMIT = 2000
 
 
 def clean(value: str, limit: int | None = None) -> str:
-    """``value`` without control characters or lone surrogates, at most ``limit`` characters."""
-    value = value.encode("utf-8", "replace").decode("utf-8")
-    value = "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc")
+    """``value`` without lone surrogates, nor control or format characters that could disguise
+    it (:func:`~tbmon.alert_bridge.sanitize.undisguised`), at most ``limit`` characters."""
+    value = undisguised(value.encode("utf-8", "replace").decode("utf-8"))
     if limit is not None and len(value) > limit:
         value = value[: limit - 1].rstrip() + "…"
     return value
@@ -99,7 +117,7 @@ def _render(alert: Alert, grafana_url: str, limit: int | None) -> str:
         f"<b>Severity:</b> {text(alert.severity.upper(), limit)}",
         f"<b>Component:</b> {text(labels.get('component', 'unknown').upper(), limit)}",
     ]
-    others = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in _SHOWN_LABELS)
+    others = ", ".join(f"{k}={v}" for k, v in trader_labels(labels))
     if others:
         lines.append(f"<b>Labels:</b> <code>{text(others, limit)}</code>")
     lines.append("")
@@ -113,7 +131,7 @@ def _render(alert: Alert, grafana_url: str, limit: int | None) -> str:
         lasted = duration((alert.ends_at - alert.starts_at).total_seconds())
         lines.append(f"<b>Resolved:</b> {timestamp(alert.ends_at)} (after {lasted})")
     links = [
-        ("View in Grafana", _grafana_link(grafana_url, annotations.get("dashboard", ""))),
+        ("View in Grafana", grafana_link(grafana_url, alert)),
         ("View in Prometheus", alert.generator_url),
     ]
     shown = [f'🔗 <a href="{escape(url)}">{title}</a>' for title, url in links if _linkable(url)]
@@ -122,12 +140,36 @@ def _render(alert: Alert, grafana_url: str, limit: int | None) -> str:
     return "\n".join(lines)
 
 
-def _grafana_link(base: str, dashboard: str) -> str:
+def trader_labels(labels: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The labels worth a trader's attention, the most telling first."""
+    shown = {
+        name: value
+        for name, value in labels.items()
+        if name not in _SHOWN_LABELS
+        and name not in _NOISE_LABELS
+        and not name.startswith(_NOISE_PREFIXES)
+        and not (name == "instance" and _PROCESS_ID.fullmatch(value))
+    }
+    first = [(name, shown.pop(name)) for name in _FIRST_LABELS if name in shown]
+    return first + sorted(shown.items())
+
+
+def grafana_link(base: str, alert: Alert) -> str:
+    """Grafana at the alert's ``dashboard`` (Grafana's home without one), at the alert's time."""
+    dashboard = alert.annotations.get("dashboard", "")
     if _linkable(dashboard):
-        return dashboard
-    if dashboard.startswith("/"):
-        return base.rstrip("/") + dashboard
-    return base
+        url = dashboard
+    elif dashboard.startswith("/"):
+        url = base.rstrip("/") + dashboard
+    else:
+        return base
+    if re.search(r"[?&]from=", url):
+        return url
+    start = int((alert.starts_at - _BEFORE).timestamp() * 1000)
+    end = "now"
+    if alert.status == "resolved" and alert.ends_at is not None and alert.ends_at.year > 1:
+        end = str(int((alert.ends_at + _AFTER_RESOLVED).timestamp() * 1000))
+    return f"{url}{'&' if '?' in url else '?'}from={start}&to={end}"
 
 
 def _linkable(url: str) -> bool:
@@ -149,7 +191,7 @@ def alert_lines(alerts: Sequence[Mapping[str, Any]]) -> list[str]:
     for alert in ordered:
         labels = alert["labels"]
         icon = "🚨" if labels.get("severity") == "critical" else "⚠️"
-        where = ", ".join(f"{k}={v}" for k, v in sorted(labels.items()) if k not in _SHOWN_LABELS)
+        where = ", ".join(f"{k}={v}" for k, v in trader_labels(labels))
         summary = alert.get("annotations", {}).get("summary", "")
         lines.append(
             f"{icon} <b>{text(labels.get('alertname', '?'), 100)}</b> "

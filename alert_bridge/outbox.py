@@ -8,20 +8,27 @@ The same event (chat, fingerprint, start time, status) accepted again within the
 skipped: that covers Alertmanager's retries, HA pairs, and a group re-sent because another alert
 joined it, while a repeat after ``repeat_interval`` (longer than the window) reminds again.
 
-All methods are synchronous and must be called from one thread (the app runs them on a
-single-thread executor), which also serialises writers.
+All methods are synchronous and must be called from one thread, which also serialises writers:
+the bridge calls them through :class:`OutboxThread`, so disk writes never block its event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from tbmon.alert_bridge.html import visible_length
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -277,6 +284,13 @@ class Outbox:
                 (chat_id, message_id, html, int(keyboard), now),
             )
 
+    def sent_since(self, since: float) -> list[tuple[str, float]]:
+        """(chat, time) of each message sent since ``since``, oldest first."""
+        rows = self._db.execute(
+            "SELECT chat_id, sent_at FROM messages WHERE sent_at >= ? ORDER BY sent_at", (since,)
+        )
+        return [(row[0], float(row[1])) for row in rows]
+
     def give_up(self, item_ids: Sequence[int], now: float) -> None:
         """Stop sending these items (done without a message): Telegram will never take them."""
         with self._transaction() as db:
@@ -356,6 +370,35 @@ class Outbox:
                 (before,),
             )
             db.execute("DELETE FROM messages WHERE sent_at < ?", (before,))
+
+
+class OutboxThread:
+    """The outbox at ``path`` on a thread of its own: ``await outbox.call(Outbox.pending, chat)``
+    runs the method there, one call at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+        self._outbox: Outbox | None = None
+
+    async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._outbox = await loop.run_in_executor(self._executor, Outbox, self.path)
+
+    async def call(
+        self, method: Callable[Concatenate[Outbox, P], T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``method(outbox, *args, **kwargs)`` on the outbox's thread."""
+        outbox = self._outbox
+        assert outbox is not None, "the outbox is not open"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(method, outbox, *args, **kwargs))
+
+    async def close(self) -> None:
+        if self._outbox is not None:
+            await self.call(Outbox.close)
+            self._outbox = None
+        self._executor.shutdown(wait=True)
 
 
 def _item(row: sqlite3.Row) -> Item:

@@ -2,7 +2,9 @@
 
 Per chat: one message per ``chat_interval`` seconds; groups and channels also at most
 ``group_per_minute`` messages in any minute; all chats together at most ``global_per_second``
-messages in any second. A 429's ``retry_after`` blocks the chat for that long on top.
+messages in any second. A 429's ``retry_after`` blocks the chat for that long on top. A
+restarted bridge records the last minute's messages first (the outbox keeps them), so a restart
+does not reset the count.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-#: A minute, with a little slack for the two clocks involved.
-_MINUTE = 61.0
+#: A minute, with a little slack for the two clocks involved: how far back messages count.
+MINUTE = 61.0
 _SECOND = 1.05
 
 
@@ -47,10 +49,10 @@ class RateLimiter:
             waits.append(self._last[chat_id] + self._chat_interval - now)
         minute = self._minute.get(chat_id)
         if _is_group(chat_id) and minute is not None:
-            while minute and minute[0] <= now - _MINUTE:
+            while minute and minute[0] <= now - MINUTE:
                 minute.popleft()
             if len(minute) >= self._group_per_minute:
-                waits.append(minute[0] + _MINUTE - now)
+                waits.append(minute[0] + MINUTE - now)
         while self._second and self._second[0] <= now - _SECOND:
             self._second.popleft()
         if len(self._second) >= self._global_per_second:
@@ -62,11 +64,16 @@ class RateLimiter:
         # Waiting for time to pass, not for an event.
         while (wait := self.wait_time(chat_id)) > 0:  # noqa: ASYNC110
             await asyncio.sleep(wait)
-        now = self._clock()
-        self._last[chat_id] = now
+        self.record(chat_id)
+
+    def record(self, chat_id: str, seconds_ago: float = 0.0) -> None:
+        """Count a message to ``chat_id`` sent ``seconds_ago``; messages recorded out of the
+        order they were sent in must be recorded before any is acquired (at start-up)."""
+        at = self._clock() - seconds_ago
+        self._last[chat_id] = max(at, self._last.get(chat_id, at))
         if _is_group(chat_id):
-            self._minute.setdefault(chat_id, deque()).append(now)
-        self._second.append(now)
+            self._minute.setdefault(chat_id, deque()).append(at)
+        self._second.append(at)
 
 
 def _is_group(chat_id: str) -> bool:

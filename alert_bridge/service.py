@@ -1,7 +1,8 @@
 """The bridge's parts wired together: the outbox, Telegram, Alertmanager and the background tasks.
 
-The outbox (SQLite) runs on one dedicated thread, so disk writes never block the event loop and
-never run concurrently; everything else is asyncio.
+The outbox (SQLite) runs on one dedicated thread (:class:`OutboxThread`), so disk writes never
+block the event loop and never run concurrently; everything else is asyncio. Each part is given
+the others it uses.
 """
 
 from __future__ import annotations
@@ -9,23 +10,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any
 
 from tbmon.alert_bridge.alertmanager import AlertmanagerClient, AlertmanagerError
 from tbmon.alert_bridge.dispatcher import Dispatcher
 from tbmon.alert_bridge.formatter import alert_block, text
 from tbmon.alert_bridge.metrics import BridgeMetrics
 from tbmon.alert_bridge.models import Alert, Notification
-from tbmon.alert_bridge.outbox import NewItem, Outbox
+from tbmon.alert_bridge.outbox import NewItem, Outbox, OutboxThread
 from tbmon.alert_bridge.ratelimit import RateLimiter
 from tbmon.alert_bridge.settings import BridgeSettings
 from tbmon.alert_bridge.telegram import TelegramClient, TelegramError, TelegramUnavailable
 from tbmon.alert_bridge.updates import Updates
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _HOUSEKEEPING_SECONDS = 3600.0
 
@@ -34,8 +32,7 @@ class Bridge:
     def __init__(self, settings: BridgeSettings, metrics: BridgeMetrics) -> None:
         self.settings = settings
         self.metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
-        self._outbox: Outbox | None = None
+        self.outbox = OutboxThread(settings.database)
         self.telegram = TelegramClient(
             settings.telegram_api_url, settings.bot_token, settings.request_timeout
         )
@@ -43,8 +40,15 @@ class Bridge:
         self.limiter = RateLimiter(
             settings.chat_interval, settings.group_per_minute, settings.global_per_second
         )
-        self.dispatcher = Dispatcher(self)
-        self.updates = Updates(self)
+        self.dispatcher = Dispatcher(self.outbox, self.telegram, self.limiter, metrics, settings)
+        self.updates = Updates(
+            self.outbox,
+            self.telegram,
+            self.alertmanager,
+            self.limiter,
+            settings,
+            notify=self.dispatcher.notify,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         #: Seconds within which an alert event is sent once: ALERT_BRIDGE_DEDUP_WINDOW, unless
         #: Alertmanager reminds sooner (see :meth:`_fit_dedup_window`).
@@ -52,18 +56,9 @@ class Bridge:
         #: What getMe said at start-up: the bot's @name, or why it failed.
         self.bot = "not checked yet"
 
-    @property
-    def outbox(self) -> Outbox:
-        assert self._outbox is not None, "the bridge is not started"
-        return self._outbox
-
-    async def db(self, function: Callable[..., T], *args: Any) -> T:
-        """Run an outbox call on the outbox's thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
-
     async def start(self) -> None:
-        self._outbox = await self.db(Outbox, self.settings.database)
-        stats = await self.db(self.outbox.stats)
+        await self.outbox.open()
+        stats = await self.outbox.call(Outbox.stats)
         if stats.pending:
             log.info("%d alert events waiting in the outbox from before; sending", stats.pending)
         self._spawn(self._check_bot(), "getMe")
@@ -85,9 +80,7 @@ class Bridge:
         await self.updates.stop()
         await self.telegram.close()
         await self.alertmanager.close()
-        if self._outbox is not None:
-            await self.db(self._outbox.close)
-        self._executor.shutdown(wait=True)
+        await self.outbox.close()
 
     async def _check_bot(self) -> None:
         """Say early if the token is wrong; alerts are queued either way, never refused."""
@@ -137,7 +130,7 @@ class Bridge:
         while True:
             before = time.time() - self.settings.retention_days * 86400
             try:
-                await self.db(self.outbox.prune, before)
+                await self.outbox.call(Outbox.prune, before)
             except Exception:
                 log.exception("could not prune the outbox")
             await asyncio.sleep(_HOUSEKEEPING_SECONDS)
@@ -149,8 +142,8 @@ class Bridge:
         items = [self._alert_item(alert) for alert in notification.alerts]
         if notification.truncated_alerts:
             items.append(self._truncation_note(notification))
-        queued = await self.db(
-            self.outbox.accept,
+        queued = await self.outbox.call(
+            Outbox.accept,
             notification.group_key,
             body,
             items,
@@ -207,7 +200,7 @@ class Bridge:
         return NewItem.text(chat, thread, html, silent=silent)
 
     async def refresh_gauges(self) -> None:
-        stats = await self.db(self.outbox.stats)
+        stats = await self.outbox.call(Outbox.stats)
         self.metrics.pending.set(stats.pending)
         oldest = stats.oldest_received_at
         self.metrics.oldest.set(0 if oldest is None else max(0.0, time.time() - oldest))

@@ -16,18 +16,17 @@ import time
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from tbmon.alert_bridge.alertmanager import AlertmanagerError
+from tbmon.alert_bridge.alertmanager import AlertmanagerClient, AlertmanagerError
 from tbmon.alert_bridge.dispatcher import SILENCE_HOURS, silence_keyboard
 from tbmon.alert_bridge.formatter import alert_lines, silence_lines, text
 from tbmon.alert_bridge.html import MESSAGE_LIMIT, visible_length
-from tbmon.alert_bridge.outbox import NewItem
+from tbmon.alert_bridge.outbox import NewItem, Outbox, OutboxThread
+from tbmon.alert_bridge.ratelimit import RateLimiter
+from tbmon.alert_bridge.settings import BridgeSettings
 from tbmon.alert_bridge.splitter import split_lines
-from tbmon.alert_bridge.telegram import TelegramError, TelegramUnavailable
-
-if TYPE_CHECKING:
-    from tbmon.alert_bridge.service import Bridge
+from tbmon.alert_bridge.telegram import TelegramClient, TelegramError, TelegramUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +44,40 @@ _HELP = (
 
 
 class Updates:
-    def __init__(self, bridge: Bridge) -> None:
-        self._bridge = bridge
+    """Updates from ``telegram``, acted on through ``alertmanager``; replies wait in ``outbox``
+    (``notify`` wakes the dispatcher), edits take their turn in ``limiter``."""
+
+    def __init__(
+        self,
+        outbox: OutboxThread,
+        telegram: TelegramClient,
+        alertmanager: AlertmanagerClient,
+        limiter: RateLimiter,
+        settings: BridgeSettings,
+        *,
+        notify: Callable[[], None],
+    ) -> None:
+        self._outbox = outbox
+        self._telegram = telegram
+        self._alertmanager = alertmanager
+        self._limiter = limiter
+        self._settings = settings
+        self._notify = notify
         self._marking: set[asyncio.Task[None]] = set()
 
     # -- receiving ------------------------------------------------------------------------------
 
     async def poll(self) -> None:
         """Long-poll getUpdates forever, handling each update once."""
-        bridge = self._bridge
-        stored = await bridge.db(bridge.outbox.get_state, _OFFSET)
+        stored = await self._outbox.call(Outbox.get_state, _OFFSET)
         offset = int(stored) if stored else None
         failures = 0
         while True:
             try:
-                updates = await bridge.telegram.get_updates(offset, bridge.settings.poll_timeout)
+                updates = await self._telegram.get_updates(offset, self._settings.poll_timeout)
             except (TelegramError, TelegramUnavailable) as error:
                 failures += 1
-                delay = min(bridge.settings.max_backoff, 2.0**failures)
+                delay = min(self._settings.max_backoff, 2.0**failures)
                 hint = ""
                 if isinstance(error, TelegramError) and error.code == 409:
                     hint = (
@@ -76,12 +91,11 @@ class Updates:
             for update in updates:
                 await self.handle(update)
                 offset = int(update["update_id"]) + 1
-                await bridge.db(bridge.outbox.set_state, _OFFSET, str(offset))
+                await self._outbox.call(Outbox.set_state, _OFFSET, str(offset))
 
     async def register_webhook(self) -> None:
         """Tell Telegram where to send updates (webhook mode); retries until it agrees."""
-        bridge = self._bridge
-        settings = bridge.settings
+        settings = self._settings
         assert settings.webhook_url is not None  # checked when the settings were built
         assert settings.webhook_secret is not None
         params = {
@@ -92,7 +106,7 @@ class Updates:
         failures = 0
         while True:
             try:
-                await bridge.telegram.call("setWebhook", params)
+                await self._telegram.call("setWebhook", params)
             except (TelegramError, TelegramUnavailable) as error:
                 failures += 1
                 log.error("setWebhook failed: %s; retrying", error)
@@ -144,7 +158,6 @@ class Updates:
         self, query: dict[str, Any]
     ) -> tuple[str, bool, Callable[[], Coroutine[Any, Any, None]] | None]:
         """Create the silence a press asks for: the answer, and how to mark the message."""
-        bridge = self._bridge
         data = str(query.get("data", ""))
         user = query.get("from") or {}
         kind, _, hours_text = data.partition(":")
@@ -152,7 +165,7 @@ class Updates:
             return "This button is not one of the alert bridge's.", True, None
         hours = int(hours_text)
         user_id = user.get("id")
-        if user_id not in bridge.settings.allowed_users:
+        if user_id not in self._settings.allowed_users:
             return (
                 "You may not silence alerts. Ask an admin to add your Telegram user id "
                 f"({user_id}) to ALERT_BRIDGE_ALLOWED_USERS.",
@@ -164,14 +177,14 @@ class Updates:
         message_id = message.get("message_id")
         labels = []
         if isinstance(message_id, int):
-            labels = await bridge.db(bridge.outbox.message_labels, chat, message_id)
+            labels = await self._outbox.call(Outbox.message_labels, chat, message_id)
         if not isinstance(message_id, int) or not labels:
             return "This alert is too old to silence from Telegram; use Alertmanager.", True, None
         shared = set.intersection(*(set(each.items()) for each in labels))
         matchers = {name: value for name, value in shared if name not in PER_PROCESS_LABELS}
         who = user.get("username") or user.get("first_name") or str(user_id)
         try:
-            silence_id = await bridge.alertmanager.create_silence(
+            silence_id = await self._alertmanager.create_silence(
                 matchers,
                 hours,
                 created_by=f"telegram:{who} ({user_id})",
@@ -188,13 +201,12 @@ class Updates:
         self, chat: str, message_id: int, hours: int, who: str, silence_id: str
     ) -> None:
         """Say on the alert itself (or, if that no longer fits, in a reply) who silenced it."""
-        bridge = self._bridge
         until = (datetime.now(UTC) + timedelta(hours=hours)).strftime("%Y-%m-%d %H:%M UTC")
         note = (
             f"🔕 <b>Silenced for {hours} h</b> by {text(who, 64)} until {until} "
             f"(<code>{text(silence_id[:8])}</code>)"
         )
-        stored = await bridge.db(bridge.outbox.message, chat, message_id)
+        stored = await self._outbox.call(Outbox.message, chat, message_id)
         if stored is not None and visible_length(stored[0] + "\n\n" + note) <= MESSAGE_LIMIT:
             html, keyboard = stored
             params: dict[str, Any] = {
@@ -206,9 +218,9 @@ class Updates:
             }
             if keyboard:
                 params["reply_markup"] = {"inline_keyboard": silence_keyboard()}
-            await bridge.limiter.acquire(chat)
+            await self._limiter.acquire(chat)
             try:
-                await bridge.telegram.call("editMessageText", params)
+                await self._telegram.call("editMessageText", params)
                 return
             except (TelegramError, TelegramUnavailable) as error:
                 log.warning("could not mark the message as silenced: %s", error)
@@ -216,7 +228,7 @@ class Updates:
 
     async def _answer(self, query_id: str, answer: str, show_alert: bool) -> None:
         try:
-            await self._bridge.telegram.call(
+            await self._telegram.call(
                 "answerCallbackQuery",
                 {"callback_query_id": query_id, "text": answer[:200], "show_alert": show_alert},
             )
@@ -226,7 +238,6 @@ class Updates:
     # -- commands -------------------------------------------------------------------------------
 
     async def _command(self, message: dict[str, Any]) -> None:
-        bridge = self._bridge
         words = str(message.get("text", "")).split()
         if not words or not words[0].startswith("/"):
             return
@@ -237,15 +248,15 @@ class Updates:
         user_id = (message.get("from") or {}).get("id")
         thread = message.get("message_thread_id")
         alert_chats = {
-            await bridge.db(bridge.outbox.current_chat, bridge.settings.critical_chat),
-            await bridge.db(bridge.outbox.current_chat, bridge.settings.warning_chat),
+            await self._outbox.call(Outbox.current_chat, self._settings.critical_chat),
+            await self._outbox.call(Outbox.current_chat, self._settings.warning_chat),
         }
-        if chat not in alert_chats and user_id not in bridge.settings.allowed_users:
+        if chat not in alert_chats and user_id not in self._settings.allowed_users:
             lines = ["This chat does not receive tbmon alerts; use the commands in an alert chat."]
         elif command == "/alerts":
-            lines = await self._listing(alert_lines, bridge.alertmanager.alerts)
+            lines = await self._listing(alert_lines, self._alertmanager.alerts)
         elif command == "/silences":
-            lines = await self._listing(silence_lines, bridge.alertmanager.silences)
+            lines = await self._listing(silence_lines, self._alertmanager.silences)
         else:
             lines = [_HELP]
         await self._reply(chat, thread, message.get("message_id"), lines)
@@ -261,8 +272,7 @@ class Updates:
     async def _reply(
         self, chat: str, thread: int | None, reply_to: int | None, lines: list[str]
     ) -> None:
-        bridge = self._bridge
         for part in split_lines(lines):
             item = NewItem.text(chat, thread, part, reply_to=reply_to)
-            await bridge.db(bridge.outbox.enqueue_text, item, time.time())
-        bridge.dispatcher.notify()
+            await self._outbox.call(Outbox.enqueue_text, item, time.time())
+        self._notify()

@@ -35,6 +35,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -220,21 +221,22 @@ def steal_ticks() -> int | None:
     return int(fields[8]) if fields[0] == "cpu" and len(fields) > 8 else None
 
 
-def attack(base: str, path: str, rate: int, duration: float) -> dict[str, object]:
+def attack(base: str, path: str, rate: int, duration: float) -> dict[str, Any]:
     """vegeta at a constant ``rate`` for ``duration`` seconds; its JSON report."""
     targets = f"GET {base}{path}\nAuthorization: Bearer {TOKEN}\n"
+    return vegeta_report(targets, [f"-rate={rate}/1s", f"-duration={duration:g}s", "-timeout=5s"])
+
+
+def vegeta_report(targets: str, flags: Sequence[str]) -> dict[str, Any]:
+    """``vegeta attack`` with ``flags`` on ``targets`` (vegeta's HTTP format); its JSON report."""
     program = str(vegeta())
-    rate_flags = [f"-rate={rate}/1s", f"-duration={duration:g}s", "-timeout=5s"]
     results = subprocess.run(
-        [program, "attack", *rate_flags],
-        input=targets.encode(),
-        capture_output=True,
-        check=True,
+        [program, "attack", *flags], input=targets.encode(), capture_output=True, check=True
     ).stdout
     report = subprocess.run(
         [program, "report", "-type=json"], input=results, capture_output=True, check=True
     )
-    parsed: dict[str, object] = json.loads(report.stdout)
+    parsed: dict[str, Any] = json.loads(report.stdout)
     return parsed
 
 

@@ -38,6 +38,14 @@ what arrived. Only the bot's CPU is measured, not the collector's.
    mode that falls behind drops telemetry and looks cheaper than it is.
 2. Rate: the cycles paced at each rate for a few seconds, each mode with its default queues;
    spans sent (warm-up included) against those the collector accepted.
+3. ccxt: a real ccxt bot's iteration (:func:`ccxt_iteration`: fetch_balance, fetch_tickers,
+   fetch_ohlcv, fetch_order_book and a market create_order) against the local exchange, run in
+   its own process so that only the bot's CPU is measured, in three modes, interleaved as above:
+   ``none`` (no SDK, no instrumentation), ``spans`` (tbmon's set-up and the ccxt instrumentation
+   with ``derive=False``: spans and durations only, as before it read trading facts from the
+   answers) and ``facts`` (the instrumentation as ``opentelemetry-instrument`` loads it: order
+   outcomes, portfolio value, positions and prices from the answers too); and the requests the
+   exchange received, which must be the same in every mode.
 """
 
 from __future__ import annotations
@@ -67,9 +75,11 @@ from opentelemetry.metrics import Histogram, get_meter_provider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.trace import SpanKind, Tracer
 
+from bench._process import until_ready
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.configurator import TbmonConfigurator
 from tbmon.instrumentation.distro import TbmonDistro
+from tbmon.instrumentation.exchange_test_server import ExchangeServerClient
 from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack.binaries import OTELCOL
@@ -455,6 +465,126 @@ def measure(plan: Plan) -> tuple[dict[str, list[Run]], list[Run]]:
         return cpu, rates
 
 
+# -- a ccxt bot ---------------------------------------------------------------------------------
+
+CCXT_MODES = ("none", "spans", "facts")
+CCXT_SYMBOLS = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+CALLS_PER_ITERATION = 5
+
+
+def ccxt_iteration(exchange: Any, index: int) -> None:
+    """One iteration of a plain ccxt bot: its market data, its balance, one order."""
+    exchange.fetch_balance()
+    exchange.fetch_tickers(CCXT_SYMBOLS)
+    exchange.fetch_ohlcv("BTC/USDT", "1m", limit=5)
+    exchange.fetch_order_book("ETH/USDT", 5)
+    exchange.create_order("SOL/USDT", "market", "buy" if index % 2 == 0 else "sell", 0.1)
+
+
+@dataclass(frozen=True)
+class CcxtJob:
+    mode: str
+    iterations: int
+    warm_up: int
+    url: str  # the local exchange
+
+
+def ccxt_worker(job_json: str) -> None:
+    """Runs one :class:`CcxtJob` in this fresh process and prints its :class:`Sample` as JSON."""
+    from tbmon.instrumentation.ccxt import CcxtInstrumentor  # noqa: PLC0415 (ccxt modes only)
+    from tbmon.instrumentation.exchange_test_server import binance_client  # noqa: PLC0415
+
+    job = CcxtJob(**json.loads(job_json))
+    if job.mode != "none":
+        MODES["tbmon"].apply()  # type: ignore[union-attr]
+        CcxtInstrumentor().instrument(derive=job.mode == "facts")
+    logging.basicConfig(level=logging.INFO)
+    exchange = binance_client(job.url, timeout=30_000)
+    exchange.load_markets()
+    exporting = (trace.get_tracer_provider(), get_logger_provider())
+    for index in range(job.warm_up):
+        ccxt_iteration(exchange, index)
+    flush(*exporting)
+    cpu, thread, started = time.process_time(), time.thread_time(), time.monotonic()
+    for index in range(job.warm_up, job.warm_up + job.iterations):
+        ccxt_iteration(exchange, index)
+    thread, loop_seconds = time.thread_time() - thread, time.monotonic() - started
+    flushed = flush(*exporting)
+    cpu = time.process_time() - cpu
+    flush(get_meter_provider())
+    print(json.dumps(asdict(Sample(cpu, thread, loop_seconds, flushed))))
+
+
+@dataclass(frozen=True)
+class CcxtRun:
+    job: CcxtJob
+    sample: Sample
+    requests: int  # that the exchange received, load_markets and warm-up included
+
+    def us_per(self, seconds: float) -> float:
+        return seconds / self.job.iterations * 1e6
+
+
+@contextmanager
+def exchange_server(timeout: float = 60) -> Iterator[str]:
+    """The local exchange in a process of its own (its CPU is not the bot's); its base URL."""
+    (port,) = free_ports(1)
+    code = (
+        f"from tbmon.instrumentation.exchange_test_server import serve; serve('127.0.0.1', {port})"
+    )
+    popen = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        until_ready(popen, f"{url}/api/v3/ping", "the exchange test server", timeout)
+        yield url
+    finally:
+        popen.terminate()
+        popen.wait(10)
+
+
+def run_ccxt(sink: Collector, job: CcxtJob, control: ExchangeServerClient) -> CcxtRun:
+    control.reset()
+    code = (
+        f"from bench.instrumentation import ccxt_worker; ccxt_worker({json.dumps(asdict(job))!r})"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=worker_env(sink.endpoint, {}),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{job} exited with {done.returncode}:\n{done.stderr[-3000:].decode()}")
+    sample = Sample(**json.loads(done.stdout.splitlines()[-1]))
+    if not sample.flushed:
+        raise RuntimeError(f"{job}: the final flush timed out, so its CPU time means nothing")
+    return CcxtRun(job, sample, len(control.requests()))
+
+
+def measure_ccxt(plan: Plan) -> dict[str, list[CcxtRun]]:
+    """The ccxt runs by mode, repeats interleaved."""
+    iterations, warm_up = plan.cycles // 25, plan.warm_up // 25
+    with (
+        tempfile.TemporaryDirectory() as folder,
+        collector(Path(folder)) as sink,
+        exchange_server() as url,
+    ):
+        control = ExchangeServerClient(url)
+        runs: dict[str, list[CcxtRun]] = {mode: [] for mode in CCXT_MODES}
+        try:
+            for repeat in range(plan.repeats):
+                for mode in CCXT_MODES:
+                    print(f"ccxt: {mode}, repeat {repeat + 1}/{plan.repeats}", file=sys.stderr)
+                    job = CcxtJob(mode, iterations, warm_up, url)
+                    runs[mode].append(run_ccxt(sink, job, control))
+        finally:
+            control.close()
+        return runs
+
+
 # -- the report ---------------------------------------------------------------------------------
 
 
@@ -551,6 +681,42 @@ def _lossless_rate(runs: list[Run], mode: str) -> str:
     return best
 
 
+def ccxt_table(plan: Plan, runs: dict[str, list[CcxtRun]]) -> None:
+    def median(mode: str) -> CcxtRun:
+        return sorted(runs[mode], key=lambda r: r.sample.cpu_seconds)[len(runs[mode]) // 2]
+
+    first = runs["none"][0].job
+    print(
+        f"### A ccxt bot's iteration ({CALLS_PER_ITERATION} exchange calls; {plan.repeats} fresh "
+        f"processes a mode x {first.iterations:,} iterations after {first.warm_up:,} warm-up "
+        "ones; the median run)\n"
+    )
+    print(
+        "| mode | CPU per iteration | each run (µs) | in the bot's thread | minus none "
+        "| requests the exchange received per run |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    floor = median("none").us_per(median("none").sample.cpu_seconds)
+    for mode in CCXT_MODES:
+        middle = median(mode)
+        cost = middle.us_per(middle.sample.cpu_seconds)
+        each = ", ".join(f"{r.us_per(r.sample.cpu_seconds):.0f}" for r in runs[mode])
+        requests = sorted({r.requests for r in runs[mode]})
+        print(
+            f"| {mode} | **{cost:.0f} µs** | {each} "
+            f"| {middle.us_per(middle.sample.bot_thread_seconds):.0f} µs "
+            f"| {cost - floor:.0f} µs | {', '.join(map(str, requests))} |"
+        )
+    spans, facts = (median(m).us_per(median(m).sample.cpu_seconds) for m in ("spans", "facts"))
+    same = len({r.requests for mode_runs in runs.values() for r in mode_runs}) == 1
+    print(
+        f"\nThe trading facts add **{facts - spans:.0f} µs** per iteration "
+        f"({(facts - spans) / CALLS_PER_ITERATION:.0f} µs a call) to the spans-only "
+        f"instrumentation; requests to the exchange: "
+        f"{'the same in every mode' if same else '**NOT the same in every mode**'}.\n"
+    )
+
+
 def main(argv: Sequence[str] = ()) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.instrumentation", description=__doc__.strip().splitlines()[0]
@@ -558,9 +724,11 @@ def main(argv: Sequence[str] = ()) -> None:
     parser.add_argument("--quick", action="store_true", help="fewer cycles, rates and seconds")
     plan = QUICK if parser.parse_args(argv).quick else FULL
     cpu, rates = measure(plan)
+    ccxt_runs = measure_ccxt(plan)
     print(f"bot process: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
     cpu_table(plan, cpu)
     rate_table(plan, rates)
+    ccxt_table(plan, ccxt_runs)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Run: .venv/bin/python -m bench processors   (targets: >= 50,000 spans/s per core
    span arrived. A tee collector in front copies every request, in order, to three arms: two
    "collector alone" (the collector points at its own otlp/processed receiver, no Python hop)
    and "with host" (through `tbmon processors serve`). All arms get the same spans at the same
-   moments and their batch processors cut the same batches, so the host's added latency is
+   moments and their exporters' batchers cut the same batches, so the host's added latency is
    measured per span: its arrival through the host minus its arrival through the first
    collector-alone arm. The same difference between the two collector-alone arms is the
    measure's floor: what two identical pipelines differ by on this machine.
@@ -57,14 +57,14 @@ from tbmon.stack.supervisor import Supervisor, stop
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
 #: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
 TELEMETRYGEN_VERSION = "v0.161.0"
-BATCH_SPANS = 512  # the collector's ingest batch size (otel-collector/config.yaml, batch/ingest)
+BATCH_SPANS = 512  # about the ingest batches' min_size (otel-collector/config.yaml: 192 KiB)
 HOP_SIZES = (128, 256, 512)
 LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0
 SENDERS = 4
 E2E_SECONDS = 20
 E2E_RATE = 4_000  # spans per second, copied to every arm
-#: The batch processors' timeout end to end: longer than the run, so that all arms cut their
+#: The exporters' batch flush timeout end to end: longer than the run, so that all arms cut their
 #: batches by size only, at the same spans (a timeout fires at a different moment in each).
 BATCH_TIMEOUT = f"{E2E_SECONDS + 5}s"
 WARM_UP = "bench-warm-up"
@@ -138,7 +138,7 @@ class Sink:
     def steady(self, margin_seconds: float = 2.0) -> dict[bytes, tuple[int, int]]:
         """The spans that ended after the first and before the last seconds of the run: the
         pipeline's steady state, without start-up and the final partial batches (which wait
-        for the batch processors' timeout)."""
+        for the batch flush timeout)."""
         received = self.received
         if not received:
             return {}
@@ -314,7 +314,7 @@ def pipeline(
         collector = stack.enter_context(
             process(settings, "collector", env, s.url(s.collector_health_port, "/"))
         )
-        # Both arms get one warm-up span, so their batch processors start from the same count
+        # Both arms get one warm-up span, so their batchers start from the same count
         # (and the host has connected to the collector, which started after it).
         _warm_up(f"{s.bind_host}:{s.processors_port}" if with_host else processed)
         yield Pipeline(settings, collector, host)

@@ -53,11 +53,7 @@ def operator_refusal(settings: HealthSettings, scope: Scope) -> HTTPException | 
         client = scope.get("client")
         if _is_loopback(client[0] if client else ""):
             return None
-        return HTTPException(
-            status_code=403,
-            detail=f"detailed health is only served to this machine while {ENV_PREFIX}TOKEN is "
-            f"unset; set {ENV_PREFIX}TOKEN and send 'Authorization: Bearer <token>'",
-        )
+        return HTTPException(status_code=403, detail=_how_to_send_a_token(scope))
     authorization = Headers(scope=scope).get("authorization", "")
     scheme, _, supplied = authorization.partition(" ")
     expected = settings.token.get_secret_value().encode()
@@ -68,6 +64,21 @@ def operator_refusal(settings: HealthSettings, scope: Scope) -> HTTPException | 
             headers={"WWW-Authenticate": "Bearer"},
         )
     return None
+
+
+def _how_to_send_a_token(scope: Scope) -> str:
+    """Why a request from elsewhere gets no details while no token is set, and how to get them:
+    where to set the token, and a command that sends it (to this host's /health/detailed)."""
+    host = Headers(scope=scope).get("host") or "HOST:8080"
+    url = f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}/health/detailed"
+    return (
+        f"detailed health is only served to this machine while {ENV_PREFIX}TOKEN is unset. "
+        f"To see it from elsewhere, set {ENV_PREFIX}TOKEN (16 or more characters: "
+        "`openssl rand -base64 32`) in the health service's environment (Compose: stack/.env, "
+        "then `docker compose -f stack/docker-compose.monitoring.yml up -d health`) and send it "
+        f"in a header: `curl -H 'Authorization: Bearer <token>' {url}` (a browser cannot add "
+        "the header by itself). /health shows the overall status without a token."
+    )
 
 
 def _is_loopback(host: str) -> bool:

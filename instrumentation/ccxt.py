@@ -34,13 +34,20 @@ Span contract (CLIENT, named after the method, e.g. ``create_order``):
 Each call records ``api_request_duration_seconds{exchange, endpoint, status}`` (endpoint = the
 method, status = ``ok`` or the exception's class name) in the span's context, so exemplars carry
 its trace id. A failure of this code is logged once and the call proceeds as if uninstrumented.
+
+Trading facts from the answers, with no exchange call of its own (:mod:`._internal.ccxt_book`):
+every order's outcome in ``trading_orders_total`` (create_order's answer or exception, a resting
+order's end in a later answer), and the portfolio value, positions and prices from
+``fetch_balance`` valued at the prices of the bot's ticker, candle, order book, trade and fill
+answers, given to :class:`~tbmon.instrumentation.TradingMetrics` (``trading_metrics=`` of
+``instrument``, else :func:`~tbmon.instrumentation.trading_metrics`), where each yields to the
+bot's own report of it. ``instrument(derive=False)``: spans and durations only.
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
-import math
 import time
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
@@ -62,7 +69,9 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from tbmon import __version__
+from tbmon.instrumentation._internal.ccxt_book import CcxtBook, finite_number
 from tbmon.instrumentation.instruments import api_request_duration
+from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
 
 #: The unified methods traced, with their positional parameters as ccxt declares them.
 METHODS: dict[str, tuple[str, ...]] = {
@@ -71,6 +80,8 @@ METHODS: dict[str, tuple[str, ...]] = {
     "fetch_order": ("id", "symbol", "params"),
     "fetch_orders": ("symbol", "since", "limit", "params"),
     "fetch_open_orders": ("symbol", "since", "limit", "params"),
+    "fetch_closed_orders": ("symbol", "since", "limit", "params"),
+    "fetch_canceled_orders": ("symbol", "since", "limit", "params"),
     "fetch_my_trades": ("symbol", "since", "limit", "params"),
     "fetch_balance": ("params",),
     "fetch_ticker": ("symbol", "params"),
@@ -95,16 +106,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _number(value: Any) -> float | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _identifier(value: Any) -> str | None:
     return str(value) if isinstance(value, str | int) and not isinstance(value, bool) else None
 
@@ -114,16 +115,16 @@ _ARGUMENTS: tuple[tuple[str, str, Callable[[Any], AttributeValue | None]], ...] 
     ("symbol", "symbol", _text),
     ("side", "side", _text),
     ("type", "order.type", _text),
-    ("amount", "order.amount", _number),
-    ("price", "order.price", _number),
+    ("amount", "order.amount", finite_number),
+    ("price", "order.price", finite_number),
     ("id", "order.id", _identifier),
 )
 #: (order field, attribute, conversion) for a result that is one order.
 _ORDER_FIELDS: tuple[tuple[str, str, Callable[[Any], AttributeValue | None]], ...] = (
     ("id", "order.id", _identifier),
     ("status", "order.status", _text),
-    ("filled", "order.filled", _number),
-    ("average", "order.average_price", _number),
+    ("filled", "order.filled", finite_number),
+    ("average", "order.average_price", finite_number),
     ("symbol", "symbol", _text),
     ("side", "side", _text),
     ("type", "order.type", _text),
@@ -156,11 +157,16 @@ def _report(what: str) -> None:
     _log.exception("ccxt instrumentation: %s failed; the ccxt call goes on untraced", what)
 
 
-def _call_attributes(
-    method: str, exchange: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> dict[str, AttributeValue]:
+def _given(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The call's arguments by name, as ccxt declares them."""
     given = dict(zip(METHODS[method], args, strict=False))
     given.update((name, value) for name, value in kwargs.items() if name in METHODS[method])
+    return given
+
+
+def _call_attributes(
+    method: str, exchange: Any, given: dict[str, Any]
+) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {"exchange": str(exchange.id)}
     for argument, key, convert in _ARGUMENTS:
         value = convert(given.get(argument))
@@ -196,15 +202,17 @@ class _Call(_Untraced):
     """One traced call: its span, made current for the call's duration, and its clock."""
 
     def __init__(
-        self,
-        telemetry: _Telemetry,
-        method: str,
-        attributes: dict[str, AttributeValue],
+        self, telemetry: _Telemetry, method: str, exchange: Any, given: dict[str, Any]
     ) -> None:
         self.method = method
-        self.attributes = attributes
+        self.exchange = exchange
+        self.given = given
+        self.attributes = _call_attributes(method, exchange, given)
         self.histogram = telemetry.histogram
-        self.span = telemetry.tracer.start_span(method, kind=SpanKind.CLIENT, attributes=attributes)
+        self.book = telemetry.book
+        self.span = telemetry.tracer.start_span(
+            method, kind=SpanKind.CLIENT, attributes=self.attributes
+        )
         self.context = trace.set_span_in_context(self.span)
         self._context_token = context.attach(self.context)
         self._active_token: Token[_Call | None] = _active.set(self)
@@ -229,6 +237,8 @@ class _Call(_Untraced):
                     value = convert(result.get(field))
                     if value is not None and key not in self.attributes:
                         self.span.set_attribute(key, value)
+            if self.book is not None:
+                self.book.answered(self.method, self.exchange, self.given, result, self.context)
         except Exception:  # never break the bot
             _report(f"reading the result of {self.method}")
         self._end("ok")
@@ -247,6 +257,9 @@ class _Call(_Untraced):
             self.span.record_exception(error)
             self.span.set_attribute("error.type", name)
             self.span.set_status(Status(StatusCode.ERROR, str(error)))
+            # Not an interruption or a cancelled task: a failed call.
+            if self.book is not None and isinstance(error, Exception):
+                self.book.failed(self.method, self.exchange, self.given, self.context)
         except Exception:
             _report(f"recording the error of {self.method}")
         self._end(name)
@@ -277,9 +290,10 @@ _active: ContextVar[_Call | None] = ContextVar("tbmon_ccxt_call", default=None)
 class _Telemetry:
     """The wrappers, bound to one instrument() call's tracer and histogram."""
 
-    def __init__(self, tracer: trace.Tracer, histogram: Histogram) -> None:
+    def __init__(self, tracer: trace.Tracer, histogram: Histogram, book: CcxtBook | None) -> None:
         self.tracer = tracer
         self.histogram = histogram
+        self.book = book
 
     def call(
         self,
@@ -292,7 +306,7 @@ class _Telemetry:
             return _UNTRACED
         method = wrapped.__name__
         try:
-            return _Call(self, method, _call_attributes(method, exchange, args, kwargs))
+            return _Call(self, method, exchange, _given(method, args, kwargs))
         except Exception:
             _report(f"starting the span of {method}")
             return _UNTRACED
@@ -374,7 +388,14 @@ class CcxtInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, kwargs.get("tracer_provider"))
-        telemetry = _Telemetry(tracer, api_request_duration(kwargs.get("meter_provider")))
+        meter_provider = kwargs.get("meter_provider")
+        book = None
+        if kwargs.get("derive", True):
+            metrics = kwargs.get("trading_metrics") or (
+                TradingMetrics(meter_provider) if meter_provider is not None else trading_metrics()
+            )
+            book = CcxtBook(metrics)
+        telemetry = _Telemetry(tracer, api_request_duration(meter_provider), book)
         classes = _exchange_classes()
         self._wrapped = []
         for cls in classes:

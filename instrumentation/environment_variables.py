@@ -63,26 +63,31 @@ TBMON_ANALYTICS_PERIOD_SECONDS = "TBMON_ANALYTICS_PERIOD_SECONDS"
 """
 .. envvar:: TBMON_ANALYTICS_PERIOD_SECONDS
 
-Length of one return period: portfolio values are binned into periods of this many seconds (the
-latest value of each counts) before returns, Sharpe ratio, drawdown and VaR are derived.
-Default: ``86400`` (daily returns).
+Length of one return period: portfolio values (and prices) are put on a calendar grid of periods
+this long, the latest value of each counting and a period without one carrying the value before
+it, before returns, Sharpe ratio, drawdown and VaR are derived. Default: unset, the grid is
+chosen from the data: the finest of 1 min, 5 min, 15 min, 1 h, 4 h and 1 day that is at least
+as long as nine in ten of the spacings between the bot's reports (a bot reporting every few
+seconds gets minutes, one reporting once a day gets days). See :class:`tbmon.analytics.ReturnGrid`.
 """
 
 TBMON_PERIODS_PER_YEAR = "TBMON_PERIODS_PER_YEAR"
 """
 .. envvar:: TBMON_PERIODS_PER_YEAR
 
-Annualisation factor of the Sharpe, Sortino and Calmar ratios: periods of
-:envvar:`TBMON_ANALYTICS_PERIOD_SECONDS` in a year. Default: a calendar year of them
-(``365 * 86400 / TBMON_ANALYTICS_PERIOD_SECONDS``: 365 for daily periods, 8760 for hourly ones,
-as crypto trades every day); set 252 for daily periods of a market with trading days.
+Annualisation factor of the Sharpe, Sortino and Calmar ratios, and the periods in a year that
+make VaR one day's: only with :envvar:`TBMON_ANALYTICS_PERIOD_SECONDS` (a compressed clock, as
+the demo's: one-second periods, 365 a year). Default: a calendar year of the grid's periods
+(525,600 by the minute, 365 daily), right for markets that close too, since the grid is
+calendar time.
 """
 
 TBMON_ANALYTICS_WINDOW = "TBMON_ANALYTICS_WINDOW"
 """
 .. envvar:: TBMON_ANALYTICS_WINDOW
 
-Return periods (and closed trades) kept for the derived metrics. Default: ``365``.
+Return periods (and closed trades) the derived metrics look back on. Default: ``1440`` (a day
+of minutes, four years of days).
 """
 
 TBMON_RISK_FREE_RATE = "TBMON_RISK_FREE_RATE"

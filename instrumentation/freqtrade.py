@@ -71,7 +71,7 @@ from opentelemetry.util.types import AttributeValue
 
 from tbmon import __version__, attributes
 from tbmon.instrumentation import instruments
-from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
+from tbmon.instrumentation.trading import FACTS, TradingMetrics, trading_metrics
 
 #: The freqtrade releases whose hooks this module was written and tested against.
 SUPPORTED_VERSIONS = frozenset({"2026.9"})
@@ -578,3 +578,7 @@ class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             with hooks.guard("instrument"):
                 wrapt.wrap_function_wrapper(module, path, wrappers[path])
                 cls._patched.append((module_name, path))
+                if path == "FreqtradeBot.process":  # this process runs freqtrade
+                    # Its orders, portfolio, positions and prices come from freqtrade's state
+                    # and events: none are derived from the ccxt calls (counted twice else).
+                    hooks.metrics.claim(*FACTS)

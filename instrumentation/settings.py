@@ -15,15 +15,13 @@ from collections.abc import MutableMapping
 from functools import lru_cache
 from typing import Any
 
-from pydantic import AnyHttpUrl, Field, ValidationError
+from pydantic import AnyHttpUrl, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tbmon import analytics
 from tbmon.instrumentation import environment_variables as env
 
 logger = logging.getLogger(__name__)
-
-#: A calendar year in seconds: crypto trades every day, so a year of daily periods is 365.
-YEAR_SECONDS = 365 * 86400
 
 
 class InstrumentationSettings(BaseSettings):
@@ -47,23 +45,37 @@ class InstrumentationSettings(BaseSettings):
         allow_inf_nan=False,
         validation_alias=env.TBMON_LATENCY_PROBE_INTERVAL,
     )
-    analytics_period_seconds: float = Field(
-        default=86400.0,
+    analytics_period_seconds: float | None = Field(
+        default=None,
         ge=0.001,
         le=366 * 86400,
         allow_inf_nan=False,
         validation_alias=env.TBMON_ANALYTICS_PERIOD_SECONDS,
     )
-    periods_per_year: float = Field(
-        default_factory=lambda data: YEAR_SECONDS / data["analytics_period_seconds"],
-        gt=0,
-        allow_inf_nan=False,
-        validation_alias=env.TBMON_PERIODS_PER_YEAR,
+    periods_per_year: float | None = Field(
+        default=None, gt=0, allow_inf_nan=False, validation_alias=env.TBMON_PERIODS_PER_YEAR
     )
-    analytics_window: int = Field(default=365, ge=2, validation_alias=env.TBMON_ANALYTICS_WINDOW)
+    analytics_window: int = Field(
+        default=analytics.DEFAULT_WINDOW, ge=2, validation_alias=env.TBMON_ANALYTICS_WINDOW
+    )
     risk_free_rate: float = Field(
         default=0.0, gt=-1, lt=10, allow_inf_nan=False, validation_alias=env.TBMON_RISK_FREE_RATE
     )
+
+    @field_validator("periods_per_year")
+    @classmethod
+    def _needs_a_period(cls, per_year: float | None, info: ValidationInfo) -> float | None:
+        analytics.check_period(info.data.get("analytics_period_seconds"), per_year)
+        return per_year
+
+    def return_grid(self) -> analytics.ReturnGrid:
+        """The grid the derived metrics sample the bot's values on."""
+        return analytics.ReturnGrid(
+            self.analytics_period_seconds,
+            self.periods_per_year,
+            self.analytics_window,
+            self.risk_free_rate,
+        )
 
     @property
     def exchange_label(self) -> str | None:
@@ -75,31 +87,32 @@ class InstrumentationSettings(BaseSettings):
 
 def load_settings() -> InstrumentationSettings:
     """The settings, with each invalid variable named in one warning and its default used."""
-    try:
-        return InstrumentationSettings()
-    except ValidationError as error:
-        fields = InstrumentationSettings.model_fields
-        by_alias = {str(info.validation_alias): name for name, info in fields.items()}
-        problems = {str(e["loc"][0]): e["msg"] for e in error.errors()}
+    fields = InstrumentationSettings.model_fields
+    by_alias = {str(info.validation_alias): name for name, info in fields.items()}
+    problems: dict[str, str] = {}
+    # The invalid ones' defaults, as init values (these outrank the environment). A default can
+    # make another value invalid (an annualisation without its period): a second round.
+    defaults: dict[str, Any] = {}
+    for _ in fields:
+        try:
+            settings = InstrumentationSettings(**defaults)
+            break
+        except ValidationError as error:
+            found = {str(e["loc"][0]): e["msg"] for e in error.errors()}
+            problems |= found
+            defaults |= {
+                variable: fields[by_alias[variable]].get_default()
+                for variable in found
+                if variable in by_alias
+            }
+    else:  # pragma: no cover (each round takes the default of at least one more field)
+        settings = InstrumentationSettings.model_construct()
+    if problems:
         logger.warning(
             "tbmon: ignoring invalid settings, using their defaults: %s",
             "; ".join(f"{variable}: {message}" for variable, message in problems.items()),
         )
-        # The invalid ones' defaults, as init values (these outrank the environment). The
-        # annualisation's default follows the period, known only once the rest is read.
-        computed = env.TBMON_PERIODS_PER_YEAR in problems
-        defaults: dict[str, Any] = {
-            variable: fields[by_alias[variable]].get_default()
-            for variable in problems
-            if variable in by_alias and variable != env.TBMON_PERIODS_PER_YEAR
-        }
-        if computed:
-            defaults[env.TBMON_PERIODS_PER_YEAR] = 1.0  # replaced below
-        settings = InstrumentationSettings(**defaults)
-        if computed:
-            per_year = YEAR_SECONDS / settings.analytics_period_seconds
-            settings = settings.model_copy(update={"periods_per_year": per_year})
-        return settings
+    return settings
 
 
 @lru_cache(maxsize=1)

@@ -9,8 +9,10 @@ derives the seed's gauges only when the SDK collects metrics (every 5 s), with t
 metric (as Prometheus shows it)  from
 ==============================  ==========================================================
 trading_portfolio_value_usd     the latest :meth:`~TradingMetrics.record_portfolio_value`
-trading_total_return,           the portfolio's period values (TBMON_ANALYTICS_PERIOD_SECONDS,
-trading_sharpe_ratio,           daily by default; the newest TBMON_ANALYTICS_WINDOW periods)
+trading_total_return,           the portfolio's values on :class:`tbmon.analytics.ReturnGrid`
+trading_sharpe_ratio,           (a period chosen from the data unless
+                                TBMON_ANALYTICS_PERIOD_SECONDS sets it; the newest
+                                TBMON_ANALYTICS_WINDOW returns), each after its sample size
 trading_sortino_ratio,
 trading_calmar_ratio,
 trading_max_drawdown,
@@ -20,11 +22,12 @@ risk_var_99_percent
 trading_win_rate,               closed trades (:meth:`~TradingMetrics.record_trade`)
 trading_profit_factor
 trading_open_positions,         positions (:meth:`~TradingMetrics.set_positions`), leverage
-risk_position_concentration,    against the latest portfolio value
+risk_position_concentration,    against the latest portfolio value; concentration is the
+risk_position_herfindahl_index, largest position's share of gross exposure
 risk_leverage_ratio
 risk_correlation_score          prices (:meth:`~TradingMetrics.record_prices`): mean pairwise
                                 correlation of the held symbols' period returns
-trading_orders_total            :meth:`~TradingMetrics.record_order`
+trading_orders_total            :meth:`~TradingMetrics.record_order`, or the ccxt calls
 agent_prediction_accuracy       :meth:`~TradingMetrics.record_prediction`, the last 100
 agent_cumulative_reward         :meth:`~TradingMetrics.add_reward`
 ensemble_consensus_score        :meth:`~TradingMetrics.set_ensemble_consensus`
@@ -33,12 +36,17 @@ seconds
 ==============================  ==========================================================
 
 Every gauge carries the ``strategy`` label (TBMON_STRATEGY unless a call names another), or
-``agent``; fractions are fractions (0.1 = 10 %). A value the formulas leave undefined (fewer
-than two periods, no losing trade...) has no sample, so Prometheus never sees NaN. Order and
+``agent``; fractions are fractions (0.1 = 10 %). A value the formulas leave undefined (too
+few returns, no losing trade...) has no sample, so Prometheus never sees NaN. Order and
 trade ids never become labels: :meth:`~TradingMetrics.record_trade` puts them on the current
 span as a ``trade.closed`` event. A value no metric can hold (NaN, a non-positive price...) never
 raises into the bot's loop: the call ignores it, counts it in
 ``tbmon_trading_values_rejected_total{call}`` and names the first of each call in a warning.
+
+An instrumentation may derive the orders, portfolio value, positions and prices for the bot
+(the ccxt instrumentation does, from the answers of its exchange calls) through
+:meth:`~TradingMetrics.derived_order` and :meth:`~TradingMetrics.derived_book`; each of
+:data:`FACTS` yields to the bot's own report of it, so nothing is counted twice.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
 from tbmon import analytics
@@ -63,14 +72,6 @@ from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 #: Predictions per agent that ``agent_prediction_accuracy`` averages over.
 ACCURACY_WINDOW = 100
 
-#: Gauges of one strategy that are not period-value or trade statistics -> description.
-POSITION_GAUGES = {
-    "trading_portfolio_value_usd": "Current portfolio value in USD.",
-    "trading_open_positions": "Number of open positions.",
-    "risk_position_concentration": "Herfindahl index of the positions' absolute exposures.",
-    "risk_leverage_ratio": "Gross exposure over portfolio value.",
-    "risk_correlation_score": "Mean pairwise correlation of the held symbols' returns.",
-}
 AGENT_GAUGES = {
     "agent_prediction_accuracy": f"Share of an agent's last {ACCURACY_WINDOW} predictions right.",
     "agent_cumulative_reward": "Reward an RL agent has accumulated.",
@@ -79,6 +80,13 @@ ENSEMBLE_CONSENSUS = "ensemble_consensus_score"
 
 
 logger = logging.getLogger(__name__)
+
+#: The facts an instrumentation may derive for a bot (the ccxt instrumentation, from the answers
+#: of its exchange calls). Each yields to the bot's own report: the first call of
+#: ``record_order``, ``record_portfolio_value``, ``set_positions`` or ``record_prices`` drops
+#: what was derived of that fact and derives no more of it, so nothing is counted twice.
+ORDERS, PORTFOLIO, POSITIONS, PRICES = "orders", "portfolio", "positions", "prices"
+FACTS = (ORDERS, PORTFOLIO, POSITIONS, PRICES)
 
 
 def _finite(value: object) -> float | None:
@@ -99,29 +107,41 @@ class _Strategy:
     prices: dict[str, analytics.PeriodSeries] = field(default_factory=dict)
     latest_value: float | None = None
     exposures: dict[str, float] = field(default_factory=dict)
+    #: Facts (of :data:`FACTS`) whose values came from an instrumentation, not from the bot.
+    derived: set[str] = field(default_factory=set)
 
-    def gauges(self, settings: InstrumentationSettings) -> dict[str, float]:
+    def forget(self, fact: str, series: Callable[[], analytics.PeriodSeries]) -> None:
+        """Drop what an instrumentation derived of ``fact``: the bot reports it now."""
+        if fact not in self.derived:
+            return
+        self.derived.discard(fact)
+        if fact == PORTFOLIO:
+            self.portfolio, self.latest_value = series(), None
+        elif fact == POSITIONS:
+            self.exposures = {}
+        elif fact == PRICES:
+            self.prices = {}
+
+    def gauges(self, grid: analytics.ReturnGrid) -> dict[str, float]:
         values: dict[str, float | None] = {
-            **analytics.value_gauges(
-                self.portfolio.values(), settings.periods_per_year, settings.risk_free_rate
-            ),
+            **analytics.value_gauges(self.portfolio.sample(), grid),
             **analytics.trade_gauges(self.pnls),
             "trading_portfolio_value_usd": self.latest_value,
         }
         if self.exposures or self.latest_value is not None:
             held = {symbol: e for symbol, e in self.exposures.items() if e != 0}
             values["trading_open_positions"] = len(held)
-            values["risk_position_concentration"] = analytics.position_concentration(held.values())
+            values[analytics.POSITION_CONCENTRATION] = analytics.position_concentration(
+                held.values()
+            )
+            values[analytics.POSITION_HERFINDAHL] = analytics.herfindahl_index(held.values())
             if self.latest_value is not None:
                 values["risk_leverage_ratio"] = analytics.leverage_ratio(
                     held.values(), self.latest_value
                 )
-            returns = {
-                symbol: analytics.simple_returns(series.values())
-                for symbol, series in self.prices.items()
-                if symbol in held or not held
-            }
-            values["risk_correlation_score"] = analytics.average_correlation(returns)
+            values["risk_correlation_score"] = analytics.correlation_gauge(
+                [series for symbol, series in self.prices.items() if symbol in held or not held]
+            )
         return {name: v for name, v in values.items() if v is not None and math.isfinite(v)}
 
 
@@ -138,7 +158,7 @@ class TradingMetrics:
         settings: InstrumentationSettings | None = None,
     ) -> None:
         self.settings = settings or get_settings()
-        self._period_ns = round(self.settings.analytics_period_seconds * 1e9)
+        self._grid = self.settings.return_grid()
         self._lock = threading.Lock()
         #: By (strategy, exchange): the exchange is a label only where a call named one.
         self._strategies: dict[tuple[str, str | None], _Strategy] = {}
@@ -146,6 +166,12 @@ class TradingMetrics:
         self._rewards: dict[str, float] = {}
         self._consensus: float | None = None
         self._snapshot: dict[str, list[Observation]] | None = None
+        self._claimed: set[str] = set()
+        self._derived: set[str] = set()  # facts derived at least once
+        #: Derived order outcomes since the last collection: labels -> (labels, count, the
+        #: latest call's context, for the exemplar). Bounded by the labels' cardinality.
+        self._derived_orders: dict[tuple[str, ...], tuple[dict[str, str], int, Context | None]]
+        self._derived_orders = {}
         self._orders = instruments.orders(meter_provider)
         self._rejected = instruments.rejected_values(meter_provider)
         self._warned: set[str] = set()
@@ -155,7 +181,7 @@ class TradingMetrics:
         descriptions = {
             **analytics.VALUE_GAUGES,
             **analytics.TRADE_GAUGES,
-            **POSITION_GAUGES,
+            **analytics.POSITION_GAUGES,
             **AGENT_GAUGES,
             ENSEMBLE_CONSENSUS: "Share of the ensemble's agents that agree with its decision.",
         }
@@ -199,6 +225,7 @@ class TradingMetrics:
             )
             return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        self._claim(PORTFOLIO)
         with self._lock:
             state = self._strategy(strategy, exchange)
             state.portfolio.add(at, value)
@@ -250,6 +277,7 @@ class TradingMetrics:
             invalid = next(symbol for symbol in checked if symbol not in exposures)
             self._reject("set_positions", f"exposure of {invalid} must be a finite number")
             return
+        self._claim(POSITIONS)
         with self._lock:
             self._strategy(strategy, exchange).exposures = exposures
             self._snapshot = None
@@ -269,13 +297,9 @@ class TradingMetrics:
                 self._reject("record_prices", f"price of {symbol} must be positive: {price!r}")
                 return
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        self._claim(PRICES)
         with self._lock:
-            state = self._strategy(strategy, exchange)
-            for symbol, price in prices.items():
-                series = state.prices.get(symbol)
-                if series is None:
-                    series = state.prices[symbol] = self._series()
-                series.add(at, float(price))
+            self._add_prices(self._strategy(strategy, exchange), prices, at)
             self._snapshot = None
 
     # -- orders and exchange calls -------------------------------------------------------------
@@ -289,7 +313,12 @@ class TradingMetrics:
         exchange: str,
         strategy: str | None = None,
     ) -> None:
-        """One order sent to ``exchange``; ``status`` is its outcome (filled, open, failed...)."""
+        """One order sent to ``exchange``; ``status`` is its outcome (filled, open, failed...).
+
+        Orders placed through ccxt are counted by the ccxt instrumentation already: the first
+        call of this method stops that (see :data:`FACTS`), so call it for every order or none.
+        """
+        self._claim(ORDERS)
         self._orders.add(
             1,
             {
@@ -312,6 +341,105 @@ class TradingMetrics:
         self._api_requests.record(
             duration, {"exchange": exchange, "endpoint": endpoint, "status": status}
         )
+
+    # -- facts derived by an instrumentation ---------------------------------------------------
+
+    def derived_order(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        status: str,
+        exchange: str,
+        context: Context | None = None,
+    ) -> None:
+        """An order outcome an instrumentation saw (the ccxt instrumentation: an answer or an
+        exception of ``create_order``, a later answer showing how a resting order ended).
+
+        Counted in ``trading_orders_total`` at the next collection (``context``, the exchange
+        call's, gives it its exemplar), unless the bot calls :meth:`record_order` before: then
+        its own count wins and nothing is counted twice.
+        """
+        if ORDERS in self._claimed:
+            return
+        labels = {
+            "strategy": self.settings.strategy,
+            "symbol": symbol,
+            "side": side,
+            "exchange": exchange,
+            "status": status,
+        }
+        key = tuple(labels.values())
+        with self._lock:
+            if ORDERS not in self._claimed:
+                counted = self._derived_orders.get(key)
+                count = 1 if counted is None else counted[1] + 1
+                self._derived_orders[key] = (labels, count, context)
+                self._derived.add(ORDERS)
+
+    def derived_book(
+        self,
+        value_usd: float,
+        exposures_usd: Mapping[str, float],
+        prices: Mapping[str, float],
+        *,
+        timestamp: float | None = None,
+    ) -> None:
+        """Portfolio value, positions and prices an instrumentation derived (the ccxt
+        instrumentation: balances valued at the prices in the bot's answers), for the default
+        strategy; each is ignored once the bot reports it itself (:data:`FACTS`)."""
+        at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
+        with self._lock:
+            state = self._strategy(None)
+            if PORTFOLIO not in self._claimed:
+                state.portfolio.add(at, value_usd)
+                state.latest_value = value_usd
+                state.derived.add(PORTFOLIO)
+            if POSITIONS not in self._claimed:
+                state.exposures = dict(exposures_usd)
+                state.derived.add(POSITIONS)
+            if PRICES not in self._claimed and prices:
+                self._add_prices(state, prices, at)
+                state.derived.add(PRICES)
+            self._derived.update(state.derived)
+            self._snapshot = None
+
+    def claim(self, *facts: str) -> None:
+        """Say up front that the bot (or a framework's instrumentation) reports these
+        :data:`FACTS` itself: nothing of them is derived from its exchange calls any more, not
+        even what the first report would otherwise have raced with."""
+        unknown = set(facts) - set(FACTS)
+        if unknown:
+            raise ValueError(f"unknown facts {sorted(unknown)}: choose from {FACTS}")
+        for fact in facts:
+            self._claim(fact)
+
+    def _claim(self, fact: str) -> None:
+        """The bot reports ``fact`` itself: what was derived of it goes, and no more is."""
+        if fact in self._claimed:  # the common case, without the lock
+            return
+        with self._lock:
+            if fact in self._claimed:
+                return
+            self._claimed.add(fact)
+            if fact == ORDERS:
+                self._derived_orders.clear()
+            for state in self._strategies.values():
+                state.forget(fact, self._series)
+            self._snapshot = None
+            derived = fact in self._derived
+        logger.log(
+            logging.INFO if derived else logging.DEBUG,  # news only if some were derived
+            "tbmon: the bot reports its %s itself; none are derived from its exchange calls now",
+            fact,
+        )
+
+    def _add_prices(self, state: _Strategy, prices: Mapping[str, float], at: int) -> None:
+        for symbol, price in prices.items():
+            series = state.prices.get(symbol)
+            if series is None:
+                series = state.prices[symbol] = self._series()
+            series.add(at, float(price))
 
     # -- agents --------------------------------------------------------------------------------
 
@@ -364,7 +492,7 @@ class TradingMetrics:
         return state
 
     def _series(self) -> analytics.PeriodSeries:
-        return analytics.PeriodSeries(self._period_ns, self.settings.analytics_window)
+        return analytics.PeriodSeries(self._grid)
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -373,11 +501,19 @@ class TradingMetrics:
         return observe
 
     def _observations(self) -> dict[str, list[Observation]]:
-        """Every gauge's observations, derived once per change rather than once per gauge."""
+        """Every gauge's observations, derived once per change rather than once per gauge.
+
+        The derived orders waiting since the last collection are counted here too, before the
+        SDK reads the counter (the observable gauges' callbacks run first).
+        """
         with self._lock:
+            orders, self._derived_orders = self._derived_orders, {}
             if self._snapshot is None:
                 self._snapshot = self._derive()
-            return self._snapshot
+            snapshot = self._snapshot
+        for labels, count, context in orders.values():
+            self._orders.add(count, labels, context=context)
+        return snapshot
 
     def _derive(self) -> dict[str, list[Observation]]:
         observations: dict[str, list[Observation]] = {}
@@ -386,15 +522,10 @@ class TradingMetrics:
             observations.setdefault(name, []).append(Observation(value, attributes))
 
         for (strategy, exchange), state in self._strategies.items():
-            labels = (
-                {"strategy": strategy}
-                if exchange is None
-                else {
-                    "strategy": strategy,
-                    "exchange": exchange,
-                }
-            )
-            for name, value in state.gauges(self.settings).items():
+            labels = {"strategy": strategy}
+            if exchange is not None:
+                labels["exchange"] = exchange
+            for name, value in state.gauges(self._grid).items():
                 add(name, value, labels)
         for agent, history in self._predictions.items():
             add("agent_prediction_accuracy", sum(history) / len(history), {"agent": agent})

@@ -13,10 +13,10 @@ Two kinds of rule:
   may hold a raw ``/`` or ``@``), ``password=...``/``"api_key": "..."``/``Authorization: Bearer
   ...`` in text (a quoted value is masked to its closing quote; an unquoted one to the end of
   the token, or, after password/passwd/pwd/passphrase, to the next ``,``/``;``/``&`` or line
-  end, because a pass phrase may have spaces), bearer tokens,
-  Telegram bot tokens (``123456789:AA...``, 35 characters after the colon), AWS access key ids,
-  GitHub, Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the
-  secret part is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
+  end, because a pass phrase may have spaces), bearer tokens, Telegram bot tokens
+  (``123456789:AA...``, 34 or 35 characters after the colon), AWS access key ids, GitHub,
+  Slack, Stripe and OpenAI-style keys, JSON Web Tokens and PEM private keys. Only the secret part
+  is masked (``postgresql://trader:[REDACTED]@db:5432/bots``).
 
 Speed: a batch is first searched as serialized bytes (every string appears there verbatim) for
 anything a rule could match; a batch without a candidate is passed on untouched, without being
@@ -117,6 +117,10 @@ _TEXT_KEYS = (
 )
 #: Keys whose unquoted value may be several words.
 _PHRASE_KEYS = r"password|passwd|pwd|passphrase"
+#: Between a key and its value ("key": , key = ...), and an optional scheme before a value.
+_ASSIGN = r"[\"']?\s{0,3}[:=]\s{0,3}"
+_SCHEME = r"(?:(?:bearer|basic|token)\s+)?"
+_UNQUOTED = r"\[[^\s\"',;&}\]]{0,1022}\]?|[^\s\"',;&}\]\[][^\s\"',;&}\]]{0,1023}"
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ VALUE_RULES = (
     _rule(
         "private_key",
         r"-----BEGIN[A-Z ]{0,40}PRIVATE KEY-----[\s\S]{0,20000}?"
-        r"(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|\Z)",
+        r"(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|$)",
         ("private key-----",),
         rb"PRIVATE KEY-----",
         anchors=(b"PRIVATE KEY-----",),
@@ -165,23 +169,28 @@ VALUE_RULES = (
     # followed by a path (http://host:8080/?mail=a@b is no password).
     _rule(
         "url_password",
-        r"://[^:/?#@\s]{0,256}:(?!\d{1,5}[/?#])(?P<secret>[^\s\"'<>]{1,256})(?=@)",
+        # (Written without look-arounds, so that the collector's RE2 runs the same pattern:
+        # the secret starts with a non-digit, with digits not followed by / ? #, with six
+        # digits, or is all digits; the "@" is matched and kept.)
+        r"://[^:/?#@\s]{0,256}:(?P<secret>(?:[^\s\"'<>0-9]|[0-9]{1,5}[^\s\"'<>0-9/?#]|[0-9]{6})"
+        r"[^\s\"'<>]{0,255}|[0-9]{1,5})@",
         ("://",),
         rb"://[^:/?#@\s]{0,256}:[^\s\"'<>]{1,256}@",
     ),
     # One pattern, so that a value one alternative masked is not matched again by another.
+    # (Flat alternatives without look-arounds or back-references, for the collector's RE2.)
     _rule(
         "key_value",
         # A pass phrase, unquoted: to the next , ; & or line end, spaces and all (people put
         # spaces in pass phrases; masking the words after one is the safe side).
-        rf"(?:{_PHRASE_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}(?![\"'])"
-        r"(?P<secret_phrase>[^\s,;&](?:[^,;&\r\n]{0,1022}[^\s,;&])?)"
-        rf"|(?:{_TEXT_KEYS})[\"']?\s{{0,3}}[:=]\s{{0,3}}(?:"
+        rf"(?:{_PHRASE_KEYS}){_ASSIGN}"
+        r"(?P<secret_phrase>[^\s,;&\"'](?:[^,;&\r\n]{0,1022}[^\s,;&])?)"
         # Quoted: to the closing quote (or 1024 characters when there is none).
-        r"(?P<quote>[\"'])(?:(?:bearer|basic|token)\s+)?"
-        r"(?P<secret_quoted>(?:(?!(?P=quote))[\s\S]){1,1024})"
-        # Any other key, unquoted: to the end of the token.
-        r"|(?:(?:bearer|basic|token)\s+)?(?P<secret>[^\s\"',;&}\]]{1,1024}))",
+        rf"|(?:{_TEXT_KEYS}){_ASSIGN}\"{_SCHEME}(?P<secret_dq>[^\"]{{1,1024}})"
+        rf"|(?:{_TEXT_KEYS}){_ASSIGN}'{_SCHEME}(?P<secret_sq>[^']{{1,1024}})"
+        # Any other key, unquoted: to the end of the token; from a "[", to its "]" (so that the
+        # mask itself, "[REDACTED]" from the collector's pass, is masked whole: unchanged).
+        rf"|(?:{_TEXT_KEYS}){_ASSIGN}{_SCHEME}(?P<secret>{_UNQUOTED})",
         ("pass", "pwd", "secret", "key", "token", "signature", "authorization"),
         None,
         flags=re.IGNORECASE,
@@ -195,9 +204,10 @@ VALUE_RULES = (
     ),
     _rule(
         "telegram_bot_token",
-        r"\d{6,10}:[A-Za-z0-9_-]{35}",
+        # 35 characters after the colon, or 34 (as in Telegram's own examples).
+        r"\d{6,10}:[A-Za-z0-9_-]{34,35}",
         (":",),
-        rb":[A-Za-z0-9_-]{35}",
+        rb":[A-Za-z0-9_-]{34}",
     ),
     _rule(
         "aws_access_key",

@@ -5,10 +5,13 @@ the next hop refuses or is down, the host answers with the next hop's status cod
 when it cannot be reached), so the collector keeps the batch in its persistent queue and retries.
 The host holds no data of its own: stopping it at any moment loses nothing.
 
-Bad input: a request whose envelope does not parse gets INVALID_ARGUMENT, and so does one whose
-items do not (found by the first plugin that parses the batch, or, when none did, checked once
-the next hop refused it); one above PROCESSORS_MAX_MESSAGE_BYTES gets RESOURCE_EXHAUSTED from
-gRPC itself. Either way the server goes on serving.
+Bad input never costs the rest of a batch (which merges many senders' requests): when a plugin
+or the next hop finds the batch undecodable, it is repaired (:mod:`._repair`: strings that are
+not UTF-8 get U+FFFD, an item that still does not decode is dropped alone and counted in
+``tbmon_processors_dropped_items_total``) and processed again. Only a request whose envelope
+does not parse gets INVALID_ARGUMENT (nothing in it can be accepted); one above
+PROCESSORS_MAX_MESSAGE_BYTES gets RESOURCE_EXHAUSTED from gRPC itself. Either way the server goes
+on serving.
 """
 
 from __future__ import annotations
@@ -20,11 +23,13 @@ import time
 from typing import Any, Literal
 
 import grpc
+from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
 from tbmon.processors import otlp, telemetry
+from tbmon.processors._repair import repair
 from tbmon.processors.api import MalformedBatchError, Signal
 from tbmon.processors.chain import Chain, PluginFailedError
 from tbmon.processors.loader import load
@@ -57,6 +62,7 @@ class Host:
         """Load the configured plugins; raises :class:`PluginConfigError` on a bad setting."""
         self.settings = settings
         plugins, self.load_failures = load(settings)
+        telemetry.declare_signals(signal.value for signal in Signal)
         self.chain = Chain(plugins)
         self.started_at: float | None = None
         self._server: grpc.aio.Server | None = None
@@ -161,7 +167,13 @@ class Host:
 
         started = time.perf_counter()
         try:
-            processed, valid = await self.chain.process(signal, request)
+            try:
+                processed, valid = await self.chain.process(signal, request)
+            except MalformedBatchError:
+                # A plugin found an item it cannot decode: repair the batch (or drop that item
+                # alone) and run the chain again, rather than refuse everybody's data.
+                request, received = self._repaired(signal, request, received)
+                processed, valid = await self.chain.process(signal, request)
             remaining = received if processed is request else signal.count(processed)
         except MalformedBatchError as error:
             return grpc.StatusCode.INVALID_ARGUMENT, str(error).encode()
@@ -172,6 +184,28 @@ class Host:
         if not remaining:
             return grpc.StatusCode.OK, b""  # everything was filtered out: nothing to send on
         return await self._pass_on(signal, processed, valid, remaining, context.time_remaining())
+
+    def _repaired(self, signal: Signal, raw: bytes, items: int) -> tuple[bytes, int]:
+        """The batch made decodable and how many items it has left; raises
+        :class:`MalformedBatchError` when its envelope is broken."""
+        try:
+            fixed, repairs = repair(raw, signal.request_type.DESCRIPTOR)
+        except DecodeError as error:
+            raise MalformedBatchError(f"not an OTLP {signal.value} export request") from error
+        if repairs.strings:
+            telemetry.REPAIRED_STRINGS.labels(signal.value).inc(repairs.strings)
+        remaining = signal.count(fixed)
+        if remaining < items:
+            telemetry.DROPPED_ITEMS.labels(signal.value, "malformed").inc(items - remaining)
+        logger.warning(
+            "a %s batch did not decode: %d strings that were not UTF-8 repaired (U+FFFD), "
+            "%d undecodable items dropped, %d items passed on",
+            signal.value,
+            repairs.strings,
+            items - remaining,
+            remaining,
+        )
+        return fixed, remaining
 
     async def _pass_on(
         self, signal: Signal, processed: bytes, valid: bool, items: int, deadline: float | None
@@ -185,12 +219,18 @@ class Host:
         except grpc.aio.AioRpcError as error:
             if not valid and error.code() in _REFUSALS:
                 # No plugin parsed the batch, so it may be garbage inside a valid envelope (the
-                # collector then answers INTERNAL): parse it only now, off the hot path, so that
-                # bad input gets INVALID_ARGUMENT.
+                # collector then answers INTERNAL): parse it only now, off the hot path, and
+                # send on what can be repaired.
                 try:
                     signal.validate(processed)
-                except MalformedBatchError as malformed:
-                    return grpc.StatusCode.INVALID_ARGUMENT, str(malformed).encode()
+                except MalformedBatchError:
+                    try:
+                        fixed, remaining = self._repaired(signal, processed, items)
+                    except MalformedBatchError as malformed:
+                        return grpc.StatusCode.INVALID_ARGUMENT, str(malformed).encode()
+                    if not remaining:
+                        return grpc.StatusCode.OK, b""
+                    return await self._pass_on(signal, fixed, True, remaining, deadline)
             # Else the next hop's own status, so the collector retries exactly when it would
             # have retried the next hop (UNAVAILABLE, DEADLINE_EXCEEDED...) and only then.
             return (

@@ -68,11 +68,36 @@ PLUGIN_STUCK = Gauge(
     "for a fail-closed plugin its requests refused).",
     ["plugin"],
 )
+REPAIRED_STRINGS = Counter(
+    "tbmon_processors_repaired_strings",
+    "Strings that were not valid UTF-8, passed on with U+FFFD in place of each bad sequence "
+    "(the batch would not decode otherwise).",
+    ["signal"],
+)
+DROPPED_ITEMS = Counter(
+    "tbmon_processors_dropped_items",
+    "Items the host dropped (each alone, never its batch): reason malformed is an item that "
+    "did not decode even after its strings were repaired.",
+    ["signal", "reason"],
+)
 DERIVED_POINTS = Counter(
     "tbmon_processors_derived_points",
     "Metric data points plugins derived and the host sent on.",
     ["plugin"],
 )
+
+#: Why the host dropped an item (the ``reason`` label of DROPPED_ITEMS).
+DROP_REASONS = ("malformed",)
+
+
+def declare_signals(signals: Iterable[str]) -> None:
+    """Create the per-signal loss counters at 0, so that an alert on their ``increase()`` sees
+    the first loss (a series that appears at its first value has no increase)."""
+    for signal in signals:
+        REPAIRED_STRINGS.labels(signal)
+        for reason in DROP_REASONS:
+            DROPPED_ITEMS.labels(signal, reason)
+
 
 #: Why a plugin call failed (the ``reason`` label of PLUGIN_ERRORS).
 FAILURE_REASONS = ("exception", "timeout", "stuck", "bad_return")

@@ -5,9 +5,12 @@ formulas). The raw input contract:
 
 - **Portfolio value**: the metric ``trading_portfolio_value_usd`` (a gauge, or a non-monotonic
   sum), one series per resource and data point attributes (for example ``strategy``). Samples are
-  binned into periods of PROCESSORS_ANALYTICS_PERIOD_SECONDS (default one day) by their own
-  timestamps; a period's value is its latest sample, and returns are period-over-period simple
-  returns over the last PROCESSORS_ANALYTICS_WINDOW_PERIODS periods.
+  put on the calendar grid of :class:`tbmon.analytics.ReturnGrid` by their own timestamps, as
+  the instrumentation puts a bot's values: PROCESSORS_ANALYTICS_PERIOD_SECONDS (unset: chosen
+  from the samples' spacing, so minutes for a bot exported every few seconds), a period's value
+  its latest sample (or the one before it carried over), simple returns over the last
+  PROCESSORS_ANALYTICS_WINDOW_PERIODS (1440) periods, annualised over a calendar year of periods
+  unless PROCESSORS_ANALYTICS_PERIODS_PER_YEAR says otherwise (with a set period only).
 - **Closed trades**: a log record or a span event carrying the attribute ``trade.pnl_usd``
   (realised profit or loss in USD, a number); optional ``trade.id`` (identity, so a retried batch
   is not counted twice) and ``strategy`` (one trade series per strategy).
@@ -23,18 +26,23 @@ under the bot's own resource (so ``job`` and ``instance`` are the bot's):
 
 - from portfolio values: ``trading_total_return``, ``trading_sharpe_ratio``,
   ``trading_sortino_ratio``, ``trading_calmar_ratio``, ``trading_max_drawdown``,
-  ``trading_current_drawdown``, ``risk_var_95_percent``, ``risk_var_99_percent`` (historical VaR
-  of the period returns), with the portfolio series' attributes;
+  ``trading_current_drawdown``, ``risk_var_95_percent``, ``risk_var_99_percent`` (one-day
+  historical VaR), with the portfolio series' attributes, each once its sample size is reached
+  (:func:`tbmon.analytics.value_gauges`: 30 returns for the ratios, 50 and 250 for the VaRs);
 - from closed trades: ``trading_win_rate``, ``trading_profit_factor`` (``strategy`` attribute when
   the trades carry one);
 - from positions: ``trading_open_positions`` (non-zero exposures), ``risk_position_concentration``
-  (Herfindahl index of the absolute exposures) and, when the portfolio series with the same
-  attributes has a value, ``risk_leverage_ratio`` (gross exposure over that latest value), with
-  the positions' attributes less ``symbol``: the instrumentation's formulas, so both paths agree.
+  (the largest position's share of gross exposure), ``risk_position_herfindahl_index`` (the sum
+  of the squared shares) and, when the portfolio series with the same attributes has a value,
+  ``risk_leverage_ratio`` (gross exposure over that latest value), with the positions' attributes
+  less ``symbol``: the instrumentation's formulas, so both paths agree.
 
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
 is not sent at all, so Prometheus never sees NaN.
+
+This module imports nothing of the bot side (``tbmon.instrumentation``): the formulas, the grid and
+the gauges' names and descriptions are :mod:`tbmon.analytics`'.
 """
 
 from __future__ import annotations
@@ -47,11 +55,10 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ResourceMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from tbmon import __version__, analytics
-from tbmon.instrumentation.trading import POSITION_GAUGES
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -79,14 +86,19 @@ TRADE_ID_ATTRIBUTE = "trade.id"
 STRATEGY_ATTRIBUTE = "strategy"
 SCOPE = "tbmon.processors.trading_analytics"
 
-_FROM_POSITIONS = ("trading_open_positions", "risk_position_concentration", "risk_leverage_ratio")
+_FROM_POSITIONS = (
+    "trading_open_positions",
+    analytics.POSITION_CONCENTRATION,
+    analytics.POSITION_HERFINDAHL,
+    "risk_leverage_ratio",
+)
 #: Derived gauge -> description.
 DERIVED = {
     name: f"{text[:-1]} (derived by tbmon)."
     for name, text in {
         **analytics.VALUE_GAUGES,
         **analytics.TRADE_GAUGES,
-        **{name: POSITION_GAUGES[name] for name in _FROM_POSITIONS},
+        **{name: analytics.POSITION_GAUGES[name] for name in _FROM_POSITIONS},
     }.items()
 }
 
@@ -98,15 +110,21 @@ class AnalyticsSettings(BaseSettings):
         env_prefix="PROCESSORS_ANALYTICS_", env_file=".env", extra="ignore", validate_default=True
     )
 
-    period_seconds: float = Field(
-        default=86400.0, gt=0, description="Length of one return period (one day)."
-    )
-    periods_per_year: float = Field(
-        default=analytics.CALENDAR_DAYS_PER_YEAR,
+    period_seconds: float | None = Field(
+        default=None,
         gt=0,
-        description="Annualisation factor: 365 for crypto's daily periods, 252 for stock days.",
+        allow_inf_nan=False,
+        description="Length of one return period; unset: chosen from the data (ReturnGrid).",
     )
-    window_periods: int = Field(default=365, ge=2, description="Periods of history kept.")
+    periods_per_year: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Annualisation, with a set period only; unset: a calendar year of periods.",
+    )
+    window_periods: int = Field(
+        default=analytics.DEFAULT_WINDOW, ge=2, description="Returns looked back on."
+    )
     max_trades: int = Field(default=1000, ge=1, description="Closed trades kept per series.")
     risk_free_rate: float = Field(default=0.0, description="Annual risk-free rate for Sharpe.")
     idle_seconds: float = Field(
@@ -114,6 +132,18 @@ class AnalyticsSettings(BaseSettings):
         gt=0,
         description="A bot silent this long is forgotten and its derived series stop.",
     )
+
+    @field_validator("periods_per_year")
+    @classmethod
+    def _needs_a_period(cls, per_year: float | None, info: ValidationInfo) -> float | None:
+        analytics.check_period(info.data.get("period_seconds"), per_year)
+        return per_year
+
+    def return_grid(self) -> analytics.ReturnGrid:
+        """The grid portfolio values are sampled on: the instrumentation's definition."""
+        return analytics.ReturnGrid(
+            self.period_seconds, self.periods_per_year, self.window_periods, self.risk_free_rate
+        )
 
 
 @dataclass
@@ -183,7 +213,7 @@ class TradingAnalyticsProcessor(Processor):
 
     def __init__(self, settings: AnalyticsSettings | None = None) -> None:
         self.settings = settings or read_settings(AnalyticsSettings)
-        self._period_ns = round(self.settings.period_seconds * 1e9)
+        self._grid = self.settings.return_grid()
         self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
         self._metric_needles = tuple(
             name.encode() for name in (PORTFOLIO_METRIC, POSITIONS_METRIC, *DERIVED)
@@ -214,7 +244,7 @@ class TradingAnalyticsProcessor(Processor):
             key = _series_key(point.attributes)
             series = bot.series.get(key)
             if series is None:
-                periods = analytics.PeriodSeries(self._period_ns, self.settings.window_periods)
+                periods = analytics.PeriodSeries(self._grid)
                 series = bot.series[key] = _Series(list(point.attributes), periods)
             series.periods.add(point.time_unix_nano, point_value(point))
 
@@ -279,10 +309,7 @@ class TradingAnalyticsProcessor(Processor):
         for resource, bot in self._bots.live():
             points: dict[str, list[tuple[list[KeyValue], float]]] = {}
             for series in bot.series.values():
-                values = series.periods.values()
-                derived = analytics.value_gauges(
-                    values, self.settings.periods_per_year, self.settings.risk_free_rate
-                )
+                derived = analytics.value_gauges(series.periods.sample(), self._grid)
                 for name, value in derived.items():
                     points.setdefault(name, []).append((series.attributes, value))
             for strategy, trades in bot.trades.items():
@@ -308,7 +335,8 @@ def _position_gauges(held: list[float], equity: float | None) -> dict[str, float
     """Open positions, concentration and (with a portfolio value) leverage of the exposures."""
     gauges = {
         "trading_open_positions": float(len(held)),
-        "risk_position_concentration": analytics.position_concentration(held),
+        analytics.POSITION_CONCENTRATION: analytics.position_concentration(held),
+        analytics.POSITION_HERFINDAHL: analytics.herfindahl_index(held),
     }
     leverage = analytics.leverage_ratio(held, equity) if equity is not None else None
     if leverage is not None:

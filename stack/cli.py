@@ -7,14 +7,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tbmon.settings import get_stack_settings
+from tbmon.settings import describe_settings_error, get_stack_settings
 from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
-from tbmon.stack.render import RenderError, render_alertmanager
+from tbmon.stack.render import RenderError, render_alertmanager, render_rules
 from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
 
 app = typer.Typer(help="Run the real backends on this machine, without Docker.")
@@ -96,22 +97,44 @@ def logs(
             typer.echo(line)
 
 
+#: What `tbmon stack render` renders.
+RENDERED = ("alertmanager", "rules", "dashboards")
+
+
 @app.command()
 def render(
-    config: Annotated[str, typer.Argument(help="What to render: alertmanager.")],
-    out: Annotated[Path, typer.Option(help="File to write (secret files go beside it).")],
+    config: Annotated[str, typer.Argument(help=f"What to render: {', '.join(RENDERED)}.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="alertmanager: the file to write (secret files go beside it); rules and "
+            "dashboards: the folder to write them into."
+        ),
+    ],
     local: Annotated[
         bool, typer.Option("--local", help="Local-stack addresses instead of Compose's.")
     ] = False,
 ) -> None:
-    """Render a config for Docker Compose (or the local stack) from stack/ and the environment."""
-    if config != "alertmanager":
-        raise _fail(ValueError(f"cannot render {config!r}; one of: alertmanager"), 2)
+    """Render a config for Docker Compose (or the local stack) from stack/ and the environment:
+    Alertmanager's routing, the alert rules and the dashboards with the TBMON_THRESHOLD_*
+    thresholds."""
+    if config not in RENDERED:
+        raise _fail(ValueError(f"cannot render {config!r}; one of: {', '.join(RENDERED)}"), 2)
     try:
-        written = render_alertmanager(get_stack_settings(), out, compose=not local)
+        settings = get_stack_settings()
+    except ValidationError as error:
+        raise _fail(ValueError(describe_settings_error(error, "TBMON_"))) from None
+    try:
+        if config == "alertmanager":
+            written = [render_alertmanager(settings, out, compose=not local)]
+        elif config == "rules":
+            written = render_rules(settings, out)
+        else:
+            dashboards_code.write(out, settings)
+            written = sorted(out.glob("*.json"))
     except (ValueError, OSError) as error:
         raise _fail(error) from error
-    console.print(f"wrote {written}")
+    console.print(f"wrote {', '.join(str(path) for path in written)}", highlight=False)
 
 
 def _print_table(statuses: list[ComponentStatus]) -> None:

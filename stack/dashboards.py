@@ -3,42 +3,137 @@
 Every panel queries the seed's metric names (the bots' metrics as the collector exports them, the
 health service's ``health_*`` series, the collector's own ``otelcol_*`` telemetry, node exporter).
 Datasources are named by the fixed uids that ``stack/grafana/provisioning/datasources`` gives
-them. Thresholds mirror the seed's alert thresholds, so a panel turns red when its alert fires.
-Edit this file, run ``tbmon stack dashboards``, and commit the JSON; a test fails while the JSON
-is stale, and another runs every query against a real Prometheus.
+them. A panel that shadows alert rules (``shadows``) takes its thresholds from those rules as
+the stack renders them (:func:`tbmon.stack.render.deployment_thresholds`, with the operator's
+TBMON_THRESHOLD_* settings), so it turns orange where a warning fires and red where a critical
+alert fires, and cannot drift from them; the execution panels count the failure statuses that
+TradingExecutionFailures counts, read from its rule. A bot is its service and strategy: gauges
+leave out the series of a restarted bot's old process (``current``, see
+``stack/prometheus/rules/bots.yml``), so a restart doubles nothing.
+
+Edit this file, run ``tbmon stack dashboards``, and commit the JSON (rendered with the default
+thresholds); a test fails while the JSON is stale, and another runs every query against a real
+Prometheus. ``tbmon stack render dashboards --out DIR`` renders them with this deployment's
+thresholds (Compose's ``stack-config`` one-shot does, for Grafana).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from tbmon.settings import PROJECT_ROOT
+import yaml
+
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import render as rendering
 
 Json = dict[str, Any]
 
 #: Where the generated dashboards live (mounted into Grafana by the Compose file).
 DASHBOARD_DIR = PROJECT_ROOT / "stack" / "grafana" / "dashboards"
 
-#: The seed's alert thresholds, shown as panel thresholds (fractions unless named otherwise).
-DRAWDOWN_WARNING, DRAWDOWN_CRITICAL = 0.15, 0.25
-VAR95_CRITICAL = 0.10
-ACCURACY_CRITICAL, ACCURACY_WARNING = 0.50, 0.60
-LEVERAGE_WARNING = 3.0
-CONCENTRATION_WARNING = 0.5
-CPU_MEMORY_WARNING_PERCENT, CPU_MEMORY_CRITICAL_PERCENT = 80, 90
-API_SLOW_SECONDS = 1.0
-BOT_SILENT_SECONDS = 120
-
-#: Order statuses that count as failed executions.
-FAILED_STATUSES = "failed|rejected|error"
 #: The collector's own telemetry, as Prometheus scrapes it (stack/prometheus/prometheus.yml).
 COLLECTOR = 'job="otel-collector-internal"'
 #: The dashboards' bot selector: the `job` variable (a bot's service.name).
 BOT = 'job=~"$job"'
+#: cAdvisor's series of the Compose stack's containers (not the cgroups of the host itself).
+CONTAINERS = 'name!=""'
+#: The processes of restarted bots that a newer process of the same service replaced
+#: (stack/prometheus/rules/bots.yml).
+SUPERSEDED = "job_instance:trading_bot_heartbeat_timestamp_seconds:superseded"
+#: Panel colours by the severity of the alert that fires there.
+SEVERITY_COLOURS = {"warning": "orange", "critical": "red"}
+
+
+#: Panel thresholds: (value from which, colour); the first value is None (from -infinity).
+Steps = list[tuple[float | None, str]]
+
+
+@dataclass(frozen=True)
+class Shade:
+    """The alerts a panel shadows, and the thresholds they give it."""
+
+    alerts: tuple[str, ...]
+    steps: Steps
+
+
+@dataclass(frozen=True)
+class Alerts:
+    """The alert rules as the stack renders them: what panels take their thresholds from."""
+
+    thresholds: Mapping[tuple[str, str], rendering.Threshold]
+    rules: Mapping[tuple[str, str], Json]
+
+    @classmethod
+    def of(cls, settings: StackSettings) -> Alerts:
+        rules: dict[tuple[str, str], Json] = {}
+        for rule in rendering.rendered_rules(settings):
+            key = rendering.rule_key(rule)
+            if key is not None:
+                rules.setdefault(key, rule)  # the deployment's, not a strategy's copy
+        return cls(rendering.deployment_thresholds(settings), rules)
+
+    def shade(self, *alerts: str) -> Shade:
+        """The thresholds of a panel that shadows ``alerts``."""
+        return Shade(alerts, self.steps(*alerts))
+
+    def steps(self, *alerts: str) -> Steps:
+        """Panel thresholds where ``alerts`` fire: orange from a warning's threshold, red from a
+        critical one's; downwards for alerts on a value falling below their threshold."""
+        found = sorted(
+            (threshold.value, threshold.above, SEVERITY_COLOURS[severity])
+            for (name, severity), threshold in self.thresholds.items()
+            if name in alerts
+        )
+        if not found or len({above for _, above, _ in found}) != 1:
+            raise ValueError(f"{alerts}: no rule, or rules on both sides of their thresholds")
+        if found[0][1]:  # fires above: green, then each threshold's colour from it up
+            return [(None, "green"), *((value, colour) for value, _, colour in found)]
+        colours = [colour for _, _, colour in found]  # fires below: colours run downwards
+        values = [value for value, _, _ in found]
+        return [(None, colours[0]), *zip(values, [*colours[1:], "green"], strict=True)]
+
+    def matcher(self, alert: str, label: str) -> str:
+        """The matcher on ``label`` of ``alert``'s rule (``status=~"failed|..."``)."""
+        rule = next(rule for (name, _), rule in self.rules.items() if name == alert)
+        found = set(re.findall(rf'\b{label}\s*(=~|!~|!=|=)\s*("[^"]*")', str(rule["expr"])))
+        if len(found) != 1:
+            raise ValueError(f"{alert}: expected one matcher on {label}, found {found}")
+        ((op, value),) = found
+        return f"{label}{op}{value}"
+
+
+@lru_cache(maxsize=1)
+def default_alerts() -> Alerts:
+    """The rules' own thresholds (the committed JSON's), whatever the environment says."""
+    return Alerts.of(StackSettings.model_construct())
+
+
+@lru_cache(maxsize=1)
+def superseded() -> str:
+    """The expression of the SUPERSEDED recording rule (bots.yml), on one line. Panels evaluate
+    it in place rather than read the recorded series: the record lags up to an evaluation
+    interval behind a restart, and in that time a panel would count both processes."""
+    for group in yaml.safe_load((rendering.RULES_DIR / "bots.yml").read_text())["groups"]:
+        for rule in group["rules"]:
+            if rule.get("record") == SUPERSEDED:
+                return " ".join(str(rule["expr"]).split())
+    raise ValueError(f"no recording rule {SUPERSEDED} in bots.yml")
+
+
+def current(selector: str) -> str:
+    """A bot gauge's series without those of restarted bots' old processes."""
+    return f"({selector} unless on (job, instance) ({superseded()}))"
+
+
+def per_bot(metric: str, by: str = "job, strategy") -> str:
+    """One series per bot (service and strategy) across restarts: the selected bots' gauge."""
+    return f"max by ({by}) {current(f'{metric}{{{BOT}}}')}"
 
 
 @dataclass(frozen=True)
@@ -119,7 +214,9 @@ class Panel:
     width: int = 8
     height: int = 8
     unit: str | None = None
-    thresholds: list[tuple[float | None, str]] = field(default_factory=lambda: [(None, "green")])
+    thresholds: Steps = field(default_factory=lambda: [(None, "green")])
+    #: The alerts whose rules gave ``thresholds`` (not in Grafana's JSON; the tests read it).
+    shadows: tuple[str, ...] = ()
     mappings: list[Json] = field(default_factory=list)
     minimum: float | None = None
     maximum: float | None = None
@@ -167,6 +264,16 @@ class Panel:
         return document
 
 
+def _steps(thresholds: Steps | Shade | None) -> Steps:
+    if isinstance(thresholds, Shade):
+        return thresholds.steps
+    return thresholds or [(None, "green")]
+
+
+def _shadows(thresholds: Steps | Shade | None) -> tuple[str, ...]:
+    return thresholds.alerts if isinstance(thresholds, Shade) else ()
+
+
 def _legend(placement: str = "bottom", calcs: Iterable[str] = ()) -> Json:
     return {
         "displayMode": "table" if calcs else "list",
@@ -191,7 +298,7 @@ def timeseries(
     *,
     unit: str | None = None,
     width: int = 12,
-    thresholds: list[tuple[float | None, str]] | None = None,
+    thresholds: Steps | Shade | None = None,
     stacked: bool = False,
     calcs: Iterable[str] = ("lastNotNull", "max"),
     minimum: float | None = None,
@@ -213,7 +320,8 @@ def timeseries(
         description,
         width=width,
         unit=unit,
-        thresholds=thresholds or [(None, "green")],
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         minimum=minimum,
         maximum=maximum,
         custom=custom,
@@ -229,7 +337,7 @@ def stat(
     unit: str | None = None,
     width: int = 4,
     height: int = 5,
-    thresholds: list[tuple[float | None, str]] | None = None,
+    thresholds: Steps | Shade | None = None,
     mappings: list[Json] | None = None,
     graph: bool = True,
 ) -> Panel:
@@ -241,7 +349,8 @@ def stat(
         width=width,
         height=height,
         unit=unit,
-        thresholds=thresholds or [(None, "green")],
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         mappings=mappings or [],
         options={
             "reduceOptions": _reduce(),
@@ -262,7 +371,7 @@ def gauge(
     description: str,
     *,
     unit: str,
-    thresholds: list[tuple[float | None, str]],
+    thresholds: Steps | Shade,
     maximum: float,
     width: int = 6,
 ) -> Panel:
@@ -273,7 +382,8 @@ def gauge(
         description,
         width=width,
         unit=unit,
-        thresholds=thresholds,
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         minimum=0,
         maximum=maximum,
         options={
@@ -294,7 +404,7 @@ def bargauge(
     description: str,
     *,
     unit: str | None = None,
-    thresholds: list[tuple[float | None, str]] | None = None,
+    thresholds: Steps | Shade | None = None,
     maximum: float | None = None,
     width: int = 8,
 ) -> Panel:
@@ -305,7 +415,8 @@ def bargauge(
         description,
         width=width,
         unit=unit,
-        thresholds=thresholds or [(None, "green")],
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         minimum=0,
         maximum=maximum,
         options={
@@ -330,7 +441,7 @@ def state_timeline(
     description: str,
     *,
     mappings: list[Json],
-    thresholds: list[tuple[float | None, str]],
+    thresholds: Steps | Shade,
     width: int = 24,
 ) -> Panel:
     return Panel(
@@ -339,7 +450,8 @@ def state_timeline(
         targets,
         description,
         width=width,
-        thresholds=thresholds,
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         mappings=mappings,
         custom={"fillOpacity": 80, "lineWidth": 0},
         options={
@@ -361,7 +473,7 @@ def table(
     transformations: list[Json],
     width: int = 12,
     mappings: list[Json] | None = None,
-    thresholds: list[tuple[float | None, str]] | None = None,
+    thresholds: Steps | Shade | None = None,
 ) -> Panel:
     return Panel(
         "table",
@@ -370,7 +482,8 @@ def table(
         description,
         width=width,
         mappings=mappings or [],
-        thresholds=thresholds or [(None, "green")],
+        thresholds=_steps(thresholds),
+        shadows=_shadows(thresholds),
         transformations=transformations,
         options={"showHeader": True, "cellHeight": "sm", "frameIndex": 0},
     )
@@ -408,7 +521,9 @@ def _value_map(values: dict[int, tuple[str, str]]) -> list[Json]:
 HEALTH_STATES = _value_map(
     {0: ("unhealthy", "red"), 1: ("degraded", "yellow"), 2: ("healthy", "green")}
 )
-BREACH_STATES = _value_map({0: ("within limit", "green"), 1: ("breach", "red")})
+BREACH_STATES = _value_map(
+    {0: ("within limits", "green"), 1: ("warning", "orange"), 2: ("critical", "red")}
+)
 UP_STATES = _value_map({0: ("down", "red"), 1: ("up", "green")})
 
 
@@ -523,13 +638,11 @@ def _layout(rows: list[tuple[str, list[Panel]]]) -> list[Json]:
     return placed
 
 
-def _percent_thresholds(warning: float, critical: float) -> list[tuple[float | None, str]]:
-    return [(None, "green"), (warning, "yellow"), (critical, "red")]
-
-
-def trading_performance() -> Dashboard:
+def trading_performance(alerts: Alerts | None = None) -> Dashboard:
+    alerts = alerts or default_alerts()
     orders = f"trading_orders_total{{{BOT}}}"
-    failed = f'trading_orders_total{{{BOT}, status=~"{FAILED_STATUSES}"}}'
+    failures = alerts.matcher("TradingExecutionFailures", "status")
+    failed = f"trading_orders_total{{{BOT}, {failures}}}"
     return Dashboard(
         "tbmon-trading-performance",
         "Trading Performance",
@@ -540,8 +653,9 @@ def trading_performance() -> Dashboard:
                 [
                     stat(
                         "Portfolio value",
-                        [prom(f"sum(trading_portfolio_value_usd{{{BOT}}})", "value")],
-                        "Current value of every selected bot's portfolio, in USD.",
+                        [prom(f"sum({current(f'trading_portfolio_value_usd{{{BOT}}}')})", "value")],
+                        "Current value of every selected bot's portfolio, in USD (a restarted "
+                        "bot's old process is not counted).",
                         unit="currencyUSD",
                         width=5,
                     ),
@@ -555,7 +669,7 @@ def trading_performance() -> Dashboard:
                     ),
                     stat(
                         "Total return",
-                        [prom(f"avg(trading_total_return{{{BOT}}})", "return")],
+                        [prom(f"avg({current(f'trading_total_return{{{BOT}}}')})", "return")],
                         "Total return since the bot started (average over strategies).",
                         unit="percentunit",
                         width=5,
@@ -563,7 +677,7 @@ def trading_performance() -> Dashboard:
                     ),
                     stat(
                         "Open positions",
-                        [prom(f"sum(trading_open_positions{{{BOT}}})", "positions")],
+                        [prom(f"sum({current(f'trading_open_positions{{{BOT}}}')})", "positions")],
                         "Positions open now.",
                         width=4,
                     ),
@@ -576,17 +690,18 @@ def trading_performance() -> Dashboard:
                             )
                         ],
                         "Seconds since the bot last exported metrics: a dead bot sends nothing, "
-                        "so a growing age is how its death shows.",
+                        "so a growing age is how its death shows (BotStoppedReporting).",
                         unit="s",
                         width=5,
                         graph=False,
-                        thresholds=[(None, "green"), (BOT_SILENT_SECONDS, "red")],
+                        thresholds=alerts.shade("BotStoppedReporting"),
                     ),
                     timeseries(
                         "Portfolio value",
                         [
                             prom(
-                                f"sum by (strategy) (trading_portfolio_value_usd{{{BOT}}})",
+                                "sum by (strategy) "
+                                f"{current(f'trading_portfolio_value_usd{{{BOT}}}')}",
                                 "{{strategy}}",
                             )
                         ],
@@ -613,26 +728,37 @@ def trading_performance() -> Dashboard:
                 [
                     timeseries(
                         "Sharpe ratio",
-                        [prom(f"trading_sharpe_ratio{{{BOT}}}", "{{job}} {{strategy}}")],
+                        [prom(per_bot("trading_sharpe_ratio"), "{{job}} {{strategy}}")],
                         "Risk-adjusted return (annualised mean return over its deviation).",
-                        width=8,
+                        width=6,
                         thresholds=[(None, "red"), (1, "green")],
                     ),
                     timeseries(
-                        "Max drawdown",
-                        [prom(f"trading_max_drawdown{{{BOT}}}", "{{job}} {{strategy}}")],
-                        "Largest fall from a peak; alerts at 15% (warning) and 25% (critical).",
+                        "Current drawdown",
+                        [prom(per_bot("trading_current_drawdown"), "{{job}} {{strategy}}")],
+                        "How far each portfolio is below its peak now: HighDrawdown fires on "
+                        "this, and resolves once the portfolio recovers.",
                         unit="percentunit",
-                        width=8,
+                        width=6,
                         minimum=0,
-                        thresholds=_percent_thresholds(DRAWDOWN_WARNING, DRAWDOWN_CRITICAL),
+                        thresholds=alerts.shade("HighDrawdown"),
+                    ),
+                    timeseries(
+                        "Max drawdown",
+                        [prom(per_bot("trading_max_drawdown"), "{{job}} {{strategy}}")],
+                        "Largest fall from a peak within the analytics window "
+                        "(TBMON_ANALYTICS_WINDOW periods): it stays up after a recovery until "
+                        "the fall leaves the window. The alert follows the current drawdown.",
+                        unit="percentunit",
+                        width=6,
+                        minimum=0,
                     ),
                     timeseries(
                         "Win rate",
-                        [prom(f"trading_win_rate{{{BOT}}}", "{{job}} {{strategy}}")],
+                        [prom(per_bot("trading_win_rate"), "{{job}} {{strategy}}")],
                         "Share of closed trades that made a profit.",
                         unit="percentunit",
-                        width=8,
+                        width=6,
                         minimum=0,
                         maximum=1,
                     ),
@@ -658,26 +784,29 @@ def trading_performance() -> Dashboard:
                         "Execution failure ratio",
                         [
                             prom(
-                                zero_if_absent(
-                                    f"sum(rate({failed}[5m])) / sum(rate({orders}[5m]))"
-                                ),
-                                "failed",
+                                # 0 where nothing failed (no failure series exists there yet).
+                                f"(sum by (job, strategy, exchange) (rate({failed}[5m])) "
+                                f"or sum by (job, strategy, exchange) (rate({orders}[5m])) * 0)"
+                                f" / sum by (job, strategy, exchange) (rate({orders}[5m]))",
+                                "{{job}} {{strategy}} {{exchange}}",
                             )
                         ],
-                        "Failed, rejected or errored orders as a share of all orders.",
+                        "Orders that failed, were rejected or errored, as a share of each bot's "
+                        "orders on each exchange over 5 minutes: what TradingExecutionFailures "
+                        "compares (it also waits for 3 failures).",
                         unit="percentunit",
                         width=8,
                         minimum=0,
-                        thresholds=[(None, "green"), (0.05, "red")],
+                        thresholds=alerts.shade("TradingExecutionFailures"),
                     ),
                     timeseries(
                         "Exchange API latency",
                         quantiles("api_request_duration_seconds", BOT),
                         "Exchange request latency; each dot is an exemplar: click it to open the "
-                        "order's trace in Jaeger.",
+                        "order's trace in Jaeger. SlowAPIResponses fires on an endpoint's p95.",
                         unit="s",
                         width=8,
-                        thresholds=[(None, "green"), (API_SLOW_SECONDS, "red")],
+                        thresholds=alerts.shade("SlowAPIResponses"),
                     ),
                     bargauge(
                         "Orders by strategy and side",
@@ -710,17 +839,29 @@ def trading_performance() -> Dashboard:
                         "Strategies",
                         [
                             prom(
-                                f"avg by (strategy) (trading_total_return{{{BOT}}})", instant=True
+                                f"avg by (strategy) {current(f'trading_total_return{{{BOT}}}')}",
+                                instant=True,
                             ),
                             prom(
-                                f"avg by (strategy) (trading_sharpe_ratio{{{BOT}}})", instant=True
+                                f"avg by (strategy) {current(f'trading_sharpe_ratio{{{BOT}}}')}",
+                                instant=True,
                             ),
                             prom(
-                                f"max by (strategy) (trading_max_drawdown{{{BOT}}})", instant=True
+                                "max by (strategy) "
+                                f"{current(f'trading_current_drawdown{{{BOT}}}')}",
+                                instant=True,
                             ),
-                            prom(f"avg by (strategy) (trading_win_rate{{{BOT}}})", instant=True),
+                            prom(
+                                f"max by (strategy) {current(f'trading_max_drawdown{{{BOT}}}')}",
+                                instant=True,
+                            ),
+                            prom(
+                                f"avg by (strategy) {current(f'trading_win_rate{{{BOT}}}')}",
+                                instant=True,
+                            ),
                         ],
-                        "Each strategy's latest return, Sharpe ratio, drawdown and win rate.",
+                        "Each strategy's latest return, Sharpe ratio, drawdown now and in the "
+                        "window, and win rate.",
                         transformations=[
                             {"id": "merge", "options": {}},
                             {
@@ -730,8 +871,9 @@ def trading_performance() -> Dashboard:
                                     "renameByName": {
                                         "Value #A": "Total return",
                                         "Value #B": "Sharpe ratio",
-                                        "Value #C": "Max drawdown",
-                                        "Value #D": "Win rate",
+                                        "Value #C": "Current drawdown",
+                                        "Value #D": "Max drawdown",
+                                        "Value #E": "Win rate",
                                     },
                                 },
                             },
@@ -741,7 +883,7 @@ def trading_performance() -> Dashboard:
                         "Total return by strategy",
                         [
                             prom(
-                                f"avg by (strategy) (trading_total_return{{{BOT}}})",
+                                f"avg by (strategy) {current(f'trading_total_return{{{BOT}}}')}",
                                 "{{strategy}}",
                             )
                         ],
@@ -773,46 +915,45 @@ def trading_performance() -> Dashboard:
     )
 
 
-def system_health() -> Dashboard:
+def system_health(alerts: Alerts | None = None) -> Dashboard:
+    alerts = alerts or default_alerts()
+    failures = alerts.matcher("TradingExecutionFailures", "status")
     return Dashboard(
         "tbmon-system-health",
         "System Health",
-        "Bot host resources, network latency, API response times, services, errors, pipeline.",
+        "Bot host resources, network latency, API response times, services, errors, "
+        "containers, pipeline.",
         [
             (
                 "Bot host",
                 [
                     gauge(
                         "CPU",
-                        [prom(f"max(system_cpu_usage_percent{{{BOT}}})", "cpu")],
-                        "CPU use on the bot's host.",
+                        [prom(f"max{current(f'system_cpu_usage_percent{{{BOT}}}')}", "cpu")],
+                        "CPU use on the bot's host (HighCPUUsage).",
                         unit="percent",
                         maximum=100,
-                        thresholds=_percent_thresholds(
-                            CPU_MEMORY_WARNING_PERCENT, CPU_MEMORY_CRITICAL_PERCENT
-                        ),
+                        thresholds=alerts.shade("HighCPUUsage"),
                     ),
                     gauge(
                         "Memory",
-                        [prom(f"max(system_memory_usage_percent{{{BOT}}})", "memory")],
-                        "Memory use on the bot's host.",
+                        [prom(f"max{current(f'system_memory_usage_percent{{{BOT}}}')}", "memory")],
+                        "Memory use on the bot's host (HighMemoryUsage).",
                         unit="percent",
                         maximum=100,
-                        thresholds=_percent_thresholds(
-                            CPU_MEMORY_WARNING_PERCENT, CPU_MEMORY_CRITICAL_PERCENT
-                        ),
+                        thresholds=alerts.shade("HighMemoryUsage"),
                     ),
                     gauge(
                         "Disk",
-                        [prom(f"max(system_disk_usage_percent{{{BOT}}})", "disk")],
-                        "Disk use on the bot's host.",
+                        [prom(f"max{current(f'system_disk_usage_percent{{{BOT}}}')}", "disk")],
+                        "Disk use on the bot's host (HighDiskUsage).",
                         unit="percent",
                         maximum=100,
-                        thresholds=_percent_thresholds(80, 90),
+                        thresholds=alerts.shade("HighDiskUsage"),
                     ),
                     stat(
                         "Network latency to the exchange",
-                        [prom(f"max(system_network_latency_ms{{{BOT}}})", "latency")],
+                        [prom(f"max{current(f'system_network_latency_ms{{{BOT}}}')}", "latency")],
                         "Round trip to the configured exchange endpoint.",
                         unit="ms",
                         width=6,
@@ -822,21 +963,24 @@ def system_health() -> Dashboard:
                     timeseries(
                         "CPU, memory and disk",
                         [
-                            prom(f"system_cpu_usage_percent{{{BOT}}}", "cpu {{job}}"),
-                            prom(f"system_memory_usage_percent{{{BOT}}}", "memory {{job}}"),
-                            prom(f"system_disk_usage_percent{{{BOT}}}", "disk {{job}}"),
+                            prom(per_bot("system_cpu_usage_percent", "job"), "cpu {{job}}"),
+                            prom(per_bot("system_memory_usage_percent", "job"), "memory {{job}}"),
+                            prom(per_bot("system_disk_usage_percent", "job"), "disk {{job}}"),
                         ],
-                        "Resource use of each bot's host over time.",
+                        "Resource use of each bot's host over time (the gauges above show "
+                        "where each alert fires).",
                         unit="percent",
                         minimum=0,
                         maximum=100,
-                        thresholds=_percent_thresholds(
-                            CPU_MEMORY_WARNING_PERCENT, CPU_MEMORY_CRITICAL_PERCENT
-                        ),
                     ),
                     timeseries(
                         "Network latency",
-                        [prom(f"system_network_latency_ms{{{BOT}}}", "{{job}} {{exchange}}")],
+                        [
+                            prom(
+                                per_bot("system_network_latency_ms", "job, exchange"),
+                                "{{job}} {{exchange}}",
+                            )
+                        ],
                         "Round trip from each bot to its exchange.",
                         unit="ms",
                     ),
@@ -848,17 +992,17 @@ def system_health() -> Dashboard:
                     timeseries(
                         "API response time",
                         quantiles("api_request_duration_seconds", BOT, by="exchange"),
-                        "Exchange API latency per exchange; exemplars link to traces.",
+                        "Exchange API latency per exchange; exemplars link to traces. "
+                        "SlowAPIResponses fires on an endpoint's p95.",
                         unit="s",
-                        thresholds=[(None, "green"), (API_SLOW_SECONDS, "red")],
+                        thresholds=alerts.shade("SlowAPIResponses"),
                     ),
                     timeseries(
                         "Error rate",
                         [
                             prom(
                                 zero_if_absent(
-                                    f"sum(rate(trading_orders_total"
-                                    f'{{{BOT}, status=~"{FAILED_STATUSES}"}}'
+                                    f"sum(rate(trading_orders_total{{{BOT}, {failures}}}"
                                     "[$__rate_interval]))"
                                 ),
                                 "failed orders",
@@ -867,7 +1011,8 @@ def system_health() -> Dashboard:
                                 collector_rate("exporter_send_failed"), "telemetry export failures"
                             ),
                         ],
-                        "Failed orders and telemetry that could not be exported, per second.",
+                        "Orders that failed, were rejected or errored (as TradingExecutionFailures "
+                        "counts them) and telemetry that could not be exported, per second.",
                         unit="reqps",
                     ),
                 ],
@@ -892,8 +1037,10 @@ def system_health() -> Dashboard:
                     timeseries(
                         "Time since last health check",
                         [prom("time() - health_check_timestamp_seconds", "{{component}}")],
-                        "A growing age means the health service stopped checking.",
+                        "A growing age means the health service stopped checking "
+                        "(HealthChecksStale).",
                         unit="s",
+                        thresholds=alerts.shade("HealthChecksStale"),
                     ),
                     table(
                         "Scrape targets",
@@ -911,6 +1058,70 @@ def system_health() -> Dashboard:
                                 },
                             }
                         ],
+                    ),
+                ],
+            ),
+            (
+                "Containers (cAdvisor, in Compose)",
+                [
+                    timeseries(
+                        "Container CPU",
+                        [
+                            prom(
+                                "sum by (name) (rate(container_cpu_usage_seconds_total"
+                                f"{{{CONTAINERS}}}[$__rate_interval]))",
+                                "{{name}}",
+                            )
+                        ],
+                        "CPU each container of the Compose stack uses (1 = one core).",
+                        unit="percentunit",
+                        width=8,
+                        minimum=0,
+                    ),
+                    timeseries(
+                        "Container memory",
+                        [
+                            prom(
+                                "sum by (name) "
+                                f"(container_memory_working_set_bytes{{{CONTAINERS}}})",
+                                "{{name}}",
+                            )
+                        ],
+                        "Working-set memory of each container (what the kernel's OOM killer "
+                        "weighs).",
+                        unit="bytes",
+                        width=8,
+                        minimum=0,
+                    ),
+                    timeseries(
+                        "Container restarts (15 min)",
+                        [
+                            prom(
+                                f"changes(container_start_time_seconds{{{CONTAINERS}}}[15m])",
+                                "{{name}}",
+                            )
+                        ],
+                        "How often Docker restarted each container in the last 15 minutes (a "
+                        "crash, or a failing healthcheck): what ContainerRestarting counts.",
+                        unit="short",
+                        width=4,
+                        minimum=0,
+                        thresholds=alerts.shade("ContainerRestarting"),
+                    ),
+                    timeseries(
+                        "Container OOM kills (15 min)",
+                        [
+                            prom(
+                                f"increase(container_oom_events_total{{{CONTAINERS}}}[15m])",
+                                "{{name}}",
+                            )
+                        ],
+                        "Out-of-memory kills in each container in the last 15 minutes: what "
+                        "ContainerOOMKilled counts.",
+                        unit="short",
+                        width=4,
+                        minimum=0,
+                        thresholds=alerts.shade("ContainerOOMKilled"),
                     ),
                 ],
             ),
@@ -1000,13 +1211,13 @@ def system_health() -> Dashboard:
                                 collector_rate("exporter_send_failed"), "export failures (given up)"
                             ),
                         ],
-                        "Should stay at zero. Refused: the collector is over its memory limit. "
-                        "Dropped: a sending queue was full. Export failures: requests the "
+                        "Should stay at zero: any drop or refusal fires CollectorExportFailing "
+                        "or CollectorRefusingData. Refused: the collector is over its memory "
+                        "limit. Dropped: a sending queue was full. Export failures: requests the "
                         "exporter gave up on (not retryable); a backend that is down shows as "
                         "queue usage instead, since retries never give up.",
                         unit="short",
                         width=8,
-                        thresholds=[(None, "green"), (1, "red")],
                     ),
                     timeseries(
                         "Sending queue usage",
@@ -1018,12 +1229,12 @@ def system_health() -> Dashboard:
                             )
                         ],
                         "How full each exporter's persistent queue is: a backend that is down "
-                        "fills its queue.",
+                        "fills its queue (CollectorQueueFilling).",
                         unit="percentunit",
                         width=8,
                         minimum=0,
                         maximum=1,
-                        thresholds=_percent_thresholds(0.5, 0.8),
+                        thresholds=alerts.shade("CollectorQueueFilling"),
                     ),
                 ],
             ),
@@ -1031,22 +1242,23 @@ def system_health() -> Dashboard:
     )
 
 
-def risk_metrics() -> Dashboard:
-    breaches = [
-        prom(f"max(risk_var_95_percent{{{BOT}}}) > bool {VAR95_CRITICAL}", "VaR 95% > 10%"),
-        prom(
-            f"max(trading_max_drawdown{{{BOT}}}) > bool {DRAWDOWN_WARNING}",
-            "Drawdown > 15%",
-        ),
-        prom(
-            f"max(risk_leverage_ratio{{{BOT}}}) > bool {LEVERAGE_WARNING}",
-            f"Leverage > {LEVERAGE_WARNING:g}x",
-        ),
-        prom(
-            f"max(risk_position_concentration{{{BOT}}}) > bool {CONCENTRATION_WARNING}",
-            "Concentration > 50%",
-        ),
-    ]
+#: The risk alerts whose firing the breach timeline shows.
+RISK_ALERTS = ("HighVaR", "HighDrawdown", "HighLeverage", "HighPositionConcentration")
+
+
+def breach(alert: str) -> Json:
+    """When ``alert`` fired for the selected bots: 2 critical, 1 warning, 0 neither (Prometheus's
+    own ALERTS series, so the timeline is the alerts' and cannot drift from their rules)."""
+    firing = f'ALERTS{{alertname="{alert}", alertstate="firing", {BOT}'
+    return prom(
+        f'max({firing}, severity="critical"}}) * 2 or max({firing}, severity="warning"}}) '
+        "or vector(0)",
+        alert,
+    )
+
+
+def risk_metrics(alerts: Alerts | None = None) -> Dashboard:
+    alerts = alerts or default_alerts()
     return Dashboard(
         "tbmon-risk-metrics",
         "Risk Metrics",
@@ -1057,19 +1269,16 @@ def risk_metrics() -> Dashboard:
                 [
                     stat(
                         "VaR 95%",
-                        [prom(f"max(risk_var_95_percent{{{BOT}}})", "VaR 95%")],
-                        "One-day loss not exceeded with 95% confidence; critical above 10%.",
+                        [prom(f"max{current(f'risk_var_95_percent{{{BOT}}}')}", "VaR 95%")],
+                        "One-day loss not exceeded with 95% confidence, as a share of the "
+                        "portfolio (HighVaR: the limit approaching, then above the limit).",
                         unit="percentunit",
                         width=6,
-                        thresholds=[
-                            (None, "green"),
-                            (VAR95_CRITICAL * 0.8, "yellow"),
-                            (VAR95_CRITICAL, "red"),
-                        ],
+                        thresholds=alerts.shade("HighVaR"),
                     ),
                     stat(
                         "VaR 99%",
-                        [prom(f"max(risk_var_99_percent{{{BOT}}})", "VaR 99%")],
+                        [prom(f"max{current(f'risk_var_99_percent{{{BOT}}}')}", "VaR 99%")],
                         "One-day loss not exceeded with 99% confidence.",
                         unit="percentunit",
                         width=6,
@@ -1077,12 +1286,13 @@ def risk_metrics() -> Dashboard:
                     timeseries(
                         "Value at Risk",
                         [
-                            prom(f"risk_var_95_percent{{{BOT}}}", "95% {{job}} {{strategy}}"),
-                            prom(f"risk_var_99_percent{{{BOT}}}", "99% {{job}} {{strategy}}"),
+                            prom(per_bot("risk_var_95_percent"), "95% {{job}} {{strategy}}"),
+                            prom(per_bot("risk_var_99_percent"), "99% {{job}} {{strategy}}"),
                         ],
-                        "VaR at 95% and 99% as a fraction of portfolio value.",
+                        "VaR at 95% and 99% as a fraction of portfolio value; the lines are "
+                        "HighVaR's thresholds (on the 95% VaR).",
                         unit="percentunit",
-                        thresholds=[(None, "green"), (VAR95_CRITICAL, "red")],
+                        thresholds=alerts.shade("HighVaR"),
                     ),
                 ],
             ),
@@ -1093,35 +1303,49 @@ def risk_metrics() -> Dashboard:
                         "Position concentration",
                         [
                             prom(
-                                f"max by (strategy) (risk_position_concentration{{{BOT}}})",
+                                per_bot("risk_position_concentration", "strategy"),
                                 "{{strategy}}",
                             )
                         ],
-                        "Share of the portfolio in the largest position.",
+                        "The largest position's share of gross exposure, per strategy: 100% is "
+                        "everything in one position, 50% two equal ones "
+                        "(HighPositionConcentration).",
                         unit="percentunit",
                         maximum=1,
-                        thresholds=_percent_thresholds(CONCENTRATION_WARNING, 0.75),
+                        thresholds=alerts.shade("HighPositionConcentration"),
                     ),
                     timeseries(
                         "Position concentration",
-                        [
-                            prom(
-                                f"risk_position_concentration{{{BOT}}}",
-                                "{{job}} {{strategy}}",
-                            )
-                        ],
-                        "Concentration over time.",
+                        [prom(per_bot("risk_position_concentration"), "{{job}} {{strategy}}")],
+                        "The largest position's share of gross exposure over time.",
                         unit="percentunit",
                         width=8,
-                        thresholds=[(None, "green"), (CONCENTRATION_WARNING, "red")],
+                        minimum=0,
+                        maximum=1,
+                        thresholds=alerts.shade("HighPositionConcentration"),
                     ),
                     timeseries(
                         "Leverage",
-                        [prom(f"risk_leverage_ratio{{{BOT}}}", "{{job}} {{strategy}}")],
-                        "Gross exposure over equity.",
+                        [prom(per_bot("risk_leverage_ratio"), "{{job}} {{strategy}}")],
+                        "Gross exposure over equity (HighLeverage).",
                         unit="x",
                         width=8,
-                        thresholds=[(None, "green"), (LEVERAGE_WARNING, "red")],
+                        thresholds=alerts.shade("HighLeverage"),
+                    ),
+                    timeseries(
+                        "Diversification (Herfindahl index)",
+                        [
+                            prom(
+                                per_bot("risk_position_herfindahl_index"),
+                                "HHI {{job}} {{strategy}}",
+                            )
+                        ],
+                        "The sum of the positions' squared shares of gross exposure: 1 is one "
+                        "position, 1/n an even spread over n; 1/HHI is the effective number of "
+                        "positions. No alert: concentration alerts on the largest share.",
+                        width=24,
+                        minimum=0,
+                        maximum=1,
                     ),
                 ],
             ),
@@ -1130,7 +1354,7 @@ def risk_metrics() -> Dashboard:
                 [
                     timeseries(
                         "Correlation risk",
-                        [prom(f"risk_correlation_score{{{BOT}}}", "{{job}} {{strategy}}")],
+                        [prom(per_bot("risk_correlation_score"), "{{job}} {{strategy}}")],
                         "How strongly the open positions move together (1 = all as one).",
                         minimum=0,
                         maximum=1,
@@ -1138,7 +1362,10 @@ def risk_metrics() -> Dashboard:
                     timeseries(
                         "Liquidity: open positions against order flow",
                         [
-                            prom(f"sum(trading_open_positions{{{BOT}}})", "open positions"),
+                            prom(
+                                f"sum{current(f'trading_open_positions{{{BOT}}}')}",
+                                "open positions",
+                            ),
                             prom(
                                 f"sum(rate(trading_orders_total{{{BOT}}}[5m])) * 60",
                                 "orders per minute",
@@ -1155,10 +1382,10 @@ def risk_metrics() -> Dashboard:
                 [
                     state_timeline(
                         "Risk limit breaches",
-                        breaches,
-                        "When each risk limit was breached in the time range.",
+                        [breach(alert) for alert in RISK_ALERTS],
+                        "When each risk alert fired in the time range, at which severity.",
                         mappings=BREACH_STATES,
-                        thresholds=[(None, "green"), (1, "red")],
+                        thresholds=[(None, "green"), (1, "orange"), (2, "red")],
                     ),
                 ],
             ),
@@ -1180,14 +1407,15 @@ def _saying(text: str, panels: list[Panel]) -> list[Panel]:
     return panels
 
 
-def agent_performance() -> Dashboard:
-    dashboard = _agent_performance()
+def agent_performance(alerts: Alerts | None = None) -> Dashboard:
+    dashboard = _agent_performance(alerts)
     for title, panels in dashboard.rows:
         _saying(NO_MODELS if title == "Inference" else NO_AGENTS, panels)
     return dashboard
 
 
-def _agent_performance() -> Dashboard:
+def _agent_performance(alerts: Alerts | None = None) -> Dashboard:
+    alerts = alerts or default_alerts()
     return Dashboard(
         "tbmon-agent-performance",
         "Agent Performance",
@@ -1201,32 +1429,33 @@ def _agent_performance() -> Dashboard:
                         "Prediction accuracy now",
                         [
                             prom(
-                                f"avg by (agent) (agent_prediction_accuracy{{{BOT}}})",
+                                f"avg by (agent) {current(f'agent_prediction_accuracy{{{BOT}}}')}",
                                 "{{agent}}",
                             )
                         ],
-                        "Each agent's accuracy; critical under 50%, low under 60%.",
+                        "Each agent's accuracy (LowModelAccuracy: red critical, orange low).",
                         unit="percentunit",
                         maximum=1,
-                        thresholds=[
-                            (None, "red"),
-                            (ACCURACY_CRITICAL, "yellow"),
-                            (ACCURACY_WARNING, "green"),
-                        ],
+                        thresholds=alerts.shade("LowModelAccuracy"),
                     ),
                     timeseries(
                         "Prediction accuracy",
-                        [prom(f"agent_prediction_accuracy{{{BOT}}}", "{{job}} {{agent}}")],
+                        [
+                            prom(
+                                per_bot("agent_prediction_accuracy", "job, agent, model"),
+                                "{{job}} {{agent}}{{model}}",
+                            )
+                        ],
                         "Accuracy of each ML model over time.",
                         unit="percentunit",
                         width=8,
                         minimum=0,
                         maximum=1,
-                        thresholds=[(None, "red"), (ACCURACY_CRITICAL, "green")],
+                        thresholds=alerts.shade("LowModelAccuracy"),
                     ),
                     timeseries(
                         "Ensemble consensus",
-                        [prom(f"ensemble_consensus_score{{{BOT}}}", "{{job}}")],
+                        [prom(per_bot("ensemble_consensus_score", "job"), "{{job}}")],
                         "How much the agents agree; low consensus means conflicting signals.",
                         unit="percentunit",
                         width=8,
@@ -1240,7 +1469,12 @@ def _agent_performance() -> Dashboard:
                 [
                     timeseries(
                         "Cumulative reward",
-                        [prom(f"agent_cumulative_reward{{{BOT}}}", "{{job}} {{agent}}")],
+                        [
+                            prom(
+                                per_bot("agent_cumulative_reward", "job, agent"),
+                                "{{job}} {{agent}}",
+                            )
+                        ],
                         "Each RL agent's cumulative reward.",
                     ),
                     timeseries(
@@ -1312,22 +1546,35 @@ def _agent_performance() -> Dashboard:
     )
 
 
-DASHBOARDS = (trading_performance, system_health, risk_metrics, agent_performance)
+class Builder(Protocol):
+    """A dashboard from the alert rules' thresholds (default: the rules' own)."""
+
+    def __call__(self, alerts: Alerts | None = None) -> Dashboard: ...
 
 
-def render() -> dict[str, str]:
-    """Each dashboard's file name and its JSON text, as written to DASHBOARD_DIR."""
+DASHBOARDS: tuple[Builder, ...] = (
+    trading_performance,
+    system_health,
+    risk_metrics,
+    agent_performance,
+)
+
+
+def render(settings: StackSettings | None = None) -> dict[str, str]:
+    """Each dashboard's file name and its JSON text, with the thresholds of the rules as
+    ``settings`` render them (default: the rules' own, as committed in DASHBOARD_DIR)."""
+    alerts = default_alerts() if settings is None else Alerts.of(settings)
     rendered = {}
     for build in DASHBOARDS:
-        dashboard = build()
+        dashboard = build(alerts)
         rendered[dashboard.file_name] = json.dumps(dashboard.to_json(), indent=2) + "\n"
     return rendered
 
 
-def stale(directory: Path = DASHBOARD_DIR) -> list[str]:
+def stale(directory: Path = DASHBOARD_DIR, settings: StackSettings | None = None) -> list[str]:
     """File names whose JSON differs from what this module generates (or that are missing)."""
     found = {path.name for path in directory.glob("*.json")}
-    rendered = render()
+    rendered = render(settings)
     changed = [
         name
         for name, text in rendered.items()
@@ -1336,11 +1583,11 @@ def stale(directory: Path = DASHBOARD_DIR) -> list[str]:
     return sorted(changed + sorted(found - rendered.keys()))
 
 
-def write(directory: Path = DASHBOARD_DIR) -> list[str]:
+def write(directory: Path = DASHBOARD_DIR, settings: StackSettings | None = None) -> list[str]:
     """Write every dashboard, remove JSON files no dashboard generates; returns changed names."""
-    changed = stale(directory)
+    changed = stale(directory, settings)
     directory.mkdir(parents=True, exist_ok=True)
-    rendered = render()
+    rendered = render(settings)
     for name, text in rendered.items():
         (directory / name).write_text(text)
     for path in directory.glob("*.json"):

@@ -2,15 +2,18 @@
 
 Metrics not appearing (the collector receiving and exporting, Prometheus's targets), alerts not
 firing (rules loaded, Alertmanager reachable, the Telegram token), dashboards empty (every
-datasource reachable, through Grafana's own datasource health check where Grafana runs), and
-resources (disk space for data). The checks read the local stack's addresses (StackSettings),
-which are also the Compose stack's published ports, and run concurrently, each with a timeout:
-a hanging backend makes its own check fail, never the command.
+datasource reachable, through Grafana's own datasource health check where Grafana runs),
+resources (disk space for data), and the Docker Compose that the Compose stack needs (v2). The
+checks read the local stack's addresses (StackSettings), which are also the Compose stack's
+published ports, and run concurrently, each with a timeout: a hanging backend makes its own
+check fail, never the command.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import subprocess
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -30,6 +33,9 @@ COLLECTOR_JOB = "otel-collector-internal"
 DISK_WARN_FRACTION, DISK_FAIL_FRACTION = 0.15, 0.05
 DISK_FAIL_BYTES = 1 << 30
 QUEUE_FULL_FRACTION = 0.8
+#: The oldest Docker Compose that loads stack/docker-compose.monitoring.yml: `depends_on.required`
+#: came in 2.20; Compose v1 (`docker-compose` 1.x) knows neither it nor the top-level `name`.
+COMPOSE_MINIMUM = (2, 20)
 #: The collector counts each signal separately.
 KINDS = ("spans", "metric_points", "log_records")
 DATASOURCES_FILE = PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml"
@@ -92,6 +98,7 @@ class Doctor:
             self.datasources,
             self.health_service,
             self.disk_space,
+            self.docker_compose,
         ]
         pool = ThreadPoolExecutor(max_workers=len(checks))
         with httpx.Client(timeout=self.operations.timeout) as self.client, pool:
@@ -419,6 +426,36 @@ class Doctor:
             return [Finding("Disk space for data", Status.WARN, detail, fix)]
         return [Finding("Disk space for data", Status.OK, detail)]
 
+    def docker_compose(self) -> list[Finding]:
+        """Which Docker Compose runs the Compose stack: v2 (`docker compose`) or the seed's v1
+        `docker-compose`, which cannot load the file."""
+        check = "Docker Compose"
+        plugin = _version(["docker", "compose", "version", "--short"])
+        standalone = _version(["docker-compose", "version", "--short"])
+        upgrade = (
+            "install Docker Compose v2 (the `docker compose` plugin, 2.20 or later) and run "
+            f"`{COMPOSE} up -d`; the seed's `docker-compose -f ...` is Compose v1"
+        )
+        found = [
+            (v, command)
+            for v, command in ((plugin, "docker compose"), (standalone, "docker-compose"))
+            if v
+        ]
+        if not found:
+            detail = "not installed: the local stack (`tbmon stack up`) needs none"
+            return [Finding(check, Status.OK, detail)]
+        version, command = max(found)
+        shown = ".".join(map(str, version))
+        if version >= COMPOSE_MINIMUM:
+            return [Finding(check, Status.OK, f"`{command}` is v{shown}")]
+        reason = (
+            "Compose v1 rejects stack/docker-compose.monitoring.yml (its top-level `name` and "
+            "`depends_on.required`)"
+            if version < (2,)
+            else "older than 2.20, it rejects `depends_on.required`"
+        )
+        return [Finding(check, Status.FAIL, f"`{command}` is v{shown}: {reason}", upgrade)]
+
     # -- helpers ----------------------------------------------------------------------------
 
     def _prometheus_api(self, path: str, **params: str) -> Any:
@@ -442,6 +479,19 @@ def _recent(counter: str) -> str:
         f"(sum(increase({series}[5m])) or vector(0))"
         f" + (sum({series} unless ({series} offset 5m)) or vector(0))"
     )
+
+
+def _version(command: list[str]) -> tuple[int, ...] | None:
+    """The version a CLI prints (`2.29.1`, `v2.29.1-desktop.1`, `1.29.2`); None if it is not
+    installed or says none."""
+    if shutil.which(command[0]) is None:
+        return None
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"(\d+)\.(\d+)(?:\.(\d+))?", done.stdout) if done.returncode == 0 else None
+    return tuple(int(part) for part in match.groups(default="0")) if match else None
 
 
 def _guarded(check: Callable[[], list[Finding]]) -> list[Finding]:

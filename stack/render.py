@@ -11,13 +11,25 @@ Alertmanager's config is rendered for both deployments (``tbmon stack render ale
 the routes' timings come from the TBMON_ALERT_* settings, the bridge's bearer token and the SMTP
 password go to files it reads (never into the config), and the email receiver exists only when
 SMTP_HOST is set.
+
+The alert rules are rendered for both deployments too (``tbmon stack render rules``): the files
+in ``stack/prometheus/rules/`` hold the seed's thresholds as defaults, and each rule named in
+:data:`RULE_THRESHOLDS` gets the operator's TBMON_THRESHOLD_* value instead, in the comparison
+of its ``expr`` and in the ``{{ $threshold := ... }}`` its annotations show. A strategy given
+its own value in TBMON_THRESHOLD_BY_STRATEGY gets a copy of the rule limited to that strategy
+(``and on (strategy) ...``), and the deployment's rule leaves it out (``unless on (strategy)``);
+a strategy whose value is null has the alert off. Rendering the defaults reproduces the source
+files rule for rule (a test checks), so the source's promtool tests test what runs.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -77,8 +89,9 @@ def localize(value: Any, settings: StackSettings) -> Any:
     return text
 
 
-def prometheus_document(settings: StackSettings) -> dict[str, Any]:
-    """The local Prometheus config, as a document."""
+def prometheus_document(settings: StackSettings, rules_dir: Path | None = None) -> dict[str, Any]:
+    """The local Prometheus config, as a document; it reads the rules rendered into
+    ``rules_dir`` (default: the source files, as they are)."""
     source = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
     jobs = []
     for job in source.get("scrape_configs", []):
@@ -89,11 +102,16 @@ def prometheus_document(settings: StackSettings) -> dict[str, Any]:
             jobs.append(job)
     source["scrape_configs"] = jobs
     document: dict[str, Any] = localize(source, settings)
+    if rules_dir is not None:
+        document["rule_files"] = [str(rules_dir / "*.yml")]
     return document
 
 
 def prometheus_config(layout: Layout) -> None:
-    _write(layout, "prometheus.yml", prometheus_document(layout.settings))
+    """The local Prometheus's config, and its rules rendered with this stack's thresholds."""
+    rules_dir = layout.data / "rules"
+    render_rules(layout.settings, rules_dir)
+    _write(layout, "prometheus.yml", prometheus_document(layout.settings, rules_dir))
 
 
 def alertmanager_config(layout: Layout) -> None:
@@ -244,3 +262,217 @@ def _write_file(path: Path, document: dict[str, Any], where: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = f"# Rendered by tbmon from stack/ for {where}; edit the source, not this.\n"
     path.write_text(header + yaml.safe_dump(document, sort_keys=False))
+
+
+# -- alert rules: the operator's thresholds ----------------------------------------------------
+
+#: Where the rules' source lives (mounted as /etc/prometheus/rules in Compose, through the
+#: renderer).
+RULES_DIR = PROJECT_ROOT / "stack/prometheus/rules"
+
+#: (alert, severity) -> the threshold (``StackSettings.threshold_<name>``) its rule compares with.
+RULE_THRESHOLDS: dict[tuple[str, str], str] = {
+    ("HighDrawdown", "warning"): "drawdown_warning",
+    ("HighDrawdown", "critical"): "drawdown_critical",
+    ("HighVaR", "warning"): "var_warning",
+    ("HighVaR", "critical"): "var_critical",
+    ("HighLeverage", "warning"): "leverage_warning",
+    ("HighPositionConcentration", "warning"): "concentration_warning",
+    ("TradingExecutionFailures", "critical"): "execution_failures_critical",
+    ("SlowAPIResponses", "warning"): "api_latency_warning_seconds",
+    ("LowModelAccuracy", "warning"): "accuracy_warning",
+    ("LowModelAccuracy", "critical"): "accuracy_critical",
+    ("HighCPUUsage", "warning"): "cpu_warning_percent",
+    ("HighMemoryUsage", "warning"): "memory_warning_percent",
+    ("HighDiskUsage", "warning"): "disk_warning_percent",
+}
+
+#: A comparison with a number in PromQL (``> 0.25``, ``>= 3``), not part of ``==``/``!=``.
+_COMPARISON = re.compile(
+    r"(?<![<>=!])(?P<op>[<>]=?)\s*(?:bool\s+)?(?P<number>\d+(?:\.\d+)?)(?![\d.])"
+)
+#: The variable an annotation shows the threshold with.
+_THRESHOLD_VARIABLE = re.compile(r"\{\{ \$threshold := (?P<number>[^ }]+) \}\}")
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """What a rule compares its value with: ``op`` is ``>``, ``>=``, ``<`` or ``<=``."""
+
+    op: str
+    value: float
+
+    @property
+    def above(self) -> bool:
+        return self.op.startswith(">")
+
+
+def threshold_default(name: str) -> float:
+    """The seed's value of threshold ``name``: the one the rule files hold."""
+    default = StackSettings.model_fields[f"threshold_{name}"].default
+    assert isinstance(default, float | int), name
+    return float(default)
+
+
+def rule_key(rule: dict[str, Any]) -> tuple[str, str] | None:
+    """(alert, severity) of an alerting rule; None for a recording rule."""
+    if "alert" not in rule:
+        return None
+    return str(rule["alert"]), str(rule.get("labels", {}).get("severity", ""))
+
+
+def rule_threshold(rule: dict[str, Any], value: float) -> Threshold:
+    """The one comparison of ``rule``'s expr with ``value``; a RenderError if there is not
+    exactly one (the table and the rule file disagree)."""
+    found = [
+        Threshold(match["op"], float(match["number"]))
+        for match in _COMPARISON.finditer(str(rule["expr"]))
+        if float(match["number"]) == value
+    ]
+    if len(found) != 1:
+        raise RenderError(
+            f"rule {rule_key(rule)}: expected one comparison with {value:g} in its expr, "
+            f"found {len(found)}"
+        )
+    return found[0]
+
+
+def _number(value: float) -> str:
+    short = f"{value:g}"
+    return short if float(short) == value else repr(value)
+
+
+def _with_threshold(rule: dict[str, Any], default: float, value: float) -> dict[str, Any]:
+    """A copy of ``rule`` comparing with ``value`` instead of ``default``, and showing it."""
+    rule_threshold(rule, default)  # exactly one comparison to move
+    rendered = copy.deepcopy(rule)
+
+    def compare(match: re.Match[str]) -> str:
+        if float(match["number"]) != default:
+            return match.group(0)
+        return match.group(0)[: match.start("number") - match.start()] + _number(value)
+
+    rendered["expr"] = _COMPARISON.sub(compare, str(rule["expr"]))
+    for key, text in rule.get("annotations", {}).items():
+        for shown in _THRESHOLD_VARIABLE.finditer(str(text)):
+            if float(shown["number"]) != default:
+                raise RenderError(
+                    f"rule {rule_key(rule)}: annotation {key} shows {shown['number']}, but the "
+                    f"rule compares with {default:g}"
+                )
+        rendered["annotations"][key] = _THRESHOLD_VARIABLE.sub(
+            "{{ $threshold := " + _number(value) + " }}", str(text)
+        )
+    return rendered
+
+
+def _strategy_vector(strategy: str) -> str:
+    """A one-series vector with label ``strategy`` (names are checked by StackSettings)."""
+    return f'label_replace(vector(1), "strategy", "{strategy}", "", "")'
+
+
+def _scoped(expr: str, operator: str, strategies: str) -> str:
+    body = "\n".join(f"  {line}" for line in expr.strip().splitlines())
+    return f"(\n{body}\n)\n{operator} on (strategy)\n  {strategies}\n"
+
+
+def render_rule(rule: dict[str, Any], settings: StackSettings) -> list[dict[str, Any]]:
+    """``rule`` with this deployment's threshold, and a copy per strategy with its own."""
+    key = rule_key(rule)
+    name = RULE_THRESHOLDS.get(key) if key else None
+    if name is None:
+        return [rule]
+    default = threshold_default(name)
+    deployment = getattr(settings, f"threshold_{name}")
+    rendered = _with_threshold(rule, default, deployment)
+    overrides = {
+        strategy: values[name]
+        for strategy, values in settings.threshold_by_strategy.items()
+        if name in values
+    }
+    if not overrides:
+        return [rendered]
+    # Parenthesised: `or` binds looser than `unless`.
+    others = "(" + " or ".join(_strategy_vector(strategy) for strategy in overrides) + ")"
+    rules = [{**rendered, "expr": _scoped(rendered["expr"], "unless", others)}]
+    for strategy, value in overrides.items():
+        if value is None:
+            continue  # off for this strategy
+        own = _with_threshold(rule, default, value)
+        own["expr"] = _scoped(own["expr"], "and", _strategy_vector(strategy))
+        # The label the series have anyway; it tells the copies apart (promtool's lint).
+        own["labels"] = {**own.get("labels", {}), "strategy": strategy}
+        rules.append(own)
+    return rules
+
+
+def rules_documents(settings: StackSettings) -> dict[str, dict[str, Any]]:
+    """Each rule file's name and its document, rendered with ``settings``' thresholds."""
+    documents = {}
+    for path in sorted(RULES_DIR.glob("*.yml")):
+        document: dict[str, Any] = yaml.safe_load(path.read_text())
+        for group in document["groups"]:
+            group["rules"] = [
+                rendered for rule in group["rules"] for rendered in render_rule(rule, settings)
+            ]
+        documents[path.name] = document
+    return documents
+
+
+def rendered_rules(settings: StackSettings) -> Iterator[dict[str, Any]]:
+    """Every rule as rendered with ``settings``, file by file, group by group."""
+    for document in rules_documents(settings).values():
+        for group in document["groups"]:
+            yield from group["rules"]
+
+
+def render_rules(settings: StackSettings, out: Path) -> list[Path]:
+    """Write the rendered rule files into the folder ``out`` (and remove stale ones there)."""
+    out.mkdir(parents=True, exist_ok=True)
+    documents = rules_documents(settings)
+    for stale in out.glob("*.yml"):
+        if stale.name not in documents:
+            stale.unlink()
+    written = []
+    for name, document in documents.items():
+        path = out / name
+        header = (
+            f"# Rendered by tbmon from stack/prometheus/rules/{name} with the TBMON_THRESHOLD_* "
+            "settings; edit the source, not this.\n"
+        )
+        path.write_text(
+            header + yaml.dump(document, Dumper=_BlockDumper, sort_keys=False, width=100)
+        )
+        written.append(path)
+    return written
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (expressions) as ``|`` blocks, as they are written in the source."""
+
+
+def _block(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _block)
+
+
+def deployment_thresholds(settings: StackSettings) -> dict[tuple[str, str], Threshold]:
+    """(alert, severity) -> what its rendered rule compares with for the whole deployment (not
+    a strategy's copy): the operator's threshold for a rule of :data:`RULE_THRESHOLDS`, the one
+    number compared in any other rule's expr. What the dashboards' panels colour by."""
+    found: dict[tuple[str, str], Threshold] = {}
+    for rule in rendered_rules(settings):
+        key = rule_key(rule)
+        if key is None or key in found:
+            continue
+        if key in RULE_THRESHOLDS:
+            value = getattr(settings, f"threshold_{RULE_THRESHOLDS[key]}")
+            found[key] = rule_threshold(rule, value)
+            continue
+        compared = list(_COMPARISON.finditer(str(rule["expr"])))
+        if len(compared) == 1:
+            found[key] = Threshold(compared[0]["op"], float(compared[0]["number"]))
+    return found

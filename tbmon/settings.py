@@ -9,13 +9,16 @@ every component at once.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 #: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +26,37 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: A Prometheus/Alertmanager duration such as 30s, 5m, 1h30m.
 Duration = Annotated[str, Field(pattern=r"^([0-9]+(ms|s|m|h|d|w|y))+$")]
+#: A threshold on a fraction (0.25 = 25%) and on a 0-100 percentage.
+Fraction = Annotated[float, Field(gt=0, le=1)]
+Percent = Annotated[float, Field(gt=0, le=100)]
+
+#: The thresholds (``StackSettings.threshold_<name>``) that TBMON_THRESHOLD_BY_STRATEGY may set
+#: per strategy: those of alerts on a strategy's own series.
+STRATEGY_THRESHOLDS = (
+    "drawdown_warning",
+    "drawdown_critical",
+    "var_warning",
+    "var_critical",
+    "leverage_warning",
+    "concentration_warning",
+    "execution_failures_critical",
+)
+#: (warning, critical, fires above?) pairs of one alert: the warning comes before the critical.
+THRESHOLD_PAIRS = (
+    ("drawdown_warning", "drawdown_critical", True),
+    ("var_warning", "var_critical", True),
+    ("accuracy_warning", "accuracy_critical", False),
+)
+#: What a strategy name may be to be set per strategy (it is written into PromQL).
+STRATEGY_NAME = re.compile(r"[A-Za-z0-9_.:/ -]{1,128}")
+
+
+def _check_bounds(field: FieldInfo, value: float, where: str) -> None:
+    """``value`` within the bounds of the threshold ``field``, or a ValueError naming ``where``."""
+    try:
+        TypeAdapter(Annotated[float, *field.metadata]).validate_python(value)
+    except ValidationError as error:
+        raise ValueError(f"{where}: {error.errors()[0]['msg']}") from None
 
 
 def _xdg(variable: str, fallback: str) -> Path:
@@ -111,6 +145,121 @@ class StackSettings(BaseSettings):
         default="4h", description="Warning repeat_interval."
     )
 
+    # Alert thresholds, rendered into the rules of stack/prometheus/rules/ (stack/render.py) and
+    # into the dashboards' panel thresholds: the seed's values are only defaults. Fractions are
+    # fractions (0.25 = 25%); *_percent are 0-100. THRESHOLD_BY_STRATEGY overrides the
+    # per-strategy ones (STRATEGY_THRESHOLDS) for named strategies, or turns them off (null).
+    threshold_drawdown_warning: Fraction = Field(
+        default=0.15, description="HighDrawdown warning: current drawdown above this."
+    )
+    threshold_drawdown_critical: Fraction = Field(
+        default=0.25, description="HighDrawdown critical: current drawdown above this."
+    )
+    threshold_var_warning: Fraction = Field(
+        default=0.08, description="HighVaR warning (the risk limit approaching): VaR 95% above."
+    )
+    threshold_var_critical: Fraction = Field(
+        default=0.10, description="HighVaR critical: VaR 95% above this share of the portfolio."
+    )
+    threshold_leverage_warning: float = Field(
+        default=3.0, gt=0, description="HighLeverage warning: gross exposure over equity above."
+    )
+    threshold_concentration_warning: Fraction = Field(
+        default=0.5,
+        description="HighPositionConcentration warning: the largest position's share of gross "
+        "exposure above this (1 never fires: a one-position bot).",
+    )
+    threshold_execution_failures_critical: Fraction = Field(
+        default=0.10, description="TradingExecutionFailures: share of orders failed over 5 min."
+    )
+    threshold_api_latency_warning_seconds: float = Field(
+        default=1.0, gt=0, description="SlowAPIResponses: p95 of an exchange endpoint above."
+    )
+    threshold_accuracy_warning: Fraction = Field(
+        default=0.60, description="LowModelAccuracy warning: prediction accuracy below this."
+    )
+    threshold_accuracy_critical: Fraction = Field(
+        default=0.50, description="LowModelAccuracy critical: prediction accuracy below this."
+    )
+    threshold_cpu_warning_percent: Percent = Field(
+        default=80, description="HighCPUUsage: a bot host's CPU use above this."
+    )
+    threshold_memory_warning_percent: Percent = Field(
+        default=85, description="HighMemoryUsage: a bot host's memory use above this."
+    )
+    threshold_disk_warning_percent: Percent = Field(
+        default=85, description="HighDiskUsage: a bot host's disk use above this."
+    )
+    threshold_by_strategy: Annotated[dict[str, dict[str, float | None]], NoDecode] = Field(
+        default_factory=dict,
+        description='Per-strategy thresholds, JSON: {"hodl": {"concentration_warning": null}, '
+        '"levered": {"leverage_warning": 10}}; null turns that alert off for the strategy.',
+    )
+
+    @field_validator("threshold_by_strategy", mode="before")
+    @classmethod
+    def _json(cls, value: object) -> object:
+        if isinstance(value, str):
+            try:
+                return json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"not JSON ({error.msg} at character {error.pos}); write it as "
+                    '{"STRATEGY": {"concentration_warning": null, "leverage_warning": 10}}'
+                ) from None
+        return value
+
+    @field_validator("threshold_by_strategy")
+    @classmethod
+    def _strategy_thresholds(
+        cls, overrides: dict[str, dict[str, float | None]]
+    ) -> dict[str, dict[str, float | None]]:
+        for strategy, thresholds in overrides.items():
+            if not STRATEGY_NAME.fullmatch(strategy):
+                raise ValueError(
+                    f"strategy {strategy!r}: a strategy name is letters, digits and . _ : / - "
+                    "(up to 128)"
+                )
+            for name, value in thresholds.items():
+                if name not in STRATEGY_THRESHOLDS:
+                    raise ValueError(
+                        f"strategy {strategy!r}: {name!r} cannot be set per strategy; one of "
+                        f"{', '.join(STRATEGY_THRESHOLDS)}"
+                    )
+                field = cls.model_fields[f"threshold_{name}"]
+                if value is not None:
+                    _check_bounds(field, value, f"strategy {strategy!r}: {name}")
+        return overrides
+
+    @model_validator(mode="after")
+    def _warnings_come_first(self) -> StackSettings:
+        """A warning threshold the critical one has already passed would never warn."""
+        for strategy in ["", *self.threshold_by_strategy]:
+            values = self.thresholds(strategy)
+            for warning, critical, above in THRESHOLD_PAIRS:
+                low, high = (values[warning], values[critical])
+                if low is None or high is None:
+                    continue
+                if (low >= high) if above else (low <= high):
+                    where = f" (TBMON_THRESHOLD_BY_STRATEGY, {strategy!r})" if strategy else ""
+                    raise ValueError(
+                        f"TBMON_THRESHOLD_{warning.upper()} ({low:g}) must be "
+                        f"{'below' if above else 'above'} TBMON_THRESHOLD_{critical.upper()} "
+                        f"({high:g}){where}: a warning comes before its critical alert"
+                    )
+        return self
+
+    def thresholds(self, strategy: str = "") -> dict[str, float | None]:
+        """Every threshold by name (``drawdown_warning``...), as it applies to ``strategy``
+        (``""``: the deployment's); None where the strategy turned the alert off."""
+        values: dict[str, float | None] = {
+            name.removeprefix("threshold_"): value
+            for name, value in self.model_dump().items()
+            if name.startswith("threshold_") and name != "threshold_by_strategy"
+        }
+        values.update(self.threshold_by_strategy.get(strategy, {}))
+        return values
+
     # The Telegram alert bridge, and the Telegram test server used without TELEGRAM_BOT_TOKEN.
     bridge_port: int = Field(default=8090, description="Alert bridge (webhook, /metrics).")
     telegram_test_port: int = Field(default=8092, description="Telegram Bot API test server.")
@@ -149,7 +298,10 @@ class StackSettings(BaseSettings):
 
     def environment(self) -> dict[str, str]:
         """Each setting as its ``TBMON_*`` variable: a process given these sees this stack."""
-        return {f"TBMON_{name.upper()}": str(value) for name, value in self.model_dump().items()}
+        return {
+            f"TBMON_{name.upper()}": json.dumps(value) if isinstance(value, dict) else str(value)
+            for name, value in self.model_dump().items()
+        }
 
     def ports(self) -> dict[str, int]:
         """Every port setting by field name, for conflict checks and for tests."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import socket
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ import httpx
 import psutil
 import pytest
 
+from tbmon.alert_bridge.html import plain_text
 from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, DEMO_WARNING_CHAT_ID
 from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.settings import StackSettings
@@ -26,6 +29,16 @@ from tbmon.stack.supervisor import Supervisor
 CRITICAL_CHAT = DEMO_CRITICAL_CHAT_ID
 WARNING_CHAT = DEMO_WARNING_CHAT_ID
 _fingerprints = itertools.count(1)
+#: Characters that change how text around them shows while showing nothing themselves: the
+#: bidirectional overrides, embeddings, isolates and marks, zero-width spaces, the word joiner,
+#: the byte order mark, the soft hyphen, an invisible operator, an interlinear annotation
+#: anchor and a tag character.
+DISGUISES = (
+    [chr(c) for c in range(0x202A, 0x202F)]
+    + [chr(c) for c in range(0x2066, 0x206A)]
+    + ["\u200e", "\u200f", "\u061c", "\u200b", "\u2060", "\ufeff", "\u00ad", "\u2062"]
+    + ["\ufff9", "\U000e0041"]
+)
 
 
 @dataclass
@@ -55,8 +68,41 @@ class Rig:
             self.url + "/webhook/alertmanager", json=payload, headers=headers, timeout=30, **kwargs
         )
 
+    def post_until_accepted(self, payload: dict[str, Any], deadline: float) -> None:
+        """What Alertmanager does: retry 5xx and connection errors until a 2xx."""
+        while time.monotonic() < deadline:
+            try:
+                if self.post(payload).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"the bridge never accepted {payload['alerts'][0]['labels']['id']}")
+
+    def send_head(self, *lines: str, timeout: float = 10.0) -> tuple[int, str]:
+        """Send a request's head (its request line and headers) and not one byte of its body;
+        the status and the raw answer (head and body) the bridge gives without it (a socket
+        timeout if it waits for the body instead)."""
+        host, port = self.settings.bind_host, self.settings.bridge_port
+        head = "\r\n".join([*lines, f"Host: {host}:{port}", "", ""])
+        with socket.create_connection((host, port), timeout=timeout) as connection:
+            connection.sendall(head.encode())
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += connection.recv(65536) or b"<closed>\r\n\r\n"
+            length = re.search(rb"(?im)^content-length: *(\d+)", answer)
+            expected = answer.index(b"\r\n\r\n") + 4 + (int(length[1]) if length else 0)
+            while len(answer) < expected and (data := connection.recv(65536)):
+                answer += data
+        text = answer.decode()
+        return int(text.split(" ", 2)[1]), text
+
     def messages(self, chat: str = CRITICAL_CHAT) -> list[dict[str, Any]]:
         return self.telegram.messages(chat)
+
+    def bridge_rss_mib(self) -> float:
+        """The bridge process's resident memory, from /proc."""
+        return rss_mib(self.bridge_pid())
 
     def bridge_pid(self) -> int:
         status = next(s for s in self.supervisor.status(["alert-bridge"]))
@@ -70,6 +116,14 @@ class Rig:
 
     def restart_bridge(self) -> None:
         self.supervisor.up(["alert-bridge"])
+
+
+def rss_mib(pid: int) -> float:
+    """A process's resident memory (VmRSS in /proc/PID/status), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
 
 
 @contextmanager
@@ -161,9 +215,15 @@ def notification(alerts: list[dict[str, Any]], group: str = "group") -> dict[str
 
 
 def idents(messages: list[dict[str, Any]]) -> list[str]:
-    """The alert ids (label id=...) in these messages, in the order they appear."""
+    """The alert ids (label id=...) in these messages, in the order they appear (the Labels
+    line puts a trader's labels first, whose values may hold anything, newlines included)."""
     return [
         match.group(1)
         for message in messages
-        for match in re.finditer(r"^Labels: (?:.*?, )?id=([A-Za-z0-9_-]+)", message["text"], re.M)
+        for match in re.finditer(r"(?:^Labels: |, )id=([A-Za-z0-9_-]+)", message["text"], re.M)
     ]
+
+
+def sent_idents(request: dict[str, Any]) -> list[str]:
+    """The alert ids in a sendMessage request the Telegram test server recorded."""
+    return idents([{"text": plain_text(request["params"]["text"])}])

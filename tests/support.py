@@ -61,9 +61,13 @@ SEED_METRICS = frozenset(
 
 
 def wait_until(
-    probe: Callable[[], T | None], what: str, timeout: float = 60.0, interval: float = 0.25
+    probe: Callable[[], T | None],
+    what: str | Callable[[], str],
+    timeout: float = 60.0,
+    interval: float = 0.25,
 ) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    """Poll ``probe`` until it returns something truthy; fail naming ``what`` after ``timeout``
+    (a callable ``what`` is called then, so the message can show the last values seen)."""
     deadline = time.monotonic() + timeout
     last_error: Exception | None = None
     while time.monotonic() < deadline:
@@ -74,8 +78,9 @@ def wait_until(
         if result:
             return result
         time.sleep(interval)
+    described = what() if callable(what) else what
     raise AssertionError(
-        f"timed out after {timeout:g} s waiting for {what} (last error: {last_error})"
+        f"timed out after {timeout:g} s waiting for {described} (last error: {last_error})"
     )
 
 

@@ -1,11 +1,11 @@
-"""End to end on a real stack: the demo bot's drawdown scenario goes through the collector into
-Prometheus, the real rules fire, the real Alertmanager routes, the bridge sends, and the Telegram
-test server receives the critical message; the alert resolving sends the reply; the silence
-button silences.
+"""End to end on a real stack: the demo's drawdown scenario (``tbmon demo``) goes through the
+collector into Prometheus, the real rules fire, the real Alertmanager routes, the bridge sends,
+and the Telegram test server receives the critical message, which the demo notes as arrived; the
+portfolio recovering resolves the alert and sends the reply; the silence button silences.
 
-The rules are the production ones (HighDrawdown critical waits its full ``for: 1m``); only
-Alertmanager's group_wait/group_interval are shortened, through the stack's settings, and the
-bot's drawdown window, so the crash leaves it (and the alert resolves) within minutes.
+The rules are the production ones (HighDrawdown critical waits its full ``for: 1m`` on the
+current drawdown, and resolves when the portfolio makes a new peak); only Alertmanager's
+group_wait/group_interval are shortened, through the stack's settings.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,6 @@ from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
-
-#: Return periods (seconds, in the demo) the bot's max drawdown looks back: longer than the
-#: rule's ``for: 1m`` plus scrape and evaluation delays, so the alert fires before the crash
-#: leaves the window and resolves once it has.
-DRAWDOWN_WINDOW = 150
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +68,24 @@ def test_drawdown_alert_reaches_telegram_resolves_and_silences(
         )
 
     try:
-        with pytest.MonkeyPatch.context() as patch:
-            patch.setenv("TBMON_ANALYTICS_WINDOW", str(DRAWDOWN_WINDOW))  # the bot's environment
-            with demo_bot(settings, service, log, scenario="drawdown"):
-                firing = wait_until(
-                    lambda: ours("🚨"), f"the critical message (bot log: {log})", timeout=240
-                )
-                _check_format(firing, service, settings)
-                resolved = wait_until(lambda: ours("✅"), "the resolved reply", timeout=240)
+        with demo_bot(settings, service, log, scenario="drawdown"):
+            firing = wait_until(
+                lambda: ours("🚨"), f"the critical message (bot log: {log})", timeout=240
+            )
+            _check_format(firing, service, settings)
+            # The demo saw it reach Telegram, and says so.
+            wait_until(
+                lambda: "✓ HighDrawdown (critical) arrived" in log.read_text(),
+                "the demo noting the message's arrival",
+                timeout=30,
+            )
+            # No max-drawdown window to wait out: the recovery resolves it.
+            resolved = wait_until(lambda: ours("✅"), "the resolved reply", timeout=300)
+            wait_until(
+                lambda: "✓ HighDrawdown (critical) resolved arrived" in log.read_text(),
+                "the demo noting the resolution's arrival",
+                timeout=30,
+            )
         assert resolved["reply_to_message"]["message_id"] == firing["message_id"]
         assert "Resolved: " in resolved["text"]
 
@@ -105,12 +111,13 @@ def _check_format(message: dict[str, Any], service: str, settings: StackSettings
     lines = message["text"].splitlines()
     assert lines[0] == "🚨 CRITICAL TRADING BOT ALERT"
     assert lines[2:5] == ["Alert: HighDrawdown", "Severity: CRITICAL", "Component: TRADING"]
-    assert f"job={service}" in lines[5]
+    # What a trader needs: the bot and its strategy; no scope, stack label or process id.
+    assert lines[5] == f"Labels: job={service}, strategy=ensemble-momentum"
     body = "\n".join(lines[6:])
     assert "Summary: Critical portfolio drawdown" in body
     assert re.search(
-        rf"^Description: Portfolio drawdown of {service} is \d+(\.\d+)?%, exceeding the 25% "
-        "critical threshold$",
+        rf"^Description: Portfolio drawdown of {service} \(strategy ensemble-momentum\) is "
+        r"\d+(\.\d+)?% below its peak, exceeding the 25% critical threshold$",
         body,
         re.MULTILINE,
     )
@@ -118,7 +125,16 @@ def _check_format(message: dict[str, Any], service: str, settings: StackSettings
     assert re.search(r"^Time: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$", body, re.MULTILINE)
     assert lines[-2:] == ["🔗 View in Grafana", "🔗 View in Prometheus"]
     grafana, prometheus = [e["url"] for e in message["entities"] if e["type"] == "text_link"]
-    assert grafana == "http://localhost:3000"
+    # The trading dashboard, filtered to the bot, from an hour before the alert until now.
+    opened = re.fullmatch(
+        rf"http://localhost:3000/d/tbmon-trading-performance\?var-job={service}"
+        r"&from=(\d{13})&to=now",
+        grafana,
+    )
+    assert opened, grafana
+    (shown,) = re.findall(r"^Time: (.+) UTC$", body, re.MULTILINE)
+    started = datetime.strptime(shown, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
+    assert 0 <= int(opened[1]) / 1000 - (started - 3600) < 1
     assert prometheus.startswith(f"http://{settings.bind_host}:{settings.prometheus_port}/graph?")
     keyboard = message["reply_markup"]["inline_keyboard"]
     assert [b["callback_data"] for b in keyboard[0]] == ["silence:1", "silence:24"]

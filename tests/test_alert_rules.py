@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +13,11 @@ import httpx
 import pytest
 import yaml
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from pydantic import ValidationError
 from support import Backends, otlp_sdk, wait_until
 
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack import binaries
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import binaries, dashboards, render
 from tbmon.stack.supervisor import Supervisor
 
 RULES = PROJECT_ROOT / "stack/prometheus/rules"
@@ -37,8 +39,13 @@ REQUIRED = {
     ("SlowAPIResponses", "warning"),
     ("BotStoppedReporting", "critical"),
     ("CollectorExportFailing", "critical"),
+    # Issue 13: every loss raises an alert, the first one included.
+    ("BotTelemetryDropped", "critical"),
+    ("ProcessorsDroppedItems", "critical"),
     ("CollectorQueueFilling", "warning"),
     ("BackendDown", "critical"),
+    ("ContainerRestarting", "warning"),  # cAdvisor
+    ("ContainerOOMKilled", "warning"),
 }
 
 
@@ -80,7 +87,9 @@ def test_the_unit_tests_catch_a_broken_threshold(tmp_path: Path) -> None:
     shutil.copytree(RULES, tmp_path / "rules")
     shutil.copytree(UNIT_TESTS, tmp_path / "tests")
     trading = tmp_path / "rules" / "trading.yml"
-    trading.write_text(trading.read_text().replace("drawdown > 0.25", "drawdown > 0.35"))
+    text = trading.read_text()
+    assert text.count("  ) > 0.25\n") == 1
+    trading.write_text(text.replace("  ) > 0.25\n", "  ) > 0.35\n"))
     result = _promtool("test", "rules", "tests/trading_test.yml", cwd=tmp_path)
     assert result.returncode != 0
     assert "HighDrawdown" in result.stdout + result.stderr
@@ -94,6 +103,122 @@ def test_every_alert_has_its_labels_and_annotations() -> None:
         annotations = rule["annotations"]
         assert set(annotations) >= {"summary", "description", "action"}, name
         assert "$value" in annotations["description"], f"{name}: the description shows the value"
+
+
+#: The components whose alerts concern one bot or the stack's hosts: "View in Grafana" opens
+#: the dashboard of their rule's `dashboard` annotation.
+WITH_DASHBOARD = {"trading", "risk", "system", "agent"}
+
+
+def test_every_bot_alert_links_to_an_existing_dashboard_and_its_variables() -> None:
+    variables = {}
+    for build in dashboards.DASHBOARDS:
+        document = build().to_json()
+        variables[document["uid"]] = {v["name"] for v in document["templating"]["list"]}
+    for rule in _rules():
+        if rule["labels"]["component"] not in WITH_DASHBOARD:
+            continue
+        link = rule["annotations"].get("dashboard", "")
+        match = re.fullmatch(r"/d/([\w-]+)(?:\?(.*))?", link)
+        assert match, f"{rule['alert']}: dashboard annotation {link!r}"
+        assert match[1] in variables, f"{rule['alert']}: no dashboard {match[1]}"
+        for parameter in (match[2] or "").split("&") if match[2] else []:
+            name, _, value = parameter.partition("=")
+            assert name.removeprefix("var-") in variables[match[1]], parameter
+            assert value == "{{ $labels.job | urlquery }}", parameter  # escaped into the URL
+            assert "job" in rule["expr"], f"{rule['alert']}: links by job, so keeps it"
+
+
+def test_rendering_the_default_thresholds_gives_the_rule_files_as_they_are() -> None:
+    source = {path.name: yaml.safe_load(path.read_text()) for path in RULES.glob("*.yml")}
+    assert render.rules_documents(StackSettings()) == source
+
+
+def test_each_thresholded_rule_shows_the_threshold_it_compares_with() -> None:
+    rules = {render.rule_key(rule): rule for rule in _rules()}
+    assert set(render.RULE_THRESHOLDS) <= set(rules)
+    for key, name in render.RULE_THRESHOLDS.items():
+        rule = rules[key]
+        default = render.threshold_default(name)
+        assert render.rule_threshold(rule, default).value == default
+        shown = re.findall(r"\{\{ \$threshold := ([^ ]+) \}\}", str(rule["annotations"]))
+        assert shown, f"{key}: the message shows the threshold"
+        assert {float(value) for value in shown} == {default}, key
+        assert "$threshold" in rule["annotations"]["description"], key
+
+
+CHANGED = StackSettings(
+    threshold_drawdown_critical=0.35,
+    threshold_cpu_warning_percent=95,
+    threshold_by_strategy={
+        "hodl": {"concentration_warning": None},
+        "levered": {"leverage_warning": 10},
+        "fragile": {"drawdown_critical": 0.2},
+    },
+)
+
+
+@pytest.mark.parametrize(("settings", "passes"), [(CHANGED, True), (StackSettings(), False)])
+def test_a_changed_threshold_moves_the_rendered_rule(
+    tmp_path: Path, settings: StackSettings, passes: bool
+) -> None:
+    """tests/promtool/changed_thresholds_test.yml passes on the rules rendered with its
+    settings, and fails on the defaults (so it tests the change)."""
+    written = render.render_rules(settings, tmp_path / "rules")
+    assert {path.name for path in written} == {path.name for path in RULES.glob("*.yml")}
+    shutil.copy(PROJECT_ROOT / "tests/promtool/changed_thresholds_test.yml", tmp_path)
+    check = _promtool("check", "rules", *map(str, written))
+    assert check.returncode == 0, check.stdout + check.stderr
+    result = _promtool("test", "rules", "changed_thresholds_test.yml", cwd=tmp_path)
+    assert (result.returncode == 0) is passes, result.stdout + result.stderr
+
+
+def _rendered(settings: StackSettings, alert: str, severity: str) -> list[dict[str, Any]]:
+    return [
+        rule
+        for rule in render.rendered_rules(settings)
+        if render.rule_key(rule) == (alert, severity)
+    ]
+
+
+def test_a_strategy_override_leaves_the_others_on_the_deployment_threshold() -> None:
+    # "hodl" is off: the deployment's rule leaves it out and no rule of its own brings it back.
+    (deployment,) = _rendered(CHANGED, "HighPositionConcentration", "warning")
+    assert (
+        'unless on (strategy)\n  (label_replace(vector(1), "strategy", "hodl"' in deployment["expr"]
+    )
+    critical = _rendered(CHANGED, "HighDrawdown", "critical")
+    assert [rule["labels"].get("strategy") for rule in critical] == [None, "fragile"]
+    assert render.rule_threshold(critical[0], 0.35).op == ">"
+    assert render.rule_threshold(critical[1], 0.2).op == ">"
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"TBMON_THRESHOLD_DRAWDOWN_WARNING": "0.3"},
+            "TBMON_THRESHOLD_DRAWDOWN_WARNING (0.3) must be below TBMON_THRESHOLD_DRAWDOWN_CRIT",
+        ),
+        ({"TBMON_THRESHOLD_VAR_CRITICAL": "10"}, "threshold_var_critical"),
+        ({"TBMON_THRESHOLD_BY_STRATEGY": '{"hodl": {"leverage_warning": 5'}, "not JSON"),
+        (
+            {"TBMON_THRESHOLD_BY_STRATEGY": '{"hodl": {"cpu_warning_percent": 99}}'},
+            "'cpu_warning_percent' cannot be set per strategy",
+        ),
+        (
+            {"TBMON_THRESHOLD_BY_STRATEGY": '{"a\\"b": {"leverage_warning": 5}}'},
+            "a strategy name is",
+        ),
+    ],
+)
+def test_a_bad_threshold_is_refused_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variables: dict[str, str], message: str
+) -> None:
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        StackSettings()
 
 
 def test_the_seed_alerts_and_the_additions_exist() -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,7 @@ def test_webhook_needs_the_bearer_token(rig: Rig) -> None:
         assert "ALERT_BRIDGE_TOKEN" in response.json()["detail"]
         assert response.headers["www-authenticate"] == "Bearer"
     assert rig.post(body).status_code == 200
+    assert 'notifications_total{result="unauthorized"}' in httpx.get(rig.url + "/metrics").text
 
 
 _BASE = b'{"version": "4", "groupKey": "g", "status": "firing", "receiver": "r", "alerts": '
@@ -103,6 +106,99 @@ def test_a_huge_body_is_refused_before_it_is_read(rig: Rig) -> None:
         headers={"Authorization": f"Bearer {rig.token}", "Content-Type": "application/json"},
     )
     assert response.status_code == 413
+
+
+_WEBHOOK = "POST /webhook/alertmanager HTTP/1.1"
+_JSON = "Content-Type: application/json"
+_FLOOD = f"Content-Length: {400 * 2**20}"
+_CHUNKED = "Transfer-Encoding: chunked"
+_TOKEN = "ALERT_BRIDGE_TOKEN"
+
+
+@pytest.mark.parametrize(
+    ("lines", "status", "detail", "close"),
+    [
+        ([_WEBHOOK, _JSON, _FLOOD], 401, "ALERT_BRIDGE_TOKEN", True),
+        ([_WEBHOOK, _JSON, _CHUNKED], 401, "ALERT_BRIDGE_TOKEN", True),
+        (
+            [_WEBHOOK, _JSON, _CHUNKED, "Authorization: Bearer wrong"],
+            401,
+            "ALERT_BRIDGE_TOKEN",
+            True,
+        ),
+        (
+            [_WEBHOOK, _JSON, _FLOOD, "Authorization: Bearer {token}"],
+            413,
+            "body over 16777216",
+            True,
+        ),
+        (["POST /webhook/telegram HTTP/1.1", _JSON, _FLOOD], 404, "ALERT_BRIDGE_UPDATES", True),
+        # Small enough to be read ahead anyway: the connection stays for the next request.
+        ([_WEBHOOK, _JSON, "Content-Length: 2000"], 401, _TOKEN, False),
+        (["GET /health/detailed HTTP/1.1"], 401, _TOKEN, False),
+    ],
+)
+def test_refused_before_one_byte_of_the_body_is_sent(
+    rig: Rig, lines: list[str], status: int, detail: str, close: bool
+) -> None:
+    code, answer = rig.send_head(*(line.format(token=rig.token) for line in lines))
+    assert code == status
+    assert detail in answer
+    # A large body's connection is closed: the rest of it is never read.
+    assert ("connection: close" in answer.lower()) is close
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(rig: Rig) -> None:
+    sent = [0]
+
+    def body() -> Iterator[bytes]:
+        chunk = b" " * 2**20
+        for _ in range(400):
+            sent[0] += len(chunk)
+            yield chunk
+
+    response = httpx.post(
+        rig.url + "/webhook/alertmanager",
+        content=body(),
+        headers={"Authorization": f"Bearer {rig.token}", "Content-Type": "application/json"},
+        timeout=60,
+    )
+    assert response.status_code == 413
+    assert response.json()["detail"] == "body over 16777216 bytes; lower max_alerts"
+    # The 16 MiB it read, and what the sockets' buffers took before the bridge hung up.
+    assert sent[0] < 64 * 2**20
+    assert rig.post(notification([alert("after-chunked-flood")])).status_code == 200
+    assert 'notifications_total{result="too_large"}' in httpx.get(rig.url + "/metrics").text
+
+
+def test_bodies_beyond_the_budget_wait_for_alertmanager_to_retry(rig: Rig) -> None:
+    host, port = rig.settings.bind_host, rig.settings.bridge_port
+    holder = socket.create_connection((host, port), timeout=10)
+    try:
+        # Admitted: a body of the largest size is announced and never sent; the bridge holds
+        # the budget for it meanwhile.
+        holder.sendall(
+            (
+                f"{_WEBHOOK}\r\nHost: {host}\r\nAuthorization: Bearer {rig.token}\r\n"
+                f"{_JSON}\r\nContent-Length: {16 * 2**20}\r\n\r\n"
+            ).encode()
+        )
+
+        def over_budget() -> httpx.Response | None:
+            answer = rig.post(notification([alert("over-budget")]))
+            return answer if answer.status_code == 503 else None
+
+        refused = wait_until(over_budget, "the budget to be held")
+        assert refused.headers["retry-after"] == "1"
+        assert "retry" in refused.json()["detail"]
+    finally:
+        holder.close()
+    # Alertmanager retries 5xx: once the announced body is gone, the alert gets through.
+    rig.post_until_accepted(notification([alert("over-budget")]), time.monotonic() + 30)
+    _wait_for(rig, "over-budget")
+    metrics = httpx.get(rig.url + "/metrics").text
+    for result in ("busy", "disconnected"):
+        assert f'alert_bridge_notifications_total{{result="{result}"}}' in metrics
 
 
 def test_critical_and_warning_go_to_their_chats_and_duplicates_are_sent_once(rig: Rig) -> None:
@@ -373,6 +469,28 @@ def test_retry_after_is_honoured(rig: Rig) -> None:
     ]
     assert [r.get("fault") for r in sends] == ["429", None]
     assert sends[1]["time"] - sends[0]["time"] >= 3
+
+
+def test_what_queued_during_a_429_goes_out_with_the_message_that_waited(rig: Rig) -> None:
+    rig.telegram.fault(kinds=["429"], count=1, retry_after=6, chat_id=CRITICAL_CHAT)
+    wanted = [f"queued-{n}" for n in range(9)]
+    rig.post(notification([alert(wanted[0], name="QueuedDuring429")]))
+
+    def refused() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in rig.telegram.requests("sendMessage")
+            if "QueuedDuring429" in str(r["params"].get("text")) and r.get("fault") == "429"
+        ]
+
+    wait_until(refused, "the 429")
+    for ident in wanted[1:]:  # while the chat waits out retry_after
+        assert rig.post(notification([alert(ident, name="QueuedDuring429")])).status_code == 200
+    assert time.time() - refused()[0]["time"] < 6  # all queued within the wait
+    for ident in wanted:
+        _wait_for(rig, ident)
+    (message,) = [m for m in rig.messages() if "QueuedDuring429" in m["text"]]
+    assert idents([message]) == wanted  # one message, in order, not the first alert alone
 
 
 def test_a_reply_refused_for_good_is_given_up_but_an_alert_is_retried(tmp_path: Path) -> None:

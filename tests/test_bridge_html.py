@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import UTC, datetime
 
 import pytest
+from bridge_support import DISGUISES
 
 from tbmon.alert_bridge.formatter import (
     BLOCK_BUDGET,
@@ -40,6 +42,11 @@ HOSTILE = [
     "tabs\tand\nnew\nlines\r\nand\x00nul\x07bell\x1b[31mansi",
     "lone \ud800 surrogate",
     "x" * 10_000,
+    "invoice\u202egnp.exe",
+    "\u2066isolated\u2069 \u202aembedded\u202c \u200emarks\u200f\u061c",
+    "zero\u200bwidth\u2060word\ufeffjoiner\u00adsoft \U000e0068\U000e0069 tags",
+    # Persian with a zero-width non-joiner, and an emoji sequence with a joiner.
+    "\u0646\u06cc\u0645\u200c\u0641\u0627\u0635\u0644\u0647 👩\u200d💻",
 ]
 
 
@@ -133,6 +140,71 @@ def test_block_follows_the_seed_layout() -> None:
     assert length == visible_length(html)
 
 
+def _links(html: str) -> dict[str, str]:
+    parsed = parse(html)
+    return {parsed.text[start:end]: url for tag, start, end, url in parsed.entities if tag == "a"}
+
+
+def test_labels_show_what_helps_a_trader_first_and_no_otel_or_process_ids() -> None:
+    labels = {
+        "alertname": "HighPositionConcentration",
+        "severity": "warning",
+        "component": "risk",
+        "instance": "851623d7-6853-4e72-ae0d-dd510eb9b08f",
+        "job": "momentum-bot",
+        "monitor": "tbmon",
+        "otel_scope_name": "tbmon.instrumentation",
+        "otel_scope_schema_url": "",
+        "otel_scope_version": "0.1.0",
+        "strategy": "momentum",
+        "symbol": "BTC/USDT",
+        "exchange": "binance",
+        "venue": "spot",
+    }
+    text = plain_text(alert_block(_alert(labels=labels), "http://g")[0])
+    assert (
+        "Labels: job=momentum-bot, strategy=momentum, symbol=BTC/USDT, exchange=binance, "
+        "venue=spot\n" in text
+    )
+    for hidden in ("otel_scope", "851623d7", "monitor", "alertname="):
+        assert hidden not in text
+    # A backend's instance is its address, which says which one is down: it stays.
+    backend = {"alertname": "BackendDown", "severity": "critical", "component": "infrastructure"}
+    down = _alert(labels={**backend, "job": "jaeger", "instance": "jaeger:14269"})
+    assert "Labels: job=jaeger, instance=jaeger:14269\n" in plain_text(
+        alert_block(down, "http://g")[0]
+    )
+
+
+def test_view_in_grafana_opens_the_rules_dashboard_for_the_bot_at_the_alerts_time() -> None:
+    dashboard = "/d/tbmon-risk-metrics?var-job=momentum-bot"
+    annotations = {"summary": "s", "description": "d", "dashboard": dashboard}
+    started = datetime(2024, 1, 15, 14, 30, 45, tzinfo=UTC)
+    hour_before = int(started.timestamp() * 1000) - 3_600_000
+    firing = _alert(annotations=annotations, startsAt=started.isoformat())
+    assert _links(alert_block(firing, "https://grafana.example.com/")[0])["View in Grafana"] == (
+        f"https://grafana.example.com{dashboard}&from={hour_before}&to=now"
+    )
+    # Resolved: up to a quarter of an hour after the end, so the recovery shows.
+    ended = datetime(2024, 1, 15, 15, 0, 0, tzinfo=UTC)
+    resolved = _alert(
+        status="resolved",
+        annotations=annotations,
+        startsAt=started.isoformat(),
+        endsAt=ended.isoformat(),
+    )
+    after = int(ended.timestamp() * 1000) + 900_000
+    assert _links(alert_block(resolved, "http://g")[0])["View in Grafana"] == (
+        f"http://g{dashboard}&from={hour_before}&to={after}"
+    )
+    # A full URL as the annotation, with no query yet; no annotation: Grafana's home.
+    absolute = _alert(annotations={"dashboard": "https://other.example/d/x"})
+    assert _links(alert_block(absolute, "http://g")[0])["View in Grafana"].startswith(
+        "https://other.example/d/x?from="
+    )
+    assert _links(alert_block(_alert(), "http://g")[0])["View in Grafana"] == "http://g"
+
+
 @pytest.mark.parametrize("value", HOSTILE)
 def test_hostile_values_always_make_a_valid_block_that_shows_them(value: str) -> None:
     alert = _alert(
@@ -151,12 +223,42 @@ def test_hostile_values_always_make_a_valid_block_that_shows_them(value: str) ->
     assert length <= BLOCK_BUDGET
     assert visible_length(message(header("critical", "firing", 1), [html])) <= MESSAGE_LIMIT
     shown = value.encode("utf-8", "replace").decode("utf-8")
-    shown = "".join(c for c in shown if c in "\n\t" or (ord(c) >= 32 and c != "\x7f"))
+    shown = "".join(
+        c for c in shown if c in "\n\t\u200c\u200d" or unicodedata.category(c) not in ("Cc", "Cf")
+    )
     if len(shown) < 100:
         assert shown in parsed.text
     else:
         assert "…" in parsed.text
         assert shown[:50] in parsed.text
+
+
+@pytest.mark.parametrize("disguise", DISGUISES, ids=lambda c: f"U+{ord(c):04X}")
+def test_no_value_can_disguise_itself(disguise: str) -> None:
+    value = f"safe{disguise}gnp.exe"
+    alert = _alert(
+        labels={
+            "alertname": value,
+            "severity": "critical",
+            "component": value,
+            "job": value,
+            value: "v",
+        },
+        annotations={"summary": value, "description": value, "action": value},
+        generatorURL="http://prometheus:9090/graph?" + value,
+    )
+    html, _ = alert_block(alert, "http://localhost:3000")
+    page = message(header(value, "firing", 1), [html])
+    assert disguise not in page
+    assert "safegnp.exe" in plain_text(page)
+    # A link whose address holds one is not made a link at all.
+    assert "View in Prometheus" not in plain_text(page)
+
+
+def test_joiners_that_scripts_and_emoji_need_are_kept() -> None:
+    value = "\u0646\u06cc\u0645\u200c\u0641\u0627\u0635\u0644\u0647 👩\u200d💻"
+    html, _ = alert_block(_alert(annotations={"summary": value}), "http://localhost:3000")
+    assert f"Summary: {value}" in plain_text(html)
 
 
 def test_escape_round_trips_through_the_parser() -> None:

@@ -18,12 +18,18 @@ from ccxt.async_support.base.exchange import BaseExchange as AsyncBaseExchange
 from ccxt.base.exchange import BaseExchange
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    HistogramDataPoint,
+    InMemoryMetricReader,
+    NumberDataPoint,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode, Tracer
 
+from tbmon import analytics
+from tbmon.instrumentation._internal import ccxt_book
 from tbmon.instrumentation.ccxt import METHODS, CcxtInstrumentor, expected_price
 from tbmon.instrumentation.exchange_test_server import (
     ExchangeServerClient,
@@ -32,6 +38,8 @@ from tbmon.instrumentation.exchange_test_server import (
     running,
 )
 from tbmon.instrumentation.instruments import API_REQUEST_DURATION
+from tbmon.instrumentation.settings import InstrumentationSettings
+from tbmon.instrumentation.trading import TradingMetrics
 
 
 @dataclass
@@ -41,6 +49,7 @@ class Recorded:
     spans: InMemorySpanExporter
     metrics: InMemoryMetricReader
     tracer: Tracer
+    trading: TradingMetrics
 
     def finished(self) -> list[ReadableSpan]:
         return list(self.spans.get_finished_spans())
@@ -123,10 +132,13 @@ def telemetry(exchange: Any) -> Iterator[Recorded]:
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
     reader = InMemoryMetricReader()
     meter_provider = MeterProvider(metric_readers=[reader])
+    trading = TradingMetrics(meter_provider, InstrumentationSettings(TBMON_STRATEGY="plain"))
     instrumentor = CcxtInstrumentor()
-    instrumentor.instrument(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    instrumentor.instrument(
+        tracer_provider=tracer_provider, meter_provider=meter_provider, trading_metrics=trading
+    )
     try:
-        yield Recorded(spans, reader, tracer_provider.get_tracer("test"))
+        yield Recorded(spans, reader, tracer_provider.get_tracer("test"), trading)
     finally:
         if instrumentor.is_instrumented_by_opentelemetry:  # a test may have uninstrumented
             instrumentor.uninstrument()
@@ -466,7 +478,216 @@ def test_the_async_client_is_traced_under_asyncio(
     }
 
 
+# -- trading facts from the answers: orders, portfolio, positions ------------------------------
+
+
+def _trading(telemetry: Recorded) -> dict[str, dict[frozenset[tuple[str, Any]], float]]:
+    """One collection of the trading metrics: metric name -> labels -> value."""
+    data = telemetry.metrics.get_metrics_data()
+    found: dict[str, dict[frozenset[tuple[str, Any]], float]] = {}
+    for resource in data.resource_metrics if data else []:
+        for scope in resource.scope_metrics:
+            for metric in scope.metrics:
+                for point in metric.data.data_points:
+                    if isinstance(point, NumberDataPoint):
+                        labels = frozenset((point.attributes or {}).items())
+                        found.setdefault(metric.name, {})[labels] = float(point.value)
+    return found
+
+
+def _orders(telemetry: Recorded) -> dict[tuple[str, str, str], float]:
+    """``trading_orders`` by (symbol, side, status), checking the other labels."""
+    counts = {}
+    for labels, value in _trading(telemetry).get("trading_orders", {}).items():
+        named = dict(labels)
+        assert (named["strategy"], named["exchange"]) == ("plain", "binance")
+        counts[named["symbol"], named["side"], named["status"]] = value
+    return counts
+
+
+def test_order_outcomes_come_from_create_orders_answers_and_exceptions(
+    exchange: Any, control: ExchangeServerClient, telemetry: Recorded
+) -> None:
+    exchange.create_order("BTC/USDT", "market", "buy", 0.01)
+    exchange.create_market_sell_order("SOL/USDT", 1)
+    with pytest.raises(ccxt.InsufficientFunds):  # refused: more BTC than the account holds
+        exchange.create_order("BTC/USDT", "market", "sell", 50)
+    control.fault(endpoints=["order"], methods=["POST"], error="internal_error")
+    with pytest.raises(ccxt.OperationFailed):  # the exchange failed
+        exchange.create_order("ETH/USDT", "market", "buy", 0.1)
+    control.clear_faults()
+    with pytest.raises(ccxt.InvalidOrder):  # checked by ccxt itself, never sent
+        exchange.create_order("ETH/USDT", "market", "buy", 0.0000001)
+    assert _orders(telemetry) == {
+        ("BTC/USDT", "buy", "filled"): 1,
+        ("SOL/USDT", "sell", "filled"): 1,
+        ("BTC/USDT", "sell", "failed"): 1,
+        ("ETH/USDT", "buy", "failed"): 2,
+    }
+    assert _orders(telemetry)[("ETH/USDT", "buy", "failed")] == 2  # counted once each
+
+
+def test_a_resting_order_is_counted_once_when_an_answer_shows_its_end(
+    exchange: Any, control: ExchangeServerClient, telemetry: Recorded
+) -> None:
+    filled = exchange.create_limit_buy_order("BTC/USDT", 0.01, 63_000)
+    canceled = exchange.create_limit_buy_order("ETH/USDT", 0.1, 3_100)
+    waiting = exchange.create_limit_sell_order("SOL/USDT", 1, 160)
+    assert _orders(telemetry) == {}  # resting: no outcome yet
+    exchange.fetch_order(filled["id"], "BTC/USDT")  # still open
+    control.set_prices(BTCUSDT=62_900.0)  # the market crosses the limit
+    exchange.cancel_order(canceled["id"], "ETH/USDT")
+    assert exchange.fetch_order(filled["id"], "BTC/USDT")["status"] == "closed"
+    exchange.fetch_orders("BTC/USDT")  # the fill again: not counted twice
+    exchange.fetch_open_orders("SOL/USDT")
+    assert _orders(telemetry) == {
+        ("BTC/USDT", "buy", "filled"): 1,
+        ("ETH/USDT", "buy", "canceled"): 1,
+    }
+    assert waiting["status"] == "open"
+
+
+def test_an_order_count_has_the_exemplar_of_its_create_order_span(
+    exchange: Any, telemetry: Recorded
+) -> None:
+    with pytest.raises(ccxt.InsufficientFunds):
+        exchange.create_order("BTC/USDT", "market", "sell", 50)
+    span = telemetry.only_span()
+    data = telemetry.metrics.get_metrics_data()
+    assert data is not None
+    (point,) = [
+        point
+        for scope in data.resource_metrics[0].scope_metrics
+        for metric in scope.metrics
+        if metric.name == "trading_orders"
+        for point in metric.data.data_points
+    ]
+    (exemplar,) = point.exemplars
+    assert (exemplar.trace_id, exemplar.span_id) == (span.context.trace_id, span.context.span_id)
+
+
+def test_the_bots_own_order_count_wins_and_nothing_is_counted_twice(
+    exchange: Any, telemetry: Recorded
+) -> None:
+    order = exchange.create_order("BTC/USDT", "market", "buy", 0.01)
+    # As the demo bot did: its own count right after the call, before any collection.
+    assert order["status"] == "closed"
+    telemetry.trading.record_order(symbol="BTC/USDT", side="buy", status="done", exchange="binance")
+    exchange.create_order("BTC/USDT", "market", "buy", 0.01)  # no longer derived
+    assert _orders(telemetry) == {("BTC/USDT", "buy", "done"): 1}
+
+
+def test_portfolio_and_positions_come_from_the_balance_valued_at_the_answers_prices(
+    server_url: str, exchange: Any, control: ExchangeServerClient, telemetry: Recorded
+) -> None:
+    control.set_balances(USDT=10_000.0, BTC=0.5, ETH=2.0, SOL=0.01)  # SOL: $1.50 is dust
+    balance = exchange.fetch_balance()
+    assert "trading_portfolio_value_usd" not in _trading(telemetry)  # no price yet: held back
+    tickers = exchange.fetch_tickers(["BTC/USDT", "ETH/USDT"])
+    book = exchange.fetch_order_book("SOL/USDT", 5)
+    sol = (book["bids"][0][0] + book["asks"][0][0]) / 2
+    btc, eth = (float(tickers[s]["last"]) for s in ("BTC/USDT", "ETH/USDT"))
+    total = balance["total"]
+    expected = total["USDT"] + total["BTC"] * btc + total["ETH"] * eth + total["SOL"] * sol
+    strategy = frozenset({("strategy", "plain")})
+    gauges = {
+        name: points[strategy] for name, points in _trading(telemetry).items() if strategy in points
+    }
+    assert gauges["trading_portfolio_value_usd"] == pytest.approx(expected, rel=1e-12)
+    assert gauges["trading_open_positions"] == 2
+    gross = total["BTC"] * btc + total["ETH"] * eth
+    assert gauges["risk_leverage_ratio"] == pytest.approx(gross / expected, rel=1e-12)
+    assert gauges["risk_position_concentration"] == pytest.approx(
+        analytics.position_concentration([total["BTC"] * btc, total["ETH"] * eth]), rel=1e-12
+    )
+    # An order fills: the next balance and price are valued, with no call of ours.
+    exchange.create_order("ETH/USDT", "market", "sell", 2)
+    requests = len(control.requests())
+    after = exchange.fetch_balance()["total"]
+    candles = exchange.fetch_ohlcv("BTC/USDT", "1m", limit=2)
+    assert len(control.requests()) == requests + 2  # the bot's two calls, nothing more
+    value = _trading(telemetry)["trading_portfolio_value_usd"][strategy]
+    assert after.get("ETH", 0.0) == 0.0
+    assert value == pytest.approx(
+        after["USDT"] + after["BTC"] * candles[-1][4] + after["SOL"] * sol, rel=1e-12
+    )
+    assert _trading(telemetry)["trading_open_positions"][strategy] == 1
+
+
+def test_a_currency_never_priced_is_left_out_after_the_grace_with_one_warning(
+    exchange: Any,
+    control: ExchangeServerClient,
+    telemetry: Recorded,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setattr(ccxt_book, "PRICE_GRACE_SECONDS", 0.0)
+    control.set_balances(USDT=1_000.0, BTC=0.0, ETH=0.0, SOL=0.0, BNB=3.0)
+    for _ in range(3):
+        exchange.fetch_balance()
+    strategy = frozenset({("strategy", "plain")})
+    assert _trading(telemetry)["trading_portfolio_value_usd"][strategy] == 1_000.0
+    warnings = [r.getMessage() for r in caplog.records if "leaves out" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "BNB" in warnings[0]
+
+
+def test_the_bots_own_portfolio_value_replaces_the_derived_one(
+    exchange: Any, telemetry: Recorded
+) -> None:
+    exchange.fetch_balance()
+    exchange.fetch_tickers()
+    strategy = frozenset({("strategy", "plain")})
+    assert _trading(telemetry)["trading_portfolio_value_usd"][strategy] > 100_000
+    telemetry.trading.record_portfolio_value(42.0)
+    telemetry.trading.set_positions({"XRP/USDT": 5.0})
+    exchange.fetch_balance()
+    exchange.fetch_tickers()
+    gauges = _trading(telemetry)
+    assert gauges["trading_portfolio_value_usd"][strategy] == 42.0
+    assert gauges["trading_open_positions"][strategy] == 1
+
+
+def test_the_async_client_derives_the_same_facts(
+    server_url: str, control: ExchangeServerClient, telemetry: Recorded
+) -> None:
+    control.set_balances(USDT=5_000.0, BTC=0.0, ETH=0.0, SOL=10.0)
+
+    async def trade() -> dict[str, Any]:
+        client = async_binance_client(server_url)
+        try:
+            await client.create_order("SOL/USDT", "market", "sell", 5)
+            balance: dict[str, Any] = await client.fetch_balance()
+            await client.fetch_ticker("SOL/USDT")
+            return balance
+        finally:
+            await client.close()
+
+    total = asyncio.run(trade())["total"]
+    strategy = frozenset({("strategy", "plain")})
+    gauges = _trading(telemetry)
+    assert gauges["trading_portfolio_value_usd"][strategy] == pytest.approx(
+        total["USDT"] + total["SOL"] * 150.0, rel=1e-3
+    )
+    assert _orders(telemetry) == {("SOL/USDT", "sell", "filled"): 1}
+
+
 def test_the_instrumentor_is_an_opentelemetry_entry_point() -> None:
     (entry,) = entry_points(group="opentelemetry_instrumentor", name="ccxt")
     assert entry.load() is CcxtInstrumentor
     assert CcxtInstrumentor().instrumentation_dependencies() == ("ccxt >= 4.0",)
+
+
+def test_a_framework_claims_the_facts_it_reports_before_any_order(
+    exchange: Any, telemetry: Recorded
+) -> None:
+    telemetry.trading.claim("orders", "portfolio")
+    exchange.create_order("BTC/USDT", "market", "buy", 0.01)
+    exchange.fetch_balance()
+    exchange.fetch_tickers()
+    gauges = _trading(telemetry)
+    assert "trading_orders" not in gauges
+    assert "trading_portfolio_value_usd" not in gauges
+    assert gauges["trading_open_positions"][frozenset({("strategy", "plain")})] == 3
+    with pytest.raises(ValueError, match="unknown facts"):
+        telemetry.trading.claim("trades")

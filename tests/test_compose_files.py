@@ -7,6 +7,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from checktools import compose_schema, healthcheck_probe, load_compose
 
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries
+from tbmon.stack.components import COLLECTOR_FEATURE_GATES
 from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
@@ -155,7 +157,7 @@ def test_services_restart_have_healthchecks_and_keep_data_in_named_volumes(
 ) -> None:
     services = project["services"]
     one_shots = {name for name, s in services.items() if s.get("restart") == "no"}
-    assert one_shots == {"alertmanager-config", "jaeger-volume"}
+    assert one_shots == {"alertmanager-config", "jaeger-volume", "stack-config"}
     for name, service in services.items():
         assert service["networks"] == {"tbmon": None}, name
         if name in one_shots:
@@ -165,13 +167,14 @@ def test_services_restart_have_healthchecks_and_keep_data_in_named_volumes(
             assert "healthcheck" not in service, name
         else:
             assert service["healthcheck"]["test"], name
-    for name in one_shots:  # each one-shot must finish before the service that needs it
+    for name in one_shots:  # each one-shot must finish before the services that need it
         dependents = [
             s["depends_on"][name]["condition"]
             for s in services.values()
             if name in s.get("depends_on", {})
         ]
-        assert dependents == ["service_completed_successfully"]
+        assert dependents
+        assert set(dependents) == {"service_completed_successfully"}
     named = {
         (name, v["target"])
         for name, s in services.items()
@@ -238,12 +241,20 @@ def test_collector_config_is_valid_with_composes_environment(project: dict[str, 
     env = project["services"]["otel-collector"]["environment"]
     assert env["TBMON_PROCESSORS_ENDPOINT"] == "processors:4319"
     assert env["TBMON_LOGS_OTLP_ENDPOINT"] == "http://loki:3100/otlp/v1/logs"
+    # Compose's own command-line flags (the feature gates), as the local stack's.
+    gates = [
+        flag
+        for flag in project["services"]["otel-collector"]["command"]
+        if flag.startswith("--feature-gates=")
+    ]
+    assert gates == [f"--feature-gates={COLLECTOR_FEATURE_GATES}"]
     program = binaries.OTELCOL.path(StackSettings().cache_dir)
     result = subprocess.run(
         [
             str(program),
             "validate",
             "--config=file:" + str(PROJECT_ROOT / "otel-collector/config.yaml"),
+            *gates,
         ],
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
@@ -331,3 +342,60 @@ def test_collector_image_healthcheck_probe_tells_up_from_down(tmp_path: Path) ->
     down = subprocess.run([probe, url], capture_output=True, text=True, check=False)
     assert down.returncode == 1
     assert "connection refused" in down.stderr
+
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Named volume -> where ``service`` mounts it."""
+    return {v["source"]: v["target"] for v in service["volumes"] if v["type"] == "volume"}
+
+
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [({}, "  ) > 0.25\n"), ({"TBMON_THRESHOLD_DRAWDOWN_CRITICAL": "0.3"}, "  ) > 0.3\n")],
+)
+def test_stack_config_renders_the_thresholds_prometheus_and_grafana_read(
+    tmp_path: Path, variables: dict[str, str], expected: str
+) -> None:
+    loaded = load_compose(COMPOSE, {**SECRETS, **variables}, env_files=[ENV_EXAMPLE])
+    assert loaded.returncode == 0, loaded.stderr
+    services = json.loads(loaded.stdout)["services"]
+    config = services["stack-config"]
+    env = config["environment"]
+    # Every threshold setting reaches the renderer, with the settings' own default.
+    fields = [name for name in StackSettings.model_fields if name.startswith("threshold_")]
+    assert set(env) == {f"TBMON_{name.upper()}" for name in fields}
+    defaults = StackSettings.model_construct()
+    for name in fields:
+        value = json.loads(env[f"TBMON_{name.upper()}"])
+        if f"TBMON_{name.upper()}" not in variables:
+            assert value == getattr(defaults, name), name
+    # What it writes is what Prometheus and Grafana read.
+    rendered = _mounts(config)
+    assert _mounts(services["prometheus"])["prometheus-rules"] == "/etc/prometheus/rules"
+    assert _mounts(services["grafana"])["grafana-dashboards"] == "/etc/grafana/dashboards"
+    prometheus = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
+    assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
+    provisioning = yaml.safe_load(
+        (PROJECT_ROOT / "stack/grafana/provisioning/dashboards/dashboards.yaml").read_text()
+    )
+    assert provisioning["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
+    # Its command, run here with Compose's environment, into stand-ins for the volumes.
+    (script,) = config["command"]
+    for volume, target in rendered.items():
+        script = script.replace(target, str(tmp_path / volume))
+    done = subprocess.run(
+        [*config["entrypoint"], script],
+        env={"PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = sorted(path.name for path in (tmp_path / "prometheus-rules").glob("*.yml"))
+    assert rules == sorted(
+        path.name for path in (PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml")
+    )
+    assert expected in (tmp_path / "prometheus-rules" / "trading.yml").read_text()
+    dashboards = tmp_path / "grafana-dashboards" / "tbmon-trading-performance.json"
+    assert json.loads(dashboards.read_text())["uid"] == "tbmon-trading-performance"

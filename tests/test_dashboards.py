@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import json
+import re
 import subprocess
 import sys
 import types
@@ -20,8 +21,8 @@ from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
 from support import SEED_METRICS
 
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack import dashboards
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import dashboards, render
 
 DATASOURCES = yaml.safe_load(
     (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
@@ -34,6 +35,7 @@ SEED_PANELS = {
         "Portfolio value and P&L tracking": ["Portfolio value", "P&L (rolling 1 h)"],
         "Performance metrics (Sharpe ratio, drawdown, win rate)": [
             "Sharpe ratio",
+            "Current drawdown",
             "Max drawdown",
             "Win rate",
         ],
@@ -51,6 +53,12 @@ SEED_PANELS = {
         "API response times": ["API response time"],
         "Service health status": ["Service health", "Scrape targets"],
         "Error rate tracking": ["Error rate"],
+        "Containers (cAdvisor: CPU, memory, restarts)": [
+            "Container CPU",
+            "Container memory",
+            "Container restarts (15 min)",
+            "Container OOM kills (15 min)",
+        ],
         "Pipeline (collector throughput, drops, queue usage)": [
             "Throughput",
             "Drops and refusals",
@@ -59,7 +67,10 @@ SEED_PANELS = {
     },
     "Risk Metrics": {
         "Value at Risk (VaR) monitoring": ["VaR 95%", "VaR 99%", "Value at Risk"],
-        "Position concentration analysis": ["Position concentration"],
+        "Position concentration analysis": [
+            "Position concentration",
+            "Diversification (Herfindahl index)",
+        ],
         "Leverage tracking": ["Leverage"],
         "Correlation and liquidity risk": [
             "Correlation risk",
@@ -338,3 +349,202 @@ def test_every_logql_expression_parses_with_grafanas_grammar() -> None:
     results = parse_logql([*expressions, '{service_name="x"} | trace_id='])
     assert results.pop('{service_name="x"} | trace_id=') is not None  # the parser does fail
     assert results == dict.fromkeys(expressions)
+
+
+# -- panel thresholds are the alert rules' -------------------------------------------------------
+
+#: Panels coloured by something no alert rule watches, and why.
+NOT_AN_ALERT = {
+    "P&L over the time range": "sign: a loss is red",
+    "Total return": "sign: a loss is red",
+    "Sharpe ratio": "below 1 is a poor risk-adjusted return; no rule pages on it",
+    "Network latency to the exchange": "no rule: SlowAPIResponses watches the exchange's answers",
+    "Service health": "the health states' colours (SystemHealthFailure/Degraded alert on them)",
+    "Scrape targets": "up or down (BackendDown alerts on down)",
+    "Filesystem free": "no rule on the monitoring host's own disk",
+    "Risk limit breaches": "the alerts' own states (ALERTS), not a threshold",
+}
+COLOURS = {"warning": "orange", "critical": "red"}
+_COMPARED = re.compile(r"(?<![<>=!])([<>]=?)\s*(\d+(?:\.\d+)?)(?![\d.])")
+
+
+def _rule_thresholds(folder: Path) -> dict[str, list[tuple[str, str, float]]]:
+    """alert -> [(severity, op, value)] of the rule files in ``folder``, read on their own: the
+    number an annotation shows as ``$threshold`` where the rule compares several, else the one
+    number compared. A strategy's copy (a rule with a `strategy` label) is not the panel's."""
+    found: dict[str, list[tuple[str, str, float]]] = {}
+    for path in sorted(folder.glob("*.yml")):
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                if "alert" not in rule or "strategy" in rule["labels"]:
+                    continue
+                compared = _COMPARED.findall(rule["expr"])
+                shown = re.findall(r"\$threshold := ([^ ]+) ", str(rule["annotations"]))
+                if shown:
+                    compared = [(op, n) for op, n in compared if float(n) == float(shown[0])]
+                if len(compared) == 1:
+                    op, number = compared[0]
+                    entry = (rule["labels"]["severity"], op, float(number))
+                    found.setdefault(rule["alert"], []).append(entry)
+    return found
+
+
+def _expected_steps(rules: dict[str, list[tuple[str, str, float]]], alerts: tuple[str, ...]) -> Any:
+    compared = sorted(
+        (value, op.startswith(">"), COLOURS[severity])
+        for alert in alerts
+        for severity, op, value in rules[alert]
+    )
+    if compared[0][1]:  # fires above: green below the first threshold
+        return [{"color": "green", "value": None}] + [
+            {"color": colour, "value": value} for value, _, colour in compared
+        ]
+    colours = [colour for _, _, colour in compared]
+    return [{"color": colours[0], "value": None}] + [
+        {"color": colour, "value": value}
+        for (value, _, _), colour in zip(compared, [*colours[1:], "green"], strict=True)
+    ]
+
+
+def _shadows() -> dict[tuple[str, str], tuple[str, ...]]:
+    """(dashboard, panel title) -> the alerts the panel's code says it shadows."""
+    return {
+        (dashboard.title, panel.title): panel.shadows
+        for build in dashboards.DASHBOARDS
+        for dashboard in [build(None)]
+        for _, panels in dashboard.rows
+        for panel in panels
+    }
+
+
+def _check_thresholds(documents: list[dict[str, Any]], rules_folder: Path) -> int:
+    rules = _rule_thresholds(rules_folder)
+    shadows = _shadows()
+    checked = 0
+    for document in documents:
+        for panel in _panels(document):
+            steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+            alerts = shadows[(document["title"], panel["title"])]
+            if alerts:
+                assert steps == _expected_steps(rules, alerts), panel["title"]
+                checked += 1
+            elif steps != [{"color": "green", "value": None}]:
+                assert panel["title"] in NOT_AN_ALERT, f"{panel['title']}: whose thresholds?"
+    return checked
+
+
+def test_every_panel_threshold_is_the_threshold_of_the_rule_it_shadows() -> None:
+    checked = _check_thresholds(
+        [_load(path) for path in FILES], PROJECT_ROOT / "stack/prometheus/rules"
+    )
+    assert checked >= 18
+    # The panels the issue named: memory and disk turn at the alerts' 85%, not 80/90; the
+    # execution failure panel at 10%, not 5%.
+    system = _load(dashboards.DASHBOARD_DIR / "tbmon-system-health.json")
+    steps = {
+        p["title"]: p["fieldConfig"]["defaults"]["thresholds"]["steps"] for p in _panels(system)
+    }
+    assert (
+        steps["Memory"]
+        == steps["Disk"]
+        == [
+            {"color": "green", "value": None},
+            {"color": "orange", "value": 85.0},
+        ]
+    )
+    trading = _load(dashboards.DASHBOARD_DIR / "tbmon-trading-performance.json")
+    (failures,) = [p for p in _panels(trading) if p["title"] == "Execution failure ratio"]
+    assert failures["fieldConfig"]["defaults"]["thresholds"]["steps"][-1] == {
+        "color": "red",
+        "value": 0.1,
+    }
+
+
+def test_panel_thresholds_follow_an_operators_thresholds(tmp_path: Path) -> None:
+    settings = StackSettings.model_construct(
+        threshold_drawdown_warning=0.2,
+        threshold_drawdown_critical=0.4,
+        threshold_memory_warning_percent=92,
+        threshold_accuracy_critical=0.45,
+        threshold_by_strategy={"hodl": {"concentration_warning": None}},
+    )
+    render.render_rules(settings, tmp_path / "rules")
+    documents = [json.loads(text) for text in dashboards.render(settings).values()]
+    assert _check_thresholds(documents, tmp_path / "rules") >= 18
+    trading = next(d for d in documents if d["title"] == "Trading Performance")
+    (drawdown,) = [p for p in _panels(trading) if p["title"] == "Current drawdown"]
+    assert [
+        step["value"] for step in drawdown["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    ] == [
+        None,
+        0.2,
+        0.4,
+    ]
+
+
+def test_a_drifted_panel_threshold_is_caught() -> None:
+    document = _load(dashboards.DASHBOARD_DIR / "tbmon-system-health.json")
+    (memory,) = [p for p in _panels(document) if p["title"] == "Memory"]
+    memory["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = 80
+    with pytest.raises(AssertionError, match="Memory"):
+        _check_thresholds([document], PROJECT_ROOT / "stack/prometheus/rules")
+
+
+def test_execution_panels_count_the_statuses_the_alert_counts() -> None:
+    rule = next(
+        rule
+        for group in yaml.safe_load(
+            (PROJECT_ROOT / "stack/prometheus/rules/trading.yml").read_text()
+        )["groups"]
+        for rule in group["rules"]
+        if rule.get("alert") == "TradingExecutionFailures"
+    )
+    (counted,) = set(re.findall(r'status=~"[^"]*"', rule["expr"]))
+    used = [
+        matcher
+        for path in FILES
+        for panel in _panels(_load(path))
+        for target in panel["targets"]
+        if "trading_orders_total" in target.get("expr", "")
+        for matcher in re.findall(r'status\s*[=!]~?\s*"[^"]*"', target["expr"])
+    ]
+    assert len(used) >= 2  # the failure ratio and the error rate
+    assert set(used) == {counted}
+
+
+def test_concentration_means_the_largest_positions_share_everywhere() -> None:
+    """The metric, its alert, its panels and the docs say what the formula computes: the largest
+    position's share of gross exposure; the Herfindahl index has its own name and panel."""
+    from tbmon.analytics import (  # noqa: PLC0415 - the shared names and texts
+        POSITION_CONCENTRATION,
+        POSITION_GAUGES,
+        POSITION_HERFINDAHL,
+    )
+
+    share = re.compile(r"largest position(?:(?!portfolio).){0,160}gross exposure", re.I)
+    assert share.search(POSITION_GAUGES[POSITION_CONCENTRATION])
+    assert "Herfindahl" in POSITION_GAUGES[POSITION_HERFINDAHL]
+    risk = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/rules/risk.yml").read_text())
+    (rule,) = [
+        r
+        for g in risk["groups"]
+        for r in g["rules"]
+        if r.get("alert") == "HighPositionConcentration"
+    ]
+    assert POSITION_CONCENTRATION in rule["expr"]
+    assert share.search(rule["annotations"]["description"])
+    document = _load(dashboards.DASHBOARD_DIR / "tbmon-risk-metrics.json")
+    panels = {p["title"]: p for p in _panels(document)}
+    concentration = [p for p in _panels(document) if p["title"] == "Position concentration"]
+    assert len(concentration) == 2
+    for panel in concentration:
+        assert POSITION_CONCENTRATION in panel["targets"][0]["expr"]
+        assert share.search(panel["description"])
+        assert "Herfindahl" not in panel["description"]
+    herfindahl = panels["Diversification (Herfindahl index)"]
+    assert POSITION_HERFINDAHL in herfindahl["targets"][0]["expr"]
+    for doc in ("docs/alerting.md", "docs/instrumentation.md", "docs/processors.md"):
+        text = (PROJECT_ROOT / doc).read_text()
+        line = next(line for line in text.splitlines() if POSITION_CONCENTRATION in line)
+        assert share.search(line), doc
+        assert "Herfindahl" not in line.split(POSITION_HERFINDAHL)[0], doc

@@ -29,6 +29,10 @@ DATASOURCES = {
 }
 #: Grafana's built-in variables, as Grafana would interpolate them for a one-hour view.
 GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+#: cAdvisor's series, which only the Compose stack has (their rules have promtool unit tests).
+COMPOSE_ONLY = re.compile(r"\bcontainer_\w+")
+#: Prometheus's own series of firing alerts: it exists once an alert has fired.
+GENERATED = {"ALERTS"}
 
 
 @pytest.fixture(scope="module")
@@ -37,10 +41,10 @@ def traded(backends: Backends, tmp_path_factory: pytest.TempPathFactory) -> Iter
     tests run; yields its service name."""
     log = tmp_path_factory.mktemp("demo") / "demo.log"
     with demo_bot(backends.settings, BOT, log):
-        wait_until(
-            lambda: backends.prometheus(f'trading_sharpe_ratio{{job="{BOT}"}}'),
+        wait_until(  # the last derived metric to come: a 99 % VaR needs 250 one-second days
+            lambda: backends.prometheus(f'risk_var_99_percent{{job="{BOT}"}}'),
             f"the demo bot's derived metrics in Prometheus (its output: {log})",
-            timeout=120,
+            timeout=330,
         )
         yield BOT
 
@@ -113,6 +117,7 @@ def test_with_bool_keeps_label_matchers_and_strings() -> None:
 def test_every_promql_expression_returns_data(traded: str, backends: Backends) -> None:
     queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
     assert len(queries) > 60
+    queries = [(where, expr) for where, expr in queries if not COMPOSE_ONLY.search(expr)]
 
     def problem(expr: str) -> str | None:
         try:
@@ -165,6 +170,7 @@ def test_every_metric_a_query_names_exists(traded: str, backends: Backends) -> N
     queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
     names = {name for _, expr in queries for name in _metric_names(expr)}
     assert len(names) > 30
+    names = {name for name in names if not COMPOSE_ONLY.match(name)} - GENERATED
 
     def unknown() -> set[str]:
         response = httpx.get(

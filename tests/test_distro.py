@@ -104,7 +104,11 @@ def test_console_logs_carry_the_trace_and_span_ids() -> None:
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("TBMON_PERIODS_PER_YEAR", "-1"), ("TBMON_ANALYTICS_WINDOW", "many")],
+    [
+        ("TBMON_PERIODS_PER_YEAR", "-1"),
+        ("TBMON_ANALYTICS_WINDOW", "many"),
+        ("TBMON_PERIODS_PER_YEAR", "252"),  # without a period: the chosen grid's applies
+    ],
 )
 def test_an_invalid_setting_is_one_warning_and_the_default(variable: str, value: str) -> None:
     script = (
@@ -115,8 +119,8 @@ def test_an_invalid_setting_is_one_warning_and_the_default(variable: str, value:
     warnings = [line for line in stderr.splitlines() if "invalid settings" in line]
     assert len(warnings) == 1
     assert variable in warnings[0]
-    assert seen["periods_per_year"] == 365.0
-    assert seen["analytics_window"] == 365
+    assert seen["periods_per_year"] is None  # a calendar year of the grid's periods
+    assert seen["analytics_window"] == 1440
     assert seen["strategy"] == "kept"
 
 
@@ -213,6 +217,6 @@ def test_non_finite_numbers_are_invalid_settings(variable: str) -> None:
     seen, stderr = run_bot({variable: "inf"}, script)
     (warning,) = [line for line in stderr.splitlines() if "invalid settings" in line]
     assert variable in warning
-    assert seen["analytics_period_seconds"] == 86400.0
+    assert seen["analytics_period_seconds"] is None  # chosen from the data
     assert seen["latency_probe_interval"] == 15.0
     assert seen["risk_free_rate"] == 0.0

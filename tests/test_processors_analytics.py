@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 
+import numpy as np
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
 from support import wait_until
 
 from tbmon import analytics
+from tbmon.instrumentation.settings import InstrumentationSettings
+from tbmon.instrumentation.trading import TradingMetrics
 from tbmon.processors import otlp
 from tbmon.processors.execution import ExecutionQualityProcessor, ExecutionSettings
 from tbmon.processors.testing import (
@@ -58,33 +65,50 @@ def _portfolio(values: list[float], start: int = START, step: int = DAY) -> otlp
 
 @pytest.fixture
 def plugin() -> TradingAnalyticsProcessor:
-    return TradingAnalyticsProcessor(AnalyticsSettings(periods_per_year=365))
+    return TradingAnalyticsProcessor(AnalyticsSettings())
 
 
-def test_gauges_from_portfolio_values_match_tbmon_analytics(
-    plugin: TradingAnalyticsProcessor,
+def _walk(count: int, sigma: float, seed: int) -> list[float]:
+    rng = np.random.default_rng(seed)
+    return [float(v) for v in 100_000.0 * np.cumprod(1 + rng.normal(0.0001, sigma, count))]
+
+
+@pytest.mark.parametrize(
+    ("step", "count", "sigma"),
+    [(5 * 10**9, 12 * 300, 0.0003), (DAY, 400, 0.02)],  # five hours every 5 s; 400 days
+    ids=["intraday", "daily"],
+)
+def test_the_pipeline_and_the_bot_publish_the_same_gauges(
+    plugin: TradingAnalyticsProcessor, step: int, count: int, sigma: float
 ) -> None:
-    result = run(plugin, metrics_batch(_portfolio(VALUES)))
-    assert result.error is None
-    derived = _derived(collect(plugin))
+    # The same values through the processor (as a bot's exported samples) and through the
+    # bot's own TradingMetrics, both with their default settings: one grid, one annualisation.
+    values = _walk(count, sigma, seed=count)
+    run(plugin, metrics_batch(_portfolio(values, step=step)))
+    derived = {name: value for (name, _), value in _derived(collect(plugin)).items()}
 
-    returns = analytics.simple_returns(VALUES)
-    expected = {
-        "trading_total_return": analytics.total_return(VALUES),
-        "trading_sharpe_ratio": analytics.sharpe_ratio(returns, 365),
-        "trading_sortino_ratio": analytics.sortino_ratio(returns, 365),
-        "trading_calmar_ratio": analytics.calmar_ratio(returns, 365),
-        "trading_max_drawdown": analytics.max_drawdown_of_values(VALUES),
-        "trading_current_drawdown": analytics.current_drawdown(VALUES),
-        "risk_var_95_percent": analytics.historical_var(returns, 0.95),
-        "risk_var_99_percent": analytics.historical_var(returns, 0.99),
+    reader = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[reader])
+    bot = TradingMetrics(provider, InstrumentationSettings())
+    for index, value in enumerate(values):
+        bot.record_portfolio_value(value, timestamp=(START + index * step) / 1e9)
+    data = reader.get_metrics_data()
+    assert data is not None
+    own = {
+        metric.name: point.value
+        for scope in data.resource_metrics[0].scope_metrics
+        for metric in scope.metrics
+        if metric.name in analytics.VALUE_GAUGES
+        for point in metric.data.data_points
+        if isinstance(point, NumberDataPoint)
     }
-    assert {name: value for (name, _), value in derived.items()} == pytest.approx(expected)
+    provider.shutdown()
+    assert set(own) >= {"trading_sharpe_ratio", "risk_var_95_percent", "risk_var_99_percent"}
+    assert derived == pytest.approx(own, rel=1e-12)
 
 
-def test_samples_bin_into_periods_latest_wins_in_any_order(
-    plugin: TradingAnalyticsProcessor,
-) -> None:
+def test_samples_bin_into_periods_latest_wins_in_any_order() -> None:
+    plugin = TradingAnalyticsProcessor(AnalyticsSettings(period_seconds=86400))
     hour = DAY // 24
     metric = otlp.Metric(name=PORTFOLIO_METRIC)
     # Day 0: 100 then 110 (latest); day 1: 121 sent before an earlier sample of 50.
@@ -98,15 +122,13 @@ def test_samples_bin_into_periods_latest_wins_in_any_order(
 def test_one_period_is_not_enough_and_nothing_undefined_is_sent(
     plugin: TradingAnalyticsProcessor,
 ) -> None:
-    run(plugin, metrics_batch(_portfolio([100.0, 101.0, 102.0], step=60 * 10**9)))
-    assert collect(plugin) == []  # three samples, one period
-    # Two rising periods: no drawdown (0.0 is defined) but no Sortino (no losing period).
-    rising = TradingAnalyticsProcessor()
-    run(rising, metrics_batch(_portfolio([100.0, 110.0])))
-    names = {name for name, _ in _derived(collect(rising))}
-    assert "trading_max_drawdown" in names
-    assert "trading_sortino_ratio" not in names
-    assert "trading_sharpe_ratio" not in names  # one return has no deviation
+    run(plugin, metrics_batch(_portfolio([100.0, 101.0, 102.0], step=10 * 10**9)))
+    assert collect(plugin) == []  # three samples, one minute
+    # Few periods: total return and drawdowns, but no ratio or VaR from a handful of returns.
+    few = TradingAnalyticsProcessor()
+    run(few, metrics_batch(_portfolio(VALUES)))
+    names = {name for name, _ in _derived(collect(few))}
+    assert names == {"trading_total_return", "trading_max_drawdown", "trading_current_drawdown"}
 
 
 def test_series_attributes_and_resources_stay_apart(plugin: TradingAnalyticsProcessor) -> None:
@@ -188,11 +210,13 @@ def test_positions_give_count_concentration_and_leverage(
 
     grid = (("strategy", "grid"),)
     assert derived[("trading_open_positions", grid)] == 2
-    # Herfindahl of |90,000| and |-30,000|: 0.75^2 + 0.25^2; gross 120,000 over 160,000.
-    assert derived[("risk_position_concentration", grid)] == pytest.approx(0.625, abs=1e-12)
+    # |90,000| of a gross 120,000 is the largest share; Herfindahl 0.75^2 + 0.25^2; gross
+    # 120,000 over 160,000.
+    assert derived[("risk_position_concentration", grid)] == 0.75
+    assert derived[("risk_position_herfindahl_index", grid)] == pytest.approx(0.625, abs=1e-12)
     assert derived[("risk_leverage_ratio", grid)] == pytest.approx(0.75, abs=1e-12)
-    assert derived[("risk_position_concentration", grid)] == pytest.approx(
-        analytics.position_concentration([90_000.0, -30_000.0])
+    assert derived[("risk_position_herfindahl_index", grid)] == pytest.approx(
+        analytics.herfindahl_index([90_000.0, -30_000.0])
     )
 
 
@@ -205,6 +229,7 @@ def test_positions_without_a_portfolio_value_have_no_leverage(
     assert derived == {
         ("trading_open_positions", grid): 0,
         ("risk_position_concentration", grid): 0.0,
+        ("risk_position_herfindahl_index", grid): 0.0,
     }
 
 
@@ -237,6 +262,8 @@ def test_invalid_settings_are_refused() -> None:
         AnalyticsSettings(period_seconds=0)
     with pytest.raises(ValueError, match="greater than or equal to 2"):
         AnalyticsSettings(window_periods=1)
+    with pytest.raises(ValueError, match="needs a set period"):
+        AnalyticsSettings(periods_per_year=252)
 
 
 # -- execution quality --------------------------------------------------------------------------
@@ -329,3 +356,16 @@ def test_sdk_order_span_through_the_kit() -> None:
     marks = otlp.attributes(next(otlp.spans(result.message()))[2].attributes)
     assert marks["execution.slippage_bps"] == pytest.approx(1000)
     assert marks["execution.slippage_breach"] is True
+
+
+def test_the_pipeline_imports_nothing_of_the_bot_side() -> None:
+    # One implementation of the formulas and the grid (tbmon.analytics), and dependencies that
+    # point one way: the processors host loads no bot-side module.
+    code = (
+        "import sys, tbmon.processors.trading_analytics\n"
+        "print(sorted(m for m in sys.modules if m.startswith('tbmon.instrumentation')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert done.stdout.strip() == "[]"

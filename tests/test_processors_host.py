@@ -176,21 +176,79 @@ def test_truncated_and_random_requests_get_invalid_argument(host: HostProcess) -
     assert host.metric("tbmon_processors_requests_total", signal="spans", code="INVALID_ARGUMENT")
 
 
-def test_garbage_inside_a_valid_envelope_gets_invalid_argument(
+def test_garbage_inside_a_valid_envelope_costs_only_its_item(
     host: HostProcess, sink: OtlpSink
 ) -> None:
-    # resource_spans { scope_spans { spans: <bytes that are not a Span> } }; "password" makes the
-    # redaction plugin parse it, the second request no plugin parses: the host checks it.
-    for payload in (b"\xff\xffpassword", b"\xff\xff\xff"):
+    # resource_spans { scope_spans { spans: <bytes that are not a Span>, spans: <a good span> } };
+    # "password" makes the redaction plugin parse it, the second request no plugin parses (the
+    # host finds it when the next hop refuses it). The bad item alone is dropped and counted.
+    good = span("fetch_ticker", {"symbol": "BTC/USDT"}).SerializeToString()
+    good_field = b"\x12" + bytes([len(good)]) + good
+    for number, payload in enumerate((b"\xff\xffpassword", b"\xff\xff\xff"), start=1):
         span_field = b"\x12" + bytes([len(payload)]) + payload
-        scope = b"\x12" + bytes([len(span_field)]) + span_field
+        scope = b"\x12" + bytes([len(span_field) + len(good_field)]) + span_field + good_field
         request = b"\x0a" + bytes([len(scope)]) + scope
-        assert Signal.SPANS.count(request) == 1
-        assert _code(partial(host.export, Signal.SPANS, request)) == (
-            grpc.StatusCode.INVALID_ARGUMENT
-        )
-    assert sink.all(Signal.SPANS) == []
-    host.export(Signal.SPANS, _secret_batch())
+        assert Signal.SPANS.count(request) == 2
+        host.export(Signal.SPANS, request)
+        forwarded = sink.all(Signal.SPANS)
+        assert len(forwarded) == number
+        assert [s.name for _, _, s in otlp.spans(forwarded[-1])] == ["fetch_ticker"]
+    assert host.metric("tbmon_processors_dropped_items_total", signal="spans", reason="malformed")
+    assert (
+        host.metric("tbmon_processors_dropped_items_total", signal="spans", reason="malformed") == 2
+    )
+
+
+def _with_bad_utf8(raw: bytes, marker: bytes) -> bytes:
+    """``raw`` with each ``marker`` (a placeholder in a string) replaced by as many bytes that
+    are not UTF-8 (the collector passes such strings on; protobuf's Python decoder refuses
+    them)."""
+    assert marker in raw
+    return raw.replace(marker, b"\xff\xfe" + b"\xc3" * (len(marker) - 2))
+
+
+def test_invalid_utf8_in_one_item_costs_no_other_item(host: HostProcess, sink: OtlpSink) -> None:
+    """The issue's poison: a bad string under a key redaction looks at, or in a batch with a
+    closed trade (which trading analytics parses), once made the host refuse the whole batch
+    (INVALID_ARGUMENT: the collector dropped everybody's data)."""
+    marker = b"BADUTF8!"
+    logs = _with_bad_utf8(
+        logs_batch(
+            log_record("poison", {"password": "x" + marker.decode(), "note": marker.decode()}),
+            log_record("trade closed", {"trade.pnl_usd": 12.5, "trade.id": "t-1"}),
+            log_record("login password=hunter2", {"bot": "good"}),
+            log_record("body " + marker.decode(), {"trade.pnl_usd": 1.0, "trade.id": "t-2"}),
+        ).raw,
+        marker,
+    )
+    host.export(Signal.LOGS, logs)
+    (forwarded,) = sink.all(Signal.LOGS)
+    records = [record for _, _, record in otlp.log_records(forwarded)]
+    assert len(records) == 4
+    poison = otlp.attributes(records[0].attributes)
+    assert poison["password"] == MASK
+    assert poison["note"] == "\ufffd" * 2 + "\ufffd" * 6  # each bad byte, visibly
+    assert records[2].body.string_value == f"login password={MASK}"
+    assert records[3].body.string_value.startswith("body \ufffd")
+    spans = _with_bad_utf8(
+        spans_batch(
+            span("poison", {"api_key": marker.decode()}),
+            span("create_order", {"exchange": "binance", "symbol": marker.decode()}),
+            span("fetch_ticker", {"url": "https://bot:hunter2@exchange/api"}),
+        ).raw,
+        marker,
+    )
+    host.export(Signal.SPANS, spans)
+    (forwarded_spans,) = sink.all(Signal.SPANS)
+    names = [s.name for _, _, s in otlp.spans(forwarded_spans)]
+    assert names == ["poison", "create_order", "fetch_ticker"]
+    assert "hunter2" not in str(forwarded_spans)
+    assert host.metric("tbmon_processors_repaired_strings_total", signal="logs") == 3
+    assert host.metric("tbmon_processors_repaired_strings_total", signal="spans") == 2
+    assert host.metric("tbmon_processors_requests_total", signal="logs", code="OK") == 1
+    assert (
+        host.metric("tbmon_processors_dropped_items_total", signal="logs", reason="malformed") == 0
+    )
 
 
 def test_oversized_requests_get_resource_exhausted(tmp_path: Path, sink: OtlpSink) -> None:
@@ -468,6 +526,9 @@ def test_error_and_refusal_series_exist_at_zero_right_after_start(host: HostProc
     for kind in hooks["redaction"]:
         key = f'tbmon_processors_refused_requests_total{{plugin="redaction",signal="{kind}"}}'
         assert samples.get(key) == 0.0, key
+        key = f'tbmon_processors_dropped_items_total{{reason="malformed",signal="{kind}"}}'
+        assert samples.get(key) == 0.0, key
+        assert samples.get(f'tbmon_processors_repaired_strings_total{{signal="{kind}"}}') == 0.0
     assert not any(
         key.startswith("tbmon_processors_refused_requests_total")
         and 'plugin="redaction"' not in key

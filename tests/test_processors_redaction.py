@@ -37,6 +37,7 @@ from tbmon.processors.testing import (
 
 MASK = "[REDACTED]"
 TELEGRAM = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsawq"
+TELEGRAM_34 = "4839574812:AAFD39kkdpWt3ywyRZergyOLMaJhac60qc"
 JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3QifQ.c2lnbmF0dXJlLXZhbHVl"
 
 # (text containing a secret, the secret, what must survive around it)
@@ -52,6 +53,8 @@ TEXTS = [
     ("sent header bearer abcdef1234567890XYZ", "abcdef1234567890XYZ", "sent header"),
     (f"https://api.telegram.org/bot{TELEGRAM}/sendMessage", TELEGRAM, "/sendMessage"),
     (f"bot token {TELEGRAM} configured", TELEGRAM, "configured"),
+    # 34 characters after the colon, as in Telegram's own examples.
+    (f"bot token {TELEGRAM_34} configured", TELEGRAM_34, "configured"),
     ("aws key AKIAIOSFODNN7EXAMPLE in use", "AKIAIOSFODNN7EXAMPLE", "in use"),
     ("token ghp_" + "a" * 36, "ghp_" + "a" * 36, "token"),
     ("slack xoxb-123456789012-abcdefghij", "xoxb-123456789012-abcdefghij", "slack"),

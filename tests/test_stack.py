@@ -21,7 +21,7 @@ from support import Backends, otlp_sdk, wait_until
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
-from tbmon.stack.components import COMPONENTS
+from tbmon.stack.components import COLLECTOR_FEATURE_GATES, COMPONENTS
 from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import StackError, Supervisor
 
@@ -231,7 +231,12 @@ def test_collector_validates_its_own_config(tmp_path: Path) -> None:
     config = PROJECT_ROOT / "otel-collector" / "config.yaml"
     env = {**os.environ, "TBMON_COLLECTOR_STORAGE_DIR": str(tmp_path)}
     result = subprocess.run(
-        [str(program), "validate", f"--config=file:{config}"],
+        [
+            str(program),
+            "validate",
+            f"--config=file:{config}",
+            f"--feature-gates={COLLECTOR_FEATURE_GATES}",
+        ],
         env=env,
         capture_output=True,
         text=True,

@@ -18,9 +18,9 @@ from tbmon.instrumentation import TradingMetrics
 from tbmon.instrumentation.settings import load_settings
 
 DAY = 86400.0
-#: Daily portfolio values whose returns are the notes' Sharpe check vector.
-RETURNS = [0.01, -0.02, 0.015, -0.005, 0.025]
-VALUES = [100_000.0 * float(np.prod([1 + r for r in RETURNS[:i]])) for i in range(6)]
+#: Forty daily returns: enough for a Sharpe ratio (analytics.MIN_RETURNS).
+RETURNS = [0.01, -0.02, 0.015, -0.005, 0.025, 0.004, -0.012, 0.008] * 5
+VALUES = [100_000.0 * float(np.prod([1 + r for r in RETURNS[:i]])) for i in range(41)]
 
 Points = dict[str, dict[frozenset[tuple[str, object]], float]]
 
@@ -54,18 +54,25 @@ class Reader:
 @pytest.fixture
 def reader(monkeypatch: pytest.MonkeyPatch) -> Iterator[Reader]:
     monkeypatch.delenv("TBMON_STRATEGY", raising=False)
-    made = Reader(monkeypatch, TBMON_PERIODS_PER_YEAR="252")
+    made = Reader(monkeypatch, TBMON_ANALYTICS_PERIOD_SECONDS="86400", TBMON_PERIODS_PER_YEAR="252")
     yield made
     made.provider.shutdown()
 
 
-def test_daily_values_give_the_reference_sharpe_and_the_formulas_gauges(reader: Reader) -> None:
+def test_daily_values_give_numpys_sharpe_and_the_formulas_gauges(reader: Reader) -> None:
     for day, value in enumerate(VALUES):
         reader.metrics.record_portfolio_value(value, timestamp=day * DAY)
     points = reader.points()
     strategy = frozenset({("strategy", "default")})
-    assert points["trading_sharpe_ratio"][strategy] == pytest.approx(4.48998886412873, abs=1e-9)
-    expected = analytics.value_gauges(VALUES, 252)
+    r = np.array(RETURNS)
+    sharpe = r.mean() / r.std(ddof=1) * math.sqrt(252)
+    assert points["trading_sharpe_ratio"][strategy] == pytest.approx(sharpe, rel=1e-9)
+    grid = analytics.ReturnGrid(86400, 252)
+    series = analytics.PeriodSeries(grid)
+    for day, value in enumerate(VALUES):
+        series.add(round(day * DAY * 1e9), value)
+    expected = analytics.value_gauges(series.sample(), grid)
+    assert "risk_var_95_percent" not in expected  # 40 returns: not yet
     for name, value in expected.items():
         assert points[name][strategy] == pytest.approx(value, abs=1e-9), name
     assert points["trading_portfolio_value_usd"][strategy] == VALUES[-1]
@@ -108,19 +115,23 @@ def test_positions_give_count_concentration_and_leverage(reader: Reader) -> None
     reader.metrics.record_portfolio_value(50_000.0)
     reader.metrics.set_positions({"BTC/USDT": 60_000.0, "ETH/USDT": -20_000.0, "SOL/USDT": 0.0})
     assert reader.value("trading_open_positions", strategy="default") == 2
-    assert reader.value("risk_position_concentration", strategy="default") == pytest.approx(
+    # The largest position's share of gross exposure, and the Herfindahl index of the shares.
+    assert reader.value("risk_position_concentration", strategy="default") == 0.75
+    assert reader.value("risk_position_herfindahl_index", strategy="default") == pytest.approx(
         0.75**2 + 0.25**2, abs=1e-12
     )
     assert reader.value("risk_leverage_ratio", strategy="default") == pytest.approx(1.6, abs=1e-9)
 
 
 def test_prices_give_the_mean_pairwise_correlation_of_held_symbols(reader: Reader) -> None:
+    rng = np.random.default_rng(5)
+    market = rng.normal(0, 0.02, 40)
     series = {
-        "BTC/USDT": [100.0, 101.0, 99.0, 102.0, 103.0],
-        "ETH/USDT": [50.0, 50.4, 49.6, 51.0, 51.2],
-        "SOL/USDT": [20.0, 19.0, 21.0, 20.0, 22.0],
-    }
-    for day in range(5):
+        symbol: list(start * np.cumprod(1 + market * beta + rng.normal(0, 0.01, 40)))
+        for symbol, start, beta in (("BTC/USDT", 100.0, 1.0), ("ETH/USDT", 50.0, 1.2),
+                                    ("SOL/USDT", 20.0, -0.5))
+    }  # fmt: skip
+    for day in range(40):
         reader.metrics.record_prices({s: p[day] for s, p in series.items()}, timestamp=day * DAY)
     reader.metrics.set_positions({"BTC/USDT": 1000.0, "ETH/USDT": 500.0})
     btc, eth = (np.diff(series[s]) / np.array(series[s][:-1]) for s in ("BTC/USDT", "ETH/USDT"))
@@ -210,3 +221,15 @@ def test_values_no_metric_can_hold_are_counted_and_warned_never_raised(
     assert points["tbmon_trading_values_rejected"] == {frozenset({("call", name)}): 3}
     assert "trading_portfolio_value_usd" not in points
     assert "ensemble_consensus_score" not in points
+
+
+def test_an_annualisation_without_a_valid_period_falls_back_with_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("TBMON_ANALYTICS_PERIOD_SECONDS", "-5")
+    monkeypatch.setenv("TBMON_PERIODS_PER_YEAR", "365")
+    settings = load_settings()
+    assert (settings.analytics_period_seconds, settings.periods_per_year) == (None, None)
+    (warning,) = [r.getMessage() for r in caplog.records if "invalid settings" in r.getMessage()]
+    assert "TBMON_ANALYTICS_PERIOD_SECONDS" in warning
+    assert "TBMON_PERIODS_PER_YEAR" in warning

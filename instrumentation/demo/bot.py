@@ -8,7 +8,8 @@ with market orders. Each symbol's decision is one trace::
     trade BTC/USDT
     ├── signal            (the ensemble's inference, timed per model)
     ├── risk_check        (cash and exposure limits)
-    ├── create_order      (ccxt, by the ccxt instrumentation: a CLIENT span)
+    ├── create_order      (ccxt, by the ccxt instrumentation: a CLIENT span, and the order
+    │                      counted in trading_orders_total with its outcome)
     └── fill              (the book updated, the closed trade's P&L recorded)
 
 The demo's clock is compressed: one second is one market day, so the daily-return metrics
@@ -39,7 +40,6 @@ tracer = trace.get_tracer("tbmon.demo")
 
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 QUOTE = "USDT"
-EXCHANGE = "binance"
 #: Orders below this many USD are not worth the fee (Binance's minimum notional is similar).
 MIN_NOTIONAL = 20.0
 #: A position within this share of the portfolio of its target is left alone (no churn).
@@ -87,8 +87,9 @@ class Book:
 class Targets:
     """How much of the portfolio the bot wants in each symbol.
 
-    Long only (spot): the full ``exposure`` while the ensemble expects a rise, a third of it
-    while it expects a fall, so the book stays diversified (concentration below 0.5).
+    Long only (spot): the full ``exposure`` while the ensemble expects a rise, two thirds of it
+    while it expects a fall, so the book stays diversified: no position is more than 3/7 of the
+    gross exposure (concentration below the 0.5 of HighPositionConcentration).
     """
 
     exposure: float = 0.3
@@ -100,7 +101,7 @@ class Targets:
             return self.exposure if symbol == self.concentrate else 0.0
         if direction is None:
             return None
-        return self.exposure if direction is Direction.UP else self.exposure / 3
+        return self.exposure if direction is Direction.UP else self.exposure * 2 / 3
 
 
 class DemoBot:
@@ -231,8 +232,7 @@ class DemoBot:
         try:
             with expected_price(price):
                 order = self.exchange.create_order(symbol, "market", side, amount)
-        except ccxt.BaseError as error:
-            self.metrics.record_order(symbol=symbol, side=side, status="failed", exchange=EXCHANGE)
+        except ccxt.BaseError as error:  # counted as a failed order by the instrumentation
             root.set_status(Status(StatusCode.ERROR, type(error).__name__))
             logger.error(
                 "order rejected by the exchange: %s",
@@ -247,8 +247,8 @@ class DemoBot:
             if realised is not None:
                 self.metrics.record_trade(realised, trade_id=str(order["id"]), symbol=symbol)
             fill.set_attributes({"order.filled": filled, "order.average_price": average})
+        # trading_orders_total needs no line here: the ccxt instrumentation counts the order.
         status = "filled" if order.get("status") == "closed" else str(order.get("status"))
-        self.metrics.record_order(symbol=symbol, side=side, status=status, exchange=EXCHANGE)
         logger.info(
             "order %s: %s %s %s at %s",
             status,

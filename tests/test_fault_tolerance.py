@@ -1,0 +1,256 @@
+"""The fault suite (issue 13): a numbered load through the real stack while one component at a
+time is killed with SIGKILL, and poison items sent beside a good sender.
+
+Each case sends 100 spans/s and 100 log records/s, every request acknowledged (a failed request
+is sent again, as a bot's exporter does), kills one component mid-load, restarts it, and counts
+every number in Jaeger and the log store: 0 lost and 0 duplicated, except the log store's own
+window (README.md: VictoriaLogs keeps the last second or so of acknowledged records in memory),
+which is checked to be no wider than stated. The counts are printed (``pytest -s``).
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from fault_support import (
+    NUMBER,
+    NumberedLoad,
+    Tally,
+    export,
+    kill,
+    logs_in_store,
+    logs_request,
+    settle,
+    spans_in_jaeger,
+    spans_request,
+    trace_id,
+)
+from support import Backends, running_stack, wait_until
+
+from tbmon.processors import Signal
+from tbmon.stack.ports import isolated_settings
+from tbmon.stack.supervisor import Supervisor
+
+pytestmark = [pytest.mark.stack, pytest.mark.fault]
+
+#: How long the load runs around the kill, and when in it the kill comes.
+LOAD_SECONDS = 20.0
+KILL_AFTER = 7.0
+#: How long the component stays dead.
+DOWN_SECONDS = 3.0
+#: The log store's stated window (README.md, "What a crash can lose"): acknowledged log records
+#: younger than this at a kill -9 of VictoriaLogs may be lost, no others.
+LOG_STORE_WINDOW_SECONDS = 5.0
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Supervisor]:
+    """A stack of its own: these tests kill its components."""
+    with running_stack(isolated_settings(tmp_path_factory.mktemp("faults"))) as supervisor:
+        yield supervisor
+
+
+@pytest.fixture(scope="module")
+def backends(stack: Supervisor) -> Backends:
+    return Backends(stack.settings)
+
+
+def _run_with_kill(stack: Supervisor, name: str | None, service: str) -> tuple[NumberedLoad, float]:
+    backends = Backends(stack.settings)
+    load = NumberedLoad(backends.otlp_grpc, service).start()
+    killed = 0.0
+    try:
+        time.sleep(KILL_AFTER)
+        if name is not None:
+            killed = kill(stack, name)
+            time.sleep(DOWN_SECONDS)
+            stack.up([name])
+        time.sleep(max(0.0, LOAD_SECONDS - KILL_AFTER - DOWN_SECONDS))
+    finally:
+        load.stop()
+    return load, killed
+
+
+def _tallies(backends: Backends, load: NumberedLoad, lossy_logs: bool) -> tuple[Tally, Tally]:
+    sent = load.sent
+    spans = settle(lambda: spans_in_jaeger(backends, load.service, sent), sent, 180)
+    logs = settle(lambda: logs_in_store(backends, load.service), sent, 60 if lossy_logs else 180)
+    return Tally.of(sent, spans), Tally.of(sent, logs)
+
+
+@pytest.mark.parametrize("component", ["collector", "processors", "jaeger"])
+def test_a_kill_9_loses_and_duplicates_nothing(
+    stack: Supervisor, backends: Backends, component: str
+) -> None:
+    load, _ = _run_with_kill(stack, component, f"load-kill-{component}")
+    spans, logs = _tallies(backends, load, lossy_logs=False)
+    print(f"\nkill -9 {component}: spans {spans}; logs {logs}; {load.retries} requests retried")
+    assert load.sent >= 1000
+    assert (spans.lost, spans.duplicated) == ([], [])
+    assert (logs.lost, logs.duplicated) == ([], [])
+
+
+def test_a_kill_9_of_the_log_store_loses_only_its_stated_window(
+    stack: Supervisor, backends: Backends
+) -> None:
+    load, killed = _run_with_kill(stack, "logs", "load-kill-logs")
+    spans, logs = _tallies(backends, load, lossy_logs=True)
+    acknowledged = load.acknowledged[Signal.LOGS]
+    ages = [killed - acknowledged[n] for n in logs.lost]
+    print(
+        f"\nkill -9 logs (VictoriaLogs): spans {spans}; logs {logs}; lost records were "
+        f"acknowledged {max(ages, default=0):.2f}-{min(ages, default=0):.2f} s before the kill"
+    )
+    assert (spans.lost, spans.duplicated) == ([], [])
+    assert logs.duplicated == []
+    # Only records acknowledged within the window before the kill, none after it.
+    assert all(0 <= age <= LOG_STORE_WINDOW_SECONDS for age in ages), ages
+
+
+def test_poison_beside_a_good_sender_costs_the_good_sender_nothing(
+    stack: Supervisor, backends: Backends
+) -> None:
+    """Invalid UTF-8 under a redacted key and beside a closed trade, 2.5 MiB values: the good
+    sender loses nothing, the poison arrives repaired and truncated, visibly."""
+    good = NumberedLoad(backends.otlp_grpc, "load-good").start()
+    poison = "poison"
+    bad = b"\xff\xfe\xc3\xc3"
+    try:
+        time.sleep(2)
+        for _ in range(3):
+            # Placeholders of the same length as the bad bytes, swapped in after encoding.
+            logs = logs_request(
+                poison, range(1), {"password": "BAD!", "note": "BAD!", "trade.pnl_usd": 5.0}
+            ).replace(b"BAD!", bad)
+            export(backends.otlp_grpc, Signal.LOGS, logs)
+            spans = spans_request(poison, range(1, 2), {"api_key": "BAD!", "x": "BAD!"}).replace(
+                b"BAD!", bad
+            )
+            export(backends.otlp_grpc, Signal.SPANS, spans)
+            time.sleep(0.5)
+        huge = "h" * (5 * 2**19)  # 2.5 MiB
+        for number in (2, 3):
+            export(
+                backends.otlp_grpc,
+                Signal.SPANS,
+                spans_request(poison, range(number, number + 1), {"blob": huge}),
+            )
+            export(
+                backends.otlp_grpc,
+                Signal.LOGS,
+                logs_request(poison, range(number, number + 1), {"blob": huge}),
+            )
+        # Two at once pass the receiver's 4 MiB: refused with a clear error, nothing else lost.
+        with pytest.raises(grpc.RpcError) as refused:
+            export(
+                backends.otlp_grpc, Signal.SPANS, spans_request(poison, range(4, 6), {"blob": huge})
+            )
+        assert refused.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        time.sleep(5)
+    finally:
+        good.stop()
+    good_spans, good_logs = _tallies(backends, good, lossy_logs=False)
+    print(f"\npoison beside a good sender: good spans {good_spans}; good logs {good_logs}")
+    assert (good_spans.lost, good_spans.duplicated) == ([], [])
+    assert (good_logs.lost, good_logs.duplicated) == ([], [])
+
+    # The poison itself arrived: repaired (U+FFFD), masked, truncated and marked.
+    def poison_logs() -> list[dict[str, str]] | None:
+        found = backends.logs(f'"load {poison}"')
+        return found if len(found) >= 5 else None
+
+    records = wait_until(poison_logs, "the poison log records", 60)
+    repaired = [r for r in records if r["_msg"] == f"load {poison} 0"]
+    assert repaired
+    assert all(r["password"] == "[REDACTED]" for r in repaired)
+    assert all(r["note"] == "\ufffd" * 4 for r in repaired)
+    truncated = [r for r in records if r["_msg"] in (f"load {poison} 2", f"load {poison} 3")]
+    assert len(truncated) == 2
+    assert all(
+        len(r["blob"].encode()) == 32768 and r["tbmon.truncated"] == "true" for r in truncated
+    )
+    tags = {
+        int(str(_tag(span, NUMBER))): span
+        for span in backends.jaeger_trace(trace_id(poison, 0).hex())
+    }
+    assert _tag(tags[1], "api_key") == "[REDACTED]"
+    # Its other bad string reaches Jaeger as it came when no plugin had to decode the span (the
+    # collector masked the api_key already); Jaeger keeps such a value as bytes.
+    assert _tag(tags[1], "x") in ("\ufffd" * 4, base64.b64encode(bad).decode())
+    for number in (2, 3):
+        assert len(str(_tag(tags[number], "blob")).encode()) == 32768
+        assert _tag(tags[number], "tbmon.truncated") is True
+
+
+def _tag(span: dict[str, Any], key: str) -> object:
+    return next(tag["value"] for tag in span["tags"] if tag["key"] == key)
+
+
+#: Planted secrets, each a distinct string to grep for, and where each one is put.
+SECRETS = {
+    "password": "hunter2-planted-1a",
+    "url": "s3cret-planted-2b",
+    "api_key": "ak-planted-3c",
+    "body": "phrase-planted-4d",
+    "bearer": "bearerplanted5e5e5e",
+    "telegram": "4839574812:AAFD39kkdpWt3ywyRZergyOLMaJhac60qc",
+}
+
+
+def _files_holding(folder: Path, needles: list[bytes]) -> dict[str, list[str]]:
+    """Every file under ``folder`` that holds one of ``needles``, with the ones it holds."""
+    found: dict[str, list[str]] = {}
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            content = path.read_bytes()
+            held = [needle.decode() for needle in needles if needle in content]
+            if held:
+                found[str(path.relative_to(folder))] = held
+    return found
+
+
+def test_secrets_never_rest_on_disk_unmasked(stack: Supervisor, backends: Backends) -> None:
+    """With the processors host down, planted secrets wait in the collector's ingest queue on
+    disk: masked already (transform/redact runs before the queue). Nothing under the data
+    folder holds one, before delivery or after."""
+    service = "secrets"
+    stack.down(["processors"])
+    try:
+        spans = spans_request(
+            service,
+            range(1),
+            {
+                "db.password": SECRETS["password"],
+                "http.url": f"postgresql://bot:{SECRETS['url']}@db:5432/x",
+                "note": f"api_key={SECRETS['api_key']}",
+                "http.request.header.authorization": f"Bearer {SECRETS['bearer']}",
+            },
+        )
+        export(backends.otlp_grpc, Signal.SPANS, spans)
+        logs = logs_request(
+            service,
+            range(1),
+            {"telegram": f"bot {SECRETS['telegram']} set"},
+            suffix=f" login passphrase={SECRETS['body']}",
+        )
+        export(backends.otlp_grpc, Signal.LOGS, logs)
+        needles = [secret.encode() for secret in SECRETS.values()]
+        assert _files_holding(stack.settings.data_dir, needles) == {}
+    finally:
+        stack.up(["processors"])
+    records = wait_until(lambda: backends.logs(f'"load {service} 0"'), "the planted log", 60)
+    assert SECRETS["body"] not in str(records)
+    assert SECRETS["telegram"] not in str(records)
+    trace = wait_until(
+        lambda: backends.jaeger_trace(trace_id(service, 0).hex()), "the planted span", 60
+    )
+    assert not any(secret in str(trace) for secret in SECRETS.values())
+    assert _tag(trace[0], "db.password") == "[REDACTED]"
+    assert _tag(trace[0], NUMBER) == 0  # other values keep their types
+    assert _files_holding(stack.settings.data_dir, needles) == {}

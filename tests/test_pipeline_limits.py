@@ -1,0 +1,106 @@
+"""Size limits hop by hop, derived from the configs themselves so that they cannot drift.
+
+What a bot may send (the collector's OTLP receivers) must fit a batch (else the exporter's queue
+drops the whole merged batch, other senders' items with it), and every later hop must take the
+largest batch (a refusal there is permanent): the processors host, the collector's
+``otlp/processed`` receiver, Jaeger's OTLP receiver and VictoriaLogs. The poison test in
+``test_fault_tolerance.py`` sends 2.5 MiB values through the real stack beside a good sender.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tbmon.processors.settings import ProcessorsSettings
+from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.stack import components
+
+MIB = 2**20
+#: What each hop may add to a batch (masks longer than the secrets they replace, the execution
+#: plugin's marks): far less than the size itself, so the later hops take twice the batches.
+GROWTH = 2
+#: Jaeger's Badger store indexes every tag in a key of at most 65,000 bytes (badger's limit);
+#: VictoriaLogs ignores log records above 2 MB.
+BADGER_MAX_KEY = 65_000
+VICTORIA_LOGS_MAX_RECORD = 2_000_000
+
+
+def _yaml(relative: str) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / relative).read_text())
+    return document
+
+
+def _size(text: str) -> int:
+    """VictoriaLogs' size flags: 64MiB, 2MB..."""
+    number, unit = re.fullmatch(r"(\d+)([KMG]i?B)?", text).groups()  # type: ignore[union-attr]
+    factors = {None: 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": MIB}
+    return int(number) * factors[unit]
+
+
+def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
+    collector = _yaml("otel-collector/config.yaml")
+    protocols = collector["receivers"]["otlp"]["protocols"]
+    # What one bot request may hold (gRPC's limit is on the decompressed message, as is HTTP's).
+    largest_request = max(
+        protocols["grpc"]["max_recv_msg_size_mib"] * MIB,
+        protocols["http"]["max_request_body_size"],
+    )
+    batches = {}
+    for name, exporter in collector["exporters"].items():
+        if "sending_queue" not in exporter:
+            continue
+        queue = exporter["sending_queue"]
+        assert queue["storage"] == "file_storage", name
+        batch = queue["batch"]
+        # Cut by bytes, above the largest request: one item always fits a batch.
+        assert batch["sizer"] == "bytes", name
+        assert batch["max_size"] >= largest_request, name
+        batches[name] = batch["max_size"]
+
+    host = ProcessorsSettings().max_message_bytes
+    processed = (
+        collector["receivers"]["otlp/processed"]["protocols"]["grpc"]["max_recv_msg_size_mib"] * MIB
+    )
+    jaeger = (
+        _yaml("stack/jaeger/config.yaml")["receivers"]["otlp"]["protocols"]["grpc"][
+            "max_recv_msg_size_mib"
+        ]
+        * MIB
+    )
+    victoria_logs = _size(components.VICTORIA_LOGS_MAX_REQUEST)
+    flag = f"-opentelemetry.maxRequestSize={components.VICTORIA_LOGS_MAX_REQUEST}"
+    (logs,) = components.select(["logs"])
+    assert flag in logs.args(components.Layout(StackSettings(data_dir=tmp_path), "logs"))
+
+    assert host >= GROWTH * batches["otlp_grpc/processors"]
+    assert processed >= host  # the host forwards what it accepted, after its plugins
+    assert jaeger >= GROWTH * batches["otlp_grpc/jaeger"]
+    assert victoria_logs >= GROWTH * batches["otlp_http/logs"]
+
+
+def test_values_are_cut_below_what_the_backends_store() -> None:
+    limits = _yaml("otel-collector/config.yaml")["processors"]["transform/limits"]
+    statements = [
+        statement
+        for kind in ("trace_statements", "log_statements", "metric_statements")
+        for group in limits[kind]
+        for statement in group["statements"]
+    ]
+    cuts = {int(n) for s in statements for n in re.findall(r"truncate_all\([\w.]+, (\d+)\)", s)}
+    assert cuts
+    # A tag's value is only part of Badger's index key: room for the service name, the tag's
+    # key, the time and the trace id.
+    assert max(cuts) + 16 * 1024 <= BADGER_MAX_KEY
+    assert max(cuts) * 30 < VICTORIA_LOGS_MAX_RECORD
+    # Every place the statements cut is also marked.
+    for path in (
+        "resource.attributes",
+        "span.attributes",
+        "spanevent.attributes",
+        "log.attributes",
+    ):
+        assert any(f'set({path}["tbmon.truncated"], true)' in s for s in statements), path
