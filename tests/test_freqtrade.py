@@ -374,11 +374,6 @@ def test_live_mode_sends_the_proposed_price_with_the_order(
             stop(bot)
 
 
-@pytest.mark.xfail(
-    reason="issue 15: the dashboards identify a bot by instance; the old instance's series "
-    "lives on for the collector's metric_expiration",
-    strict=False,
-)
 def test_a_restart_leaves_the_portfolio_panel_at_one_portfolio(
     run: Run, backends: Backends
 ) -> None:
