@@ -1218,11 +1218,16 @@ def _control_router(state: ExchangeState) -> APIRouter:
 
 
 @contextmanager
-def running(host: str = "127.0.0.1", port: int = 0, seed: int = DEFAULT_SEED) -> Iterator[str]:
-    """The server in a thread of this process (port 0: a free one); yields its base URL and
-    stops it on exit, failure included."""
+def running(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    seed: int = DEFAULT_SEED,
+    factory: Callable[[int], FastAPI] = create_app,
+) -> Iterator[str]:
+    """The server (``factory(seed)``'s app) in a thread of this process (port 0: a free one);
+    yields its base URL and stops it on exit, failure included."""
     config = uvicorn.Config(
-        create_app(seed),
+        factory(seed),
         host=host,
         port=port,
         log_level="warning",

@@ -160,7 +160,8 @@ class TradingMetrics:
         self.settings = settings or get_settings()
         self._grid = self.settings.return_grid()
         self._lock = threading.Lock()
-        self._strategies: dict[str, _Strategy] = {}
+        #: By (strategy, exchange): the exchange is a label only where a call named one.
+        self._strategies: dict[tuple[str, str | None], _Strategy] = {}
         self._predictions: dict[str, deque[bool]] = {}
         self._rewards: dict[str, float] = {}
         self._consensus: float | None = None
@@ -209,7 +210,12 @@ class TradingMetrics:
     # -- portfolio and risk -------------------------------------------------------------------
 
     def record_portfolio_value(
-        self, value_usd: float, *, strategy: str | None = None, timestamp: float | None = None
+        self,
+        value_usd: float,
+        *,
+        strategy: str | None = None,
+        timestamp: float | None = None,
+        exchange: str | None = None,
     ) -> None:
         """The portfolio's value now (or at Unix time ``timestamp``), in USD."""
         value = _finite(value_usd)
@@ -221,7 +227,7 @@ class TradingMetrics:
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         self._claim(PORTFOLIO)
         with self._lock:
-            state = self._strategy(strategy)
+            state = self._strategy(strategy, exchange)
             state.portfolio.add(at, value)
             state.latest_value = value
             self._snapshot = None
@@ -233,6 +239,7 @@ class TradingMetrics:
         strategy: str | None = None,
         trade_id: str | None = None,
         symbol: str | None = None,
+        exchange: str | None = None,
     ) -> None:
         """A closed trade's realised profit (or loss, negative) in USD.
 
@@ -245,7 +252,7 @@ class TradingMetrics:
             return
         name = strategy or self.settings.strategy
         with self._lock:
-            self._strategy(name).pnls.append(pnl)
+            self._strategy(name, exchange).pnls.append(pnl)
             self._snapshot = None
         span = trace.get_current_span()
         if span.is_recording():
@@ -257,7 +264,11 @@ class TradingMetrics:
             span.add_event("trade.closed", event)
 
     def set_positions(
-        self, exposures_usd: Mapping[str, float], *, strategy: str | None = None
+        self,
+        exposures_usd: Mapping[str, float],
+        *,
+        strategy: str | None = None,
+        exchange: str | None = None,
     ) -> None:
         """Every open position's signed exposure in USD by symbol (short is negative)."""
         checked = {symbol: _finite(e) for symbol, e in exposures_usd.items()}
@@ -268,7 +279,7 @@ class TradingMetrics:
             return
         self._claim(POSITIONS)
         with self._lock:
-            self._strategy(strategy).exposures = exposures
+            self._strategy(strategy, exchange).exposures = exposures
             self._snapshot = None
 
     def record_prices(
@@ -277,6 +288,7 @@ class TradingMetrics:
         *,
         strategy: str | None = None,
         timestamp: float | None = None,
+        exchange: str | None = None,
     ) -> None:
         """Market prices by symbol, for the correlation of the held symbols' returns."""
         for symbol, price in prices.items():
@@ -287,7 +299,7 @@ class TradingMetrics:
         at = time.time_ns() if timestamp is None else round(timestamp * 1e9)
         self._claim(PRICES)
         with self._lock:
-            self._add_prices(self._strategy(strategy), prices, at)
+            self._add_prices(self._strategy(strategy, exchange), prices, at)
             self._snapshot = None
 
     # -- orders and exchange calls -------------------------------------------------------------
@@ -471,8 +483,8 @@ class TradingMetrics:
 
     # -- collection ----------------------------------------------------------------------------
 
-    def _strategy(self, name: str | None) -> _Strategy:
-        key = name or self.settings.strategy
+    def _strategy(self, name: str | None, exchange: str | None = None) -> _Strategy:
+        key = (name or self.settings.strategy, exchange)
         state = self._strategies.get(key)
         if state is None:
             pnls: deque[float] = deque(maxlen=self.settings.analytics_window)
@@ -509,9 +521,12 @@ class TradingMetrics:
         def add(name: str, value: float, attributes: dict[str, str]) -> None:
             observations.setdefault(name, []).append(Observation(value, attributes))
 
-        for strategy, state in self._strategies.items():
+        for (strategy, exchange), state in self._strategies.items():
+            labels = {"strategy": strategy}
+            if exchange is not None:
+                labels["exchange"] = exchange
             for name, value in state.gauges(self._grid).items():
-                add(name, value, {"strategy": strategy})
+                add(name, value, labels)
         for agent, history in self._predictions.items():
             add("agent_prediction_accuracy", sum(history) / len(history), {"agent": agent})
         for agent, reward in self._rewards.items():

@@ -34,7 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__
+from tbmon import __version__, attributes
 from tbmon.processors._items import Items
 from tbmon.processors._wire import varint
 from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
@@ -48,10 +48,10 @@ from tbmon.processors.otlp import (
 from tbmon.processors.settings import read_settings
 
 SCOPE = "tbmon.processors.execution_quality"
-LABELS = ("exchange", "symbol", "side")
-EXPECTED_PRICE = "order.expected_price"
-LIMIT_PRICE = "order.price"
-FILL_PRICE = "order.average_price"
+LABELS = (attributes.EXCHANGE, attributes.SYMBOL, attributes.SIDE)
+EXPECTED_PRICE = attributes.ORDER_EXPECTED_PRICE
+LIMIT_PRICE = attributes.ORDER_PRICE
+FILL_PRICE = attributes.ORDER_AVERAGE_PRICE
 LATENCY_MS = "execution.latency_ms"
 SLOW = "execution.slow"
 SLIPPAGE_BPS = "execution.slippage_bps"

@@ -223,6 +223,8 @@ class Panel:
     options: Json = field(default_factory=dict)
     custom: Json = field(default_factory=dict)
     transformations: list[Json] = field(default_factory=list)
+    #: What the panel says when its query has no data (Grafana's "No data" otherwise).
+    no_value: str | None = None
 
     def to_json(self, panel_id: int, x: int, y: int) -> Json:
         defaults: Json = {
@@ -240,6 +242,8 @@ class Panel:
             defaults["min"] = self.minimum
         if self.maximum is not None:
             defaults["max"] = self.maximum
+        if self.no_value is not None:
+            defaults["noValue"] = self.no_value
         datasource = self.targets[0]["datasource"]
         targets = [
             {**target, "refId": chr(ord("A") + index)} for index, target in enumerate(self.targets)
@@ -1389,12 +1393,34 @@ def risk_metrics(alerts: Alerts | None = None) -> Dashboard:
     )
 
 
+#: What an agent panel says without data: most bots have no agents (docs/instrumentation.md).
+NO_AGENTS = (
+    "No agents reported: this bot has no ML agents (freqtrade without FreqAI, a plain ccxt bot)"
+)
+NO_MODELS = "No model predictions reported (freqtrade: only with FreqAI)"
+
+
+def _saying(text: str, panels: list[Panel]) -> list[Panel]:
+    """``panels`` saying ``text`` instead of showing blank when their queries find nothing."""
+    for panel in panels:
+        panel.no_value = text
+    return panels
+
+
 def agent_performance(alerts: Alerts | None = None) -> Dashboard:
+    dashboard = _agent_performance(alerts)
+    for title, panels in dashboard.rows:
+        _saying(NO_MODELS if title == "Inference" else NO_AGENTS, panels)
+    return dashboard
+
+
+def _agent_performance(alerts: Alerts | None = None) -> Dashboard:
     alerts = alerts or default_alerts()
     return Dashboard(
         "tbmon-agent-performance",
         "Agent Performance",
-        "Model accuracy, ensemble consensus, agent rewards, inference speed, training progress.",
+        "Model accuracy, ensemble consensus, agent rewards, inference speed, training progress. "
+        "A bot without ML agents reports none of these, and the panels say so.",
         [
             (
                 "Accuracy and consensus",

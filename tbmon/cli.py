@@ -7,6 +7,7 @@ from pydantic import ValidationError
 
 from tbmon import __version__
 from tbmon.alert_bridge.cli import app as bridge_app
+from tbmon.exchange_standin import app as exchange_app
 from tbmon.health.cli import app as health_app
 from tbmon.instrumentation.demo.cli import demo
 from tbmon.processors.cli import app as processors_app
@@ -27,6 +28,7 @@ app.command()(demo)
 app.add_typer(health_app, name="health")
 app.add_typer(processors_app, name="processors")
 app.add_typer(bridge_app, name="bridge")
+app.add_typer(exchange_app, name="exchange")
 
 
 @app.command()

@@ -629,6 +629,8 @@ def logged(
     if fast:
         assert logs.fast_emit(handler)
         assert type(handler) is FastLoggingHandler
+    else:  # the reference: the stock handler, the correlation fields left out (as tbmon does)
+        assert logs.correlated(handler)
     logger = logging.getLogger("tbmon.test.fastpath")
     logger.propagate = False
     logger.setLevel(logging.DEBUG)

@@ -19,14 +19,30 @@ of opentelemetry-sdk 1.45.2 or opentelemetry-instrumentation-logging 0.66b2 it m
 :func:`install` re-classes the handler the logging instrumentation put on the root logger (its
 level, provider and options stay), as tbmon's distro does once that instrumentation is loaded;
 :func:`batching` re-classes the configurator's log record processors.
+
+Two changes to what a record holds, on every release (:class:`CorrelatedLoggingHandler`):
+
+- the log-correlation fields the logging instrumentation's record factory sets for formatters
+  (``otelTraceID``, ``otelSpanID``, ``otelTraceSampled``, ``otelServiceName``) are not exported
+  as attributes: an OTLP log record carries its trace and span ids in their own fields, once;
+- the console keeps its trace ids through an application's own ``logging.config.dictConfig`` or
+  ``fileConfig`` (freqtrade's, Django's...): :func:`keep_trace_ids` adds
+  :data:`TRACE_IDS` before ``%(message)s`` (or ``{message}``) in the format of each console
+  handler those calls leave on the root logger, unless it shows them already. The application's
+  handlers, levels and the rest of its format stay as it configured them; file, syslog, socket,
+  queue and buffering handlers are left alone.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Callable
+import logging.config
+import logging.handlers
+import os
+from collections.abc import Callable, Iterable
 from time import time_ns
-from typing import Final
+from typing import Any, Final
 
 from opentelemetry._logs import Logger as APILogger
 from opentelemetry._logs import LogRecord, NoOpLogger, get_logger
@@ -34,6 +50,9 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context, get_current
 from opentelemetry.instrumentation.log_utils import std_to_otel
 from opentelemetry.instrumentation.logging import LoggingInstrumentor
+from opentelemetry.instrumentation.logging.environment_variables import (
+    OTEL_PYTHON_LOG_CORRELATION,
+)
 from opentelemetry.instrumentation.logging.handler import LoggingHandler, _internal_logger
 from opentelemetry.sdk._logs import Logger, ReadableLogRecord, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
@@ -47,9 +66,42 @@ from tbmon.instrumentation._internal.attributes import plain_copy
 
 #: LoggingHandler._translate's severity texts where OTel's differ from Python's level names.
 _SEVERITY_TEXT: Final = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+#: The record fields of log correlation, for formatters only: never exported as attributes.
+CORRELATION_FIELDS: Final = frozenset(
+    ("otelTraceID", "otelSpanID", "otelTraceSampled", "otelServiceName")
+)
+#: What a console line shows of its trace (the distro's OTEL_PYTHON_LOG_FORMAT has it too).
+TRACE_IDS: Final = "[trace_id=%(otelTraceID)s span_id=%(otelSpanID)s]"
+_BRACE_TRACE_IDS: Final = "[trace_id={otelTraceID} span_id={otelSpanID}]"
+#: Handlers that are no console: their format is the application's business.
+_NOT_CONSOLE: Final = (
+    logging.FileHandler,
+    logging.handlers.BufferingHandler,
+    logging.handlers.SysLogHandler,
+    logging.handlers.SocketHandler,
+    logging.handlers.QueueHandler,
+    logging.handlers.HTTPHandler,
+    logging.handlers.SMTPHandler,
+    logging.handlers.NTEventLogHandler,
+    LoggingHandler,
+)
 
 
-class FastLoggingHandler(LoggingHandler):
+class CorrelatedLoggingHandler(LoggingHandler):
+    """``LoggingHandler`` whose records leave the correlation fields out of their attributes:
+    the trace and span ids travel in the record's own fields."""
+
+    @override
+    def _get_attributes(self, record: logging.LogRecord) -> Any:
+        found = super()._get_attributes(record)
+        attributes = found[0] if isinstance(found, tuple) else found
+        if isinstance(attributes, dict):
+            for name in CORRELATION_FIELDS.intersection(attributes):
+                del attributes[name]
+        return found
+
+
+class FastLoggingHandler(CorrelatedLoggingHandler):
     """``LoggingHandler`` with a leaner ``emit`` for the SDK's loggers."""
 
     #: The logger of each record name (set by :func:`install`).
@@ -164,9 +216,73 @@ def batching(
 
 
 def install() -> bool:
-    """:func:`fast_emit` for the handler the logging instrumentation installed, if any."""
+    """:func:`fast_emit` for the handler the logging instrumentation installed, if any (else
+    :func:`correlated`), and :func:`keep_trace_ids` when log correlation is on."""
     handler: object = LoggingInstrumentor._logging_handler  # declared None, set when instrumented
-    return fast_emit(handler)
+    correlating = os.environ.get(OTEL_PYTHON_LOG_CORRELATION, "false").strip().lower() == "true"
+    factory: object = LoggingInstrumentor._old_factory  # declared None, set when instrumented
+    if correlating and factory is not None:  # its record factory sets the fields
+        keep_trace_ids()
+    if fast_emit(handler):
+        return True
+    correlated(handler)
+    return False
+
+
+def correlated(handler: object) -> bool:
+    """Gives ``handler``, the logging instrumentation's stock ``LoggingHandler``,
+    :class:`CorrelatedLoggingHandler`'s attributes; False for any other object."""
+    if type(handler) is not LoggingHandler:
+        return False
+    handler.__class__ = CorrelatedLoggingHandler  # a method, no state
+    return True
+
+
+def with_trace_ids(handlers: Iterable[logging.Handler]) -> None:
+    """:data:`TRACE_IDS` before the message in each console handler's format that lacks them."""
+    for handler in handlers:
+        if isinstance(handler, _NOT_CONSOLE):
+            continue
+        formatter = handler.formatter or logging.Formatter()
+        style = formatter._style
+        if "otelTraceID" in style._fmt:
+            continue
+        if type(style) is logging.PercentStyle and "%(message)s" in style._fmt:
+            fmt = style._fmt.replace("%(message)s", f"{TRACE_IDS} %(message)s", 1)
+        elif type(style) is logging.StrFormatStyle and "{message}" in style._fmt:
+            fmt = style._fmt.replace("{message}", f"{_BRACE_TRACE_IDS} {{message}}", 1)
+        else:
+            continue
+        # The formatter may be shared, and is the application's: a copy with the new format.
+        copy = logging.Formatter.__new__(type(formatter))
+        vars(copy).update(vars(formatter))
+        copy._style = type(style)(fmt)
+        copy._fmt = fmt
+        handler.setFormatter(copy)
+
+
+_CONFIGURATORS: Final = ("dictConfig", "fileConfig")
+
+
+def keep_trace_ids() -> None:
+    """Wrap ``logging.config.dictConfig`` and ``fileConfig`` so that the console handlers they
+    leave on the root logger show trace ids (:func:`with_trace_ids`); once per process."""
+    for name in _CONFIGURATORS:
+        configure = getattr(logging.config, name)
+        if getattr(configure, "_tbmon_trace_ids", False):
+            continue
+
+        @functools.wraps(configure)
+        def configured(*args: Any, _configure: Any = configure, **kwargs: Any) -> Any:
+            result = _configure(*args, **kwargs)
+            try:
+                with_trace_ids(logging.getLogger().handlers)
+            except Exception:  # the application's logging must come up whatever happens here
+                logging.getLogger(__name__).debug("keeping trace ids failed", exc_info=True)
+            return result
+
+        configured._tbmon_trace_ids = True  # type: ignore[attr-defined]
+        setattr(logging.config, name, configured)
 
 
 def fast_emit(handler: object) -> bool:

@@ -1,0 +1,584 @@
+"""freqtrade, monitored with no code in the strategy: ``opentelemetry-instrument freqtrade trade``.
+
+Registered as the ``freqtrade`` instrumentor. It imports nothing of freqtrade: ``wrapt`` post-import
+hooks patch freqtrade's classes when freqtrade itself imports them, so a process that never
+imports freqtrade pays nothing, and a process that does is patched before its first iteration.
+It knows freqtrade :data:`SUPPORTED_VERSIONS`; with any other it stands aside (one warning
+naming the version) and freqtrade runs untouched (its ccxt calls are still traced, one trace
+each). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=freqtrade`` turns it off.
+
+What it hooks, and what comes out:
+
+- ``FreqtradeBot.process`` (one bot iteration, every ``internals.process_throttle_secs``): a span
+  :data:`ITERATION_SPAN` made current for the iteration, so the ccxt calls made during it (REST,
+  sync and async: freqtrade's ``ccxt.pro`` client runs its coroutines in this thread) are its
+  children and the log lines written during it carry its trace id. After the iteration, still in
+  its span, from what freqtrade holds in memory and with no exchange call: the portfolio value
+  (spot: every wallet balance at its price in the stake currency; futures: the stake wallet plus
+  the open trades' unrealised profit), the positions (signed exposure by pair), and the prices of
+  the whitelisted pairs (freqtrade's exit-rate cache, which it refreshes each iteration for the
+  pairs it holds, else the last close of the analysed candles), through
+  :class:`~tbmon.instrumentation.trading.TradingMetrics` labelled ``strategy`` (the strategy's
+  name) and ``exchange`` (the ccxt id): every trading and risk metric of the seed follows.
+- ``RPCManager.send_msg`` (freqtrade's own events, the ones its Telegram and webhooks get): each
+  order's outcome once in ``trading_orders_total{status}`` (``filled`` on ``entry_fill`` and
+  ``exit_fill``, ``canceled`` on ``entry_cancel`` and ``exit_cancel``), a closed trade's profit
+  (``exit_fill`` that is the final exit) to the win rate and profit factor, and per fill or
+  cancel a span ``order_fill`` in the order's trace (the child of its ``create_order`` span)
+  with an ``order.filled`` (or ``order.canceled``) event.
+- ``Exchange.create_order`` (freqtrade's, live and dry run): the rate freqtrade proposed becomes
+  :data:`~tbmon.attributes.ORDER_EXPECTED_PRICE`, which the execution-quality processor compares
+  with the fill for slippage. Live, it is handed to the ccxt instrumentation's ``create_order``
+  span (:func:`tbmon.instrumentation.ccxt.expected_price`); in dry run no exchange sees the
+  order, so a ``create_order`` span of the same contract stands for it, with
+  :data:`~tbmon.attributes.ORDER_DRY_RUN`. An order the exchange refuses is ``failed``, one it
+  answers ``rejected`` or ``expired`` unfilled is ``rejected``.
+- FreqAI, where used (``IFreqaiModel.start``): each prediction of the model class is timed as
+  ``model_inference_duration_seconds{model=<class name>}``. FreqAI keeps no accuracy figure of
+  its own, so ``agent_prediction_accuracy`` stays empty (docs/instrumentation.md).
+
+Measured (``python -m bench freqtrade``, docs/performance.md, "freqtrade"): the instrumentor's own
+work is 40-50 us of the bot thread's CPU per iteration (0.35-0.53 ms with the span's export in
+an in-process A/B, near its noise floor), and it makes no exchange request.
+
+An error inside a hook never reaches freqtrade: it is counted in
+``tbmon_instrumentation_hook_errors_total{instrumentation="freqtrade", hook}``, the first of each
+hook logged with its traceback, and freqtrade goes on as if uninstrumented.
+``_uninstrument`` restores every patched method.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable, Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import wrapt
+from opentelemetry import context, trace
+from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
+    BaseInstrumentor,
+)
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.metrics import Counter, MeterProvider
+from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.util.types import AttributeValue
+
+from tbmon import __version__, attributes
+from tbmon.instrumentation import instruments
+from tbmon.instrumentation.trading import FACTS, TradingMetrics, trading_metrics
+
+#: The freqtrade releases whose hooks this module was written and tested against.
+SUPPORTED_VERSIONS = frozenset({"2026.9"})
+#: The span of one bot iteration (``FreqtradeBot.process``).
+ITERATION_SPAN = "bot_iteration"
+#: The span standing for a dry-run order, named as ccxt's (the execution-quality pattern).
+ORDER_SPAN = "create_order"
+#: The span of one fill or cancel, in the order's trace.
+FILL_SPAN = "order_fill"
+HOOK_ERRORS = "tbmon_instrumentation_hook_errors"
+FRAMEWORK = "freqtrade"
+#: Orders awaiting their fill whose trace is kept (the oldest are forgotten beyond it).
+MAX_PENDING_ORDERS = 1000
+
+#: (module, attribute path) of each method patched.
+TARGETS = (
+    ("freqtrade.freqtradebot", "FreqtradeBot.process"),
+    ("freqtrade.rpc.rpc_manager", "RPCManager.send_msg"),
+    ("freqtrade.exchange.exchange", "Exchange.create_order"),
+    ("freqtrade.freqai.freqai_interface", "IFreqaiModel.start"),
+)
+_FILLS = {"entry_fill": "entry", "exit_fill": "exit"}
+_CANCELS = {"entry_cancel": "entry", "exit_cancel": "exit"}
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Bot:
+    """What the labels and the valuation need to know of one FreqtradeBot, read once."""
+
+    strategy: str
+    exchange: str
+    stake_currency: str
+    timeframe: str
+    dry_run: bool
+    futures: bool
+
+
+def _bot_of(bot: Any) -> _Bot:
+    config = bot.config
+    return _Bot(
+        strategy=str(bot.strategy.get_strategy_name()),
+        exchange=str(bot.exchange.id),
+        stake_currency=str(config["stake_currency"]),
+        timeframe=str(config.get("timeframe") or bot.strategy.timeframe),
+        dry_run=bool(config.get("dry_run")),
+        futures=str(config.get("trading_mode", "spot")) == "futures",
+    )
+
+
+def _side(kind: str, msg: dict[str, Any]) -> str:
+    """The order's side: an entry buys a long and sells a short; an exit the opposite."""
+    short = msg.get("direction") == "Short"
+    return "sell" if short == (kind == "entry") else "buy"
+
+
+class _Hooks:
+    """The wrappers, bound to one instrument() call's telemetry."""
+
+    def __init__(
+        self, tracer: trace.Tracer, metrics: TradingMetrics, errors: Counter, iterations: int = 0
+    ) -> None:
+        self.tracer, self.metrics, self.errors = tracer, metrics, errors
+        self.active = True
+        self.iterations = iterations
+        self._bots: weakref.WeakKeyDictionary[Any, _Bot] = weakref.WeakKeyDictionary()
+        self._latest: _Bot | None = None
+        #: (pair, order side) -> (the placement's span context, the proposed price)
+        self._pending: OrderedDict[tuple[str, str], tuple[SpanContext, float | None]] = (
+            OrderedDict()
+        )
+        self._lock = threading.Lock()
+        self._reported: set[str] = set()
+        self._timed: list[type] = []
+        #: pair -> (the analysis's time, its last close)
+        self._closes: dict[str, tuple[Any, float | None]] = {}
+
+    # -- failing safe ------------------------------------------------------------------------
+
+    @contextmanager
+    def guard(self, hook: str) -> Iterator[None]:
+        """Our own failure stays here: counted, the first of each hook logged in full."""
+        try:
+            yield
+        except Exception:
+            try:
+                self.errors.add(1, {"instrumentation": FRAMEWORK, "hook": hook})
+                if hook in self._reported:
+                    logger.debug("freqtrade instrumentation: %s failed again", hook, exc_info=True)
+                else:
+                    self._reported.add(hook)
+                    logger.exception(
+                        "tbmon: the freqtrade instrumentation's %s hook failed; freqtrade goes "
+                        "on (further failures are counted in %s_total{hook=%r})",
+                        hook,
+                        HOOK_ERRORS,
+                        hook,
+                    )
+            except Exception:  # noqa: S110 - reporting must not fail the bot either
+                pass
+
+    def bot(self, bot: Any) -> _Bot:
+        try:
+            known = self._bots.get(bot)
+            if known is None:
+                known = self._bots[bot] = _bot_of(bot)
+        except TypeError:  # not weakly referable: read each time
+            known = _bot_of(bot)
+        self._latest = known
+        return known
+
+    # -- the iteration -----------------------------------------------------------------------
+
+    def process(
+        self, wrapped: Callable[..., Any], bot: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if not self.active:
+            return wrapped(*args, **kwargs)
+        if bot is None and args:  # called on the class: FreqtradeBot.process(bot)
+            bot = args[0]
+        span: Span | None = None
+        token = None
+        info: _Bot | None = None
+        with self.guard("iteration span"):
+            info = self.bot(bot)
+            self.iterations += 1
+            span = self.tracer.start_span(
+                ITERATION_SPAN,
+                attributes={
+                    attributes.BOT_FRAMEWORK: FRAMEWORK,
+                    attributes.BOT_ITERATION: self.iterations,
+                    attributes.BOT_DRY_RUN: info.dry_run,
+                    attributes.STRATEGY: info.strategy,
+                    attributes.EXCHANGE: info.exchange,
+                },
+            )
+            token = context.attach(trace.set_span_in_context(span))
+        try:
+            return wrapped(*args, **kwargs)
+        except BaseException as error:
+            if span is not None:
+                with self.guard("iteration span"):
+                    span.record_exception(error)
+                    span.set_status(Status(StatusCode.ERROR, str(error)))
+            raise
+        finally:
+            if info is not None:
+                with self.guard("portfolio"):
+                    self.record_state(bot, info)
+            with self.guard("iteration span"):
+                if span is not None:
+                    span.end()
+                if token is not None:
+                    context.detach(token)
+
+    def record_state(self, bot: Any, info: _Bot) -> None:
+        """Portfolio value, positions and prices from freqtrade's memory: no exchange call."""
+        prices: dict[str, float] = {}
+        for pair in bot.active_pair_whitelist:
+            price = self.price(bot, info, pair)
+            if price is not None:
+                prices[pair] = price
+        stake = info.stake_currency
+        balances = bot.wallets.get_all_balances()
+        exposures: dict[str, float] = {}
+        if info.futures:
+            value = float(balances[stake].total) if stake in balances else 0.0
+            for trade in bot.wallets.get_all_positions().values():
+                price = prices.get(trade.symbol) or self.price(bot, info, trade.symbol)
+                if price is not None:
+                    exposure = float(trade.position) * price
+                    exposures[trade.symbol] = -exposure if trade.side == "short" else exposure
+            value += self._unrealised(prices)
+        else:
+            value = 0.0
+            for currency, wallet in balances.items():
+                total = float(wallet.total or 0.0)
+                if not total:
+                    continue
+                if currency == stake:
+                    value += total
+                    continue
+                pair = f"{currency}/{stake}"
+                price = prices.get(pair) or self.price(bot, info, pair)
+                if price is None:
+                    continue  # no candles or rate of it in memory: not valued
+                value += total * price
+                exposures[pair] = total * price
+                prices[pair] = price
+        strategy, exchange = info.strategy, info.exchange
+        self.metrics.record_portfolio_value(value, strategy=strategy, exchange=exchange)
+        self.metrics.set_positions(exposures, strategy=strategy, exchange=exchange)
+        if prices:
+            self.metrics.record_prices(prices, strategy=strategy, exchange=exchange)
+
+    @staticmethod
+    def _unrealised(prices: dict[str, float]) -> float:
+        """The open trades' profit at ``prices`` (futures: the stake wallet holds collateral)."""
+        from freqtrade.persistence import Trade  # noqa: PLC0415 - freqtrade is running
+
+        total = 0.0
+        for trade in Trade.get_open_trades():
+            price = prices.get(trade.pair)
+            if price is not None and trade.amount:
+                total += float(trade.calc_profit(rate=price))
+        return total
+
+    def price(self, bot: Any, info: _Bot, pair: str) -> float | None:
+        """``pair``'s latest price in memory: the exit rate freqtrade fetched this iteration for
+        a pair it holds, else the close of the last analysed candle (read once per analysis:
+        a pandas column lookup costs tens of microseconds)."""
+        rate = bot.exchange._exit_rate_cache.get(pair)
+        if rate:
+            return float(rate)
+        frame, analysed = bot.dataprovider.get_analyzed_dataframe(pair, info.timeframe)
+        known = self._closes.get(pair)
+        if known is not None and known[0] == analysed:
+            return known[1]
+        close: float | None = None
+        if len(frame):
+            close = float(frame["close"].iat[-1])
+            close = close if close > 0 else None
+        self._closes[pair] = (analysed, close)
+        return close
+
+    # -- orders ------------------------------------------------------------------------------
+
+    def create_order(
+        self,
+        wrapped: Callable[..., Any],
+        exchange: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        if not self.active or args:  # freqtrade passes keywords only
+            return wrapped(*args, **kwargs)
+        span: Span | None = None
+        scope: AbstractContextManager[Any] = nullcontext()
+        token = None
+        info = self._latest
+        with self.guard("order"):
+            pair, side = str(kwargs["pair"]), str(kwargs["side"])
+            rate = kwargs.get("rate")
+            expected = float(rate) if rate else None
+            dry_run = bool(exchange._config["dry_run"])
+            if dry_run:
+                span = self.tracer.start_span(
+                    ORDER_SPAN, kind=SpanKind.INTERNAL, attributes=_order_attributes(kwargs)
+                )
+                if expected is not None:
+                    span.set_attribute(attributes.ORDER_EXPECTED_PRICE, expected)
+                span.set_attribute(attributes.EXCHANGE, str(exchange.id))
+                token = context.attach(trace.set_span_in_context(span))
+                placement = span.get_span_context()
+            else:
+                from tbmon.instrumentation.ccxt import expected_price  # noqa: PLC0415
+
+                scope = expected_price(expected) if expected is not None else nullcontext()
+                placement = trace.get_current_span().get_span_context()
+            self._remember(pair, side, placement, expected)
+        try:
+            with scope:
+                order = wrapped(*args, **kwargs)
+        except Exception as error:
+            with self.guard("order"):
+                self._order_outcome(exchange, info, kwargs, "failed")
+                if span is not None:
+                    span.record_exception(error)
+                    span.set_attribute("error.type", type(error).__name__)
+                    span.set_status(Status(StatusCode.ERROR, str(error)))
+            raise
+        else:
+            with self.guard("order"):
+                status = order.get("status") if isinstance(order, dict) else None
+                if status in ("rejected", "expired") and not float(order.get("filled") or 0):
+                    self._order_outcome(exchange, info, kwargs, "rejected")
+                if span is not None and isinstance(order, dict):
+                    span.set_attributes(_result_attributes(order))
+            return order
+        finally:
+            with self.guard("order"):
+                if span is not None:
+                    span.end()
+                if token is not None:
+                    context.detach(token)
+
+    def _remember(
+        self, pair: str, side: str, placement: SpanContext, expected: float | None
+    ) -> None:
+        with self._lock:
+            self._pending[pair, side] = (placement, expected)
+            self._pending.move_to_end((pair, side))
+            while len(self._pending) > MAX_PENDING_ORDERS:
+                self._pending.popitem(last=False)
+
+    def _order_outcome(
+        self, exchange: Any, info: _Bot | None, kwargs: dict[str, Any], status: str
+    ) -> None:
+        self.metrics.record_order(
+            symbol=str(kwargs["pair"]),
+            side=str(kwargs["side"]),
+            status=status,
+            exchange=str(exchange.id),
+            strategy=info.strategy if info else None,
+        )
+
+    def send_msg(
+        self,
+        wrapped: Callable[..., Any],
+        manager: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+    ) -> Any:
+        result = wrapped(*args, **kwargs)
+        if self.active:
+            with self.guard("rpc message"):
+                msg = args[0] if args else kwargs["msg"]
+                kind = str(msg.get("type"))
+                if kind in _FILLS or kind in _CANCELS:
+                    self.on_order_event(self.bot(manager._rpc._freqtrade), kind, msg)
+        return result
+
+    def on_order_event(self, info: _Bot, kind: str, msg: dict[str, Any]) -> None:
+        filled = kind in _FILLS
+        side = _side(_FILLS.get(kind) or _CANCELS[kind], msg)
+        pair = str(msg["pair"])
+        labels = {"strategy": info.strategy, "exchange": info.exchange}
+        self.metrics.record_order(
+            symbol=pair, side=side, status="filled" if filled else "canceled", **labels
+        )
+        with self._lock:
+            placement, expected = self._pending.pop((pair, side), (None, None))
+        parent = (
+            trace.set_span_in_context(trace.NonRecordingSpan(placement))
+            if placement is not None and placement.is_valid
+            else None
+        )
+        trade_id = str(msg.get("trade_id"))
+        span = self.tracer.start_span(
+            FILL_SPAN,
+            context=parent,
+            attributes={
+                attributes.EXCHANGE: info.exchange,
+                attributes.SYMBOL: pair,
+                attributes.SIDE: side,
+                attributes.TRADE_ID: trade_id,
+                attributes.ORDER_STATUS: "closed" if filled else "canceled",
+            },
+        )
+        event: dict[str, AttributeValue] = {attributes.TRADE_ID: trade_id}
+        rate, amount = msg.get("order_rate"), msg.get("amount")
+        if rate:
+            event[attributes.ORDER_AVERAGE_PRICE if filled else attributes.ORDER_PRICE] = float(
+                rate
+            )
+        if amount:
+            event[attributes.ORDER_FILLED if filled else attributes.ORDER_AMOUNT] = float(amount)
+        if expected is not None:
+            event[attributes.ORDER_EXPECTED_PRICE] = expected
+        span.add_event("order.filled" if filled else "order.canceled", event)
+        try:
+            if kind == "exit_fill" and msg.get("is_final_exit"):
+                with trace.use_span(span):
+                    self.metrics.record_trade(
+                        float(msg["profit_amount"]), trade_id=trade_id, symbol=pair, **labels
+                    )
+        finally:
+            span.end()
+
+    # -- FreqAI ------------------------------------------------------------------------------
+
+    def freqai_start(
+        self, wrapped: Callable[..., Any], model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        if self.active:
+            with self.guard("freqai"):
+                self._time_predictions(type(model))
+        return wrapped(*args, **kwargs)
+
+    def _time_predictions(self, cls: type) -> None:
+        """Wrap ``predict`` where ``cls`` defines (or inherits) it, once per defining class."""
+        owner = next((c for c in cls.__mro__ if "predict" in vars(c)), None)
+        if owner is None or owner in self._timed:
+            return
+        metrics = self.metrics
+
+        def predict(
+            wrapped: Callable[..., Any], model: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> Any:
+            if not self.active:
+                return wrapped(*args, **kwargs)
+            with metrics.inference(type(model).__name__):
+                return wrapped(*args, **kwargs)
+
+        wrapt.wrap_function_wrapper(owner, "predict", predict)
+        self._timed.append(owner)
+
+    def untime_predictions(self) -> None:
+        for owner in self._timed:
+            unwrap(owner, "predict")
+        self._timed.clear()
+
+
+def _order_attributes(kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+    found: dict[str, AttributeValue] = {
+        attributes.SYMBOL: str(kwargs["pair"]),
+        attributes.SIDE: str(kwargs["side"]),
+        attributes.ORDER_TYPE: str(kwargs.get("ordertype")),
+        attributes.ORDER_DRY_RUN: True,
+    }
+    if kwargs.get("amount"):
+        found[attributes.ORDER_AMOUNT] = float(kwargs["amount"])
+    if kwargs.get("ordertype") != "market" and kwargs.get("rate"):
+        found[attributes.ORDER_PRICE] = float(kwargs["rate"])
+    return found
+
+
+def _result_attributes(order: dict[str, Any]) -> dict[str, AttributeValue]:
+    found: dict[str, AttributeValue] = {}
+    if order.get("id") is not None:
+        found[attributes.ORDER_ID] = str(order["id"])
+    if order.get("status"):
+        found[attributes.ORDER_STATUS] = str(order["status"])
+    filled = float(order.get("filled") or 0)
+    found[attributes.ORDER_FILLED] = filled
+    if filled and order.get("average"):
+        found[attributes.ORDER_AVERAGE_PRICE] = float(order["average"])
+    return found
+
+
+def _target(module: Any, path: str) -> tuple[Any, str]:
+    owner_name, _, name = path.rpartition(".")
+    return getattr(module, owner_name), name
+
+
+class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Registered as the ``freqtrade`` instrumentor (entry-point group
+    ``opentelemetry_instrumentor``); active only where freqtrade is imported."""
+
+    _hooks: _Hooks | None = None
+    #: The (module, path) pairs patched so far, to undo; and the version warned about.
+    _patched: list[tuple[str, str]] = []  # noqa: RUF012 - class state, as BaseInstrumentor's
+    _warned: str | None = None
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        # Checked by hand at import (see _on_import): freqtrade is no requirement of tbmon, and
+        # opentelemetry-instrument skips this check anyway.
+        return ()
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.get("tracer_provider")
+        meter_provider: MeterProvider | None = kwargs.get("meter_provider")
+        metrics = trading_metrics() if meter_provider is None else TradingMetrics(meter_provider)
+        errors = instruments.meter(meter_provider).create_counter(
+            HOOK_ERRORS,
+            description="Failures inside tbmon's hooks in a bot framework (the bot went on).",
+        )
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
+        cls = FreqtradeInstrumentor
+        cls._hooks = _Hooks(tracer, metrics, errors)
+        for module_name, _ in TARGETS:
+            wrapt.register_post_import_hook(self._on_import, module_name)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        cls = FreqtradeInstrumentor
+        hooks = cls._hooks
+        if hooks is not None:
+            hooks.active = False
+            hooks.untime_predictions()
+        for module_name, path in cls._patched:
+            owner, name = _target(sys.modules[module_name], path)
+            unwrap(owner, name)
+        cls._patched = []
+        cls._hooks = None
+
+    @classmethod
+    def _on_import(cls, module: Any) -> None:
+        """A post-import hook: patch ``module``'s targets, once, on a known freqtrade."""
+        hooks = cls._hooks
+        if hooks is None or not hooks.active:
+            return
+        version = str(getattr(sys.modules.get("freqtrade"), "__version__", "unknown"))
+        if version not in SUPPORTED_VERSIONS:
+            if cls._warned != version:
+                cls._warned = version
+                logger.warning(
+                    "tbmon: freqtrade %s is not a version the freqtrade instrumentation knows "
+                    "(%s); it stands aside: no iteration spans or trading metrics from freqtrade "
+                    "(its ccxt calls are still traced)",
+                    version,
+                    ", ".join(sorted(SUPPORTED_VERSIONS)),
+                )
+            return
+        wrappers = {
+            "FreqtradeBot.process": hooks.process,
+            "RPCManager.send_msg": hooks.send_msg,
+            "Exchange.create_order": hooks.create_order,
+            "IFreqaiModel.start": hooks.freqai_start,
+        }
+        for module_name, path in TARGETS:
+            if module_name != module.__name__ or (module_name, path) in cls._patched:
+                continue
+            with hooks.guard("instrument"):
+                wrapt.wrap_function_wrapper(module, path, wrappers[path])
+                cls._patched.append((module_name, path))
+                if path == "FreqtradeBot.process":  # this process runs freqtrade
+                    # Its orders, portfolio, positions and prices come from freqtrade's state
+                    # and events: none are derived from the ccxt calls (counted twice else).
+                    hooks.metrics.claim(*FACTS)
