@@ -119,13 +119,17 @@ def current_drawdown(values: Sequence[float]) -> float:
 
 
 def cagr(returns: Sequence[float], periods_per_year: float = TRADING_DAYS_PER_YEAR) -> float | None:
-    """Compound annual growth rate of the returns; None without returns or after a total loss."""
+    """Compound annual growth rate of the returns; None without returns, after a total loss, or
+    when a year of such growth is beyond a float (a short, steep history extrapolated)."""
     if not returns:
         return None
     growth = math.prod(1.0 + r for r in returns)
-    if growth <= 0:
+    if growth <= 0 or not math.isfinite(growth):
         return None
-    return growth ** (periods_per_year / len(returns)) - 1.0
+    try:
+        return growth ** (periods_per_year / len(returns)) - 1.0
+    except OverflowError:
+        return None
 
 
 def calmar_ratio(
