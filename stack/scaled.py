@@ -159,6 +159,14 @@ def _config_args(layout: Layout) -> list[str]:
     return ["--config", f"file:{layout.data / 'config.yaml'}"]
 
 
+def _collector_args(layout: Layout) -> list[str]:
+    """The single-node collector's command line (its flags, feature gates...), on the rendered
+    config instead of otel-collector/config.yaml."""
+    args = _single("collector").args(layout)
+    config = args.index("--config")
+    return [*args[:config], *_config_args(layout), *args[config + 2 :]]
+
+
 def _collector(role: str, n: int) -> Component:
     prefix = f"{role}_{n}"
     if role == "agent":
@@ -187,7 +195,7 @@ def _collector(role: str, n: int) -> Component:
         name=f"{role}-{n}",
         summary=summary,
         binary=binaries.OTELCOL,
-        args=_config_args,
+        args=_collector_args,
         ports=tuple(f"{prefix}_{p}_port" for p in ports),
         ready_path="/",
         links=links,

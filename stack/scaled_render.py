@@ -163,12 +163,14 @@ def collector_document(
     pipelines: dict[str, Any] = document["service"]["pipelines"]
     exporters: dict[str, Any] = document["exporters"]
     kept: dict[str, Any] = {}
+    fed_receivers: set[str] = set()
     for name, pipeline in pipelines.items():
         fed = [e for e in pipeline["exporters"] if e in feeds]
         if not fed:
             if role == "gateway":
                 kept[name] = pipeline
             continue
+        fed_receivers.update(pipeline["receivers"])
         signal = _signal(name)
         balanced = f"load_balancing/{signal}"
         exporters[balanced] = load_balancing(exporters[fed[0]], signal, targets)
@@ -177,9 +179,56 @@ def collector_document(
         ]
         kept[name] = pipeline
     document["service"]["pipelines"] = kept
+    _batch_in_queues(document)
+    if role == "gateway":
+        _accept_what_agents_send(document, fed_receivers)
     _prune(document)
     result: dict[str, Any] = substitute(document, variables)
     return result
+
+
+def _batch_in_queues(document: dict[str, Any]) -> None:
+    """Move a ``batch`` processor's batching into its pipelines' persistent sending queues.
+
+    A batch processor holds data the receiver has acknowledged in memory before any queue sees
+    it, so killing a gateway would lose it; with batching in the exporter's persistent queue,
+    the item is on disk first. otel-collector/config.yaml is moving to exporter-level batching
+    (issue 13); once it has no batch processor left, this does nothing.
+    """
+    processors: dict[str, Any] = document.get("processors") or {}
+    exporters: dict[str, Any] = document.get("exporters") or {}
+    for pipeline in document["service"]["pipelines"].values():
+        batches = [p for p in pipeline.get("processors") or [] if p.split("/")[0] == "batch"]
+        if not batches:
+            continue
+        config = processors.get(batches[-1]) or {}
+        pipeline["processors"] = [p for p in pipeline["processors"] if p not in batches]
+        for name in pipeline["exporters"]:
+            queue = (exporters.get(name) or {}).get("sending_queue")
+            if isinstance(queue, dict) and "batch" not in queue:
+                queue["batch"] = {
+                    "flush_timeout": config.get("timeout", "200ms"),
+                    "sizer": "items",
+                    "min_size": config.get("send_batch_size", 8192),
+                    "max_size": config.get("send_batch_max_size", 0)
+                    or config.get("send_batch_size", 8192),
+                }
+
+
+def _accept_what_agents_send(document: dict[str, Any], fed: set[str]) -> None:
+    """A gateway's receivers that the agents send to are a later hop: they accept the largest
+    gRPC message any receiver of the single-node config accepts (what an agent's batch holds)."""
+    receivers: dict[str, Any] = document.get("receivers") or {}
+    grpc = {
+        name: ((receiver or {}).get("protocols") or {}).get("grpc")
+        for name, receiver in receivers.items()
+    }
+    limits = [
+        g["max_recv_msg_size_mib"] for g in grpc.values() if g and "max_recv_msg_size_mib" in g
+    ]
+    for name in fed:
+        if limits and isinstance(grpc.get(name), dict):
+            grpc[name]["max_recv_msg_size_mib"] = max(limits)
 
 
 def _prune(document: dict[str, Any]) -> None:

@@ -1,0 +1,302 @@
+"""End to end on the scaled topology (docs/scaling.md), every part real: under a steady counted
+load, one gateway, one processors host, one VictoriaLogs storage node and one Alertmanager are
+killed with SIGKILL, one at a time, and brought back. Every span and log record sent arrives
+(counted against what the agents acknowledged), every trace is whole in Jaeger, every alert that
+fired reaches Telegram exactly once although both Alertmanagers notify the bridge, and the
+dashboards' queries answer through the clustered metrics store (Thanos Query) with the values
+Prometheus gives.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+from bridge_support import CRITICAL_CHAT
+from support import dashboard_queries, demo_bot, wait_until
+
+from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.stack.fleet import Fleet, Sent
+from tbmon.stack.ports import isolated_settings
+from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address, port
+from tbmon.stack.scaled_render import REPLICA_LABELS
+from tbmon.stack.supervisor import Supervisor
+
+pytestmark = pytest.mark.stack
+
+DEMO_BOT = "scaled-demo-bot"
+
+#: Killed in turn, with the scrape job whose BackendDown alert their absence raises.
+VICTIMS = (
+    ("gateway-1", "gateway_1_metrics_port", "otel-collector"),
+    ("processors-1", "processors_1_http_port", "processors"),
+    ("logs-storage-1", "logs_storage_1_port", "log-store"),
+    ("alertmanager-1", "alertmanager_1_port", "alertmanager"),
+)
+
+
+@dataclass
+class Scaled:
+    supervisor: Supervisor
+    settings: ScaledBase
+    telegram: TestServerClient
+    sent: Sent = field(default_factory=Sent)
+    alerts: dict[str, dict[str, str]] = field(default_factory=dict)
+    killed: list[str] = field(default_factory=list)
+
+    def url(self, field_name: str, path: str = "") -> str:
+        return self.settings.url(port(self.settings, field_name), path)
+
+
+@pytest.fixture(scope="module")
+def scaled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Scaled]:
+    """The scaled topology on free ports, Alertmanager's waits shortened; stopped at the end."""
+    settings = isolated_settings(tmp_path_factory.mktemp("scaled"), ScaledSettings).model_copy(
+        update={
+            "alert_critical_group_wait": "1s",
+            "alert_critical_group_interval": "2s",
+            "alert_warning_group_wait": "1s",
+            "alert_warning_group_interval": "2s",
+            "ready_timeout": 180.0,
+        }
+    )
+    supervisor = Supervisor(settings, SCALED_COMPONENTS)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("TELEGRAM_BOT_TOKEN", raising=False)
+        patch.setenv("ALERT_BRIDGE_POLL_TIMEOUT", "2")
+        try:
+            supervisor.up()
+            telegram = TestServerClient(settings.url(settings.telegram_test_port))
+            yield Scaled(supervisor, settings, telegram)
+        finally:
+            supervisor.down()
+
+
+def _pid(supervisor: Supervisor, name: str) -> int:
+    (status,) = supervisor.status([name])
+    assert status.pid is not None, f"{name} is not running"
+    return status.pid
+
+
+def _kill(supervisor: Supervisor, name: str) -> None:
+    pid = _pid(supervisor, name)
+    os.kill(pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(pid)], timeout=10)
+
+
+def _firing(scaled: Scaled, alertmanagers: list[str]) -> list[dict[str, Any]]:
+    """Active alerts as the live Alertmanagers see them (each node's own view, merged)."""
+    found: dict[str, dict[str, Any]] = {}
+    for name in alertmanagers:
+        response = httpx.get(
+            scaled.url(f"alertmanager_{name[-1]}_port", "/api/v2/alerts"),
+            params={"active": "true", "silenced": "false", "inhibited": "false"},
+            timeout=5,
+        )
+        response.raise_for_status()
+        for alert in response.json():
+            found[alert["fingerprint"]] = alert
+    return list(found.values())
+
+
+def _record_alerts(scaled: Scaled, alertmanagers: list[str]) -> list[dict[str, Any]]:
+    alerts = _firing(scaled, alertmanagers)
+    for alert in alerts:
+        if alert["labels"].get("severity") == "critical":
+            scaled.alerts[alert["fingerprint"]] = alert["labels"]
+    return alerts
+
+
+def test_failover_loses_nothing_and_telegram_gets_each_alert_once(
+    scaled: Scaled, tmp_path: Path
+) -> None:
+    settings = scaled.settings
+    run = f"scaled-{uuid.uuid4().hex[:6]}"
+    agents = [address(settings, f"agent_{n}_otlp_grpc_port") for n in (1, 2)]
+    fleet = Fleet(agents, run=run, bots=8, rate=2.0)
+    demo_settings = settings.model_copy(
+        update={"otlp_grpc_port": port(settings, "agent_1_otlp_grpc_port")}
+    )
+    with demo_bot(demo_settings, DEMO_BOT, tmp_path / "demo.log"):
+        fleet.start()
+        try:
+            for name, port_field, job in VICTIMS:
+                instance = address(settings, port_field)
+                _kill(scaled.supervisor, name)
+                scaled.killed.append(name)
+                live = [f"alertmanager-{n}" for n in (1, 2) if f"alertmanager-{n}" != name]
+
+                def fired(instance: str = instance, live: list[str] = live) -> bool:
+                    alerts = _record_alerts(scaled, live)
+                    return any(
+                        a["labels"].get("alertname") == "BackendDown"
+                        and a["labels"].get("instance") == instance
+                        for a in alerts
+                    )
+
+                wait_until(fired, f"BackendDown for {name} ({job} at {instance})", timeout=240)
+                scaled.supervisor.up([name])
+        finally:
+            sent = fleet.stop()
+        scaled.sent = sent
+        assert sent.failures == 0, "the agents refused data"
+        assert sent.spans > 10_000
+
+        query = scaled.url("traces_query_http_port", "/api/traces")
+
+        def traces_of(service: str) -> dict[str, list[dict[str, Any]]]:
+            response = httpx.get(
+                query,
+                params={"service": service, "limit": 100_000, "lookback": "2h"},
+                timeout=60,
+            )
+            response.raise_for_status()
+            return {t["traceID"]: t["spans"] for t in response.json()["data"]}
+
+        for service, trace_ids in sent.traces.items():
+
+            def whole(service: str = service, ids: list[str] = trace_ids) -> bool:
+                found = traces_of(service)
+                return all(len(found.get(i, [])) == fleet.spans_per_trace for i in ids)
+
+            wait_until(whole, f"every trace of {service} whole in Jaeger", timeout=300, interval=5)
+            found = traces_of(service)
+            assert set(found) == set(trace_ids), f"{service}: traces that were never sent"
+            for trace_id, spans in found.items():
+                assert {s["traceID"] for s in spans} == {trace_id}
+                assert len({s["spanID"] for s in spans}) == fleet.spans_per_trace, trace_id
+        assert sum(len(ids) for ids in sent.traces.values()) * fleet.spans_per_trace == sent.spans
+
+        logs = scaled.url("logs_select_port", "/select/logsql/query")
+
+        def log_count() -> int:
+            response = httpx.post(
+                logs,
+                data={"query": f'"service.name":~"^{run}-" | stats count_uniq(fleet.seq) as n'},
+                timeout=30,
+            )
+            response.raise_for_status()
+            return int(response.json()["n"]) if response.text.strip() else 0
+
+        try:
+            wait_until(lambda: log_count() == sent.logs, "every log record", timeout=180)
+        except AssertionError:
+            arrived = log_count()
+            pytest.fail(
+                f"{sent.logs - arrived} of {sent.logs} log records lost ({arrived} arrived)"
+            )
+
+    # Every alert: once firing, each in one Telegram message, although both nodes notify.
+    _record_alerts(scaled, ["alertmanager-1", "alertmanager-2"])
+    backend_down = {
+        labels["instance"]
+        for labels in scaled.alerts.values()
+        if labels["alertname"] == "BackendDown"
+    }
+    assert {address(settings, f) for _, f, _ in VICTIMS} <= backend_down
+
+    def telegram_has_all() -> bool:
+        texts = [m["text"] for m in scaled.telegram.messages(CRITICAL_CHAT)]
+        return all(_announcements(texts, labels) >= 1 for labels in scaled.alerts.values())
+
+    wait_until(telegram_has_all, "a Telegram message for every alert", timeout=120)
+    notified = sum(_notifications(scaled.url(f"alertmanager_{n}_port")) for n in (1, 2))
+    assert notified >= len(scaled.alerts), "both nodes should have notified the bridge"
+    texts = [m["text"] for m in scaled.telegram.messages(CRITICAL_CHAT)]
+    counts = {
+        f"{labels['alertname']} {labels.get('instance', '')}": _announcements(texts, labels)
+        for labels in scaled.alerts.values()
+    }
+    assert all(count == 1 for count in counts.values()), counts
+
+
+def _announcements(texts: list[str], labels: dict[str, str]) -> int:
+    """How many firing (not resolved) Telegram messages carry this alert's block."""
+    shown = ", ".join(
+        f"{k}={v}"
+        for k, v in sorted(labels.items())
+        if k not in ("alertname", "severity", "component")
+    )
+    return sum(
+        1
+        for text in texts
+        if "RESOLVED" not in text.split("\n", 1)[0]
+        and f"Alert: {labels['alertname']}" in text
+        and shown in text
+    )
+
+
+def _notifications(alertmanager: str) -> int:
+    """Webhook notifications this Alertmanager sent (its own counter)."""
+    metrics = httpx.get(alertmanager + "/metrics", timeout=5).text
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in metrics.splitlines()
+        if line.startswith('alertmanager_notifications_total{integration="webhook"')
+    )
+
+
+_EXTERNAL = {"monitor", "tenant_id", *REPLICA_LABELS}
+
+
+def _vector(url: str, expr: str, at: float) -> dict[tuple[tuple[str, str], ...], float]:
+    response = httpx.get(url, params={"query": expr, "time": f"{at:.3f}"}, timeout=30)
+    response.raise_for_status()
+    data = response.json()["data"]
+    if data["resultType"] == "scalar":
+        return {(): float(data["result"][1])}
+    return {
+        tuple(sorted((k, v) for k, v in s["metric"].items() if k not in _EXTERNAL)): float(
+            s["value"][1]
+        )
+        for s in data["result"]
+    }
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_dashboard_queries_answer_through_the_metrics_store_as_through_prometheus(
+    scaled: Scaled, tmp_path: Path
+) -> None:
+    settings = scaled.settings
+    demo_settings = settings.model_copy(
+        update={"otlp_grpc_port": port(settings, "agent_1_otlp_grpc_port")}
+    )
+    store = scaled.url("metrics_query_http_port", "/api/v1/query")
+    replicas = [scaled.url(f"prometheus_{r}_port", "/api/v1/query") for r in ("a", "b")]
+    with demo_bot(demo_settings, DEMO_BOT, tmp_path / "demo.log"):
+        wait_until(
+            lambda: _vector(store, f'trading_sharpe_ratio{{job="{DEMO_BOT}"}}', time.time()),
+            "the demo bot's metrics in the metrics store",
+            timeout=240,
+            interval=2,
+        )
+    # A moment both Prometheus have scraped and written to the store well before.
+    at = time.time() - 30
+    time.sleep(5)
+    answered, mismatches = 0, []
+    for title, expr in dashboard_queries():
+        through_store = _vector(store, expr, at)
+        through_prometheus = [_vector(url, expr, at) for url in replicas]
+        if through_store:
+            answered += 1
+        for key, value in through_store.items():
+            candidates = [v[key] for v in through_prometheus if key in v]
+            if not any(_same(value, c) for c in candidates):
+                mismatches.append(f"{title}: {expr} {dict(key)} store={value} prom={candidates}")
+        if not through_store and any(through_prometheus):
+            mismatches.append(f"{title}: {expr}: no data through the store, data in Prometheus")
+    assert answered >= 30, f"only {answered} dashboard queries had data"
+    assert not mismatches, "\n".join(mismatches[:20])
