@@ -46,6 +46,8 @@ class Sent:
     traces: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     spans_by_service: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     logs_by_service: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (wall-clock time acknowledged, first fleet.seq, last fleet.seq) of each logs request.
+    log_batches: list[tuple[float, int, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class _Batch:
     trace_ids: list[str]
     spans: int
     records: int
+    first_seq: int
 
 
 def _attribute(key: str, value: str | int) -> KeyValue:
@@ -87,6 +90,7 @@ class Fleet:
         self.spans_per_trace = spans
         self.sent = Sent()
         self._lock = threading.Lock()
+        self._building = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._seq = 0
@@ -94,6 +98,10 @@ class Fleet:
     # -- building ---------------------------------------------------------------------------
 
     def _batch(self, service: str) -> _Batch:
+        with self._building:  # one batch's sequence numbers are consecutive
+            return self._build(service)
+
+    def _build(self, service: str) -> _Batch:
         now = time.time_ns()
         request = ExportTraceServiceRequest()
         logs = ExportLogsServiceRequest()
@@ -106,6 +114,7 @@ class Fleet:
         scope_logs = resource_logs.scope_logs.add()
         scope_logs.scope.name = "tbmon.fleet"
         trace_ids = []
+        first_seq = self._seq + 1
         for _ in range(self.traces_per_request):
             trace_id = os.urandom(16)
             trace_ids.append(trace_id.hex())
@@ -141,6 +150,7 @@ class Fleet:
             trace_ids,
             count,
             count,
+            first_seq,
         )
 
     def _metrics(self, service: str, total: int) -> bytes:
@@ -224,6 +234,9 @@ class Fleet:
                     sent.spans_by_service[batch.service] += batch.spans
                     sent.traces[batch.service].extend(batch.trace_ids)
                     if logs_ok:
+                        sent.log_batches.append(
+                            (time.time(), batch.first_seq, batch.first_seq + batch.records - 1)
+                        )
                         sent.logs += batch.records
                         sent.logs_by_service[batch.service] += batch.records
                     if points_ok:

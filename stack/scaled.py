@@ -85,6 +85,7 @@ def _instance_ports() -> dict[str, str]:
             f"metrics_store_{n}_http_port": f"metrics-store-{n} (Thanos Receive) HTTP",
             f"metrics_store_{n}_grpc_port": f"metrics-store-{n} Store API (gRPC)",
             f"metrics_store_{n}_write_port": f"metrics-store-{n} remote write",
+            f"metrics_store_{n}_replication_port": f"metrics-store-{n} replication (Cap'n Proto)",
         }
     ports |= {
         "metrics_query_http_port": "metrics-query (Thanos Query): PromQL, the datasource",
@@ -116,6 +117,13 @@ class ScaledBase(StackSettings):
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "tbmon-scaled",
         description="The scaled topology's data, logs and pid files, one folder each.",
+    )
+    gateway_replicas: int = Field(
+        default=len(GATEWAYS),
+        ge=1,
+        le=len(GATEWAYS),
+        description="How many gateways (each with its processors host) the agents spread over; "
+        "the benchmark compares one with two.",
     )
     port_base: int = Field(
         default=DEFAULT_PORT_BASE,
@@ -169,6 +177,7 @@ def _collector_args(layout: Layout) -> list[str]:
 
 def _collector(role: str, n: int) -> Component:
     prefix = f"{role}_{n}"
+    ports: tuple[str, ...]
     if role == "agent":
         ports = ("health", "otlp_grpc", "otlp_http", "telemetry", "zpages")
         summary = f"collector agent {n}: bots send here; load-balances to the gateways"
@@ -329,6 +338,7 @@ def _metric_store(n: int) -> Component:
             f"--http-address={address(s, f'metrics_store_{n}_http_port')}",
             f"--grpc-address={address(s, f'metrics_store_{n}_grpc_port')}",
             f"--remote-write.address={address(s, f'metrics_store_{n}_write_port')}",
+            f"--receive.capnproto-address={address(s, f'metrics_store_{n}_replication_port')}",
             f"--receive.local-endpoint={address(s, f'metrics_store_{n}_grpc_port')}",
             f"--receive.hashrings-file={layout.data / 'hashrings.json'}",
             f"--receive.replication-factor={len(METRIC_STORES)}",
@@ -351,6 +361,7 @@ def _metric_store(n: int) -> Component:
             f"metrics_store_{n}_http_port",
             f"metrics_store_{n}_grpc_port",
             f"metrics_store_{n}_write_port",
+            f"metrics_store_{n}_replication_port",
         ),
         ready_path="/-/ready",
         prepare=prepare,

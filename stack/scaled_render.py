@@ -148,10 +148,11 @@ def collector_document(
         "TBMON_COLLECTOR_ZPAGES_PORT": str(_port(settings, f"{prefix}_zpages_port")),
         "TBMON_COLLECTOR_STORAGE_DIR": str(queue_dir),
     }
+    replicas = int(getattr(settings, "gateway_replicas", len(GATEWAYS)))
     if role == "agent":
-        targets = [_address(settings, f"gateway_{g}_otlp_grpc_port") for g in GATEWAYS]
+        targets = [_address(settings, f"gateway_{g}_otlp_grpc_port") for g in GATEWAYS[:replicas]]
     else:
-        targets = [_address(settings, f"processors_{p}_grpc_port") for p in PROCESSORS]
+        targets = [_address(settings, f"processors_{p}_grpc_port") for p in PROCESSORS[:replicas]]
         variables |= {
             "TBMON_PROCESSED_PORT": str(_port(settings, f"{prefix}_processed_port")),
             "TBMON_METRICS_PORT": str(_port(settings, f"{prefix}_metrics_port")),
@@ -227,8 +228,9 @@ def _accept_what_agents_send(document: dict[str, Any], fed: set[str]) -> None:
         g["max_recv_msg_size_mib"] for g in grpc.values() if g and "max_recv_msg_size_mib" in g
     ]
     for name in fed:
-        if limits and isinstance(grpc.get(name), dict):
-            grpc[name]["max_recv_msg_size_mib"] = max(limits)
+        settings = grpc.get(name)
+        if limits and isinstance(settings, dict):
+            settings["max_recv_msg_size_mib"] = max(limits)
 
 
 def _prune(document: dict[str, Any]) -> None:

@@ -1,3 +1,5 @@
+// Built by stack/provision/install.sh with -tags slicelabels,netgo, as Thanos's own release
+// build (.promu.yml) does: its receiver's zero-copy label handling needs Prometheus's slice labels.
 module github.com/tbmon/thanos-build
 
 go 1.26.0
