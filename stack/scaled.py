@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import Field, create_model, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from tbmon.settings import StackSettings, _xdg
+from tbmon.settings import Duration, StackSettings, _xdg
 from tbmon.stack import binaries, scaled_render
 from tbmon.stack.components import COMPONENTS, Component, Layout
 from tbmon.stack.scaled_render import (
@@ -117,6 +117,12 @@ class ScaledBase(StackSettings):
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "tbmon-scaled",
         description="The scaled topology's data, logs and pid files, one folder each.",
+    )
+    alertmanager_peer_timeout: Duration = Field(
+        default="15s",
+        description="How long an Alertmanager waits per cluster position for its peers to "
+        "notify before it does (--cluster.peer-timeout); the tests shorten it so that both "
+        "nodes notify the bridge.",
     )
     gateway_replicas: int = Field(
         default=len(GATEWAYS),
@@ -429,6 +435,7 @@ def _alertmanager(n: int) -> Component:
             f"--web.listen-address={address(s, field)}",
             f"--web.external-url={s.url(port(s, field))}",
             f"--cluster.listen-address={address(s, f'alertmanager_{n}_cluster_port')}",
+            f"--cluster.peer-timeout={getattr(s, 'alertmanager_peer_timeout', '15s')}",
             *peers,
         ]
 

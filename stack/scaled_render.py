@@ -332,9 +332,8 @@ def _scrape_targets(settings: StackSettings) -> dict[str, list[str]]:
 
 
 def prometheus_document(settings: StackSettings, replica: str) -> dict[str, Any]:
-    """prometheus-``replica``'s config: every target of the topology, both Alertmanagers,
-    remote write into the metrics store, and alerts without the replica label (both
-    Prometheus then send Alertmanager the same alert)."""
+    """prometheus-``replica``'s config: every target of the topology, both Alertmanagers, and
+    remote write into the metrics store with its replica label."""
     source: dict[str, Any] = yaml.safe_load(
         (PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text()
     )
@@ -351,10 +350,11 @@ def prometheus_document(settings: StackSettings, replica: str) -> dict[str, Any]
         if job["static_configs"]:
             jobs.append(job)
     source["scrape_configs"] = jobs
-    labels = source.setdefault("global", {}).setdefault("external_labels", {})
-    labels[REPLICA_LABELS[0]] = replica
+    # Both replicas keep the same external labels: Prometheus derives each target's scrape
+    # phase from them, so the pair scrapes every target at the same moments and holds the same
+    # samples, and both send Alertmanager the same alerts. Only what goes to the store is told
+    # apart (the replica label, deduplicated by the query tier).
     source["alerting"] = {
-        "alert_relabel_configs": [{"action": "labeldrop", "regex": REPLICA_LABELS[0]}],
         "alertmanagers": [
             {
                 "static_configs": [
@@ -369,7 +369,14 @@ def prometheus_document(settings: StackSettings, replica: str) -> dict[str, Any]
     }
     store = METRIC_STORES[PROMETHEUS.index(replica) % len(METRIC_STORES)]
     write_port = _port(settings, f"metrics_store_{store}_write_port")
-    source["remote_write"] = [{"url": settings.url(write_port, "/api/v1/receive")}]
+    source["remote_write"] = [
+        {
+            "url": settings.url(write_port, "/api/v1/receive"),
+            "write_relabel_configs": [
+                {"target_label": REPLICA_LABELS[0], "replacement": replica, "action": "replace"}
+            ],
+        }
+    ]
     document: dict[str, Any] = render.localize(source, settings)
     return document
 

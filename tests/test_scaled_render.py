@@ -100,15 +100,15 @@ def test_gateways_keep_the_whole_pipeline_over_both_processors_hosts(
     ]
 
 
-def test_prometheus_pair_checks_and_sends_the_same_alerts(
+def test_prometheus_pair_scrapes_alike_and_tells_the_store_apart(
     settings: ScaledBase, tmp_path: Path
 ) -> None:
     for replica in ("a", "b"):
         document = scaled_render.prometheus_document(settings, replica)
-        assert document["global"]["external_labels"]["replica"] == replica
-        assert document["alerting"]["alert_relabel_configs"] == [
-            {"action": "labeldrop", "regex": "replica"}
-        ]
+        # Same external labels (same scrape phase, same alerts); the replica only to the store.
+        assert "replica" not in document["global"]["external_labels"]
+        (write,) = document["remote_write"]
+        assert write["write_relabel_configs"][0]["replacement"] == replica
         (targets,) = document["alerting"]["alertmanagers"][0]["static_configs"]
         assert targets["targets"] == [address(settings, f"alertmanager_{n}_port") for n in (1, 2)]
         path = tmp_path / f"prometheus-{replica}.yml"
