@@ -99,22 +99,29 @@ def _collector_args(layout: Layout) -> list[str]:
     ]
 
 
-def _processors_args(layout: Layout) -> list[str]:
-    s = layout.settings
+def processors_command(host: str, port: int, http_port: int, forward: str) -> list[str]:
+    """``python -m tbmon processors serve`` on these ports, forwarding to ``forward``."""
     return [
         "-m",
         "tbmon",
         "processors",
         "serve",
         "--host",
-        s.bind_host,
+        host,
         "--port",
-        str(s.processors_port),
+        str(port),
         "--http-port",
-        str(s.processors_http_port),
+        str(http_port),
         "--forward",
-        f"{s.bind_host}:{s.processed_port}",
+        forward,
     ]
+
+
+def _processors_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return processors_command(
+        s.bind_host, s.processors_port, s.processors_http_port, f"{s.bind_host}:{s.processed_port}"
+    )
 
 
 def _prometheus_args(layout: Layout) -> list[str]:

@@ -26,7 +26,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tbmon.settings import Duration, StackSettings, _xdg
 from tbmon.stack import binaries, scaled_render
-from tbmon.stack.components import COMPONENTS, Component, Layout
+from tbmon.stack.components import COMPONENTS, Component, Layout, processors_command
 from tbmon.stack.scaled_render import (
     AGENTS,
     ALERTMANAGERS,
@@ -221,20 +221,12 @@ def _collector(role: str, n: int) -> Component:
 def _processors(n: int) -> Component:
     def args(layout: Layout) -> list[str]:
         s = layout.settings
-        return [
-            "-m",
-            "tbmon",
-            "processors",
-            "serve",
-            "--host",
+        return processors_command(
             s.bind_host,
-            "--port",
-            str(port(s, f"processors_{n}_grpc_port")),
-            "--http-port",
-            str(port(s, f"processors_{n}_http_port")),
-            "--forward",
+            port(s, f"processors_{n}_grpc_port"),
+            port(s, f"processors_{n}_http_port"),
             address(s, f"gateway_{n}_processed_port"),
-        ]
+        )
 
     return Component(
         name=f"processors-{n}",

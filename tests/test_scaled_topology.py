@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import time
 import uuid
@@ -153,10 +154,28 @@ def _vector(url: str, expr: str, at: float) -> dict[tuple[tuple[str, str], ...],
     }
 
 
+def _samples(url: str, selector: str, at: float) -> dict[tuple[tuple[str, str], ...], list[str]]:
+    """The raw sample values of a range selector, by series (external labels dropped)."""
+    response = httpx.get(url, params={"query": selector, "time": f"{at:.3f}"}, timeout=30)
+    response.raise_for_status()
+    return {
+        tuple(sorted((k, v) for k, v in s["metric"].items() if k not in _EXTERNAL)): [
+            value for _, value in s["values"]
+        ]
+        for s in response.json()["data"]["result"]
+    }
+
+
 #: Both Prometheus scrape each target at the same moments (same external labels, so the same
-#: scrape phase), a few milliseconds apart; the store deduplicates each series to one of them.
-#: Rates over those timestamps, and sums over series taken from either replica, differ by that.
+#: scrape phase), a few milliseconds apart, and hold the same values; the store keeps one
+#: replica's samples per series. Instant values agree to this.
 TOLERANCE = 1e-3
+#: Functions over a range of samples: Thanos v0.42 evaluates them with Prometheus 3's engine,
+#: Debian's Prometheus is 2.42, and their extrapolation differs on the same samples (measured:
+#: rate() over [1m] differs by up to about 20 %, over the same raw samples). For these the test
+#: checks that the samples are the same, and reports how far the results are apart.
+RANGE_FUNCTION = re.compile(r"\b(rate|irate|increase|delta|idelta|deriv|\w+_over_time)\(")
+SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\[[^\]]+\]")
 
 
 def _same(a: float, b: float) -> bool:
@@ -167,41 +186,71 @@ def _same(a: float, b: float) -> bool:
 def test_dashboard_queries_answer_through_the_metrics_store_as_through_prometheus(
     scaled: Scaled, tmp_path: Path
 ) -> None:
+    """Through Thanos Query, every dashboard query answers the same series as Prometheus; their
+    values are equal, and where a query takes a range of samples, those samples are equal."""
     settings = scaled.settings
     demo_settings = settings.model_copy(
         update={"otlp_grpc_port": port(settings, "agent_1_otlp_grpc_port")}
     )
     store = scaled.url("metrics_query_http_port", "/api/v1/query")
     replicas = [scaled.url(f"prometheus_{r}_port", "/api/v1/query") for r in ("a", "b")]
+    queries = dashboard_queries()
+
+    def answers(url: str, at: float) -> list[dict[tuple[tuple[str, str], ...], float]]:
+        return [_vector(url, expr, at) for _, expr in queries]
+
+    def settled() -> tuple[float, list[Any], list[list[Any]]] | None:
+        """A moment for which the store answers every query a replica answers; a minute ago,
+        well past remote write's batching (5 s) and the receivers' replication on a busy
+        machine."""
+        at = time.time() - 60
+        through_store = answers(store, at)
+        through_prometheus = [answers(url, at) for url in replicas]
+        answered = [set(v) for v in through_prometheus[0]]
+        if sum(map(bool, answered)) < 30 or [set(v) for v in through_store] != answered:
+            return None
+        return at, through_store, through_prometheus
+
     with demo_bot(demo_settings, DEMO_BOT, tmp_path / "demo.log"):
-        wait_until(
-            lambda: _vector(store, f'trading_sharpe_ratio{{job="{DEMO_BOT}"}}', time.time()),
-            "the demo bot's metrics in the metrics store",
-            timeout=240,
-            interval=2,
+        at, through_store_all, through_prometheus_all = wait_until(
+            settled,
+            "the store and Prometheus answering the same series to the dashboard queries",
+            timeout=420,
+            interval=10,
         )
-    # A moment both Prometheus have scraped and written to the store well before.
-    at = time.time() - 30
-    time.sleep(5)
-    answered, exact, series, worst, mismatches = 0, 0, 0, 0.0, []
-    for title, expr in dashboard_queries():
-        through_store = _vector(store, expr, at)
-        through_prometheus = [_vector(url, expr, at) for url in replicas]
-        if through_store:
-            answered += 1
+    answered, exact, series, worst, ranged, mismatches = 0, 0, 0, 0.0, 0.0, []
+    selectors: set[str] = set()
+    for index, (title, expr) in enumerate(queries):
+        through_store = through_store_all[index]
+        through_prometheus = [replica[index] for replica in through_prometheus_all]
+        answered += bool(through_store)
+        over_range = bool(RANGE_FUNCTION.search(expr))
+        if over_range and through_store:
+            selectors.update(m.group(0) for m in SELECTOR.finditer(expr))
         for key, value in through_store.items():
             candidates = [v[key] for v in through_prometheus if key in v]
             series += 1
             exact += any(value == c or (math.isnan(value) and math.isnan(c)) for c in candidates)
             deviation = min((_deviation(value, c) for c in candidates), default=math.inf)
+            if over_range:
+                ranged = max(ranged, deviation)
+                continue
             worst = max(worst, deviation)
             if not any(_same(value, c) for c in candidates):
                 mismatches.append(f"{title}: {expr} {dict(key)} store={value} prom={candidates}")
-        if not through_store and any(through_prometheus):
-            mismatches.append(f"{title}: {expr}: no data through the store, data in Prometheus")
+    for selector in sorted(selectors):
+        in_store = _samples(store, selector, at)
+        in_replicas = [_samples(url, selector, at) for url in replicas]
+        if set(in_store) != set(in_replicas[0]):
+            mismatches.append(f"{selector}: other series in the store: {sorted(in_store)}")
+        for key, values in in_store.items():
+            if not any(r.get(key) == values for r in in_replicas):
+                mismatches.append(f"{selector} {dict(key)}: samples differ: {values}")
     print(
-        f"dashboard queries with data through the store: {answered}; series {series}, "
-        f"equal to a replica's value {exact}, largest relative difference {worst:.2e}"
+        f"dashboard queries answered through the store: {answered} ({series} series, all as "
+        f"Prometheus); equal values {exact}; largest difference {worst:.1e} without range "
+        f"functions, {ranged:.1%} with them; range selectors with identical samples: "
+        f"{len(selectors)}"
     )
     assert answered >= 30, f"only {answered} dashboard queries had data"
     assert not mismatches, "\n".join(mismatches[:20])
