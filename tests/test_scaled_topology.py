@@ -397,6 +397,8 @@ def test_failover_loses_nothing_and_telegram_gets_each_alert_once(
     print(
         f"alerts: {len(scaled.alerts)} ({sorted(counts)}); webhook notifications by node: "
         f"{dict(scaled.notified)}; alert events the bridge deduplicated: {deduplicated:g}; "
+        f"spans sent and found whole in Jaeger: {sent.spans} "
+        f"({sum(len(t) for t in sent.traces.values())} traces); "
         f"log records lost with the storage node: {scaled.log_loss} of {sent.logs}"
     )
 
