@@ -25,8 +25,15 @@ from pydantic import Field, create_model, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from tbmon.settings import Duration, StackSettings, _xdg
-from tbmon.stack import binaries, scaled_render
-from tbmon.stack.components import COMPONENTS, Component, Layout, processors_command
+from tbmon.stack import binaries, render, scaled_render
+from tbmon.stack.components import (
+    COMPONENTS,
+    VICTORIA_LOGS_FLUSH_INTERVAL,
+    VICTORIA_LOGS_MAX_REQUEST,
+    Component,
+    Layout,
+    processors_command,
+)
 from tbmon.stack.scaled_render import (
     AGENTS,
     ALERTMANAGERS,
@@ -241,9 +248,9 @@ def _processors(n: int) -> Component:
 
 # -- logs: VictoriaLogs cluster mode ----------------------------------------------------------
 
-#: vlstorage keeps fresh rows in memory this long; a kill -9 loses at most about this much of
-#: what it acknowledged (VictoriaLogs has no write-ahead log; docs/scaling.md).
-LOG_FLUSH_INTERVAL = "1s"
+#: vlstorage keeps fresh rows in memory this long, as the single-node log store does; a kill -9
+#: loses at most about this much of what it acknowledged (no write-ahead log; docs/scaling.md).
+LOG_FLUSH_INTERVAL = VICTORIA_LOGS_FLUSH_INTERVAL
 
 
 def _log_storage(n: int) -> Component:
@@ -275,7 +282,11 @@ def _log_front(role: str) -> Component:
 
     def args(layout: Layout) -> list[str]:
         s = layout.settings
-        return [f"-httpListenAddr={address(s, field)}", f"-storageNode={_storage_nodes(s)}"]
+        return [
+            f"-httpListenAddr={address(s, field)}",
+            f"-storageNode={_storage_nodes(s)}",
+            f"-opentelemetry.maxRequestSize={VICTORIA_LOGS_MAX_REQUEST}",
+        ]
 
     links = (
         {"otlp": (field, "/insert/opentelemetry/v1/logs")}
@@ -396,7 +407,9 @@ def _prometheus(replica: str) -> Component:
         ]
 
     def prepare(layout: Layout) -> None:
-        document = scaled_render.prometheus_document(layout.settings, replica)
+        rules = layout.data / "rules"
+        render.render_rules(layout.settings, rules)
+        document = scaled_render.prometheus_document(layout.settings, replica, rules)
         scaled_render.write(layout.data / "prometheus.yml", document)
 
     return Component(

@@ -331,9 +331,12 @@ def _scrape_targets(settings: StackSettings) -> dict[str, list[str]]:
     }
 
 
-def prometheus_document(settings: StackSettings, replica: str) -> dict[str, Any]:
+def prometheus_document(
+    settings: StackSettings, replica: str, rules_dir: Path | None = None
+) -> dict[str, Any]:
     """prometheus-``replica``'s config: every target of the topology, both Alertmanagers, and
-    remote write into the metrics store with its replica label."""
+    remote write into the metrics store with its replica label; it reads the rules rendered
+    into ``rules_dir`` (default: the source files, as they are)."""
     source: dict[str, Any] = yaml.safe_load(
         (PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text()
     )
@@ -378,6 +381,8 @@ def prometheus_document(settings: StackSettings, replica: str) -> dict[str, Any]
         }
     ]
     document: dict[str, Any] = render.localize(source, settings)
+    if rules_dir is not None:
+        document["rule_files"] = [str(rules_dir / "*.yml")]
     return document
 
 

@@ -15,6 +15,7 @@ import yaml
 
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import binaries, scaled_render
+from tbmon.stack.components import COLLECTOR_FEATURE_GATES
 from tbmon.stack.ports import isolated_settings
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address
 
@@ -26,11 +27,13 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> ScaledBase:
     return isolated_settings(tmp_path_factory.mktemp("scaled-render"), ScaledSettings)
 
 
-def _validate(program: Path, config: dict[str, Any], tmp_path: Path, name: str) -> None:
+def _validate(
+    program: Path, config: dict[str, Any], tmp_path: Path, name: str, *flags: str
+) -> None:
     path = tmp_path / f"{name}.yaml"
     scaled_render.write(path, config)
     done = subprocess.run(
-        [str(program), "validate", f"--config=file:{path}"],
+        [str(program), "validate", f"--config=file:{path}", *flags],
         capture_output=True,
         text=True,
         timeout=60,
@@ -46,7 +49,9 @@ def test_collector_configs_validate(
     settings: ScaledBase, tmp_path: Path, role: str, n: int
 ) -> None:
     config = scaled_render.collector_document(settings, role, n, tmp_path / "queue")
-    _validate(binaries.OTELCOL.path(settings.cache_dir), config, tmp_path, f"{role}-{n}")
+    # With the single-node collector's flags (its feature gates), as the stack starts it.
+    gates = f"--feature-gates={COLLECTOR_FEATURE_GATES}"
+    _validate(binaries.OTELCOL.path(settings.cache_dir), config, tmp_path, f"{role}-{n}", gates)
 
 
 @pytest.mark.parametrize("role", ["store", "collector", "query"])
