@@ -28,6 +28,7 @@ import pytest
 from bridge_support import CRITICAL_CHAT, WARNING_CHAT
 from support import dashboard_queries, demo_bot, wait_until
 
+from tbmon.alert_bridge.formatter import SEPARATOR, trader_labels
 from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.stack.fleet import Fleet, Sent
 from tbmon.stack.ports import isolated_settings
@@ -413,18 +414,16 @@ def _log_window(sent: Sent, killed_at: float) -> int:
 
 
 def _announcements(texts: list[str], labels: dict[str, str]) -> int:
-    """How many firing (not resolved) Telegram messages carry this alert's block."""
-    shown = ", ".join(
-        f"{k}={v}"
-        for k, v in sorted(labels.items())
-        if k not in ("alertname", "severity", "component")
-    )
+    """How many alert blocks of firing (not resolved) Telegram messages are this alert's: its
+    name, and the labels line the bridge shows for it."""
+    shown = ", ".join(f"{k}={v}" for k, v in trader_labels(labels))
     return sum(
         1
         for text in texts
         if "RESOLVED" not in text.split("\n", 1)[0]
-        and f"Alert: {labels['alertname']}" in text
-        and shown in text
+        for block in text.split(SEPARATOR.strip())
+        if f"Alert: {labels['alertname']}\n" in block
+        and (not shown or f"Labels: {shown}\n" in block)
     )
 
 
