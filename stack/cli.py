@@ -16,6 +16,7 @@ from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
 from tbmon.stack.render import RenderError, render_alertmanager, render_rules
+from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledSettings
 from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
 
 app = typer.Typer(help="Run the real backends on this machine, without Docker.")
@@ -28,7 +29,22 @@ Names = Annotated[
 ]
 
 
-def _supervisor() -> Supervisor:
+Topology = Annotated[
+    str,
+    typer.Option(
+        "--topology",
+        help="single: one of each component; scaled: agents, gateways and the backends' "
+        "cluster modes on their own ports and data folder (TBMON_SCALED_*, docs/scaling.md).",
+    ),
+]
+TOPOLOGIES = ("single", "scaled")
+
+
+def _supervisor(topology: str = "single") -> Supervisor:
+    if topology not in TOPOLOGIES:
+        raise _fail(ValueError(f"unknown topology {topology!r}; one of: single, scaled"), 2)
+    if topology == "scaled":
+        return Supervisor(ScaledSettings(), SCALED_COMPONENTS)
     return Supervisor(get_stack_settings())
 
 
@@ -38,9 +54,9 @@ def _fail(error: Exception, code: int = 1) -> typer.Exit:
 
 
 @app.command()
-def up(names: Names = None) -> None:
+def up(names: Names = None, topology: Topology = "single") -> None:
     """Start the stack (or the named components) and wait until each one is ready."""
-    supervisor = _supervisor()
+    supervisor = _supervisor(topology)
     try:
         with console.status("starting the stack and waiting for every component to be ready"):
             statuses = supervisor.up(names)
@@ -52,10 +68,10 @@ def up(names: Names = None) -> None:
 
 
 @app.command()
-def down(names: Names = None) -> None:
+def down(names: Names = None, topology: Topology = "single") -> None:
     """Stop the processes this stack started (all, or the named ones)."""
     try:
-        stopped = _supervisor().down(names)
+        stopped = _supervisor(topology).down(names)
     except UnknownComponentError as error:
         raise _fail(error, 2) from error
     console.print(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
@@ -65,9 +81,10 @@ def down(names: Names = None) -> None:
 def status(
     names: Names = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    topology: Topology = "single",
 ) -> None:
     """Each component's state, pid, memory and URLs."""
-    supervisor = _supervisor()
+    supervisor = _supervisor(topology)
     try:
         if as_json:
             typer.echo(json.dumps(supervisor.status_document(names), indent=2))
@@ -82,11 +99,12 @@ def logs(
     name: Annotated[str, typer.Argument(help=f"One of: {', '.join(component_names())}.")],
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines.")] = 50,
     follow_: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    topology: Topology = "single",
 ) -> None:
     """A component's log."""
-    supervisor = _supervisor()
+    supervisor = _supervisor(topology)
     try:
-        (component,) = select([name])
+        (component,) = select([name], supervisor.components)
     except UnknownComponentError as error:
         raise _fail(error, 2) from error
     log = supervisor.layout(component).log

@@ -6,7 +6,7 @@ supervisor, `tbmon stack status`, the tests) works from it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,22 +99,29 @@ def _collector_args(layout: Layout) -> list[str]:
     ]
 
 
-def _processors_args(layout: Layout) -> list[str]:
-    s = layout.settings
+def processors_command(host: str, port: int, http_port: int, forward: str) -> list[str]:
+    """``python -m tbmon processors serve`` on these ports, forwarding to ``forward``."""
     return [
         "-m",
         "tbmon",
         "processors",
         "serve",
         "--host",
-        s.bind_host,
+        host,
         "--port",
-        str(s.processors_port),
+        str(port),
         "--http-port",
-        str(s.processors_http_port),
+        str(http_port),
         "--forward",
-        f"{s.bind_host}:{s.processed_port}",
+        forward,
     ]
+
+
+def _processors_args(layout: Layout) -> list[str]:
+    s = layout.settings
+    return processors_command(
+        s.bind_host, s.processors_port, s.processors_http_port, f"{s.bind_host}:{s.processed_port}"
+    )
 
 
 def _prometheus_args(layout: Layout) -> list[str]:
@@ -346,23 +353,24 @@ COMPONENTS: tuple[Component, ...] = (
 )
 
 
-def component_names() -> list[str]:
-    return [component.name for component in COMPONENTS]
+def component_names(table: Sequence[Component] = COMPONENTS) -> list[str]:
+    return [component.name for component in table]
 
 
-def select(names: list[str] | None) -> list[Component]:
-    """The named components in start order (all of them when no name is given)."""
+def select(names: list[str] | None, table: Sequence[Component] = COMPONENTS) -> list[Component]:
+    """The named components of ``table`` in start order (all of them when no name is given)."""
     if not names:
-        return list(COMPONENTS)
-    unknown = [name for name in names if name not in component_names()]
+        return list(table)
+    valid = component_names(table)
+    unknown = [name for name in names if name not in valid]
     if unknown:
-        raise UnknownComponentError(unknown)
-    return [component for component in COMPONENTS if component.name in names]
+        raise UnknownComponentError(unknown, valid)
+    return [component for component in table if component.name in names]
 
 
-def startable(names: list[str] | None) -> list[Component]:
-    """The named (or all) components that `up` starts: the enabled ones."""
-    chosen = select(names)
+def startable(names: list[str] | None, table: Sequence[Component] = COMPONENTS) -> list[Component]:
+    """The named (or all) components of ``table`` that `up` starts: the enabled ones."""
+    chosen = select(names, table)
     if names:
         disabled = [c for c in chosen if not c.enabled()]
         if disabled:
@@ -371,10 +379,9 @@ def startable(names: list[str] | None) -> list[Component]:
 
 
 class UnknownComponentError(ValueError):
-    def __init__(self, unknown: list[str]) -> None:
-        super().__init__(
-            f"unknown component {', '.join(unknown)}; valid names: {', '.join(component_names())}"
-        )
+    def __init__(self, unknown: list[str], valid: list[str] | None = None) -> None:
+        valid = component_names() if valid is None else valid
+        super().__init__(f"unknown component {', '.join(unknown)}; valid names: {', '.join(valid)}")
 
 
 class DisabledComponentError(UnknownComponentError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import socket
 from pathlib import Path
+from typing import TypeVar, overload
 
 import psutil
 
@@ -46,8 +47,16 @@ def free_ports(count: int) -> list[int]:
             probe.close()
 
 
-def isolated_settings(data_dir: Path) -> StackSettings:
-    """Settings for a private stack (tests, benchmarks): its own data folder and free ports."""
-    fields = list(StackSettings().ports())
+_S = TypeVar("_S", bound=StackSettings)
+
+
+@overload
+def isolated_settings(data_dir: Path) -> StackSettings: ...
+@overload
+def isolated_settings(data_dir: Path, kind: type[_S]) -> _S: ...
+def isolated_settings(data_dir: Path, kind: type[StackSettings] = StackSettings) -> StackSettings:
+    """Settings for a private stack (tests, benchmarks): its own data folder and free ports;
+    ``kind`` is the settings class (the scaled topology's, say)."""
+    fields = list(kind().ports())
     ports = dict(zip(fields, free_ports(len(fields)), strict=True))
-    return StackSettings.model_validate({"data_dir": data_dir, **ports})
+    return kind.model_validate({"data_dir": data_dir, **ports})

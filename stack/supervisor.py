@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +27,14 @@ import psutil
 from dotenv import dotenv_values
 
 from tbmon.settings import PROJECT_ROOT, StackSettings
-from tbmon.stack.components import SECRET_VARIABLES, Component, Layout, select, startable
+from tbmon.stack.components import (
+    COMPONENTS,
+    SECRET_VARIABLES,
+    Component,
+    Layout,
+    select,
+    startable,
+)
 from tbmon.stack.ports import port_holder
 
 State = Literal["ready", "starting", "dead", "stopped"]
@@ -55,10 +62,15 @@ class ComponentStatus:
 
 
 class Supervisor:
-    """The local stack for one set of settings (one data directory, one set of ports)."""
+    """The local stack for one set of settings (one data directory, one set of ports) and one
+    table of components (the single-node stack's by default; ``tbmon.stack.scaled``'s for the
+    scaled topology)."""
 
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(
+        self, settings: StackSettings, components: Sequence[Component] = COMPONENTS
+    ) -> None:
         self.settings = settings
+        self.components = tuple(components)
 
     def layout(self, component: Component) -> Layout:
         return Layout(self.settings, component.name)
@@ -67,7 +79,7 @@ class Supervisor:
 
     def up(self, names: list[str] | None = None) -> list[ComponentStatus]:
         """Start what is not running, then wait until every named component is ready."""
-        components = startable(names)
+        components = startable(names, self.components)
         to_start = [c for c in components if self._process(c) is None]
         paths = {c.name: c.binary.path(self.settings.cache_dir) for c in to_start}
         self._check_ports(to_start)
@@ -178,7 +190,7 @@ class Supervisor:
     def down(self, names: list[str] | None = None) -> list[str]:
         """Stop the named components this stack started (all by default); returns their names."""
         stopped = []
-        for component in reversed(select(names)):
+        for component in reversed(select(names, self.components)):
             process = self._process(component)
             if process is not None:
                 _terminate(process)
@@ -189,7 +201,7 @@ class Supervisor:
     # -- status -----------------------------------------------------------------------------
 
     def status(self, names: list[str] | None = None) -> list[ComponentStatus]:
-        components = select(names)
+        components = select(names, self.components)
         with ThreadPoolExecutor(max_workers=len(components) or 1) as pool:
             return list(pool.map(self._status_of, components))
 

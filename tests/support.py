@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from tbmon.settings import StackSettings
+from tbmon.stack import dashboards
 from tbmon.stack.supervisor import Supervisor, stop
 
 T = TypeVar("T")
@@ -208,3 +209,25 @@ def otlp_sdk(endpoint: str, service_name: str) -> Iterator[Telemetry]:
         stack.callback(meter_provider.shutdown)
         stack.callback(tracer_provider.shutdown)
         yield Telemetry(tracer_provider, meter_provider, logger_provider)
+
+
+#: Grafana's built-in variables, as Grafana would interpolate them for a one-hour view.
+GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    """Every PromQL target of the dashboards, with Grafana's variables filled in as Grafana
+    would for a one-hour view: (dashboard / panel title, expression)."""
+    found = []
+    for build in dashboards.DASHBOARDS:
+        document = build().to_json()
+        values = {f"${v['name']}": v["allValue"] for v in document["templating"]["list"]}
+        for panel in document["panels"]:
+            for target in panel.get("targets", []):
+                if target["datasource"]["uid"] != dashboards.PROMETHEUS.uid:
+                    continue
+                expr = target["expr"]
+                for name, value in {**GRAFANA_VARIABLES, **values}.items():
+                    expr = expr.replace(name, value)
+                found.append((f"{document['title']} / {panel['title']}", expr))
+    return found

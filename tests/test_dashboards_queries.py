@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import Backends, demo_bot, wait_until
+from support import Backends, dashboard_queries, demo_bot, wait_until
 
 from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import dashboards
@@ -27,8 +27,6 @@ DATASOURCES = {
         (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
     )["datasources"]
 }
-#: Grafana's built-in variables, as Grafana would interpolate them for a one-hour view.
-GRAFANA_VARIABLES = {"$__rate_interval": "1m", "$__range": "1h", "$__interval": "15s"}
 #: cAdvisor's series, which only the Compose stack has (their rules have promtool unit tests).
 COMPOSE_ONLY = re.compile(r"\bcontainer_\w+")
 #: Prometheus's own series of firing alerts: it exists once an alert has fired.
@@ -74,22 +72,6 @@ def _with_bool(expr: str) -> str:
     return "".join(out)
 
 
-def _dashboard_queries() -> list[tuple[str, str]]:
-    found = []
-    for build in dashboards.DASHBOARDS:
-        document = build().to_json()
-        values = {f"${v['name']}": v["allValue"] for v in document["templating"]["list"]}
-        for panel in document["panels"]:
-            for target in panel.get("targets", []):
-                if target["datasource"]["uid"] != dashboards.PROMETHEUS.uid:
-                    continue
-                expr = target["expr"]
-                for name, value in {**GRAFANA_VARIABLES, **values}.items():
-                    expr = expr.replace(name, value)
-                found.append((f"{document['title']} / {panel['title']}", expr))
-    return found
-
-
 def _datasource_queries() -> list[tuple[str, str]]:
     tags = DATASOURCES["jaeger"]["jsonData"]["tracesToMetrics"]
     matcher = ", ".join(f'{tag["value"]}="{BOT}"' for tag in tags["tags"])
@@ -115,7 +97,7 @@ def test_with_bool_keeps_label_matchers_and_strings() -> None:
 
 
 def test_every_promql_expression_returns_data(traded: str, backends: Backends) -> None:
-    queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
+    queries = dashboard_queries() + _datasource_queries() + _rule_queries()
     assert len(queries) > 60
     queries = [(where, expr) for where, expr in queries if not COMPOSE_ONLY.search(expr)]
 
@@ -167,7 +149,7 @@ _FIRST_FAILURE = re.compile(r"^otelcol_exporter_(send|enqueue)_failed_(?P<kind>\
 def test_every_metric_a_query_names_exists(traded: str, backends: Backends) -> None:
     """``or vector(0)`` makes a panel return data even when its metric is misspelt: the names
     themselves must be ones Prometheus holds."""
-    queries = _dashboard_queries() + _datasource_queries() + _rule_queries()
+    queries = dashboard_queries() + _datasource_queries() + _rule_queries()
     names = {name for _, expr in queries for name in _metric_names(expr)}
     assert len(names) > 30
     names = {name for name in names if not COMPOSE_ONLY.match(name)} - GENERATED

@@ -9,6 +9,7 @@
 #   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
 #      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
 #      Kubernetes release, and the OpenTelemetry Operator, likewise
+#   12. Thanos (the scaled topology's metrics store, docs/scaling.md), likewise
 #
 # Go builds land in $TBMON_CACHE_DIR (default ~/.cache/tbmon)/<name>/<sha256 of the pinning file>/,
 # outside the checkout, and Go's own module and build caches stay in their default places, so a
@@ -20,7 +21,7 @@ CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
 DEBIAN_PACKAGES=(prometheus prometheus-alertmanager prometheus-node-exporter postgresql)
-STEPS=11
+STEPS=12
 mkdir -p "$LOGS"
 
 bold=$'\e[1m'; red=$'\e[31m'; green=$'\e[32m'; dim=$'\e[2m'; reset=$'\e[0m'
@@ -101,7 +102,7 @@ else
   run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
 fi
 
-# --- 3-11. Go builds ---------------------------------------------------------------------------
+# --- 3-12. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
@@ -166,5 +167,8 @@ go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernet
   -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBERNETES_MINOR"
 go_build_step 11 "OpenTelemetry Operator" otel-operator "$ROOT/stack/provision/otel-operator/go.mod" \
   build_go_module "$ROOT/stack/provision/otel-operator" github.com/open-telemetry/opentelemetry-operator
+# Built with the tags of Thanos's own release build (.promu.yml): its receiver needs slicelabels.
+go_build_step 12 "Thanos" thanos "$ROOT/stack/provision/thanos/go.mod" \
+  build_go_module "$ROOT/stack/provision/thanos" github.com/thanos-io/thanos/cmd/thanos -tags slicelabels,netgo
 
 echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
