@@ -244,7 +244,7 @@ def _word_spellings(word: str, boundary: str) -> Iterator[tuple[str, ...]]:
 def _trie_pattern(spellings: Iterable[tuple[str, ...]]) -> str:
     """The spellings as one alternation factored into a trie: RE2 (Go's ``regexp``, an NFA
     without a DFA) then follows a few branches at each position of a key instead of every
-    spelling (about 40 times faster on a 30-character key)."""
+    spelling (about 12 times faster on a 32-character key: 2.8 us against 33)."""
     trie: dict[str, Any] = {}
     for tokens in spellings:
         node = trie
