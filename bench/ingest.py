@@ -6,18 +6,21 @@ processors host (their ingest stage exports to their own ``otlp/processed``) and
 a sink. Each gets the same pre-encoded SDK batches (512 ccxt-like spans with ten attributes,
 one span in eight carrying an exchange API key header), alternately, at a fixed rate; their CPU
 time (every thread) over the run gives microseconds of collector CPU a span.
+``BENCH_INGEST_BASELINE=FILE`` adds a third collector, on that config (say the file as it was
+before a change: ``git show main:otel-collector/config.yaml > /tmp/before.yaml``).
 
 Run: .venv/bin/python -m bench ingest
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import grpc
@@ -72,27 +75,33 @@ def collector(
         stop(popen, grace=20)
 
 
-def run_once(payload: bytes) -> dict[str, float]:
+def arms() -> dict[str, str]:
+    """The configs compared: as configured, without the ingest transforms, and the baseline
+    file when BENCH_INGEST_BASELINE names one."""
     config = (PROJECT_ROOT / "otel-collector" / "config.yaml").read_text()
-    arms = {"as configured": config, "without the ingest transforms": without_transforms(config)}
-    with (
-        tempfile.TemporaryDirectory() as folder,
-        sink() as trace_sink,
-        collector(Path(folder) / "a", arms["as configured"], trace_sink.port) as a,
-        collector(Path(folder) / "b", arms["without the ingest transforms"], trace_sink.port) as b,
-    ):
+    chosen = {"as configured": config, "without the ingest transforms": without_transforms(config)}
+    if baseline := os.environ.get("BENCH_INGEST_BASELINE"):
+        chosen[f"baseline ({Path(baseline).name})"] = Path(baseline).read_text()
+    return chosen
+
+
+def run_once(payload: bytes) -> dict[str, float]:
+    configs = arms()
+    with tempfile.TemporaryDirectory() as folder, sink() as trace_sink, ExitStack() as stack:
+        running = {
+            name: stack.enter_context(collector(Path(folder) / str(i), config, trace_sink.port))
+            for i, (name, config) in enumerate(configs.items())
+        }
         sends = {
             name: grpc.insecure_channel(
                 f"{settings.bind_host}:{settings.otlp_grpc_port}",
                 options=[("grpc.max_send_message_length", 2**26)],
             ).unary_unary(Signal.SPANS.method)
-            for name, (settings, _) in zip(arms, (a, b), strict=True)
+            for name, (settings, _) in running.items()
         }
         for send in sends.values():
             send(payload, timeout=10, wait_for_ready=True)  # warm up
-        before = {
-            name: cpu_seconds(process) for name, (_, process) in zip(arms, (a, b), strict=True)
-        }
+        before = {name: cpu_seconds(process) for name, (_, process) in running.items()}
         started = time.monotonic()
         count = 0
         while time.monotonic() - started < SECONDS:
@@ -106,7 +115,7 @@ def run_once(payload: bytes) -> dict[str, float]:
         spans = count * BATCH
         return {
             name: (cpu_seconds(process) - before[name]) / spans * 1e6
-            for name, (_, process) in zip(arms, (a, b), strict=True)
+            for name, (_, process) in running.items()
         }
 
 

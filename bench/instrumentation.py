@@ -46,6 +46,10 @@ what arrived. Only the bot's CPU is measured, not the collector's.
    answers) and ``facts`` (the instrumentation as ``opentelemetry-instrument`` loads it: order
    outcomes, portfolio value, positions and prices from the answers too); and the requests the
    exchange received, which must be the same in every mode.
+4. Metric export interval (``--export-interval`` runs only this): tbmon's set-up at a steady
+   10 order cycles a second for 20 s, with ``OTEL_METRIC_EXPORT_INTERVAL`` at 5000, 2000 and
+   1000 ms, interleaved: the bot's CPU over the run (cycles, span and log exports, and the
+   periodic metric exports, which only the interval changes), and what one export costs.
 """
 
 from __future__ import annotations
@@ -465,6 +469,44 @@ def measure(plan: Plan) -> tuple[dict[str, list[Run]], list[Run]]:
         return cpu, rates
 
 
+# -- the metric export interval -----------------------------------------------------------------
+
+#: Metric export intervals compared, in ms (OTEL_METRIC_EXPORT_INTERVAL).
+EXPORT_INTERVALS = ("5000", "2000", "1000")
+EXPORT_RATE = 10  # order cycles a second: a bot trading steadily
+EXPORT_SECONDS = 20
+
+
+def measure_export_intervals(plan: Plan) -> dict[str, list[Run]]:
+    """tbmon's set-up paced at EXPORT_RATE, by metric export interval (repeats interleaved)."""
+    with tempfile.TemporaryDirectory() as folder, collector(Path(folder)) as sink:
+        runs: dict[str, list[Run]] = {interval: [] for interval in EXPORT_INTERVALS}
+        for repeat in range(plan.repeats):
+            for interval in EXPORT_INTERVALS:
+                print(f"export interval: {interval} ms, repeat {repeat + 1}", file=sys.stderr)
+                job = Job("tbmon", EXPORT_RATE * EXPORT_SECONDS, plan.warm_up, EXPORT_RATE)
+                runs[interval].append(run(sink, job, {"OTEL_METRIC_EXPORT_INTERVAL": interval}))
+        return runs
+
+
+def export_interval_table(runs: dict[str, list[Run]]) -> None:
+    print(
+        f"\n{EXPORT_RATE} order cycles a second for {EXPORT_SECONDS} s (tbmon's set-up), by "
+        "metric export interval; the median run by CPU:\n"
+    )
+    print("| metric export interval | bot CPU (% of a core) | metric points exported a second |")
+    print("| --- | --- | --- |")
+    medians = {interval: _median(samples) for interval, samples in runs.items()}
+    share = {i: r.sample.cpu_seconds / r.sample.loop_seconds for i, r in medians.items()}
+    for interval, median in medians.items():
+        points = median.accepted.metric_points / median.sample.loop_seconds
+        print(f"| {int(interval) / 1000:g} s | {share[interval] * 100:.2f} % | {points:.0f} |")
+    slow, fast = EXPORT_INTERVALS[0], EXPORT_INTERVALS[-1]
+    exports = 1000 / int(fast) - 1000 / int(slow)
+    per_export = (share[fast] - share[slow]) / exports * 1e3
+    print(f"\nOne metric export: {per_export:.2f} ms of the bot's CPU ({fast} against {slow} ms).")
+
+
 # -- a ccxt bot ---------------------------------------------------------------------------------
 
 CCXT_MODES = ("none", "spans", "facts")
@@ -722,13 +764,21 @@ def main(argv: Sequence[str] = ()) -> None:
         prog="python -m bench.instrumentation", description=__doc__.strip().splitlines()[0]
     )
     parser.add_argument("--quick", action="store_true", help="fewer cycles, rates and seconds")
-    plan = QUICK if parser.parse_args(argv).quick else FULL
+    parser.add_argument(
+        "--export-interval", action="store_true", help="only the metric export interval's cost"
+    )
+    arguments = parser.parse_args(argv)
+    plan = QUICK if arguments.quick else FULL
+    if arguments.export_interval:
+        export_interval_table(measure_export_intervals(plan))
+        return
     cpu, rates = measure(plan)
     ccxt_runs = measure_ccxt(plan)
     print(f"bot process: Python {sys.version.split()[0]}, {os.cpu_count()} CPUs\n")
     cpu_table(plan, cpu)
     rate_table(plan, rates)
     ccxt_table(plan, ccxt_runs)
+    export_interval_table(measure_export_intervals(plan))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """tbmon's bot-side instrumentation: ``opentelemetry-instrument python bot.py`` is the set-up.
 
 With tbmon installed, ``opentelemetry-instrument`` loads the tbmon distro and configurator
-(OTLP to the local collector, metrics every 5 s, logs with trace ids), the ccxt instrumentation
+(OTLP to the local collector, metrics every 2 s, logs with trace ids), the ccxt instrumentation
 (a span and an ``api_request_duration_seconds`` sample per exchange call) and the system
 metrics. What only the bot knows, it reports through :func:`trading_metrics`::
 

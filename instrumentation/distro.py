@@ -7,7 +7,9 @@ Like the stock ``opentelemetry-distro`` it only calls ``os.environ.setdefault``,
   exporter (``tbmon``: the same OTLP bytes, encoded several times cheaper than the SDK's). A
   signal the user sends over OTLP/HTTP (``OTEL_EXPORTER_OTLP[_<SIGNAL>]_PROTOCOL``) gets the
   SDK's HTTP exporter and the collector's HTTP receiver;
-- metrics every 5 s instead of 60 s: a trading dashboard and its alerts need seconds;
+- metrics every 2 s instead of 60 s: a trading dashboard and its alerts need seconds (an
+  alert reaches Telegram within 5 s of its condition, beyond its ``for`` and group wait; an
+  export costs the bot well under a millisecond: docs/performance.md);
 - spans and logs leave within a second, and up to 8192 of each wait in memory while the
   collector is away (the SDK's 2048 fill in seconds at trading rates), counted when dropped;
 - log records carry trace and span ids, and the console format shows them;
@@ -51,7 +53,7 @@ SCHEDULE_DELAY_MILLIS = 1000
 OTEL_DEFAULTS: dict[str, str] = {
     "OTEL_METRICS_EXPORTER": "otlp",
     "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-    "OTEL_METRIC_EXPORT_INTERVAL": "5000",
+    "OTEL_METRIC_EXPORT_INTERVAL": "2000",
     "OTEL_BSP_SCHEDULE_DELAY": str(SCHEDULE_DELAY_MILLIS),
     "OTEL_BSP_MAX_QUEUE_SIZE": str(QUEUE_SIZE),
     "OTEL_BLRP_SCHEDULE_DELAY": str(SCHEDULE_DELAY_MILLIS),

@@ -2,7 +2,7 @@
 
 A bot reports raw facts: its portfolio value, each closed trade's P&L, its positions, prices,
 orders, predictions and rewards. :class:`TradingMetrics` keeps them (one lock, one append) and
-derives the seed's gauges only when the SDK collects metrics (every 5 s), with the formulas of
+derives the seed's gauges only when the SDK collects metrics (every 2 s), with the formulas of
 :mod:`tbmon.analytics`, the one implementation the trading-analytics processor uses too:
 
 ==============================  ==========================================================

@@ -49,7 +49,7 @@ def test_defaults_export_everything_over_otlp_to_the_collector() -> None:
     assert env["OTEL_TRACES_EXPORTER"] == "tbmon"
     assert env["OTEL_LOGS_EXPORTER"] == "tbmon"
     assert env["OTEL_METRICS_EXPORTER"] == "otlp"
-    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"
+    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "2000"
     assert env["OTEL_SERVICE_NAME"] == "trading-bot"
     assert seen["span_processor"] == "BatchSpanProcessor"
     assert seen["exporter"] == "TbmonSpanExporter"
@@ -198,7 +198,7 @@ def test_numeric_otel_settings_the_sdk_would_refuse_are_one_warning_and_defaults
         assert variable in warning
     assert "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: not an integer" in warning
     env = seen["env"]
-    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "5000"  # tbmon's default
+    assert env["OTEL_METRIC_EXPORT_INTERVAL"] == "2000"  # tbmon's default
     assert "OTEL_EXPORTER_OTLP_TIMEOUT" not in env  # the SDK's
     assert "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT" not in env
     assert seen["tracer_provider"] != "ProxyTracerProvider"  # telemetry is set up

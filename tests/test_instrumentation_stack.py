@@ -285,7 +285,7 @@ def test_with_the_collector_away_the_bot_trades_on_and_counts_every_lost_span(
 
     try:
         # The collector is back: the bot's queue drains into it, and its drop counter (sent
-        # with its metrics every 5 s) reaches Prometheus.
+        # with its metrics every 2 s) reaches Prometheus.
         wait_until(accounted, describe, timeout=120)
         assert seen["dropped"].get("queue_full", 0) > 0, describe()  # the queue did overflow
         assert len(set(seen["delivered"])) == len(seen["delivered"]), describe()  # no duplicate

@@ -2,7 +2,7 @@
 
     opentelemetry-instrument python examples/custom-metric/bot.py --seconds 30
 
-The gauge goes on tbmon's meter, so it leaves with the bot's other metrics (every 5 s, over
+The gauge goes on tbmon's meter, so it leaves with the bot's other metrics (every 2 s, over
 OTLP, through the collector) and Prometheus shows it as ``my_custom_metric{job="<service>"}``.
 Name it as Prometheus should show it: a gauge keeps its name, a counter gains ``_total``, and a
 unit adds its suffix (``unit="s"`` on ``order_age`` shows ``order_age_seconds``).

@@ -96,8 +96,8 @@ ECHOED_CHATS = {DEMO_CRITICAL_CHAT_ID: "critical", DEMO_WARNING_CHAT_ID: "warnin
 #: Seconds between two looks at the test server's messages (or Alertmanager's alerts).
 ECHO_INTERVAL = 1.0
 #: From a rule's condition holding to Prometheus seeing it, at most: the bot's metric export
-#: (5 s), Prometheus's scrape (5 s) and rule evaluation (15 s).
-PIPELINE_DELAY = 25.0
+#: (2 s), Prometheus's scrape (1 s) and rule evaluation (1 s), and the pipeline between.
+PIPELINE_DELAY = 5.0
 #: Where the rules (and their ``for``) are.
 RULES = PROJECT_ROOT / "stack/prometheus/rules"
 
