@@ -29,10 +29,11 @@ import psutil
 from bench._process import cpu_seconds, until_ready
 from bench.processors import sdk_batch, sink
 from tbmon.processors import Signal
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
 from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import Supervisor, stop
 
 BATCH = 512
@@ -78,7 +79,7 @@ def collector(
 def arms() -> dict[str, str]:
     """The configs compared: as configured, without the ingest transforms, and the baseline
     file when BENCH_INGEST_BASELINE names one."""
-    config = (PROJECT_ROOT / "otel-collector" / "config.yaml").read_text()
+    config = (COLLECTOR_CONFIG).read_text()
     chosen = {"as configured": config, "without the ingest transforms": without_transforms(config)}
     if baseline := os.environ.get("BENCH_INGEST_BASELINE"):
         chosen[f"baseline ({Path(baseline).name})"] = Path(baseline).read_text()

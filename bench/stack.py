@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tbmon.settings import PROJECT_ROOT
 from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 
 RUNS = 5
@@ -25,7 +25,7 @@ def warm_install_seconds() -> list[float]:
     for _ in range(3):
         started = time.perf_counter()
         subprocess.run(
-            ["bash", str(PROJECT_ROOT / "stack/provision/install.sh")],
+            ["bash", str(STACK_DATA / "provision/install.sh")],
             check=True,
             capture_output=True,
         )

@@ -35,12 +35,13 @@ import httpx
 import yaml
 from checktools import module_dir
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.binaries import Binary
+from tbmon.stack.resources import STACK_DATA
 
-CHART = PROJECT_ROOT / "stack" / "kubernetes" / "tbmon"
-AUTOINSTRUMENTATION = PROJECT_ROOT / "stack" / "kubernetes" / "autoinstrumentation"
-PROVISION = PROJECT_ROOT / "stack" / "provision"
+CHART = STACK_DATA / "kubernetes" / "tbmon"
+AUTOINSTRUMENTATION = STACK_DATA / "kubernetes" / "autoinstrumentation"
+PROVISION = STACK_DATA / "provision"
 KUBERNETES_PIN = PROVISION / "kubernetes"
 OPERATOR_PIN = PROVISION / "otel-operator"
 

@@ -34,12 +34,12 @@ from tbmon.processors.redaction import (
     RedactionSettings,
 )
 from tbmon.processors.testing import log_record, logs_batch, metrics_batch, run, span, spans_batch
-from tbmon.settings import PROJECT_ROOT
 from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import Supervisor
 
 MASK = collector_rules.MASK
-CONFIG = PROJECT_ROOT / "otel-collector" / "config.yaml"
+CONFIG = COLLECTOR_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ def test_the_config_holds_the_rendered_rules() -> None:
     current = CONFIG.read_text()
     assert collector_rules.rendered_config(current) == current, (
         "otel-collector/config.yaml's transform/redact is stale: run "
-        "`python -m tbmon.processors.collector_rules`"
+        "`python -m tbmon.processors.collector_rules otel-collector/src/tbmon/collector/config.yaml`"
     )
     for pipeline in ("traces/ingest", "metrics/ingest", "logs/ingest"):
         assert "transform/redact" in current.split(f"    {pipeline}:")[1].split("\n    ")[2]

@@ -19,7 +19,6 @@ from pydantic import Field, ValidationError
 from pydantic_settings import SettingsError
 from support import wait_until
 
-from tbmon import __version__
 from tbmon.health import Check, CheckFailed, HealthSettings, Outcome, Status, create_app
 from tbmon.health.app import get_settings
 from tbmon.health.monitor import Monitor
@@ -31,6 +30,7 @@ from tbmon.health.settings import (
     EXCHANGE_API_URL,
     explain,
 )
+from tbmon.version import __version__
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works
     warnings.simplefilter("ignore")

@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import FastAPI
 from test_health_api import LOOPBACK, TOKEN, Reporting, scheduled
 
-from tbmon import __version__
 from tbmon.health import HealthSettings, Status, create_app
 from tbmon.health.app import get_settings
 from tbmon.health.monitor import Results
 from tbmon.health.registry import ScheduledCheck
+from tbmon.version import __version__
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works
     warnings.simplefilter("ignore")

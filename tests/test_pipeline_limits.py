@@ -16,8 +16,9 @@ from typing import Any
 import yaml
 
 from tbmon.processors.settings import ProcessorsSettings
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import components
+from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
 
 MIB = 2**20
 #: What each hop may add to a batch (masks longer than the secrets they replace, the execution
@@ -29,8 +30,8 @@ BADGER_MAX_KEY = 65_000
 VICTORIA_LOGS_MAX_RECORD = 2_000_000
 
 
-def _yaml(relative: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / relative).read_text())
+def _yaml(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
     return document
 
 
@@ -42,7 +43,7 @@ def _size(text: str) -> int:
 
 
 def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
-    collector = _yaml("otel-collector/config.yaml")
+    collector = _yaml(COLLECTOR_CONFIG)
     protocols = collector["receivers"]["otlp"]["protocols"]
     # What one bot request may hold (gRPC's limit is on the decompressed message, as is HTTP's).
     largest_request = max(
@@ -66,7 +67,7 @@ def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
         collector["receivers"]["otlp/processed"]["protocols"]["grpc"]["max_recv_msg_size_mib"] * MIB
     )
     jaeger = (
-        _yaml("stack/jaeger/config.yaml")["receivers"]["otlp"]["protocols"]["grpc"][
+        _yaml(STACK_DATA / "jaeger" / "config.yaml")["receivers"]["otlp"]["protocols"]["grpc"][
             "max_recv_msg_size_mib"
         ]
         * MIB
@@ -83,7 +84,7 @@ def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
 
 
 def test_values_are_cut_below_what_the_backends_store() -> None:
-    limits = _yaml("otel-collector/config.yaml")["processors"]["transform/limits"]
+    limits = _yaml(COLLECTOR_CONFIG)["processors"]["transform/limits"]
     statements = [
         statement
         for kind in ("trace_statements", "log_statements", "metric_statements")

@@ -18,11 +18,12 @@ import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from support import Backends, otlp_sdk, wait_until
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES, COMPONENTS
 from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import StackError, Supervisor
 
 pytestmark = pytest.mark.stack
@@ -228,7 +229,7 @@ def test_a_bad_stack_setting_is_one_line_naming_the_variable(
 
 def test_collector_validates_its_own_config(tmp_path: Path) -> None:
     program = binaries.OTELCOL.path(StackSettings().cache_dir)
-    config = PROJECT_ROOT / "otel-collector" / "config.yaml"
+    config = COLLECTOR_CONFIG
     env = {**os.environ, "TBMON_COLLECTOR_STORAGE_DIR": str(tmp_path)}
     result = subprocess.run(
         [

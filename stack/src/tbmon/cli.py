@@ -5,15 +5,15 @@ from __future__ import annotations
 import typer
 from pydantic import ValidationError
 
-from tbmon import __version__
 from tbmon.alert_bridge.cli import app as bridge_app
-from tbmon.exchange_standin import app as exchange_app
+from tbmon.demo.cli import demo
 from tbmon.health.cli import app as health_app
-from tbmon.instrumentation.demo.cli import demo
 from tbmon.processors.cli import app as processors_app
 from tbmon.settings import StackSettings, describe_settings_error
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
+from tbmon.standins.exchange_tool import app as exchange_app
+from tbmon.version import __version__
 
 app = typer.Typer(
     name="tbmon",

@@ -26,13 +26,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from tbmon import __version__
 from tbmon.alert_bridge.gate import Admit, ByteBudget, Door, Gate, Refusal, bearer, header_secret
 from tbmon.alert_bridge.metrics import BridgeMetrics
 from tbmon.alert_bridge.models import Notification
 from tbmon.alert_bridge.outbox import Outbox
 from tbmon.alert_bridge.service import Bridge
 from tbmon.alert_bridge.settings import BridgeSettings
+from tbmon.version import __version__
 
 log = logging.getLogger(__name__)
 

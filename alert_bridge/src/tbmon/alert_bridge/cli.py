@@ -104,7 +104,7 @@ def telegram_test_server(
     quiet: Annotated[bool, typer.Option(help="Do not print received messages.")] = False,
 ) -> None:
     """A local Telegram Bot API for tests and the demo; prints each message it receives."""
-    from tbmon.alert_bridge.telegram_test_server import create_app  # noqa: PLC0415
+    from tbmon.standins.telegram import create_app  # noqa: PLC0415
 
     stack = get_stack_settings()
     host, port = host or stack.bind_host, port or stack.telegram_test_port

@@ -20,7 +20,6 @@ from typing import Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from tbmon import __version__
 from tbmon.health import registry
 from tbmon.health.check import Status
 from tbmon.health.isolation import CheckProcess, can_fork
@@ -30,6 +29,7 @@ from tbmon.health.probes import ProbeLayer, operator_refusal
 from tbmon.health.redact import Redactor
 from tbmon.health.registry import ScheduledCheck
 from tbmon.health.settings import HealthSettings
+from tbmon.version import __version__
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import httpx
 
-from tbmon import __version__
 from tbmon.health.check import Check, CheckFailed, NotConfigured, Outcome, Status
 from tbmon.health.settings import ENV_PREFIX, EXCHANGE_API_URL, HealthSettings
+from tbmon.version import __version__
 
 #: A safety net only: the scheduler's per-check timeout cancels a request long before this.
 _CLIENT_TIMEOUT_SECONDS = 60.0

@@ -26,10 +26,10 @@ from starlette.datastructures import URL, Headers, State
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tbmon import __version__
 from tbmon.health.check import Status
 from tbmon.health.monitor import ComponentHealth, Results, utc_iso
 from tbmon.health.settings import ENV_PREFIX, HealthSettings
+from tbmon.version import __version__
 
 #: The status an endpoint shows and the components it lists.
 _View = tuple[Status, Sequence[ComponentHealth]]

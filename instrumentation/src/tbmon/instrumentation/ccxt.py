@@ -68,10 +68,10 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from tbmon import __version__
 from tbmon.instrumentation._internal.ccxt_book import CcxtBook, finite_number
 from tbmon.instrumentation.instruments import api_request_duration
 from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
+from tbmon.version import __version__
 
 #: The unified methods traced, with their positional parameters as ccxt declares them.
 METHODS: dict[str, tuple[str, ...]] = {

@@ -69,9 +69,10 @@ from opentelemetry.metrics import Counter, MeterProvider
 from opentelemetry.trace import Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from tbmon import __version__, attributes
+from tbmon import attributes
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.trading import FACTS, TradingMetrics, trading_metrics
+from tbmon.version import __version__
 
 #: The freqtrade releases whose hooks this module was written and tested against.
 SUPPORTED_VERSIONS = frozenset({"2026.9"})

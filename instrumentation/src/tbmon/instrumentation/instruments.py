@@ -11,7 +11,7 @@ from __future__ import annotations
 from opentelemetry import metrics
 from opentelemetry.metrics import Counter, Histogram, Meter, MeterProvider
 
-from tbmon import __version__
+from tbmon.version import __version__
 
 METER_NAME = "tbmon.instrumentation"
 

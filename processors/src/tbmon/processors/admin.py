@@ -14,8 +14,8 @@ from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from tbmon import __version__
 from tbmon.processors.server import Host
+from tbmon.version import __version__
 
 
 def get_host(request: Request) -> Host:

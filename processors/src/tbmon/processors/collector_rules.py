@@ -2,12 +2,12 @@
 
 The collector writes what it accepted to its ingest queue on disk before the processors host
 sees it, so the host's redaction alone would leave every secret readable in the queue files.
-``transform/redact`` in ``otel-collector/config.yaml`` runs the same rules first, in the
+``transform/redact`` in the collector config (``tbmon.collector``) runs the same rules first, in the
 receiving pipeline (synchronously, before the queue). It is rendered from this package's one
 definition of them (:data:`~tbmon.processors.redaction.SENSITIVE_KEY_WORDS`,
 :data:`~tbmon.processors.redaction.VALUE_RULES`), never edited by hand:
 
-    python -m tbmon.processors.collector_rules     # rewrites the block in the config
+    python -m tbmon.processors.collector_rules otel-collector/src/tbmon/collector/config.yaml
     tests/test_collector_redaction.py              # fails when the block is stale
 
 The value patterns are written in the common ground of Python's ``re`` and RE2 (no look-arounds
@@ -431,10 +431,11 @@ def rendered_config(config: str) -> str:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Rewrite the block in ``otel-collector/config.yaml`` (or the file given)."""
-    from tbmon.settings import PROJECT_ROOT  # noqa: PLC0415 - only for the command
-
-    path = Path(argv[0]) if argv else PROJECT_ROOT / "otel-collector" / "config.yaml"
+    """Rewrite the block in the collector config given (otel-collector/src/tbmon/collector/config.yaml)."""
+    if len(argv) != 1:
+        print(f"usage: python -m tbmon.processors.collector_rules CONFIG (got {list(argv)})")
+        return 2
+    path = Path(argv[0])
     path.write_text(rendered_config(path.read_text()))
     print(f"rendered transform/redact into {path}")
     return 0

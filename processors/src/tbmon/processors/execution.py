@@ -34,7 +34,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__, attributes
+from tbmon import attributes
 from tbmon.processors._items import Items
 from tbmon.processors._wire import varint
 from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
@@ -46,6 +46,7 @@ from tbmon.processors.otlp import (
     resource_metrics,
 )
 from tbmon.processors.settings import read_settings
+from tbmon.version import __version__
 
 SCOPE = "tbmon.processors.execution_quality"
 LABELS = (attributes.EXCHANGE, attributes.SYMBOL, attributes.SIDE)

@@ -58,7 +58,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__, analytics
+from tbmon import analytics
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -77,6 +77,7 @@ from tbmon.processors.otlp import (
     resource_metrics,
 )
 from tbmon.processors.settings import read_settings
+from tbmon.version import __version__
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
 POSITIONS_METRIC = "trading_position_exposure_usd"

@@ -1,4 +1,4 @@
-"""The demo bot's process: ``opentelemetry-instrument python -m tbmon.instrumentation.demo``.
+"""The demo bot's process: ``opentelemetry-instrument python -m tbmon.demo``.
 
 ``tbmon demo`` starts it this way, with the exchange test server's URL; run by hand it trades on
 any Binance-compatible URL given.
@@ -12,8 +12,8 @@ from typing import Annotated
 
 import typer
 
-from tbmon.instrumentation.demo.bot import DemoBot
-from tbmon.instrumentation.demo.scenarios import SCENARIOS
+from tbmon.demo.bot import DemoBot
+from tbmon.demo.scenarios import SCENARIOS
 
 
 def main(

@@ -29,11 +29,11 @@ import ccxt
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from tbmon.demo.agents import Direction, Ensemble
+from tbmon.demo.scenarios import NORMAL_FAULTS, NORMAL_MARKET, Scenario, Step
 from tbmon.instrumentation import TradingMetrics, trading_metrics
 from tbmon.instrumentation.ccxt import expected_price
-from tbmon.instrumentation.demo.agents import Direction, Ensemble
-from tbmon.instrumentation.demo.scenarios import NORMAL_FAULTS, NORMAL_MARKET, Scenario, Step
-from tbmon.instrumentation.exchange_test_server import ExchangeServerClient, binance_client
+from tbmon.standins.exchange import ExchangeServerClient, binance_client
 
 logger = logging.getLogger("tbmon.demo")
 tracer = trace.get_tracer("tbmon.demo")

@@ -39,8 +39,9 @@ from tbmon.alert_bridge.settings import (
     DEMO_WARNING_CHAT_ID,
     telegram_configured,
 )
-from tbmon.instrumentation.demo.scenarios import SCENARIOS, Message, Scenario
-from tbmon.settings import PROJECT_ROOT, StackSettings, get_stack_settings
+from tbmon.demo.scenarios import SCENARIOS, Message, Scenario
+from tbmon.settings import StackSettings, get_stack_settings
+from tbmon.stack.resources import STACK_DATA
 
 console = Console(soft_wrap=True)
 
@@ -99,7 +100,7 @@ ECHO_INTERVAL = 1.0
 #: (2 s), Prometheus's scrape (1 s) and rule evaluation (1 s), and the pipeline between.
 PIPELINE_DELAY = 5.0
 #: Where the rules (and their ``for``) are.
-RULES = PROJECT_ROOT / "stack/prometheus/rules"
+RULES = STACK_DATA / "prometheus/rules"
 
 
 def arrival_estimate(message: Message, stack: StackSettings) -> float:
@@ -197,7 +198,7 @@ def telegram_echo(stack: StackSettings, arrivals: Arrivals | None = None) -> Ite
             yield False
         return
     # FastAPI comes with the test server's module: not for every `tbmon` command's sake.
-    from tbmon.alert_bridge.telegram_test_server import TestServerClient  # noqa: PLC0415
+    from tbmon.standins.telegram import TestServerClient  # noqa: PLC0415
 
     client = TestServerClient(stack.url(stack.telegram_test_port))
     try:
@@ -220,7 +221,7 @@ def telegram_echo(stack: StackSettings, arrivals: Arrivals | None = None) -> Ite
 def _echo(
     client: Any, seen: dict[str, set[int]], done: threading.Event, arrivals: Arrivals | None
 ) -> None:
-    from tbmon.alert_bridge.telegram_test_server import printable  # noqa: PLC0415 (see above)
+    from tbmon.standins.telegram import printable  # noqa: PLC0415 (see above)
 
     while True:
         stopping = done.wait(ECHO_INTERVAL)  # then one last look, for the latest messages
@@ -326,7 +327,7 @@ def demo(
             param_hint="--scenario",
         )
     # ccxt takes half a second and 50 MiB to import: not for every `tbmon` command's sake.
-    from tbmon.instrumentation.exchange_test_server import running  # noqa: PLC0415
+    from tbmon.standins.exchange import running  # noqa: PLC0415
 
     chosen = SCENARIOS[scenario]
     crashes = any(step.die for step in chosen.steps)
@@ -353,7 +354,7 @@ def demo(
                 command,
                 sys.executable,
                 "-m",
-                "tbmon.instrumentation.demo",
+                "tbmon.demo",
                 "--exchange-url",
                 exchange_url,
                 "--scenario",

@@ -27,22 +27,24 @@ from pathlib import Path
 
 import httpx
 
-from tbmon import __version__
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.operations import COMPOSE, OperationsSettings, json_body
+from tbmon.stack.resources import COLLECTOR_CONFIG, COLLECTOR_MANIFEST, STACK_DATA
+from tbmon.version import __version__
 
 #: Files and folders of the checkout that make up the stack's configuration.
-CONFIG_PATHS = (
-    "stack/prometheus",
-    "stack/alertmanager",
-    "stack/jaeger",
-    "stack/loki",
-    "stack/grafana",
-    "stack/docker-compose.monitoring.yml",
-    "stack/.env.example",
-    "otel-collector/config.yaml",
-    "otel-collector/builder-config.yaml",
-)
+#: The configs a backup keeps, by their place in the backup (config/<name>).
+CONFIG_PATHS: dict[str, Path] = {
+    "stack/prometheus": STACK_DATA / "prometheus",
+    "stack/alertmanager": STACK_DATA / "alertmanager",
+    "stack/jaeger": STACK_DATA / "jaeger",
+    "stack/loki": STACK_DATA / "loki",
+    "stack/grafana": STACK_DATA / "grafana",
+    "stack/docker-compose.monitoring.yml": STACK_DATA / "docker-compose.monitoring.yml",
+    "stack/.env.example": STACK_DATA / ".env.example",
+    "otel-collector/config.yaml": COLLECTOR_CONFIG,
+    "otel-collector/builder-config.yaml": COLLECTOR_MANIFEST,
+}
 
 
 class Outcome(StrEnum):
@@ -118,8 +120,7 @@ class Backup:
 
     def _config(self, folder: Path) -> Part:
         saved = []
-        for relative in CONFIG_PATHS:
-            source = PROJECT_ROOT / relative
+        for relative, source in CONFIG_PATHS.items():
             target = folder / "config" / relative
             if source.is_dir():
                 shutil.copytree(source, target, ignore=shutil.ignore_patterns(".env"))
@@ -238,7 +239,7 @@ def _copy_from_compose(name: str, target: Path) -> str | None:
     if that could not be done."""
     if shutil.which("docker") is None:
         return "no docker command on this machine"
-    compose = ["docker", "compose", "-f", str(PROJECT_ROOT / "stack/docker-compose.monitoring.yml")]
+    compose = ["docker", "compose", "-f", str(STACK_DATA / "docker-compose.monitoring.yml")]
     source = f"/prometheus/snapshots/{name}"
     for argv in (
         [*compose, "cp", f"prometheus:{source}", str(target)],

@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from tbmon.settings import PROJECT_ROOT
+from tbmon.stack.resources import COLLECTOR_MANIFEST, STACK_DATA
 
 
 class BinaryMissingError(RuntimeError):
@@ -26,7 +26,7 @@ class Binary:
 
     name: str
     fixed_path: str | None = None  # a Debian package's file, or this Python
-    manifest: str | None = None  # relative to PROJECT_ROOT, for Go builds
+    manifest: Path | None = None  # the pinning file, for Go builds
 
     def path(self, cache_dir: Path) -> Path:
         """The program's path; raises :class:`BinaryMissingError` with what to do if absent."""
@@ -36,13 +36,13 @@ class Binary:
             found = self.cache_folder(cache_dir) / self.name
         if not found.is_file():
             raise BinaryMissingError(
-                f"{self.name} is not installed (looked for {found}): run `make install`"
+                f"{self.name} is not installed (looked for {found}): run `tbmon stack install` (in a checkout: `make install`)"
             )
         return found
 
     def cache_folder(self, cache_dir: Path) -> Path:
         assert self.manifest is not None, f"{self.name} is not a Go build"
-        return cache_dir / self.name / manifest_key(PROJECT_ROOT / self.manifest)
+        return cache_dir / self.name / manifest_key(self.manifest)
 
 
 def manifest_key(manifest: Path) -> str:
@@ -50,9 +50,9 @@ def manifest_key(manifest: Path) -> str:
     return hashlib.sha256(manifest.read_bytes()).hexdigest()[:16]
 
 
-OTELCOL = Binary("otelcol-tbmon", manifest="otel-collector/builder-config.yaml")
-JAEGER = Binary("jaeger", manifest="stack/provision/jaeger/go.mod")
-VICTORIA_LOGS = Binary("victoria-logs", manifest="stack/provision/victoria-logs/go.mod")
+OTELCOL = Binary("otelcol-tbmon", manifest=COLLECTOR_MANIFEST)
+JAEGER = Binary("jaeger", manifest=STACK_DATA / "provision/jaeger/go.mod")
+VICTORIA_LOGS = Binary("victoria-logs", manifest=STACK_DATA / "provision/victoria-logs/go.mod")
 #: This interpreter, for tbmon's own services (``python -m tbmon ...``).
 PYTHON = Binary("python", fixed_path=sys.executable)
 PROMETHEUS = Binary("prometheus", fixed_path="/usr/bin/prometheus")
@@ -60,4 +60,4 @@ PROMTOOL = Binary("promtool", fixed_path="/usr/bin/promtool")
 ALERTMANAGER = Binary("prometheus-alertmanager", fixed_path="/usr/bin/prometheus-alertmanager")
 AMTOOL = Binary("amtool", fixed_path="/usr/bin/amtool")
 NODE_EXPORTER = Binary("prometheus-node-exporter", fixed_path="/usr/bin/prometheus-node-exporter")
-THANOS = Binary("thanos", manifest="stack/provision/thanos/go.mod")
+THANOS = Binary("thanos", manifest=STACK_DATA / "provision/thanos/go.mod")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +19,7 @@ from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
 from tbmon.stack.render import RenderError, render_alertmanager, render_rules
+from tbmon.stack.resources import INSTALL_SCRIPT
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledSettings
 from tbmon.stack.supervisor import ComponentStatus, StackError, Supervisor, follow, tail_lines
 
@@ -51,6 +55,16 @@ def _supervisor(topology: str = "single") -> Supervisor:
 def _fail(error: Exception, code: int = 1) -> typer.Exit:
     errors.print(f"[red]error:[/red] {error}", markup=True, highlight=False)
     return typer.Exit(code)
+
+
+@app.command()
+def install() -> None:
+    """Provision the backends on this machine (Debian packages, Go builds cached in
+    ~/.cache/tbmon): the packaged install.sh, as `make install` runs it in a checkout."""
+    environment = {**os.environ, "TBMON_PYTHON": sys.executable}
+    result = subprocess.run(["bash", str(INSTALL_SCRIPT)], env=environment, check=False)
+    if result.returncode != 0:
+        raise typer.Exit(result.returncode)
 
 
 @app.command()

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tbmon.alert_bridge.settings import telegram_configured
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries, render
+from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ COLLECTOR_FEATURE_GATES = "ottl.functions.enableLambda"
 def _collector_args(layout: Layout) -> list[str]:
     return [
         "--config",
-        f"file:{PROJECT_ROOT / 'otel-collector' / 'config.yaml'}",
+        f"file:{COLLECTOR_CONFIG}",
         f"--feature-gates={COLLECTOR_FEATURE_GATES}",
     ]
 
@@ -156,7 +157,7 @@ def _node_exporter_args(layout: Layout) -> list[str]:
 
 
 def _jaeger_args(layout: Layout) -> list[str]:
-    return ["--config", f"file:{PROJECT_ROOT / 'stack' / 'jaeger' / 'config.yaml'}"]
+    return ["--config", f"file:{STACK_DATA / 'jaeger' / 'config.yaml'}"]
 
 
 #: VictoriaLogs keeps fresh rows in memory (1 s in its row buffers, then in in-memory parts until

@@ -29,13 +29,14 @@ from typing import Any, Protocol
 
 import yaml
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import render as rendering
+from tbmon.stack.resources import STACK_DATA
 
 Json = dict[str, Any]
 
 #: Where the generated dashboards live (mounted into Grafana by the Compose file).
-DASHBOARD_DIR = PROJECT_ROOT / "stack" / "grafana" / "dashboards"
+DASHBOARD_DIR = STACK_DATA / "grafana" / "dashboards"
 
 #: The collector's own telemetry, as Prometheus scrapes it (stack/prometheus/prometheus.yml).
 COLLECTOR = 'job="otel-collector-internal"'

@@ -24,8 +24,9 @@ from typing import Any
 import httpx
 import yaml
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.operations import COMPOSE, OperationsSettings, json_body
+from tbmon.stack.resources import STACK_DATA
 
 #: The collector's own telemetry, as Prometheus scrapes it (stack/prometheus/prometheus.yml).
 COLLECTOR_JOB = "otel-collector-internal"
@@ -38,7 +39,7 @@ QUEUE_FULL_FRACTION = 0.8
 COMPOSE_MINIMUM = (2, 20)
 #: The collector counts each signal separately.
 KINDS = ("spans", "metric_points", "log_records")
-DATASOURCES_FILE = PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml"
+DATASOURCES_FILE = STACK_DATA / "grafana/provisioning/datasources/datasources.yaml"
 
 
 class Status(StrEnum):

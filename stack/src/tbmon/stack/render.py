@@ -37,7 +37,8 @@ import yaml
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
+from tbmon.stack.resources import STACK_DATA
 
 if TYPE_CHECKING:
     from tbmon.stack.components import Layout
@@ -59,9 +60,9 @@ COMPOSE_ADDRESSES: dict[str, str] = {
 }
 
 #: Container paths of the Compose file's config mounts -> folders of the checkout.
-COMPOSE_MOUNTS: dict[str, str] = {
-    "/etc/prometheus/": "stack/prometheus/",
-    "/etc/alertmanager/": "stack/alertmanager/",
+COMPOSE_MOUNTS: dict[str, Path] = {
+    "/etc/prometheus/": STACK_DATA / "prometheus",
+    "/etc/alertmanager/": STACK_DATA / "alertmanager",
 }
 
 _ADDRESS = re.compile(r"\b([a-z][a-z0-9-]*):(\d{2,5})\b")
@@ -85,14 +86,14 @@ def localize(value: Any, settings: StackSettings) -> Any:
     text = _ADDRESS.sub(address, value)
     for container_path, folder in COMPOSE_MOUNTS.items():
         if text.startswith(container_path):
-            text = str(PROJECT_ROOT / folder) + "/" + text[len(container_path) :]
+            text = str(folder) + "/" + text[len(container_path) :]
     return text
 
 
 def prometheus_document(settings: StackSettings, rules_dir: Path | None = None) -> dict[str, Any]:
     """The local Prometheus config, as a document; it reads the rules rendered into
     ``rules_dir`` (default: the source files, as they are)."""
-    source = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
+    source = yaml.safe_load((STACK_DATA / "prometheus" / "prometheus.yml").read_text())
     jobs = []
     for job in source.get("scrape_configs", []):
         for static in job.get("static_configs", []):
@@ -199,7 +200,7 @@ def alertmanager_document(
     """
     email = email or email_settings()
     document: dict[str, Any] = yaml.safe_load(
-        (PROJECT_ROOT / "stack/alertmanager/alertmanager.yml").read_text()
+        (STACK_DATA / "alertmanager" / "alertmanager.yml").read_text()
     )
     route = document["route"]
     for child in route["routes"]:
@@ -268,7 +269,7 @@ def _write_file(path: Path, document: dict[str, Any], where: str) -> None:
 
 #: Where the rules' source lives (mounted as /etc/prometheus/rules in Compose, through the
 #: renderer).
-RULES_DIR = PROJECT_ROOT / "stack/prometheus/rules"
+RULES_DIR = STACK_DATA / "prometheus" / "rules"
 
 #: (alert, severity) -> the threshold (``StackSettings.threshold_<name>``) its rule compares with.
 RULE_THRESHOLDS: dict[tuple[str, str], str] = {

@@ -30,11 +30,11 @@ from typing import Any
 
 import yaml
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import render
+from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
 
-COLLECTOR_CONFIG = PROJECT_ROOT / "otel-collector" / "config.yaml"
-JAEGER_CONFIG = PROJECT_ROOT / "stack" / "jaeger" / "config.yaml"
+JAEGER_CONFIG = STACK_DATA / "jaeger" / "config.yaml"
 
 #: The variable naming the processors host in otel-collector/config.yaml: the tiers' seam.
 FEED_VARIABLE = "TBMON_PROCESSORS_ENDPOINT"
@@ -338,7 +338,7 @@ def prometheus_document(
     remote write into the metrics store with its replica label; it reads the rules rendered
     into ``rules_dir`` (default: the source files, as they are)."""
     source: dict[str, Any] = yaml.safe_load(
-        (PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text()
+        (STACK_DATA / "prometheus" / "prometheus.yml").read_text()
     )
     targets = _scrape_targets(settings)
     jobs = []

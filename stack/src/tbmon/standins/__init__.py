@@ -1,8 +1,8 @@
 """What the local stand-ins for internet services share: faults on a schedule, and the control API.
 
 Tests and the demo reach Telegram's Bot API and an exchange through local servers that speak
-their wire formats (``tbmon.alert_bridge.telegram_test_server``,
-``tbmon.instrumentation.exchange_test_server``). Both are steered the same way: under
+their wire formats (``tbmon.standins.telegram``,
+``tbmon.standins.exchange``). Both are steered the same way: under
 ``/_control``, ``GET /health``, ``POST /reset``, ``POST /faults`` (a fault model of the server's
 own, with this module's schedule) and ``DELETE /faults``; :class:`ControlClient` is their client.
 """

@@ -60,7 +60,7 @@ from fastapi import APIRouter, FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from tbmon.standin import ActiveFault, ControlClient, Scheduled, control_router
+from tbmon.standins import ActiveFault, ControlClient, Scheduled, control_router
 
 TEST_API_KEY = "tbmon-test-api-key"
 TEST_API_SECRET = "tbmon-test-api-secret"  # noqa: S105 (a public test credential)

@@ -1,6 +1,6 @@
 """The local exchange as a tool: ``tbmon exchange serve``, for real bots with only URLs changed.
 
-:mod:`tbmon.instrumentation.exchange_test_server` answers Binance spot's REST API; its clients
+:mod:`tbmon.standins.exchange` answers Binance spot's REST API; its clients
 narrow ccxt's options so that ``load_markets`` asks for nothing else. A real bot (freqtrade,
 or any ``ccxt.binance`` with default options) does not: it loads futures markets too, with API
 keys it asks for the currencies and margin pairs, freqtrade in live mode for the spot delisting
@@ -21,7 +21,7 @@ its URLs alone (:func:`ccxt_urls`):
 
 Every request, REST or a stream subscription, is in ``GET /_control/requests`` (benchmarks count
 a bot's calls to the exchange there). It binds 127.0.0.1 unless told otherwise, and holds test
-credentials only (:data:`~tbmon.instrumentation.exchange_test_server.TEST_API_KEY`).
+credentials only (:data:`~tbmon.standins.exchange.TEST_API_KEY`).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
 from tbmon.instrumentation import exchange_test_server as spot
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.standins.exchange import (
     DEFAULT_SEED,
     BinanceError,
     ExchangeState,
@@ -51,7 +51,7 @@ from tbmon.instrumentation.exchange_test_server import (
     _authenticate,
     _error_response,
 )
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.standins.exchange import (
     create_app as create_spot_app,
 )
 

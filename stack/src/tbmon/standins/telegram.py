@@ -35,7 +35,7 @@ from tbmon.alert_bridge.settings import (
     DEMO_OPERATOR_ID,
     DEMO_WARNING_CHAT_ID,
 )
-from tbmon.standin import ActiveFault, ControlClient, Scheduled, control_router
+from tbmon.standins import ActiveFault, ControlClient, Scheduled, control_router
 
 BOT_ID = int(DEMO_BOT_TOKEN.split(":", 1)[0])
 BOT_USER = {

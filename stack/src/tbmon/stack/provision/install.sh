@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# `make install`: everything tbmon runs, on a fresh Debian bookworm machine, as root. Idempotent:
-# a second run checks each step's stamp and takes seconds.
+# Everything tbmon's stack runs, on a fresh Debian bookworm machine, as root. Idempotent: a second
+# run checks each step's stamp and takes seconds. Two ways to run it, one script:
+#
+#   install.sh --checkout DIR   `make install` in a git checkout: step 2 builds DIR/.venv with
+#                               every tbmon distribution installed editable (tests, editors)
+#   install.sh                  `tbmon stack install`, from the installed tbmon-stack wheel (this
+#                               file is its package data): no virtual environment is made, the
+#                               Python that runs tbmon is the one given in TBMON_PYTHON
 #
 #   1. Debian packages: Prometheus (+promtool), Alertmanager (+amtool), node exporter, PostgreSQL
-#   2. the Python virtual environment (.venv) with tbmon and its pinned dependencies
-#   3. the OpenTelemetry Collector, built by the Collector Builder from otel-collector/
-#   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned in stack/provision/
+#   2. (checkout only) the Python virtual environment (.venv), pinned by constraints.txt
+#   3. the OpenTelemetry Collector, built by the Collector Builder from tbmon.collector's
+#      builder-config.yaml (found through tbmon.stack.resources, as the stack finds it)
+#   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned beside this script
 #   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
 #      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
 #      Kubernetes release, and the OpenTelemetry Operator, likewise
@@ -16,7 +23,14 @@
 # fresh clone on the same machine reuses them. Each step logs to $TBMON_CACHE_DIR/logs/<step>.log.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)  # the Go pins: $HERE/<name>/go.mod
+CHECKOUT=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --checkout) CHECKOUT=$(cd "${2:?--checkout needs a folder}" && pwd); shift 2 ;;
+    *) echo "usage: install.sh [--checkout DIR]" >&2; exit 2 ;;
+  esac
+done
 CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
@@ -86,27 +100,38 @@ else
     install_debian "${missing[@]}"
 fi
 
-# --- 2. Python environment --------------------------------------------------------------------
-VENV=$ROOT/.venv
-python_stamp=$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -c1-16)
-install_python() {
-  "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "tbmon needs Python 3.11 or newer"'
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$ROOT/constraints.txt" pip setuptools wheel
-  "$VENV/bin/python" -m pip install --disable-pip-version-check -c "$ROOT/constraints.txt" -e "$ROOT[dev]"
-  echo "$python_stamp" >"$VENV/.tbmon-stamp"
-}
-if [ "$(cat "$VENV/.tbmon-stamp" 2>/dev/null)" = "$python_stamp" ]; then
-  skip 2 "Python environment" "up to date ($VENV)"
+# --- 2. Python environment (checkout only) -----------------------------------------------------
+if [ -n "$CHECKOUT" ]; then
+  VENV=$CHECKOUT/.venv
+  python_stamp=$(cat "$CHECKOUT"/pyproject.toml "$CHECKOUT"/*/pyproject.toml "$CHECKOUT/constraints.txt" | sha256sum | cut -c1-16)
+  install_python() {
+    "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 11), "tbmon needs Python 3.11 or newer"'
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -c "$CHECKOUT/constraints.txt" pip setuptools wheel
+    # Every distribution editable, so imports resolve to the files in the checkout.
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -c "$CHECKOUT/constraints.txt" \
+      -e "$CHECKOUT/core" -e "$CHECKOUT/instrumentation" -e "$CHECKOUT/processors" \
+      -e "$CHECKOUT/health" -e "$CHECKOUT/alert_bridge" -e "$CHECKOUT/otel-collector" \
+      -e "$CHECKOUT/stack" -e "$CHECKOUT[dev]"
+    echo "$python_stamp" >"$VENV/.tbmon-stamp"
+  }
+  if [ "$(cat "$VENV/.tbmon-stamp" 2>/dev/null)" = "$python_stamp" ]; then
+    skip 2 "Python environment" "up to date ($VENV)"
+  else
+    run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
+  fi
+  TBMON_PYTHON=$VENV/bin/python
 else
-  run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
+  skip 2 "Python environment" "tbmon is installed already (${TBMON_PYTHON:?TBMON_PYTHON: the Python that runs tbmon; tbmon stack install sets it})"
 fi
+# The stack's files, where the installed (or editable) tbmon-stack finds them.
+resource() { "$TBMON_PYTHON" -c "from tbmon.stack import resources; print(resources.$1)"; }
 
 # --- 3-12. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
 command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
 
-MANIFEST=$ROOT/otel-collector/builder-config.yaml
+MANIFEST=$(resource COLLECTOR_MANIFEST)
 OCB_VERSION=v$(sed -n 's/^  version: *//p' "$MANIFEST")
 build_collector() {
   local out=$1 builder=$CACHE/tools/builder-$OCB_VERSION/builder work
@@ -146,29 +171,33 @@ go_build_step() {
 }
 
 go_build_step 3 "OpenTelemetry Collector" otelcol-tbmon "$MANIFEST" build_collector
-go_build_step 4 "Jaeger v2" jaeger "$ROOT/stack/provision/jaeger/go.mod" \
-  build_go_module "$ROOT/stack/provision/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
-go_build_step 5 "VictoriaLogs" victoria-logs "$ROOT/stack/provision/victoria-logs/go.mod" \
-  build_go_module "$ROOT/stack/provision/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
-go_build_step 6 "Helm" helm "$ROOT/stack/provision/helm/go.mod" \
-  build_go_module "$ROOT/stack/provision/helm" helm.sh/helm/v4/cmd/helm
-go_build_step 7 "kubeconform" kubeconform "$ROOT/stack/provision/kubeconform/go.mod" \
-  build_go_module "$ROOT/stack/provision/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
-go_build_step 8 "promtool (Prometheus v3)" promtool "$ROOT/stack/provision/prometheus/go.mod" \
-  build_go_module "$ROOT/stack/provision/prometheus" github.com/prometheus/prometheus/cmd/promtool
-go_build_step 9 "etcd" etcd "$ROOT/stack/provision/kubernetes/go.mod" \
-  build_go_module "$ROOT/stack/provision/kubernetes" go.etcd.io/etcd/server/v3
+go_build_step 4 "Jaeger v2" jaeger "$HERE/jaeger/go.mod" \
+  build_go_module "$HERE/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger
+go_build_step 5 "VictoriaLogs" victoria-logs "$HERE/victoria-logs/go.mod" \
+  build_go_module "$HERE/victoria-logs" github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs
+go_build_step 6 "Helm" helm "$HERE/helm/go.mod" \
+  build_go_module "$HERE/helm" helm.sh/helm/v4/cmd/helm
+go_build_step 7 "kubeconform" kubeconform "$HERE/kubeconform/go.mod" \
+  build_go_module "$HERE/kubeconform" github.com/yannh/kubeconform/cmd/kubeconform
+go_build_step 8 "promtool (Prometheus v3)" promtool "$HERE/prometheus/go.mod" \
+  build_go_module "$HERE/prometheus" github.com/prometheus/prometheus/cmd/promtool
+go_build_step 9 "etcd" etcd "$HERE/kubernetes/go.mod" \
+  build_go_module "$HERE/kubernetes" go.etcd.io/etcd/server/v3
 # Stamped with its release, as Kubernetes' own build does (clients such as Helm check it).
-KUBERNETES_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2}' "$ROOT/stack/provision/kubernetes/go.mod")
-: "${KUBERNETES_VERSION:?stack/provision/kubernetes/go.mod requires no k8s.io/kubernetes}"
+KUBERNETES_VERSION=$(awk '$1 == "k8s.io/kubernetes" && $2 ~ /^v/ {print $2}' "$HERE/kubernetes/go.mod")
+: "${KUBERNETES_VERSION:?$HERE/kubernetes/go.mod requires no k8s.io/kubernetes}"
 KUBERNETES_MINOR=$(echo "$KUBERNETES_VERSION" | cut -d. -f2)
-go_build_step 10 "kube-apiserver" kube-apiserver "$ROOT/stack/provision/kubernetes/go.mod" \
-  build_go_module "$ROOT/stack/provision/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver \
+go_build_step 10 "kube-apiserver" kube-apiserver "$HERE/kubernetes/go.mod" \
+  build_go_module "$HERE/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver \
   -ldflags "-X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$KUBERNETES_MINOR"
-go_build_step 11 "OpenTelemetry Operator" otel-operator "$ROOT/stack/provision/otel-operator/go.mod" \
-  build_go_module "$ROOT/stack/provision/otel-operator" github.com/open-telemetry/opentelemetry-operator
+go_build_step 11 "OpenTelemetry Operator" otel-operator "$HERE/otel-operator/go.mod" \
+  build_go_module "$HERE/otel-operator" github.com/open-telemetry/opentelemetry-operator
 # Built with the tags of Thanos's own release build (.promu.yml): its receiver needs slicelabels.
-go_build_step 12 "Thanos" thanos "$ROOT/stack/provision/thanos/go.mod" \
-  build_go_module "$ROOT/stack/provision/thanos" github.com/thanos-io/thanos/cmd/thanos -tags slicelabels,netgo
+go_build_step 12 "Thanos" thanos "$HERE/thanos/go.mod" \
+  build_go_module "$HERE/thanos" github.com/thanos-io/thanos/cmd/thanos -tags slicelabels,netgo
 
-echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
+if [ -n "$CHECKOUT" ]; then
+  echo "${green}${bold}tbmon is installed.${reset} Start the stack with: .venv/bin/tbmon stack up   (or: make demo)"
+else
+  echo "${green}${bold}tbmon's backends are installed.${reset} Start the stack with: tbmon stack up"
+fi
