@@ -56,7 +56,7 @@ from bench.health import vegeta, vegeta_report
 from tbmon.alert_bridge.app import MAX_BODY_BYTES, create_app
 from tbmon.alert_bridge.gate import Gate
 from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, demo_overrides, load_settings
-from tbmon.stack.ports import free_ports, isolated_settings
+from tbmon.ports import free_ports, isolated_settings
 from tbmon.stack.render import bridge_token_file
 from tbmon.stack.supervisor import Supervisor, stop
 from tbmon.standins.telegram import TestServerClient

@@ -6,8 +6,8 @@ request to the exchange.
 
 Three freqtrade dry runs side by side in one run, the example's config and strategy
 (``examples/freqtrade``: three pairs, trades within a minute) with one iteration a second, each
-against its own local exchange (``tbmon.standins.exchange_tool``, in this process: its CPU is not the
-bot's), for the same wall time; twice, idle then trading (:data:`WORKLOADS`):
+against its own local exchange (``tbmon.standins.exchange_tool``, in this process: its CPU is
+not the bot's), for the same wall time; twice, idle then trading (:data:`WORKLOADS`):
 
 - ``plain``: ``freqtrade trade``, no OpenTelemetry at all;
 - ``otel, no freqtrade hooks``: under ``opentelemetry-instrument`` with tbmon, the freqtrade

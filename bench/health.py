@@ -41,8 +41,8 @@ import httpx
 import psutil
 
 from bench._process import cpu_seconds, until_ready
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
 from tbmon.standins import silent_server
 

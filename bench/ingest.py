@@ -28,11 +28,11 @@ import psutil
 
 from bench._process import cpu_seconds, until_ready
 from bench.processors import sdk_batch, sink
+from tbmon.ports import isolated_settings
 from tbmon.processors import Signal
 from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import Supervisor, stop
 

@@ -85,9 +85,9 @@ from tbmon.instrumentation import instruments
 from tbmon.instrumentation.configurator import TbmonConfigurator
 from tbmon.instrumentation.distro import TbmonDistro
 from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
-from tbmon.stack.ports import free_ports
 from tbmon.standins.exchange import ExchangeServerClient
 
 SPANS_PER_CYCLE = 5

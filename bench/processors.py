@@ -47,11 +47,11 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bench._process import cpu_seconds, until_ready
+from tbmon.ports import free_ports, isolated_settings
 from tbmon.processors.api import Signal
 from tbmon.processors.testing import record
 from tbmon.settings import StackSettings
 from tbmon.stack.components import COMPONENTS, Layout
-from tbmon.stack.ports import free_ports, isolated_settings
 from tbmon.stack.supervisor import Supervisor, stop
 
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"

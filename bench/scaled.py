@@ -27,8 +27,8 @@ import httpx
 import psutil
 
 from bench._process import cpu_seconds
+from tbmon.ports import isolated_settings
 from tbmon.stack.fleet import Fleet
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address, port
 from tbmon.stack.supervisor import Supervisor
 

@@ -12,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tbmon.stack.ports import isolated_settings
+from tbmon.ports import isolated_settings
 from tbmon.stack.resources import STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 from support import Backends, running_stack
 
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 

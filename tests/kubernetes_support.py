@@ -45,14 +45,14 @@ PROVISION = STACK_DATA / "provision"
 KUBERNETES_PIN = PROVISION / "kubernetes"
 OPERATOR_PIN = PROVISION / "otel-operator"
 
-HELM = Binary("helm", manifest="stack/provision/helm/go.mod")
-KUBECONFORM = Binary("kubeconform", manifest="stack/provision/kubeconform/go.mod")
+HELM = Binary("helm", manifest=STACK_DATA / "provision/helm/go.mod")
+KUBECONFORM = Binary("kubeconform", manifest=STACK_DATA / "provision/kubeconform/go.mod")
 #: promtool of the Prometheus the chart runs (Debian's is built without Kubernetes discovery).
-PROMTOOL = Binary("promtool", manifest="stack/provision/prometheus/go.mod")
-KUBE_APISERVER = Binary("kube-apiserver", manifest="stack/provision/kubernetes/go.mod")
-ETCD = Binary("etcd", manifest="stack/provision/kubernetes/go.mod")
+PROMTOOL = Binary("promtool", manifest=STACK_DATA / "provision/prometheus/go.mod")
+KUBE_APISERVER = Binary("kube-apiserver", manifest=STACK_DATA / "provision/kubernetes/go.mod")
+ETCD = Binary("etcd", manifest=STACK_DATA / "provision/kubernetes/go.mod")
 #: The OpenTelemetry Operator (its manager: the webhooks that instrument pods).
-OPERATOR = Binary("otel-operator", manifest="stack/provision/otel-operator/go.mod")
+OPERATOR = Binary("otel-operator", manifest=STACK_DATA / "provision/otel-operator/go.mod")
 
 NAMESPACE = "tbmon"
 SCHEMA_FILE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"

@@ -19,8 +19,8 @@ import httpx
 from google.protobuf.message import DecodeError
 from support import wait_until
 
+from tbmon.ports import free_ports
 from tbmon.processors.api import Signal
-from tbmon.stack.ports import free_ports
 
 
 @dataclass

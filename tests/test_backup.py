@@ -16,11 +16,11 @@ import httpx
 import pytest
 from support import Backends, otlp_sdk, wait_until
 
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.backup import Backup, Outcome, Report
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack

@@ -27,6 +27,7 @@ from support import wait_until
 
 from tbmon.alert_bridge.html import MESSAGE_LIMIT, visible_length
 from tbmon.alert_bridge.settings import DEMO_OPERATOR_ID
+from tbmon.ports import isolated_settings
 from tbmon.stack.components import (
     Component,
     DisabledComponentError,
@@ -34,7 +35,6 @@ from tbmon.stack.components import (
     select,
     startable,
 )
-from tbmon.stack.ports import isolated_settings
 
 #: Functional tests share chats, so Telegram's flood limits are lifted here (the reliability
 #: tests and the benchmark keep them).

@@ -17,10 +17,10 @@ import yaml
 from checktools import compose_schema, healthcheck_probe, load_compose
 from support import CHECKOUT
 
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.resources import COLLECTOR_CONFIG, COLLECTOR_MANIFEST, STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 

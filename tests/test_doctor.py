@@ -13,9 +13,9 @@ import pytest
 from support import Backends, otlp_sdk, wait_until
 
 from tbmon.alert_bridge.settings import DEMO_BOT_TOKEN
+from tbmon.ports import free_ports
 from tbmon.stack.doctor import Doctor, Finding, Status
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import free_ports
 from tbmon.stack.resources import STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 from tbmon.standins import silent_server

@@ -22,7 +22,7 @@ import pytest
 import websockets
 from support import CHECKOUT, wait_until
 
-from tbmon.stack.ports import free_ports
+from tbmon.ports import free_ports
 from tbmon.stack.supervisor import stop
 from tbmon.standins.exchange import TEST_API_KEY, TEST_API_SECRET
 from tbmon.standins.exchange_tool import DEFAULT_PORT, ccxt_urls

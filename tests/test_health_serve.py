@@ -28,9 +28,9 @@ from support import otlp_sdk, wait_until
 
 from tbmon.health import Outcome, Status
 from tbmon.health.collector import CollectorCheck
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
 from tbmon.standins import silent_server
 

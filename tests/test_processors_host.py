@@ -25,9 +25,9 @@ from processors_support import (
 )
 from support import CHECKOUT, wait_until
 
+from tbmon.ports import free_ports
 from tbmon.processors import Signal, otlp
 from tbmon.processors.testing import log_record, logs_batch, metrics_batch, span, spans_batch
-from tbmon.stack.ports import free_ports
 
 MASK = "[REDACTED]"
 

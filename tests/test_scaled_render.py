@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import yaml
 
+from tbmon.ports import isolated_settings
 from tbmon.stack import binaries, scaled_render
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address
 

@@ -29,8 +29,8 @@ from bridge_support import CRITICAL_CHAT, WARNING_CHAT
 from support import dashboard_queries, demo_bot, wait_until
 
 from tbmon.alert_bridge.formatter import SEPARATOR, trader_labels
+from tbmon.ports import isolated_settings
 from tbmon.stack.fleet import Fleet, Sent
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.scaled import (
     LOG_FLUSH_INTERVAL,
     SCALED_COMPONENTS,

@@ -18,11 +18,11 @@ import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from support import Backends, otlp_sdk, wait_until
 
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES, COMPONENTS
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import StackError, Supervisor
 

@@ -12,10 +12,10 @@ from pydantic_settings import BaseSettings
 
 from tbmon.alert_bridge.settings import BridgeSettings
 from tbmon.health.settings import HealthSettings
+from tbmon.ports import isolated_settings
 from tbmon.stack import render
 from tbmon.stack.components import COMPONENTS, SECRET_VARIABLES
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.render import EmailSettings
 from tbmon.stack.supervisor import Supervisor
 

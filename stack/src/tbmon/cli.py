@@ -12,6 +12,7 @@ from tbmon.processors.cli import app as processors_app
 from tbmon.settings import StackSettings, describe_settings_error
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
+from tbmon.standins.cli import telegram_test_server
 from tbmon.standins.exchange_tool import app as exchange_app
 from tbmon.version import __version__
 
@@ -27,6 +28,7 @@ app.command()(backup)
 app.command()(demo)
 app.add_typer(health_app, name="health")
 app.add_typer(processors_app, name="processors")
+bridge_app.command("telegram-test-server")(telegram_test_server)
 app.add_typer(bridge_app, name="bridge")
 app.add_typer(exchange_app, name="exchange")
 

@@ -1,4 +1,4 @@
-"""`tbmon bridge serve` and `tbmon bridge telegram-test-server`."""
+"""`tbmon bridge serve` (the stack adds `tbmon bridge telegram-test-server`, tbmon.standins.cli)."""
 
 from __future__ import annotations
 
@@ -10,17 +10,19 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from tbmon.ports import port_holder
 from tbmon.settings import get_stack_settings
-from tbmon.stack.ports import port_holder
 
 app = typer.Typer(help="The Telegram alert bridge, and a Telegram test server for the demo.")
+
+__all__ = ["app", "check_port", "configure_logging"]
 
 Host = Annotated[
     str | None, typer.Option(help="Address to bind (default: TBMON_BIND_HOST, 127.0.0.1).")
 ]
 
 
-def _configure_logging() -> None:
+def configure_logging() -> None:
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -30,7 +32,7 @@ def _configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
-def _check_port(host: str, port: int, variable: str) -> None:
+def check_port(host: str, port: int, variable: str) -> None:
     holder = port_holder(host, port)
     if holder is not None:
         typer.echo(
@@ -76,8 +78,8 @@ def serve(
         raise typer.Exit(2) from error
     stack = get_stack_settings()
     host, port = host or stack.bind_host, port or stack.bridge_port
-    _check_port(host, port, "TBMON_BRIDGE_PORT")
-    _configure_logging()
+    check_port(host, port, "TBMON_BRIDGE_PORT")
+    configure_logging()
     logging.getLogger(__name__).info(
         "alert bridge on %s:%d: Telegram %s, outbox %s",
         host,
@@ -92,33 +94,4 @@ def serve(
         access_log=False,
         log_config=None,
         timeout_graceful_shutdown=5,
-    )
-
-
-@app.command("telegram-test-server")
-def telegram_test_server(
-    host: Host = None,
-    port: Annotated[
-        int | None, typer.Option(help="Port (default: TBMON_TELEGRAM_TEST_PORT, 8092).")
-    ] = None,
-    quiet: Annotated[bool, typer.Option(help="Do not print received messages.")] = False,
-) -> None:
-    """A local Telegram Bot API for tests and the demo; prints each message it receives."""
-    from tbmon.standins.telegram import create_app  # noqa: PLC0415
-
-    stack = get_stack_settings()
-    host, port = host or stack.bind_host, port or stack.telegram_test_port
-    _check_port(host, port, "TBMON_TELEGRAM_TEST_PORT")
-    _configure_logging()
-
-    def show(message: str) -> None:
-        print(message, flush=True)
-
-    uvicorn.run(
-        create_app(printer=None if quiet else show),
-        host=host,
-        port=port,
-        access_log=False,
-        log_config=None,
-        timeout_graceful_shutdown=1,  # long polls (getUpdates) would hold it for their timeout
     )

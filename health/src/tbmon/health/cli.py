@@ -15,7 +15,7 @@ from rich.console import Console
 from tbmon.health.app import create_app, get_settings
 from tbmon.health.registry import ConfigurationError, build
 from tbmon.health.settings import explain
-from tbmon.stack.ports import port_holder
+from tbmon.ports import port_holder
 
 app = typer.Typer(help="The health service: every component's health at /health on one port.")
 errors = Console(stderr=True)

@@ -9,12 +9,12 @@ import typer
 import uvicorn
 
 from tbmon.plugins import discover
+from tbmon.ports import port_holder
 from tbmon.processors.admin import create_app
 from tbmon.processors.api import Signal, handles
 from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError
 from tbmon.processors.server import Host
 from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings, read_settings
-from tbmon.stack.ports import port_holder
 
 app = typer.Typer(help="Python processor plugins in the collector pipeline (OTLP/gRPC).")
 

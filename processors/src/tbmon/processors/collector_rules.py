@@ -431,7 +431,8 @@ def rendered_config(config: str) -> str:
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    """Rewrite the block in the collector config given (otel-collector/src/tbmon/collector/config.yaml)."""
+    """Rewrite the block in the collector config given
+    (``otel-collector/src/tbmon/collector/config.yaml``)."""
     if len(argv) != 1:
         print(f"usage: python -m tbmon.processors.collector_rules CONFIG (got {list(argv)})")
         return 2

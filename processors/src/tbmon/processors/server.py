@@ -28,13 +28,13 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 
+from tbmon.ports import port_holder
 from tbmon.processors import otlp, telemetry
 from tbmon.processors._repair import repair
 from tbmon.processors.api import MalformedBatchError, Signal
 from tbmon.processors.chain import Chain, PluginFailedError
 from tbmon.processors.loader import load
 from tbmon.processors.settings import ProcessorsSettings
-from tbmon.stack.ports import port_holder
 
 logger = logging.getLogger(__name__)
 

@@ -36,7 +36,8 @@ class Binary:
             found = self.cache_folder(cache_dir) / self.name
         if not found.is_file():
             raise BinaryMissingError(
-                f"{self.name} is not installed (looked for {found}): run `tbmon stack install` (in a checkout: `make install`)"
+                f"{self.name} is not installed (looked for {found}): run `tbmon stack install` "
+                "(in a checkout: `make install`)"
             )
         return found
 

@@ -26,6 +26,7 @@ import httpx
 import psutil
 from dotenv import dotenv_values
 
+from tbmon.ports import port_holder
 from tbmon.settings import PROJECT_ROOT, StackSettings
 from tbmon.stack.components import (
     COMPONENTS,
@@ -35,7 +36,6 @@ from tbmon.stack.components import (
     select,
     startable,
 )
-from tbmon.stack.ports import port_holder
 
 State = Literal["ready", "starting", "dead", "stopped"]
 

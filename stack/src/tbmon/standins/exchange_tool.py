@@ -42,7 +42,7 @@ import uvicorn
 from fastapi import FastAPI, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response
 
-from tbmon.instrumentation import exchange_test_server as spot
+from tbmon.standins import exchange as spot
 from tbmon.standins.exchange import (
     DEFAULT_SEED,
     BinanceError,
