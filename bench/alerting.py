@@ -55,8 +55,9 @@ from bench._process import cpu_seconds, until_ready
 from bench.health import vegeta, vegeta_report
 from tbmon.alert_bridge.app import MAX_BODY_BYTES, create_app
 from tbmon.alert_bridge.gate import Gate
-from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, demo_overrides, load_settings
+from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, BridgeSettings, demo_overrides
 from tbmon.ports import free_ports, isolated_settings
+from tbmon.settings import read_settings
 from tbmon.stack.render import bridge_token_file
 from tbmon.stack.supervisor import Supervisor, stop
 from tbmon.standins.telegram import TestServerClient
@@ -336,7 +337,7 @@ async def _before_the_gate(
 def arm_app(arm: str, telegram_url: str) -> FastAPI:
     """The bridge's app as it ships ("gate"), as it was before the gate ("before"), or with no
     layer in front of FastAPI at all ("bare": no body limit, for the layers' own cost)."""
-    app = create_app(load_settings(**demo_overrides(telegram_url)))
+    app = create_app(read_settings(BridgeSettings, **demo_overrides(telegram_url)))
     if arm != "gate":
         (layer,) = [m for m in app.user_middleware if _is_gate(m.cls)]
         app.user_middleware.remove(layer)

@@ -1,7 +1,23 @@
-"""Settings shared by every tbmon component: where the local stack lives and which ports it binds.
+"""tbmon's one settings dialect, and the settings of the local stack (``TBMON_*``).
 
-Each field is read from the environment variable ``TBMON_<FIELD NAME IN CAPITALS>`` (or from a
-``.env`` file in the working directory); the default is the one given here. The collector's
+Every settings class of every component derives from :class:`TbmonSettings` and is read with
+:func:`read_settings`:
+
+- **where values come from**: init arguments, then the environment, then one ``.env`` file: the
+  file named by ``TBMON_ENV_FILE``, else ``.env`` in the working directory (:func:`env_file`);
+- **names**: each component has its env prefix (``TBMON_`` here, ``PROCESSORS_``, ``HEALTH_``,
+  ``ALERT_BRIDGE_``, ...); a field with a ``validation_alias`` (the seed's ``DATABASE_URL``,
+  ``TELEGRAM_BOT_TOKEN``...) is read from that variable instead (:meth:`TbmonSettings.variable`);
+- **validation at construction**: defaults included, so a bad value stops a service at start-up;
+- **one error**: :func:`read_settings` turns pydantic's ValidationError and pydantic-settings'
+  SettingsError (a value it cannot decode as JSON) into :class:`InvalidSettingsError`, whose
+  message names the environment variable of each problem and never its value (it may be a
+  secret: secrets are SecretStr fields). The bot side, which must start whatever its environment
+  says, uses :func:`read_settings_or_defaults` on top of it: invalid values are named in one
+  warning and their defaults used.
+
+The stack's ports are :class:`StackSettings` fields (``TBMON_<FIELD>``); every component finds a
+stack port there, through :func:`get_stack_settings`, and nowhere else. The collector's
 ``otel-collector/config.yaml`` reads the same variable names, so one setting moves a port for
 every component at once.
 """
@@ -12,16 +28,185 @@ import ipaddress
 import json
 import os
 import re
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NamedTuple, TypeVar
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
-#: The source checkout: ``otel-collector/`` and ``stack/`` are read from here.
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The variable naming the one ``.env`` file every settings class reads (default: ``.env`` in
+#: the working directory).
+ENV_FILE = "TBMON_ENV_FILE"
+
+
+def env_file() -> Path:
+    """The ``.env`` file tbmon reads: ``$TBMON_ENV_FILE``, else ``.env`` in the working directory.
+
+    A missing file is no error. Values in the environment outrank the file's.
+    """
+    return Path(os.environ.get(ENV_FILE) or ".env")
+
+
+class Problem(NamedTuple):
+    """One thing wrong with the settings: the variable to fix and what is wrong with its value."""
+
+    variable: str
+    """The environment variable (empty for a problem that names its variables itself)."""
+    message: str
+    field: str | None = None
+    """The settings field at fault, when there is one."""
+
+    def __str__(self) -> str:
+        return f"{self.variable}: {self.message}" if self.variable else self.message
+
+
+class InvalidSettingsError(ValueError):
+    """Settings that cannot be read; the message names each environment variable at fault and
+    what is wrong with its value, never the value itself."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(problem) for problem in problems))
+
+
+class TbmonSettings(BaseSettings):
+    """The base of every tbmon settings class: subclasses set ``env_prefix`` (their component's)
+    in their ``model_config`` and nothing about where values come from."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file is looked up at each construction: TBMON_ENV_FILE may change after import.
+        dotenv = DotEnvSettingsSource(settings_cls, env_file=env_file())
+        return init_settings, env_settings, dotenv, file_secret_settings
+
+    @classmethod
+    def variable(cls, field: str) -> str:
+        """The environment variable that sets ``field``: its alias, else prefix + NAME."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
+        if isinstance(alias, str):
+            return alias
+        return f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
+
+    @classmethod
+    def _field_at(cls, location: str) -> str | None:
+        """The field an error location names: a field name, or a variable (an alias)."""
+        if location in cls.model_fields:
+            return location
+        for name, info in cls.model_fields.items():
+            alias = info.validation_alias
+            choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+            if location in choices:
+                return name
+        return None
+
+
+S = TypeVar("S", bound=TbmonSettings)
+
+#: How pydantic-settings names the field whose value it could not decode (JSON, mostly).
+_UNDECODABLE = re.compile(r'field "(?P<field>[^"]+)"')
+
+
+def explain(error: ValidationError | SettingsError, cls: type[TbmonSettings]) -> list[Problem]:
+    """The one explainer: each problem of ``error`` (raised building ``cls``) with the variable
+    to fix and what is wrong, never the value (pydantic's messages leave it out; tbmon's
+    validators never write a secret's)."""
+    if isinstance(error, SettingsError):
+        found = _UNDECODABLE.search(str(error))
+        field = cls._field_at(found["field"]) if found else None
+        if field is None:
+            return [Problem("", f"settings cannot be decoded: {error}")]
+        cause = f" ({error.__cause__})" if error.__cause__ is not None else ""
+        return [Problem(cls.variable(field), f"cannot be decoded as JSON{cause}", field)]
+    problems = []
+    for item in error.errors():
+        location = [str(part) for part in item["loc"]]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not location:  # a check across fields: its message names the variables
+            problems.append(Problem("", message))
+            continue
+        field = cls._field_at(location[0])
+        variable = cls.variable(field) if field else location[0]
+        if location[1:]:
+            message = f"{'.'.join(location[1:])}: {message}"
+        problems.append(Problem(variable, message, field))
+    return problems
+
+
+def read_settings(cls: type[S], **values: Any) -> S:
+    """``cls(**values)`` (init values outrank the environment), or :class:`InvalidSettingsError`
+    naming the variables at fault. Every CLI and service reads its settings through this."""
+    try:
+        return cls(**values)
+    except (ValidationError, SettingsError) as error:
+        # From None: the original error's text holds the values, and they may be secrets.
+        raise InvalidSettingsError(explain(error, cls)) from None
+
+
+def read_settings_or_defaults(cls: type[S], warn: Callable[[str], None]) -> S:
+    """:func:`read_settings`, but each invalid value is replaced by its default and all of them
+    are named in one call of ``warn`` (the bot side: a bot starts whatever its environment says).
+    A default can make another value invalid (a check across fields): further rounds take the
+    defaults of those too, and a check no field's default settles takes every default."""
+    defaults: dict[str, Any] = {}  # by field name
+    problems: list[Problem] = []
+    while True:
+        try:
+            settings = read_settings(
+                cls, **{_init_name(cls, field): value for field, value in defaults.items()}
+            )
+            break
+        except InvalidSettingsError as error:
+            problems += error.problems
+            fields = {p.field for p in error.problems if p.field} - defaults.keys()
+            if not fields:
+                fields = set(cls.model_fields) - defaults.keys()
+                if not fields:
+                    raise
+            defaults |= {field: _default(cls, field) for field in fields}
+    if problems:
+        warn("; ".join(dict.fromkeys(str(problem) for problem in problems)))
+    return settings
+
+
+def _default(cls: type[TbmonSettings], field: str) -> Any:
+    return cls.model_fields[field].get_default(call_default_factory=True, validated_data={})
+
+
+def _init_name(cls: type[TbmonSettings], field: str) -> str:
+    """The keyword that sets ``field`` at construction: its alias if it has one."""
+    alias = cls.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
+    return alias if isinstance(alias, str) else field
 
 
 #: A Prometheus/Alertmanager duration such as 30s, 5m, 1h30m.
@@ -63,12 +248,10 @@ def _xdg(variable: str, fallback: str) -> Path:
     return Path(os.environ.get(variable) or Path.home() / fallback)
 
 
-class StackSettings(BaseSettings):
+class StackSettings(TbmonSettings):
     """Directories and ports of the local stack (``tbmon stack``)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TBMON_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TBMON_")
 
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "tbmon",
@@ -278,15 +461,21 @@ class StackSettings(BaseSettings):
     # tbmon's own services.
     health_port: int = Field(default=8080, description="Health service (tbmon health serve).")
 
+    @field_validator("*")
+    @classmethod
+    def _a_tcp_port(cls, value: object, info: ValidationInfo) -> object:
+        port = (info.field_name or "").endswith("_port")
+        if port and isinstance(value, int) and not 0 < value < 65536:
+            raise ValueError(f"{value} is not a TCP port (1-65535)")
+        return value
+
     @model_validator(mode="after")
     def _ports_are_distinct(self) -> StackSettings:
         seen: dict[int, str] = {}
         for name, port in self.ports().items():
-            if not 0 < port < 65536:
-                raise ValueError(f"TBMON_{name.upper()}={port} is not a TCP port (1-65535)")
             if port in seen:
                 raise ValueError(
-                    f"TBMON_{name.upper()} and TBMON_{seen[port].upper()} are both {port}; "
+                    f"{self.variable(name)} and {self.variable(seen[port])} are both {port}; "
                     "every component needs its own port"
                 )
             seen[port] = name
@@ -314,16 +503,6 @@ class StackSettings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_stack_settings() -> StackSettings:
-    """The process-wide settings; tests build their own ``StackSettings`` instead."""
-    return StackSettings()
-
-
-def describe_settings_error(error: ValidationError, prefix: str) -> str:
-    """A settings error as people can act on it: the variable to fix and what is wrong with its
-    value (never the value itself, which may be a secret)."""
-    lines = []
-    for problem in error.errors():
-        field = ".".join(str(part) for part in problem["loc"])
-        variable = f"{prefix}{field.upper()}" if field else prefix.rstrip("_")
-        lines.append(f"{variable}: {str(problem['msg']).removeprefix('Value error, ')}")
-    return "; ".join(lines)
+    """The process-wide stack settings (or :class:`InvalidSettingsError`); tests build their own
+    ``StackSettings`` instead."""
+    return read_settings(StackSettings)

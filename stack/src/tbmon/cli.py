@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import typer
-from pydantic import ValidationError
 
 from tbmon.alert_bridge.cli import app as bridge_app
 from tbmon.demo.cli import demo
 from tbmon.health.cli import app as health_app
 from tbmon.processors.cli import app as processors_app
-from tbmon.settings import StackSettings, describe_settings_error
+from tbmon.settings import InvalidSettingsError
 from tbmon.stack.cli import app as stack_app
 from tbmon.stack.operations_cli import backup, doctor
 from tbmon.standins.cli import telegram_test_server
@@ -42,10 +41,8 @@ def version() -> None:
 def main() -> None:
     try:
         app()
-    except ValidationError as error:
-        if error.title != StackSettings.__name__:
-            raise
-        # The stack's settings are read by every command: one line naming the variable, not a
-        # traceback.
-        typer.echo(f"error: {describe_settings_error(error, 'TBMON_')}", err=True)
+    except InvalidSettingsError as error:
+        # Settings are read by every command (the stack's at least): one line naming the
+        # variables, not a traceback.
+        typer.echo(f"error: {error}", err=True)
         raise SystemExit(2) from None

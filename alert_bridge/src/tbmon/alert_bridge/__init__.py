@@ -1,6 +1,7 @@
 """The Telegram alert bridge: Alertmanager's webhook in, Telegram messages out, nothing lost.
 
-``create_app(load_settings())`` is the ASGI app ``tbmon bridge serve`` runs. The names are
+``create_app(read_settings(BridgeSettings))`` is the ASGI app ``tbmon bridge serve`` runs
+(``read_settings``: :mod:`tbmon.settings`). The names are
 imported on first use, so reading the settings does not load the web stack.
 """
 
@@ -10,9 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tbmon.alert_bridge.app import create_app
-    from tbmon.alert_bridge.settings import BridgeSettings, load_settings
+    from tbmon.alert_bridge.settings import BridgeSettings
 
-__all__ = ["BridgeSettings", "create_app", "load_settings"]
+__all__ = ["BridgeSettings", "create_app"]
 
 
 def __getattr__(name: str) -> Any:
@@ -20,7 +21,7 @@ def __getattr__(name: str) -> Any:
         from tbmon.alert_bridge.app import create_app  # noqa: PLC0415 - on first use
 
         return create_app
-    if name in ("BridgeSettings", "load_settings"):
+    if name == "BridgeSettings":
         from tbmon.alert_bridge import settings  # noqa: PLC0415 - on first use
 
         return getattr(settings, name)

@@ -11,7 +11,7 @@ import typer
 import uvicorn
 
 from tbmon.ports import port_holder
-from tbmon.settings import get_stack_settings
+from tbmon.settings import InvalidSettingsError, get_stack_settings, read_settings
 
 app = typer.Typer(help="The Telegram alert bridge, and a Telegram test server for the demo.")
 
@@ -60,11 +60,7 @@ def serve(
     """Receive Alertmanager's webhook and deliver the alerts to Telegram."""
     # Imported here: the web stack would slow down every other `tbmon` command.
     from tbmon.alert_bridge.app import create_app  # noqa: PLC0415
-    from tbmon.alert_bridge.settings import (  # noqa: PLC0415
-        SettingsError,
-        demo_overrides,
-        load_settings,
-    )
+    from tbmon.alert_bridge.settings import BridgeSettings, demo_overrides  # noqa: PLC0415
 
     overrides: dict[str, object] = {}
     if token_file is not None:
@@ -72,8 +68,8 @@ def serve(
     if demo_telegram is not None:
         overrides.update(demo_overrides(demo_telegram))
     try:
-        settings = load_settings(**overrides)
-    except SettingsError as error:
+        settings = read_settings(BridgeSettings, **overrides)
+    except InvalidSettingsError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     stack = get_stack_settings()

@@ -1,7 +1,9 @@
-"""The bridge's settings, from the environment (or a ``.env`` file), validated at start-up.
+"""The bridge's settings, in tbmon's settings dialect (:mod:`tbmon.settings`: the environment,
+then the one ``.env``), validated at start-up by ``read_settings(BridgeSettings)``.
 
 Telegram's variables keep the seed's names (``TELEGRAM_*``); the bridge's own start with
-``ALERT_BRIDGE_``. A bad or missing value stops the bridge with a message naming the variable.
+``ALERT_BRIDGE_``. A bad or missing value stops the bridge with a message naming the variable
+(``InvalidSettingsError``).
 """
 
 from __future__ import annotations
@@ -10,18 +12,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from tbmon.settings import PROJECT_ROOT, get_stack_settings
+from tbmon.settings import TbmonSettings, get_stack_settings, read_settings
 
 TELEGRAM_BOT_TOKEN = "TELEGRAM_BOT_TOKEN"  # noqa: S105 - a variable name
 TELEGRAM_CRITICAL_CHAT_ID = "TELEGRAM_CRITICAL_CHAT_ID"
 TELEGRAM_WARNING_CHAT_ID = "TELEGRAM_WARNING_CHAT_ID"
 TELEGRAM_API_URL = "TELEGRAM_API_URL"
 PREFIX = "ALERT_BRIDGE_"
-#: ``.env`` in the checkout, then in the working directory (the later one wins).
-ENV_FILES = (PROJECT_ROOT / ".env", Path(".env"))
 
 #: The Telegram test server's bot, chats and operator (``tbmon bridge telegram-test-server``).
 DEMO_BOT_TOKEN = "1000000001:TbmonDemoBotTokenForTheTestServer"  # noqa: S105 - fake, public
@@ -43,20 +43,11 @@ def _default_alertmanager() -> str:
     return stack.url(stack.alertmanager_port)
 
 
-class SettingsError(ValueError):
-    """The settings are invalid; the message names each variable and what is wrong with it."""
-
-
-class BridgeSettings(BaseSettings):
+class BridgeSettings(TbmonSettings):
     """Everything the bridge needs: Telegram, the webhook token, the outbox, and its limits."""
 
     model_config = SettingsConfigDict(
-        env_prefix=PREFIX,
-        env_file=ENV_FILES,
-        env_ignore_empty=True,
-        extra="ignore",
-        validate_default=True,
-        populate_by_name=True,
+        env_prefix=PREFIX, env_ignore_empty=True, populate_by_name=True
     )
 
     # Telegram (the seed's variable names).
@@ -239,30 +230,6 @@ class BridgeSettings(BaseSettings):
         return self.telegram_warning_chat_id or self.critical_chat
 
 
-def variable(field: str) -> str:
-    """The environment variable that sets a field."""
-    info = BridgeSettings.model_fields[field]
-    return (
-        info.validation_alias if isinstance(info.validation_alias, str) else PREFIX + field.upper()
-    )
-
-
-def load_settings(**overrides: Any) -> BridgeSettings:
-    """The settings, or :class:`SettingsError` naming each bad variable."""
-    try:
-        return BridgeSettings(**overrides)
-    except ValidationError as error:
-        problems = []
-        for issue in error.errors():
-            location = [str(part) for part in issue["loc"]]
-            name = location[0] if location else ""
-            if name in BridgeSettings.model_fields:
-                name = variable(name)
-            message = issue["msg"].removeprefix("Value error, ")
-            problems.append(f"{name}: {message}" if name else message)
-        raise SettingsError("invalid alert bridge settings:\n  " + "\n  ".join(problems)) from None
-
-
 def demo_overrides(api_url: str) -> dict[str, Any]:
     """Settings that point the bridge at the Telegram test server's demo bot and chats.
 
@@ -275,15 +242,15 @@ def demo_overrides(api_url: str) -> dict[str, Any]:
         "telegram_critical_chat_id": DEMO_CRITICAL_CHAT_ID,
         "telegram_warning_chat_id": DEMO_WARNING_CHAT_ID,
     }
-    if not _TelegramEnvironment().allowed_users:
+    if not read_settings(_TelegramEnvironment).allowed_users:
         overrides["allowed_users"] = [DEMO_OPERATOR_ID]
     return overrides
 
 
-class _TelegramEnvironment(BaseSettings):
+class _TelegramEnvironment(TbmonSettings):
     """Just the variables that decide between Telegram and the test server."""
 
-    model_config = SettingsConfigDict(env_file=ENV_FILES, env_ignore_empty=True, extra="ignore")
+    model_config = SettingsConfigDict(env_ignore_empty=True)
 
     telegram_bot_token: str | None = Field(default=None, validation_alias=TELEGRAM_BOT_TOKEN)
     allowed_users: str | None = Field(default=None, validation_alias=PREFIX + "ALLOWED_USERS")
@@ -291,4 +258,4 @@ class _TelegramEnvironment(BaseSettings):
 
 def telegram_configured() -> bool:
     """Whether TELEGRAM_BOT_TOKEN is set (environment or .env): real Telegram, no test server."""
-    return bool(_TelegramEnvironment().telegram_bot_token)
+    return bool(read_settings(_TelegramEnvironment).telegram_bot_token)

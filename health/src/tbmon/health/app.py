@@ -29,6 +29,7 @@ from tbmon.health.probes import ProbeLayer, operator_refusal
 from tbmon.health.redact import Redactor
 from tbmon.health.registry import ScheduledCheck
 from tbmon.health.settings import HealthSettings
+from tbmon.settings import read_settings
 from tbmon.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -36,9 +37,10 @@ logger = logging.getLogger(__name__)
 
 @lru_cache(maxsize=1)
 def get_settings() -> HealthSettings:
-    """The service's settings. A FastAPI dependency: the lifespan resolves it through
-    ``app.dependency_overrides``, so tests swap the settings the usual FastAPI way."""
-    return HealthSettings()
+    """The service's settings (or InvalidSettingsError). A FastAPI dependency: the lifespan
+    resolves it through ``app.dependency_overrides``, so tests swap the settings the usual
+    FastAPI way."""
+    return read_settings(HealthSettings)
 
 
 def create_app(

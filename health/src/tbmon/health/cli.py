@@ -8,14 +8,12 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
 from rich.console import Console
 
 from tbmon.health.app import create_app, get_settings
 from tbmon.health.registry import ConfigurationError, build
-from tbmon.health.settings import explain
 from tbmon.ports import port_holder
+from tbmon.settings import InvalidSettingsError
 
 app = typer.Typer(help="The health service: every component's health at /health on one port.")
 errors = Console(stderr=True)
@@ -48,8 +46,8 @@ def serve(
     try:
         settings = get_settings()
         checks = build(settings)
-    except (ValidationError, SettingsError) as error:
-        raise _fail(explain(error), 2) from None
+    except InvalidSettingsError as error:
+        raise _fail(str(error), 2) from None
     except ConfigurationError as error:
         raise _fail(str(error), 2) from None
     host = host or settings.host

@@ -1,30 +1,23 @@
 """The health service's settings: what to check, how often, how long to wait, who may see details.
 
-Every field is read from ``HEALTH_<FIELD NAME IN CAPITALS>`` (or ``.env``), except the two the
-seed names: ``DATABASE_URL`` and ``EXCHANGE_API_URL``. The URL defaults point at the local stack
-(``tbmon stack up`` exports its ports as ``TBMON_*``); Docker Compose sets them explicitly.
+tbmon's settings dialect (:mod:`tbmon.settings`): every field is read from
+``HEALTH_<FIELD NAME IN CAPITALS>`` (the environment, then the one ``.env``), except the two the
+seed names: ``DATABASE_URL`` and ``EXCHANGE_API_URL``. The URL defaults point at the local stack,
+on its port fields (``TBMON_*_PORT``, StackSettings); Docker Compose sets them explicitly.
 Construction validates everything, so a bad value stops the service at start-up with a message
-naming the variable (:func:`explain`).
+naming the variable (``read_settings(HealthSettings)``).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import unquote, urlsplit
 
-from pydantic import (
-    AliasChoices,
-    Field,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from tbmon.settings import StackSettings, get_stack_settings
+from tbmon.settings import TbmonSettings, get_stack_settings
 
 #: Environment variable prefix of the health service's own settings.
 ENV_PREFIX = "HEALTH_"
@@ -38,16 +31,14 @@ ALERT_BRIDGE_TOKEN = "ALERT_BRIDGE_TOKEN"  # noqa: S105 - a variable name, not a
 #: A shorter HEALTH_TOKEN is refused: it could be guessed.
 MIN_TOKEN_LENGTH = 16
 
-# Until the alert bridge and the processors host add their port fields to StackSettings, their
-# planned default ports are used (the TEAM plan: bridge 8090, processors admin 8091).
-_BRIDGE_PORT = 8090
-_PROCESSORS_HTTP_PORT = 8091
 
+def _stack_url(port_field: str, path: str = "") -> Any:
+    """A default URL: the local stack's ``port_field`` (a StackSettings field) on its bind host."""
 
-def _stack_url(port_field: str, path: str = "", fallback_port: int = 0) -> Any:
     def default() -> str:
-        stack: StackSettings = get_stack_settings()
-        port = int(getattr(stack, port_field, fallback_port))
+        stack = get_stack_settings()
+        port = getattr(stack, port_field)
+        assert isinstance(port, int), port_field
         return stack.url(port, path)
 
     return default
@@ -60,15 +51,12 @@ def _names(value: Any) -> Any:
     return value
 
 
-class HealthSettings(BaseSettings):
+class HealthSettings(TbmonSettings):
     """Configuration of ``tbmon health serve``."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_file=".env",
         env_ignore_empty=True,  # VAR= (Compose's ${VAR:-}) means unset, not an empty value
-        extra="ignore",
-        validate_default=True,
         validate_by_name=True,
         validate_by_alias=True,
     )
@@ -150,7 +138,7 @@ class HealthSettings(BaseSettings):
         description="The log store's health endpoint: VictoriaLogs /health, Loki /ready.",
     )
     alert_bridge_url: str = Field(
-        default_factory=_stack_url("bridge_port", "", _BRIDGE_PORT),
+        default_factory=_stack_url("bridge_port"),
         description="The Telegram alert bridge's base URL (/health is checked).",
     )
     alert_bridge_token: SecretStr | None = Field(
@@ -160,7 +148,7 @@ class HealthSettings(BaseSettings):
         "(/health/detailed). Unset: only its constant /health is checked.",
     )
     processors_url: str = Field(
-        default_factory=_stack_url("processors_http_port", "", _PROCESSORS_HTTP_PORT),
+        default_factory=_stack_url("processors_http_port"),
         description="The processors host's admin base URL (/health is checked).",
     )
 
@@ -277,39 +265,3 @@ class HealthSettings(BaseSettings):
             if password:
                 found += [password, unquote(password)]  # as written and percent-decoded
         return found
-
-
-def explain(error: ValidationError | SettingsError) -> str:
-    """A settings error as lines naming the environment variable to fix, never its value.
-
-    :class:`SettingsError` is pydantic-settings' "error parsing value for field ..." (malformed
-    JSON in a complex setting); it names the field only, and is translated the same way.
-    """
-    if isinstance(error, SettingsError):
-        match = re.search(r'field "([^"]+)"', str(error))
-        if match is None:
-            return f"invalid configuration:\n  settings: {error}"
-        field = match.group(1)
-        stack = field in StackSettings.model_fields and field not in HealthSettings.model_fields
-        variable = _variable(field, "TBMON_" if stack else ENV_PREFIX)
-        return f"invalid configuration:\n  {variable}: cannot be parsed (expected JSON)"
-    prefix = "TBMON_" if error.title == StackSettings.__name__ else ENV_PREFIX
-    lines = []
-    for item in error.errors():
-        variable = _variable(str(item["loc"][0]) if item["loc"] else "", prefix)
-        message = str(item["msg"]).removeprefix("Value error, ")
-        lines.append(f"{variable}: {message}")
-    return "invalid configuration:\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _variable(field: str, prefix: str) -> str:
-    """The environment variable of ``field`` (an alias, such as ``DATABASE_URL``, is one)."""
-    if not field:
-        return "settings"
-    if field.isupper():
-        return field
-    if field == "database_url":
-        return DATABASE_URL
-    if field == "exchange_api_url":
-        return EXCHANGE_API_URL
-    return prefix + field.upper()

@@ -28,10 +28,9 @@ from typing import Any
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
 from opentelemetry.util._importlib_metadata import EntryPoint
-from pydantic import ValidationError
 
 from tbmon.instrumentation.settings import repair_otel_environment
-from tbmon.settings import StackSettings, describe_settings_error
+from tbmon.settings import StackSettings, read_settings_or_defaults
 
 logger = logging.getLogger(__name__)
 
@@ -71,16 +70,11 @@ SIGNALS = ("TRACES", "METRICS", "LOGS")
 def _stack_settings() -> StackSettings:
     """The local stack's settings, for its ports; an invalid one is named and its default used
     (a bad ``TBMON_PROMETHEUS_PORT`` must not move the bot off ``TBMON_OTLP_GRPC_PORT``)."""
-    try:
-        return StackSettings()
-    except ValidationError as error:
-        invalid = {str(problem["loc"][0]) for problem in error.errors() if problem["loc"]}
-        logger.warning(
-            "tbmon: ignoring invalid stack settings, using their defaults: %s",
-            describe_settings_error(error, "TBMON_"),
-        )
-        defaults = {name: StackSettings.model_fields[name].get_default() for name in invalid}
-        return StackSettings(**defaults)
+    return read_settings_or_defaults(StackSettings, _warn_invalid_stack)
+
+
+def _warn_invalid_stack(problems: str) -> None:
+    logger.warning("tbmon: ignoring invalid stack settings, using their defaults: %s", problems)
 
 
 def collector_endpoints(stack: StackSettings) -> dict[str, str]:

@@ -1,7 +1,9 @@
 """The instrumentation's own settings (``TBMON_*`` and ``EXCHANGE_API_URL``), read once at start-up.
 
-A bot must keep trading whatever its environment says, so an invalid value never stops it: it
-is named in one warning, and its default is used (:func:`load_settings`). The same holds for the
+tbmon's settings dialect (:mod:`tbmon.settings`: the environment, then the one ``.env``). A bot
+must keep trading whatever its environment says, so an invalid value never stops it: it is
+named in one warning, and its default is used (:func:`load_settings`, on
+:func:`tbmon.settings.read_settings_or_defaults`). The same holds for the
 numeric ``OTEL_*`` variables, which the SDK parses itself and whose invalid values would leave
 the bot with no telemetry at all (:func:`repair_otel_environment`).
 """
@@ -13,23 +15,21 @@ import math
 import os
 from collections.abc import MutableMapping
 from functools import lru_cache
-from typing import Any
 
-from pydantic import AnyHttpUrl, Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AnyHttpUrl, Field, ValidationInfo, field_validator
+from pydantic_settings import SettingsConfigDict
 
 from tbmon import analytics
 from tbmon.instrumentation import environment_variables as env
+from tbmon.settings import TbmonSettings, read_settings_or_defaults
 
 logger = logging.getLogger(__name__)
 
 
-class InstrumentationSettings(BaseSettings):
+class InstrumentationSettings(TbmonSettings):
     """What :mod:`tbmon.instrumentation` reads from the environment (or ``.env``)."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env", env_ignore_empty=True, extra="ignore", populate_by_name=False
-    )
+    model_config = SettingsConfigDict(env_ignore_empty=True, populate_by_name=False)
 
     strategy: str = Field(default="default", min_length=1, validation_alias=env.TBMON_STRATEGY)
     environment: str = Field(
@@ -87,32 +87,11 @@ class InstrumentationSettings(BaseSettings):
 
 def load_settings() -> InstrumentationSettings:
     """The settings, with each invalid variable named in one warning and its default used."""
-    fields = InstrumentationSettings.model_fields
-    by_alias = {str(info.validation_alias): name for name, info in fields.items()}
-    problems: dict[str, str] = {}
-    # The invalid ones' defaults, as init values (these outrank the environment). A default can
-    # make another value invalid (an annualisation without its period): a second round.
-    defaults: dict[str, Any] = {}
-    for _ in fields:
-        try:
-            settings = InstrumentationSettings(**defaults)
-            break
-        except ValidationError as error:
-            found = {str(e["loc"][0]): e["msg"] for e in error.errors()}
-            problems |= found
-            defaults |= {
-                variable: fields[by_alias[variable]].get_default()
-                for variable in found
-                if variable in by_alias
-            }
-    else:  # pragma: no cover (each round takes the default of at least one more field)
-        settings = InstrumentationSettings.model_construct()
-    if problems:
-        logger.warning(
-            "tbmon: ignoring invalid settings, using their defaults: %s",
-            "; ".join(f"{variable}: {message}" for variable, message in problems.items()),
-        )
-    return settings
+    return read_settings_or_defaults(InstrumentationSettings, _warn_invalid)
+
+
+def _warn_invalid(problems: str) -> None:
+    logger.warning("tbmon: ignoring invalid settings, using their defaults: %s", problems)
 
 
 @lru_cache(maxsize=1)

@@ -193,8 +193,9 @@ class Processor:
       sets ``fail_closed = True``: its failure then refuses the request instead (UNAVAILABLE,
       the collector keeps the batch and retries), unless PROCESSORS_REJECT_ON_FAILURE says
       otherwise.
-    - The class is built with no arguments; read configuration from the environment (a
-      pydantic-settings class with your own prefix), so a bad value fails at start-up.
+    - The class is built with no arguments; read configuration from the environment with
+      ``tbmon.settings.read_settings(YourSettings)`` (a ``tbmon.settings.TbmonSettings`` with
+      your own prefix), so a bad value fails at start-up naming its variable.
     """
 
     #: Refuse the request when this plugin fails, rather than pass the batch on without it.

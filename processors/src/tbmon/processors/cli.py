@@ -14,7 +14,8 @@ from tbmon.processors.admin import create_app
 from tbmon.processors.api import Signal, handles
 from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError
 from tbmon.processors.server import Host
-from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings, read_settings
+from tbmon.processors.settings import ProcessorsSettings
+from tbmon.settings import InvalidSettingsError, read_settings
 
 app = typer.Typer(help="Python processor plugins in the collector pipeline (OTLP/gRPC).")
 

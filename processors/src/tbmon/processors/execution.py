@@ -32,7 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tbmon import attributes
 from tbmon.processors._items import Items
@@ -45,7 +45,7 @@ from tbmon.processors.otlp import (
     number,
     resource_metrics,
 )
-from tbmon.processors.settings import read_settings
+from tbmon.settings import TbmonSettings, read_settings
 from tbmon.version import __version__
 
 SCOPE = "tbmon.processors.execution_quality"
@@ -69,12 +69,10 @@ _MARK_PREFIX = "execution."
 _SEEN_SPANS = 20_000
 
 
-class ExecutionSettings(BaseSettings):
+class ExecutionSettings(TbmonSettings):
     """``PROCESSORS_EXECUTION_*``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="PROCESSORS_EXECUTION_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="PROCESSORS_EXECUTION_")
 
     span_names: str = Field(
         default=r"create_\w*order\w*",

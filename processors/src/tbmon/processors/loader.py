@@ -14,13 +14,11 @@ import logging
 from dataclasses import dataclass
 from importlib.metadata import EntryPoint
 
-from pydantic import ValidationError
-from pydantic_settings import SettingsError
-
 from tbmon.plugins import discover
 from tbmon.processors.api import Processor
 from tbmon.processors.chain import Plugin
-from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings
+from tbmon.processors.settings import ProcessorsSettings
+from tbmon.settings import InvalidSettingsError
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +66,7 @@ def load(settings: ProcessorsSettings) -> tuple[list[Plugin], list[LoadFailure]]
             cls = _processor_class(installed[name])
             reject = cls.fail_closed if reject is None else reject
             processor = cls()
-        except (InvalidSettingsError, SettingsError, ValidationError) as error:
+        except InvalidSettingsError as error:
             raise PluginConfigError(f"plugin {name}: invalid settings: {error}") from error
         except Exception as error:
             if reject:

@@ -42,7 +42,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from prometheus_client import Counter as PrometheusCounter
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from tbmon.processors._items import Items
 from tbmon.processors._multisearch import compile_search
@@ -57,7 +57,8 @@ from tbmon.processors.api import (
     Processor,
 )
 from tbmon.processors.otlp import data_points
-from tbmon.processors.settings import read_settings, split_list
+from tbmon.processors.settings import split_list
+from tbmon.settings import TbmonSettings, read_settings
 
 REDACTIONS = PrometheusCounter(
     "tbmon_processors_redactions",
@@ -336,12 +337,10 @@ def _key_compounds(lowered: bytes) -> Iterator[tuple[int, int]]:
         position = lowered.find(b"key", position + 3)
 
 
-class RedactionSettings(BaseSettings):
+class RedactionSettings(TbmonSettings):
     """``PROCESSORS_REDACTION_*``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="PROCESSORS_REDACTION_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="PROCESSORS_REDACTION_")
 
     mask: str = Field(default="[REDACTED]", min_length=1, description="What replaces a secret.")
     extra_keys: Annotated[list[str], NoDecode] = Field(

@@ -1,33 +1,26 @@
-"""Settings of the processors host: ``PROCESSORS_<FIELD>`` variables (or ``.env``), defaults here.
+"""Settings of the processors host: ``PROCESSORS_<FIELD>`` variables (tbmon's settings dialect,
+:mod:`tbmon.settings`: the environment, then the one ``.env``), read with ``read_settings``.
 
-The built-in plugins read their own settings (``PROCESSORS_REDACTION_*``,
-``PROCESSORS_ANALYTICS_*``, ``PROCESSORS_EXECUTION_*``); see their modules.
+Its ports and the next hop default to the local stack's (``TBMON_PROCESSORS_PORT``,
+``TBMON_PROCESSORS_HTTP_PORT``, ``TBMON_PROCESSORS_PROCESSED_PORT``...: StackSettings). The built-in
+plugins read their own settings (``PROCESSORS_REDACTION_*``, ``PROCESSORS_ANALYTICS_*``,
+``PROCESSORS_EXECUTION_*``); see their modules.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
-from tbmon.settings import describe_settings_error
+from tbmon.settings import TbmonSettings, get_stack_settings
 
 #: The built-in plugins, in the order the host runs them unless PROCESSORS_PLUGINS says otherwise.
 #: Redaction comes first so that no later plugin (or its logs) sees a secret.
 DEFAULT_PLUGINS = ("redaction", "trading_analytics", "execution_quality")
 
 ENV_PREFIX = "PROCESSORS_"
-
-S = TypeVar("S", bound=BaseSettings)
-
-#: How pydantic-settings names the field whose value it could not decode (JSON, mostly).
-_SOURCE_FIELD = re.compile(r'field "(?P<field>[^"]+)"')
-
-
-class InvalidSettingsError(ValueError):
-    """Settings that cannot be read; the message names the environment variables at fault."""
 
 
 def split_list(value: Any) -> Any:
@@ -37,24 +30,37 @@ def split_list(value: Any) -> Any:
     return value
 
 
-class ProcessorsSettings(BaseSettings):
+def _forward_endpoint() -> str:
+    stack = get_stack_settings()
+    return f"{stack.bind_host}:{stack.processed_port}"
+
+
+class ProcessorsSettings(TbmonSettings):
     """What the host binds, where it forwards, and which plugins it runs in which order."""
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX)
 
-    host: str = Field(default="127.0.0.1", description="Address both servers bind; loopback only.")
+    host: str = Field(
+        default_factory=lambda: get_stack_settings().bind_host,
+        description="Address both servers bind; the stack's (TBMON_BIND_HOST), loopback.",
+    )
     port: int = Field(
-        default=4319, gt=0, lt=65536, description="OTLP/gRPC port the collector sends to."
+        default_factory=lambda: get_stack_settings().processors_port,
+        gt=0,
+        lt=65536,
+        description="OTLP/gRPC port the collector sends to (TBMON_PROCESSORS_PORT).",
     )
     http_port: int = Field(
-        default=8091, gt=0, lt=65536, description="Admin HTTP port: /health and /metrics."
+        default_factory=lambda: get_stack_settings().processors_http_port,
+        gt=0,
+        lt=65536,
+        description="Admin HTTP port: /health and /metrics (TBMON_PROCESSORS_HTTP_PORT).",
     )
     forward_endpoint: str = Field(
-        default="127.0.0.1:4320",
+        default_factory=_forward_endpoint,
         min_length=3,
-        description="host:port of the next hop (the collector's otlp/processed receiver).",
+        description="host:port of the next hop: the collector's otlp/processed receiver "
+        "(TBMON_PROCESSED_PORT).",
     )
     forward_timeout_seconds: float = Field(
         default=10.0, gt=0, description="Longest wait for the next hop to accept one request."
@@ -99,23 +105,3 @@ class ProcessorsSettings(BaseSettings):
 
     def budget(self, plugin: str) -> float:
         return self.plugin_budgets.get(plugin, self.plugin_budget_seconds)
-
-
-def read_settings(cls: type[S], **values: Any) -> S:
-    """``cls(**values)``, its errors raised as :class:`InvalidSettingsError` naming the variables.
-
-    pydantic-settings raises SettingsError (naming only the field) for a value it cannot decode,
-    such as malformed JSON; people set the variable, so that is what the message names.
-    """
-    prefix = str(cls.model_config.get("env_prefix", ""))
-    try:
-        return cls(**values)
-    except ValidationError as error:
-        raise InvalidSettingsError(describe_settings_error(error, prefix)) from error
-    except SettingsError as error:
-        found = _SOURCE_FIELD.search(str(error))
-        variable = f"{prefix}{found['field'].upper()}" if found else prefix.rstrip("_")
-        cause = f": {error.__cause__}" if error.__cause__ is not None else ""
-        raise InvalidSettingsError(
-            f"{variable}: cannot be decoded (not valid JSON?){cause}"
-        ) from error

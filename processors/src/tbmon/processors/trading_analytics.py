@@ -56,7 +56,7 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.metrics.v1.metrics_pb2 import Metric, ResourceMetrics
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from pydantic import Field, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from tbmon import analytics
 from tbmon.processors.api import (
@@ -76,7 +76,7 @@ from tbmon.processors.otlp import (
     point_value,
     resource_metrics,
 )
-from tbmon.processors.settings import read_settings
+from tbmon.settings import TbmonSettings, read_settings
 from tbmon.version import __version__
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
@@ -104,12 +104,10 @@ DERIVED = {
 }
 
 
-class AnalyticsSettings(BaseSettings):
+class AnalyticsSettings(TbmonSettings):
     """``PROCESSORS_ANALYTICS_*``."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="PROCESSORS_ANALYTICS_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="PROCESSORS_ANALYTICS_")
 
     period_seconds: float | None = Field(
         default=None,

@@ -148,7 +148,7 @@ class Backup:
             return Part(
                 "grafana",
                 Outcome.SKIPPED,
-                "GRAFANA_ADMIN_PASSWORD is not set (in the environment or stack/.env)",
+                "GRAFANA_ADMIN_PASSWORD is not set (in the environment or .env)",
             )
         search = client.get(f"{url}/api/search", params={"type": "dash-db"}, auth=auth)
         if search.status_code in (401, 403):

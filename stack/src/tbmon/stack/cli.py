@@ -10,11 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from tbmon.settings import describe_settings_error, get_stack_settings
+from tbmon.settings import InvalidSettingsError, get_stack_settings, read_settings
 from tbmon.stack import dashboards as dashboards_code
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import UnknownComponentError, component_names, select
@@ -48,7 +47,7 @@ def _supervisor(topology: str = "single") -> Supervisor:
     if topology not in TOPOLOGIES:
         raise _fail(ValueError(f"unknown topology {topology!r}; one of: single, scaled"), 2)
     if topology == "scaled":
-        return Supervisor(ScaledSettings(), SCALED_COMPONENTS)
+        return Supervisor(read_settings(ScaledSettings), SCALED_COMPONENTS)
     return Supervisor(get_stack_settings())
 
 
@@ -154,8 +153,8 @@ def render(
         raise _fail(ValueError(f"cannot render {config!r}; one of: {', '.join(RENDERED)}"), 2)
     try:
         settings = get_stack_settings()
-    except ValidationError as error:
-        raise _fail(ValueError(describe_settings_error(error, "TBMON_"))) from None
+    except InvalidSettingsError as error:
+        raise _fail(error) from None
     try:
         if config == "alertmanager":
             written = [render_alertmanager(settings, out, compose=not local)]

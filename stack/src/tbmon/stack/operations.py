@@ -1,9 +1,11 @@
 """What `tbmon doctor` and `tbmon backup` need beyond the stack's ports: Grafana and Telegram.
 
 The variables are the seed's (GRAFANA_ADMIN_USER/PASSWORD, TELEGRAM_BOT_TOKEN) plus the URLs
-where Grafana and the health service answer. They are read from the environment, from ``.env`` in
-the working directory, or from ``stack/.env`` (the Compose stack's), so an operator of the Compose
-stack runs the commands with no extra set-up. Secrets stay ``SecretStr``: never printed.
+where Grafana and the health service answer. They are read as every tbmon setting is
+(:mod:`tbmon.settings`): from the environment, then from ``.env`` in the working directory or
+the file ``TBMON_ENV_FILE`` names; an operator of the Compose stack runs the commands in
+``stack/`` (beside its ``.env``) or sets ``TBMON_ENV_FILE=stack/.env``. Secrets stay
+``SecretStr``: never printed.
 """
 
 from __future__ import annotations
@@ -12,17 +14,15 @@ from typing import Any
 
 import httpx
 from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
-from tbmon.settings import PROJECT_ROOT
+from tbmon.settings import TbmonSettings
 
 
-class OperationsSettings(BaseSettings):
+class OperationsSettings(TbmonSettings):
     """Where Grafana, Telegram and the health service are, and how to log in to Grafana."""
 
-    model_config = SettingsConfigDict(
-        env_file=(PROJECT_ROOT / "stack" / ".env", ".env"), extra="ignore", populate_by_name=True
-    )
+    model_config = SettingsConfigDict(populate_by_name=True)
 
     grafana_url: str = Field(
         default="http://127.0.0.1:3000",

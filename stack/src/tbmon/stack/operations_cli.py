@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tbmon.settings import get_stack_settings
+from tbmon.settings import get_stack_settings, read_settings
 from tbmon.stack.backup import Backup, Outcome
 from tbmon.stack.doctor import Doctor, Status
 from tbmon.stack.operations import OperationsSettings
@@ -23,7 +23,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Run the seed's troubleshooting checks; exit 1 if any fails (each failure with its fix)."""
-    findings = Doctor(get_stack_settings(), OperationsSettings()).run()
+    findings = Doctor(get_stack_settings(), read_settings(OperationsSettings)).run()
     if as_json:
         typer.echo(json.dumps([asdict(f) for f in findings], indent=2))
     else:
@@ -50,7 +50,9 @@ def backup(
     ] = None,
 ) -> None:
     """Save Grafana's dashboards, a Prometheus snapshot and the config files into a dated folder."""
-    report = Backup(get_stack_settings(), OperationsSettings(), prometheus_data).run(output)
+    report = Backup(get_stack_settings(), read_settings(OperationsSettings), prometheus_data).run(
+        output
+    )
     table = Table(header_style="bold", show_lines=True)
     for column in ("part", "outcome", "detail"):
         table.add_column(column, overflow="fold")

@@ -34,10 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, model_validator
 
-from tbmon.settings import StackSettings
+from tbmon.settings import InvalidSettingsError, StackSettings, TbmonSettings, read_settings
 from tbmon.stack.resources import STACK_DATA
 
 if TYPE_CHECKING:
@@ -126,10 +125,8 @@ BRIDGE_TOKEN_FILE = "alert-bridge-token"  # noqa: S105 - a file name
 SMTP_PASSWORD_FILE = "smtp-password"  # noqa: S105 - a file name
 
 
-class EmailSettings(BaseSettings):
+class EmailSettings(TbmonSettings):
     """The seed's SMTP_* variables; with SMTP_HOST set, critical alerts are also emailed."""
-
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     host: str | None = Field(default=None, validation_alias="SMTP_HOST")
     user: str | None = Field(default=None, validation_alias="SMTP_USER")
@@ -158,10 +155,9 @@ class RenderError(ValueError):
 
 def email_settings() -> EmailSettings:
     try:
-        return EmailSettings()
-    except ValidationError as error:
-        messages = [issue["msg"].removeprefix("Value error, ") for issue in error.errors()]
-        raise RenderError("; ".join(messages)) from None
+        return read_settings(EmailSettings)
+    except InvalidSettingsError as error:
+        raise RenderError(str(error)) from None
 
 
 def bridge_token_file(settings: StackSettings) -> Path:

@@ -117,9 +117,7 @@ DEFAULT_PORT_BASE = 24000
 class ScaledBase(StackSettings):
     """The single-node settings, read from ``TBMON_SCALED_*``, with ports numbered from a base."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="TBMON_SCALED_", env_file=".env", extra="ignore", validate_default=True
-    )
+    model_config = SettingsConfigDict(env_prefix="TBMON_SCALED_")
 
     data_dir: Path = Field(
         default_factory=lambda: _xdg("XDG_DATA_HOME", ".local/share") / "tbmon-scaled",

@@ -27,7 +27,7 @@ import psutil
 from dotenv import dotenv_values
 
 from tbmon.ports import port_holder
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings, env_file
 from tbmon.stack.components import (
     COMPONENTS,
     SECRET_VARIABLES,
@@ -125,17 +125,16 @@ class Supervisor:
         layout.pid.write_text(json.dumps({"pid": process.pid, "started_after_boot": started}))
 
     def environment(self, component: Component | None = None) -> dict[str, str]:
-        """The environment a component starts with: the project's and the working directory's
-        ``.env`` under ours, each setting as TBMON_*, and of the secrets only those it reads.
+        """The environment a component starts with: tbmon's ``.env`` (``tbmon.settings.env_file``)
+        under ours, each setting as TBMON_*, and of the secrets only those it reads.
 
-        Components run in their own data folder, where no ``.env`` is; reading both files here
+        Components run in their own data folder, where no ``.env`` is; reading the file here
         gives each one the configuration ``tbmon stack up`` was given.
         """
         s = self.settings
         env: dict[str, str] = {}
-        for env_file in (PROJECT_ROOT / ".env", Path(".env")):
-            if env_file.is_file():
-                env.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        if env_file().is_file():
+            env.update({k: v for k, v in dotenv_values(env_file()).items() if v is not None})
         env.update(os.environ)
         allowed = component.secrets if component is not None else frozenset()
         for secret in SECRET_VARIABLES - allowed:
