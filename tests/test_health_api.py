@@ -348,7 +348,7 @@ def test_malformed_json_in_a_complex_setting_names_the_variable(
         thresholds: dict[str, float] = Field(default_factory=dict)
 
     monkeypatch.setenv("HEALTH_THRESHOLDS", '{"cpu": 90,')
-    with pytest.raises(InvalidSettingsError, match=r"^HEALTH_THRESHOLDS: cannot be decoded as JSON"):
+    with pytest.raises(InvalidSettingsError, match=r"^HEALTH_THRESHOLDS: cannot be decoded as"):
         read_settings(WithJson)
 
 
