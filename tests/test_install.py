@@ -20,9 +20,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 from support import CHECKOUT, Backends, wait_until
 
@@ -35,8 +35,16 @@ MAX_PACKAGES = 30
 MAX_BYTES = 70 * 1000 * 1000
 
 #: The distributions, by folder; the root folder is the tbmon metapackage.
-FOLDERS = (".", "core", "instrumentation", "processors", "health", "alert_bridge")
-FOLDERS += ("otel-collector", "stack")
+FOLDERS = (
+    ".",
+    "core",
+    "instrumentation",
+    "processors",
+    "health",
+    "alert_bridge",
+    "otel-collector",
+    "stack",
+)
 
 
 @pytest.fixture(scope="session")
@@ -168,10 +176,10 @@ def test_the_bot_side_is_lean_and_exports_to_the_collector(
 
 
 @pytest.fixture
-def stack_venv(wheels: dict[str, Path], tmp_path: Path) -> Iterator[Path]:
+def stack_venv(wheels: dict[str, Path], tmp_path: Path) -> Path:
     bin_dir = _venv(tmp_path / "stack-venv")
     _pip_install(bin_dir, *(path for name, path in wheels.items() if name != "tbmon"))
-    yield bin_dir
+    return bin_dir
 
 
 def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_path: Path) -> None:
@@ -215,10 +223,13 @@ def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_
         assert up.returncode == 0, up.stdout + up.stderr
         document = json.loads(tbmon("stack", "status", "--json").stdout)
         states = {c["name"]: c["state"] for c in document["components"]}
-        assert states and set(states.values()) == {"ready"}, states
-        # The processes run the installed code, not the checkout's.
-        for component in document["components"]:
-            assert component["pid"]
+        assert states
+        assert set(states.values()) == {"ready"}, states
+        # tbmon's own services run on the venv's Python, from its site-packages.
+        commands = [psutil.Process(c["pid"]).cmdline() for c in document["components"]]
+        ours = [c for c in commands if c[0] == str(stack_venv / "python")]
+        assert ours, commands
+        assert not [c for c in commands if any(str(CHECKOUT) in part for part in c)], commands
     finally:
         down = tbmon("stack", "down", check=False)
     assert down.returncode == 0, down.stdout + down.stderr
