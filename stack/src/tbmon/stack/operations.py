@@ -2,8 +2,9 @@
 
 The variables are the seed's (GRAFANA_ADMIN_USER/PASSWORD, TELEGRAM_BOT_TOKEN) plus the URLs
 where Grafana and the health service answer. They are read from the environment, from ``.env`` in
-the working directory, or from ``stack/.env`` (the Compose stack's), so an operator of the Compose
-stack runs the commands with no extra set-up. Secrets stay ``SecretStr``: never printed.
+the working directory, or from ``stack/src/tbmon/stack/.env`` (the Compose stack's), so an
+operator of the Compose stack runs the commands with no extra set-up. Secrets stay
+``SecretStr``: never printed.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class OperationsSettings(BaseSettings):
 
 
 #: How an operator runs a command on each deployment; fixes quote these.
-COMPOSE = "docker compose -f stack/docker-compose.monitoring.yml"
+COMPOSE = "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml"
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

@@ -13,7 +13,7 @@
 #   3. the OpenTelemetry Collector, built by the Collector Builder from tbmon.collector's
 #      builder-config.yaml (found through tbmon.stack.resources, as the stack finds it)
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned beside this script
-#   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#   6-11. the Kubernetes chart's checkers (stack/src/tbmon/stack/kubernetes, docs/kubernetes.md): Helm 4,
 #      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
 #      Kubernetes release, and the OpenTelemetry Operator, likewise
 #   12. Thanos (the scaled topology's metrics store, docs/scaling.md), likewise
