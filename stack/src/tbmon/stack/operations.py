@@ -15,14 +15,14 @@ import httpx
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon.settings import PROJECT_ROOT
+from tbmon.stack.resources import STACK_DATA
 
 
 class OperationsSettings(BaseSettings):
     """Where Grafana, Telegram and the health service are, and how to log in to Grafana."""
 
     model_config = SettingsConfigDict(
-        env_file=(PROJECT_ROOT / "stack" / ".env", ".env"), extra="ignore", populate_by_name=True
+        env_file=(STACK_DATA / ".env", ".env"), extra="ignore", populate_by_name=True
     )
 
     grafana_url: str = Field(
