@@ -5,8 +5,9 @@
   docs/install.md), and a bot run by that environment's ``opentelemetry-instrument`` reaches the
   real collector of the test stack: its span in Jaeger, its metric in Prometheus.
 - The stack: tbmon-stack from its wheel, run from a folder outside the checkout, with no
-  checkout on ``sys.path``: ``tbmon stack up`` on its own ports and data folder with the cached
-  binaries, ``status --json`` ready, ``down``.
+  checkout on ``sys.path``: ``tbmon stack install`` (the packaged install.sh) finds every step
+  done, ``tbmon stack up`` on its own ports and data folder with the cached binaries,
+  ``status --json`` ready, ``down``.
 
 The wheels are built once per session without build isolation (hatchling from the dev
 environment): seconds. Dependencies come from PyPI through pip's cache, pinned by
@@ -217,6 +218,15 @@ def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_
             check=check,
             timeout=300,
         )
+
+    # The packaged install.sh, as a fresh machine runs it after `pipx install tbmon-stack`: here
+    # (after `make install`) every step finds its result in place, which also shows that the
+    # wheel's pins hash as the checkout's do.
+    installed = tbmon("stack", "install", check=False)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "tbmon is installed already" in installed.stdout
+    assert installed.stdout.count("cached (") == 10, installed.stdout
+    assert not (elsewhere / ".venv").exists()
 
     try:
         up = tbmon("stack", "up", check=False)
