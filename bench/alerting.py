@@ -11,7 +11,7 @@ the Bot API), started by the stack's supervisor on free ports.
   group) with Telegram's real limits on both sides; completeness, duplicates, limit violations,
   messages used, time to the last delivery, and the bridge's peak memory (RSS).
 - gate: the same bridge served three ways at once, in three processes: "gate" as it ships
-  (alert_bridge/gate.py checks the token and the limits before a byte of the body is read),
+  (tbmon/alert_bridge/gate.py checks the token and the limits before a byte of the body is read),
   "before" as the bridge was before the gate (FastAPI reads and parses every body, then its
   route checks the token; an http middleware refuses a declared Content-Length over 16 MiB),
   and "bare", FastAPI with no layer in front (no body limit at all: the reference for what

@@ -1,13 +1,14 @@
 """The collector's ingest stage: what its pre-queue transforms cost (issue 13).
 
-Two collectors side by side, on the real ``otel-collector/config.yaml``: one as it is, one with
+Two collectors side by side, on the real ``tbmon/collector/config.yaml``: one as it is, one with
 the ingest pipelines' ``transform/limits`` and ``transform/redact`` left out. Both bypass the
 processors host (their ingest stage exports to their own ``otlp/processed``) and send traces to
 a sink. Each gets the same pre-encoded SDK batches (512 ccxt-like spans with ten attributes,
 one span in eight carrying an exchange API key header), alternately, at a fixed rate; their CPU
 time (every thread) over the run gives microseconds of collector CPU a span.
 ``BENCH_INGEST_BASELINE=FILE`` adds a third collector, on that config (say the file as it was
-before a change: ``git show main:otel-collector/config.yaml > /tmp/before.yaml``).
+before a change:
+``git show main:otel-collector/src/tbmon/collector/config.yaml > /tmp/before.yaml``).
 
 Run: .venv/bin/python -m bench ingest
 """

@@ -2,12 +2,14 @@
 real API server (kube-apiserver on etcd) for server-side dry runs.
 
 - Helm 4, kubeconform, kube-apiserver and etcd are Go builds that ``make install`` caches under
-  ``<cache_dir>/<name>/<hash of the pin file>/`` (stack/provision/helm, kubeconform, kubernetes).
+  ``<cache_dir>/<name>/<hash of the pin file>/`` (tbmon/stack/provision/helm,
+  kubeconform, kubernetes).
 - The JSON schemas are produced here, offline, from what the Go module proxy serves: the pinned
   Kubernetes release's OpenAPI document (``api/openapi-spec/swagger.json`` of the
-  ``k8s.io/kubernetes`` module that stack/provision/kubernetes/go.mod pins) and the OpenTelemetry
-  Operator's CRDs (``config/crd/bases`` of the operator module that
-  stack/provision/otel-operator/go.mod pins). They are written the way kubeconform looks them up
+  ``k8s.io/kubernetes`` module that tbmon/stack/provision/kubernetes/go.mod pins) and the
+  OpenTelemetry Operator's CRDs (``config/crd/bases`` of the operator module that
+  tbmon/stack/provision/otel-operator/go.mod pins). They are written the way kubeconform looks
+  them up
   (``<kind>-<group>-<version>.json``), strict: an object's unknown field is an error, as the API
   server's strict field validation makes it. Cached under ``<cache_dir>/checktools/k8s-schemas/``.
 """

@@ -97,7 +97,7 @@ def test_the_stack_refuses_to_start_without_a_grafana_password(password: str | N
     loaded = load_compose(COMPOSE, env, env_files=[ENV_EXAMPLE])
     assert loaded.returncode == 1
     assert "required variable GRAFANA_ADMIN_PASSWORD is missing a value" in loaded.stderr
-    assert "stack/.env" in loaded.stderr  # says where to set it
+    assert "stack/src/tbmon/stack/.env" in loaded.stderr  # says where to set it
 
 
 def test_grafana_admin_comes_from_env_and_anonymous_access_is_off(

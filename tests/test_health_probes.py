@@ -132,7 +132,7 @@ def test_detailed_refusals_are_the_same_bytes_as_the_component_routes() -> None:
         # It says where to set the token and how to send it, to this very host.
         detail = refused.json()["detail"]
         assert "set HEALTH_TOKEN (16 or more characters" in detail
-        assert "stack/.env" in detail
+        assert "stack/src/tbmon/stack/.env" in detail
         host = remote.base_url.netloc.decode()
         assert f"`curl -H 'Authorization: Bearer <token>' http://{host}/health/detailed`" in detail
         assert remote.get("/health").status_code == 200  # the probes need no token

@@ -1,11 +1,11 @@
-"""The Kubernetes chart (stack/kubernetes/tbmon), checked without a cluster's nodes.
+"""The Kubernetes chart (tbmon/stack/kubernetes/tbmon), checked without a cluster's nodes.
 
 - ``helm lint`` and ``helm template`` (Helm 4) with the default values and the main variations;
 - every rendered object against the JSON schemas of the pinned Kubernetes release and the
   OpenTelemetry Operator's CRDs (kubeconform, strict), and admitted by a real kube-apiserver on
   etcd in a server-side dry run (strict field validation);
 - the chart's configs come from the local stack's sources: the rules and dashboards are those
-  files, the collector tiers' configs are derived from otel-collector/config.yaml and validated
+  files, the collector tiers' configs are derived from tbmon/collector/config.yaml and validated
   by the collector binary, Jaeger's roles by Jaeger, Prometheus's config by promtool, and
   Alertmanager's by amtool after the pod's own render step;
 - the objects are wired together (Services select pods with the named ports, volumes exist,

@@ -169,11 +169,13 @@ def test_a_config_the_component_rejects_shows_its_own_message(tmp_path: Path) ->
     assert "not-a-duration" in str(failure.value)
 
 
-def test_missing_binaries_say_to_run_make_install(tmp_path: Path) -> None:
+def test_missing_binaries_say_to_run_the_install(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "data").model_copy(
         update={"cache_dir": tmp_path / "empty-cache"}
     )
-    with pytest.raises(BinaryMissingError, match="run `make install`"):
+    with pytest.raises(
+        BinaryMissingError, match=r"run `tbmon stack install` \(in a checkout: `make install`\)"
+    ):
         Supervisor(settings).up(["collector"])
 
 

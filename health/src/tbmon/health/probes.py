@@ -74,8 +74,9 @@ def _how_to_send_a_token(scope: Scope) -> str:
     return (
         f"detailed health is only served to this machine while {ENV_PREFIX}TOKEN is unset. "
         f"To see it from elsewhere, set {ENV_PREFIX}TOKEN (16 or more characters: "
-        "`openssl rand -base64 32`) in the health service's environment (Compose: stack/.env, "
-        "then `docker compose -f stack/docker-compose.monitoring.yml up -d health`) and send it "
+        "`openssl rand -base64 32`) in the health service's environment (Compose: "
+        "stack/src/tbmon/stack/.env, then `docker compose -f "
+        "stack/src/tbmon/stack/docker-compose.monitoring.yml up -d health`) and send it "
         f"in a header: `curl -H 'Authorization: Bearer <token>' {url}` (a browser cannot add "
         "the header by itself). /health shows the overall status without a token."
     )

@@ -4,7 +4,8 @@ A scenario trades normally, then at given times changes what the bot does (its e
 what the exchange does (through the exchange test server's control API: prices, volatility,
 regime, latency, rejections). Every change is one the real world makes: a crash, a volatile
 market, a regime change, a slow or failing exchange, a crashing bot. ``alerts`` names the alert
-rules (``stack/prometheus/rules/``) whose condition the scenario brings about, and ``messages``
+rules (``tbmon/stack/prometheus/rules/``) whose
+condition the scenario brings about, and ``messages``
 the Telegram messages they send: when each rule's condition starts (or stops) holding, from
 which ``tbmon demo`` tells when each message should arrive and waits for it.
 """

@@ -2,7 +2,8 @@
 
 A Go build is kept under ``<cache_dir>/<name>/<key>/`` where the key is the first 16 hex digits
 of the SHA-256 of the file that pins its version (the Collector Builder manifest, or the go.mod of
-a build module in ``stack/provision/``). ``stack/provision/install.sh`` computes the same key, so
+a build module in ``tbmon/stack/provision/``). ``tbmon/stack/provision/install.sh``
+computes the same key, so
 editing a manifest makes the old binary invisible here instead of silently running it.
 """
 

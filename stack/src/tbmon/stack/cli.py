@@ -193,7 +193,7 @@ def dashboards(
         bool, typer.Option("--check", help="Only report stale files; exit 1 if any.")
     ] = False,
 ) -> None:
-    """Regenerate the Grafana dashboards' JSON (stack/grafana/dashboards) from the code."""
+    """Regenerate the Grafana dashboards' JSON (tbmon/stack/grafana/dashboards) from the code."""
     if check:
         stale = dashboards_code.stale()
         if stale:

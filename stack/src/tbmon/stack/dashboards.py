@@ -1,15 +1,16 @@
-"""The four Grafana dashboards as code: `tbmon stack dashboards` writes stack/grafana/dashboards/.
+"""The four Grafana dashboards as code: `tbmon stack dashboards` writes
+tbmon/stack/grafana/dashboards/.
 
 Every panel queries the seed's metric names (the bots' metrics as the collector exports them, the
 health service's ``health_*`` series, the collector's own ``otelcol_*`` telemetry, node exporter).
-Datasources are named by the fixed uids that ``stack/grafana/provisioning/datasources`` gives
+Datasources are named by the fixed uids that ``tbmon/stack/grafana/provisioning/datasources`` gives
 them. A panel that shadows alert rules (``shadows``) takes its thresholds from those rules as
 the stack renders them (:func:`tbmon.stack.render.deployment_thresholds`, with the operator's
 TBMON_THRESHOLD_* settings), so it turns orange where a warning fires and red where a critical
 alert fires, and cannot drift from them; the execution panels count the failure statuses that
 TradingExecutionFailures counts, read from its rule. A bot is its service and strategy: gauges
 leave out the series of a restarted bot's old process (``current``, see
-``stack/prometheus/rules/bots.yml``), so a restart doubles nothing.
+``tbmon/stack/prometheus/rules/bots.yml``), so a restart doubles nothing.
 
 Edit this file, run ``tbmon stack dashboards``, and commit the JSON (rendered with the default
 thresholds); a test fails while the JSON is stale, and another runs every query against a real
@@ -38,14 +39,14 @@ Json = dict[str, Any]
 #: Where the generated dashboards live (mounted into Grafana by the Compose file).
 DASHBOARD_DIR = STACK_DATA / "grafana" / "dashboards"
 
-#: The collector's own telemetry, as Prometheus scrapes it (stack/prometheus/prometheus.yml).
+#: The collector's own telemetry, as Prometheus scrapes it (tbmon/stack/prometheus/prometheus.yml).
 COLLECTOR = 'job="otel-collector-internal"'
 #: The dashboards' bot selector: the `job` variable (a bot's service.name).
 BOT = 'job=~"$job"'
 #: cAdvisor's series of the Compose stack's containers (not the cgroups of the host itself).
 CONTAINERS = 'name!=""'
 #: The processes of restarted bots that a newer process of the same service replaced
-#: (stack/prometheus/rules/bots.yml).
+#: (tbmon/stack/prometheus/rules/bots.yml).
 SUPERSEDED = "job_instance:trading_bot_heartbeat_timestamp_seconds:superseded"
 #: Panel colours by the severity of the alert that fires there.
 SEVERITY_COLOURS = {"warning": "orange", "critical": "red"}

@@ -28,13 +28,14 @@ from tbmon.settings import StackSettings
 from tbmon.stack.operations import COMPOSE, OperationsSettings, json_body
 from tbmon.stack.resources import STACK_DATA
 
-#: The collector's own telemetry, as Prometheus scrapes it (stack/prometheus/prometheus.yml).
+#: The collector's own telemetry, as Prometheus scrapes it (tbmon/stack/prometheus/prometheus.yml).
 COLLECTOR_JOB = "otel-collector-internal"
 #: Free space on the data's filesystem below which checks warn, then fail.
 DISK_WARN_FRACTION, DISK_FAIL_FRACTION = 0.15, 0.05
 DISK_FAIL_BYTES = 1 << 30
 QUEUE_FULL_FRACTION = 0.8
-#: The oldest Docker Compose that loads stack/docker-compose.monitoring.yml: `depends_on.required`
+#: The oldest Docker Compose that loads tbmon/stack/docker-compose.monitoring.yml:
+#: `depends_on.required`
 #: came in 2.20; Compose v1 (`docker-compose` 1.x) knows neither it nor the top-level `name`.
 COMPOSE_MINIMUM = (2, 20)
 #: The collector counts each signal separately.
@@ -135,7 +136,7 @@ class Doctor:
                     "Prometheus targets",
                     Status.FAIL,
                     "no scrape targets",
-                    "check scrape_configs in stack/prometheus/prometheus.yml",
+                    "check scrape_configs in tbmon/stack/prometheus/prometheus.yml",
                 )
             ]
         if not down:
@@ -148,7 +149,7 @@ class Doctor:
                 f"{t['labels'].get('job')} ({t['scrapeUrl']}) is {t['health']}: "
                 f"{t.get('lastError') or 'not scraped yet'}",
                 f"start that service (`tbmon stack status`, `{COMPOSE} ps`) or fix its address in "
-                f"stack/prometheus/prometheus.yml; all targets: {self.prometheus}/targets",
+                f"tbmon/stack/prometheus/prometheus.yml; all targets: {self.prometheus}/targets",
             )
             for t in down
         ]
@@ -242,8 +243,9 @@ class Doctor:
                     "Alert rules",
                     Status.FAIL,
                     "no rules loaded",
-                    "put the rules in stack/prometheus/rules/*.yml, check them with `promtool "
-                    "check rules stack/prometheus/rules/*.yml`, then restart Prometheus",
+                    "put the rules in tbmon/stack/prometheus/rules/*.yml, check them with "
+                    "`promtool "
+                    "check rules tbmon/stack/prometheus/rules/*.yml`, then restart Prometheus",
                 )
             ]
         if broken:
@@ -275,7 +277,7 @@ class Doctor:
                     "Alertmanager",
                     Status.FAIL,
                     "Prometheus sends alerts to no Alertmanager",
-                    "check `alerting:` in stack/prometheus/prometheus.yml",
+                    "check `alerting:` in tbmon/stack/prometheus/prometheus.yml",
                 )
             ]
         return [Finding("Alertmanager", Status.OK, f"ready at {url}; Prometheus sends to it")]
@@ -288,7 +290,8 @@ class Doctor:
                     "Telegram bot token",
                     Status.WARN,
                     "TELEGRAM_BOT_TOKEN is not set: alerts cannot reach Telegram",
-                    "create a bot with @BotFather and set TELEGRAM_BOT_TOKEN in stack/.env",
+                    "create a bot with @BotFather and set TELEGRAM_BOT_TOKEN in "
+                    "stack/src/tbmon/stack/.env",
                 )
             ]
         base = self.operations.telegram_api_url.rstrip("/")
@@ -366,7 +369,7 @@ class Doctor:
             Status.FAIL,
             f"Grafana: {message} ({response.status_code})",
             f"`{COMPOSE} ps` shows whether its service runs; the datasource is provisioned from "
-            "stack/grafana/provisioning/datasources/datasources.yaml",
+            "tbmon/stack/grafana/provisioning/datasources/datasources.yaml",
         )
 
     def _direct_datasource(
@@ -450,7 +453,8 @@ class Doctor:
         if version >= COMPOSE_MINIMUM:
             return [Finding(check, Status.OK, f"`{command}` is v{shown}")]
         reason = (
-            "Compose v1 rejects stack/docker-compose.monitoring.yml (its top-level `name` and "
+            "Compose v1 rejects tbmon/stack/docker-compose.monitoring.yml (its top-level "
+            "`name` and "
             "`depends_on.required`)"
             if version < (2,)
             else "older than 2.20, it rejects `depends_on.required`"

@@ -3,9 +3,9 @@
 The variables are the seed's (GRAFANA_ADMIN_USER/PASSWORD, TELEGRAM_BOT_TOKEN) plus the URLs
 where Grafana and the health service answer. They are read as every tbmon setting is
 (:mod:`tbmon.settings`): from the environment, then from ``.env`` in the working directory or
-the file ``TBMON_ENV_FILE`` names; an operator of the Compose stack runs the commands in
-``stack/`` (beside its ``.env``) or sets ``TBMON_ENV_FILE=stack/.env``. Secrets stay
-``SecretStr``: never printed.
+the file ``TBMON_ENV_FILE`` names; an operator of the Compose stack runs the commands beside its
+``.env`` (``stack/src/tbmon/stack/`` in a checkout) or sets ``TBMON_ENV_FILE`` to that file.
+Secrets stay ``SecretStr``: never printed.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class OperationsSettings(TbmonSettings):
 
 
 #: How an operator runs a command on each deployment; fixes quote these.
-COMPOSE = "docker compose -f stack/docker-compose.monitoring.yml"
+COMPOSE = "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml"
 
 
 def json_body(response: httpx.Response) -> dict[str, Any]:

@@ -13,7 +13,7 @@ password go to files it reads (never into the config), and the email receiver ex
 SMTP_HOST is set.
 
 The alert rules are rendered for both deployments too (``tbmon stack render rules``): the files
-in ``stack/prometheus/rules/`` hold the seed's thresholds as defaults, and each rule named in
+in ``tbmon/stack/prometheus/rules/`` hold the seed's thresholds as defaults, and each rule named in
 :data:`RULE_THRESHOLDS` gets the operator's TBMON_THRESHOLD_* value instead, in the comparison
 of its ``expr`` and in the ``{{ $threshold := ... }}`` its annotations show. A strategy given
 its own value in TBMON_THRESHOLD_BY_STRATEGY gets a copy of the rule limited to that strategy
@@ -229,7 +229,9 @@ def _severity_of(route: dict[str, Any]) -> str:
         match = re.fullmatch(r'severity\s*=\s*"?(critical|warning)"?', matcher)
         if match:
             return match.group(1)
-    raise ValueError(f"stack/alertmanager/alertmanager.yml: a route without a severity: {route}")
+    raise ValueError(
+        f"tbmon/stack/alertmanager/alertmanager.yml: a route without a severity: {route}"
+    )
 
 
 def render_alertmanager(settings: StackSettings, out: Path, *, compose: bool) -> Path:
@@ -434,7 +436,8 @@ def render_rules(settings: StackSettings, out: Path) -> list[Path]:
     for name, document in documents.items():
         path = out / name
         header = (
-            f"# Rendered by tbmon from stack/prometheus/rules/{name} with the TBMON_THRESHOLD_* "
+            f"# Rendered by tbmon from tbmon/stack/prometheus/rules/{name} with the "
+            "TBMON_THRESHOLD_* "
             "settings; edit the source, not this.\n"
         )
         path.write_text(

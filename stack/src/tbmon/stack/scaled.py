@@ -180,7 +180,7 @@ def _config_args(layout: Layout) -> list[str]:
 
 def _collector_args(layout: Layout) -> list[str]:
     """The single-node collector's command line (its flags, feature gates...), on the rendered
-    config instead of otel-collector/config.yaml."""
+    config instead of tbmon/collector/config.yaml."""
     args = _single("collector").args(layout)
     config = args.index("--config")
     return [*args[:config], *_config_args(layout), *args[config + 2 :]]

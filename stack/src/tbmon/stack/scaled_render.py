@@ -1,6 +1,6 @@
 """The scaled topology's configs, derived from the single-node ones at start, never copied.
 
-- **Collectors** from ``otel-collector/config.yaml``. The exporter that feeds the processors host
+- **Collectors** from ``tbmon/collector/config.yaml``. The exporter that feeds the processors host
   (the one whose endpoint is ``TBMON_PROCESSORS_ENDPOINT``) is the seam between the tiers. An
   *agent* keeps only the pipelines that end in it and swaps it for a ``load_balancing`` exporter
   over the gateways; a *gateway* keeps the whole config and swaps it for a ``load_balancing``
@@ -12,8 +12,8 @@
   series are always exposed by the same gateway, and the trading analytics see all of a bot).
   Each endpoint's sub-exporter has an in-memory queue that retries without a deadline: a gateway
   that is down holds back only its own share, which waits for it.
-- **Jaeger**'s store, collector and query roles from ``stack/jaeger/config.yaml``.
-- **Prometheus**'s pair from ``stack/prometheus/prometheus.yml``.
+- **Jaeger**'s store, collector and query roles from ``tbmon/stack/jaeger/config.yaml``.
+- **Prometheus**'s pair from ``tbmon/stack/prometheus/prometheus.yml``.
 
 Per-instance values (ports, folders, next hops) are written into the rendered file in place of
 the ``${env:TBMON_...}`` references that the single-node config reads; every other reference is
@@ -36,7 +36,7 @@ from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
 
 JAEGER_CONFIG = STACK_DATA / "jaeger" / "config.yaml"
 
-#: The variable naming the processors host in otel-collector/config.yaml: the tiers' seam.
+#: The variable naming the processors host in tbmon/collector/config.yaml: the tiers' seam.
 FEED_VARIABLE = "TBMON_PROCESSORS_ENDPOINT"
 
 #: How each signal is spread over the next tier (load_balancing ``routing_key``).
@@ -131,7 +131,7 @@ def load_balancing(feed: dict[str, Any], signal: str, endpoints: list[str]) -> d
 def collector_document(
     settings: StackSettings, role: str, n: int, queue_dir: Path
 ) -> dict[str, Any]:
-    """The collector config of ``agent-N`` or ``gateway-N``, from otel-collector/config.yaml."""
+    """The collector config of ``agent-N`` or ``gateway-N``, from tbmon/collector/config.yaml."""
     document: dict[str, Any] = yaml.safe_load(COLLECTOR_CONFIG.read_text())
     feeds = feed_exporters(document)
     if not feeds:
@@ -193,7 +193,7 @@ def _batch_in_queues(document: dict[str, Any]) -> None:
 
     A batch processor holds data the receiver has acknowledged in memory before any queue sees
     it, so killing a gateway would lose it; with batching in the exporter's persistent queue,
-    the item is on disk first. otel-collector/config.yaml is moving to exporter-level batching
+    the item is on disk first. tbmon/collector/config.yaml is moving to exporter-level batching
     (issue 13); once it has no batch processor left, this does nothing.
     """
     processors: dict[str, Any] = document.get("processors") or {}
@@ -251,7 +251,7 @@ def _prune(document: dict[str, Any]) -> None:
 
 
 def jaeger_document(settings: StackSettings, role: str, badger_dir: Path) -> dict[str, Any]:
-    """Jaeger v2's ``store``, ``collector`` or ``query`` role, from stack/jaeger/config.yaml.
+    """Jaeger v2's ``store``, ``collector`` or ``query`` role, from tbmon/stack/jaeger/config.yaml.
 
     The store runs the single-node config's storage backend (Badger) behind the
     ``remote_storage`` extension; the collector and query roles use the ``grpc`` backend on it
@@ -313,7 +313,7 @@ def jaeger_document(settings: StackSettings, role: str, badger_dir: Path) -> dic
 
 
 def _scrape_targets(settings: StackSettings) -> dict[str, list[str]]:
-    """Compose address in stack/prometheus/prometheus.yml -> this topology's port fields."""
+    """Compose address in tbmon/stack/prometheus/prometheus.yml -> this topology's port fields."""
     collectors = [f"agent_{n}" for n in AGENTS] + [f"gateway_{n}" for n in GATEWAYS]
     return {
         "otel-collector:8000": [f"gateway_{n}_metrics_port" for n in GATEWAYS],
@@ -400,7 +400,9 @@ def hashrings(settings: StackSettings) -> list[dict[str, Any]]:
 
 def write(path: Path, document: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    header = "# Rendered by tbmon (stack/scaled_render.py) for the scaled topology; do not edit.\n"
+    header = (
+        "# Rendered by tbmon (tbmon/stack/scaled_render.py) for the scaled topology; do not edit.\n"
+    )
     path.write_text(header + yaml.safe_dump(document, sort_keys=False))
 
 

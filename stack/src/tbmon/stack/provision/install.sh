@@ -13,7 +13,7 @@
 #   3. the OpenTelemetry Collector, built by the Collector Builder from tbmon.collector's
 #      builder-config.yaml (found through tbmon.stack.resources, as the stack finds it)
 #   4. Jaeger v2 and 5. VictoriaLogs, built from Go modules pinned beside this script
-#   6-11. the Kubernetes chart's checkers (stack/kubernetes, docs/kubernetes.md): Helm 4,
+#   6-11. the Kubernetes chart's checkers (stack/src/tbmon/stack/kubernetes, docs/kubernetes.md): Helm 4,
 #      kubeconform, promtool of the chart's Prometheus, etcd and kube-apiserver of the pinned
 #      Kubernetes release, and the OpenTelemetry Operator, likewise
 #   12. Thanos (the scaled topology's metrics store, docs/scaling.md), likewise
@@ -31,6 +31,8 @@ while [ $# -gt 0 ]; do
     *) echo "usage: install.sh [--checkout DIR]" >&2; exit 2 ;;
   esac
 done
+# What the user runs again after fixing a failed step.
+if [ -n "$CHECKOUT" ]; then AGAIN="make install"; else AGAIN="tbmon stack install"; fi
 CACHE=${TBMON_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/tbmon}
 LOGS=$CACHE/logs
 PYTHON=${PYTHON:-python3}
@@ -93,10 +95,10 @@ mapfile -t missing < <(missing_packages)
 if [ ${#missing[@]} -eq 0 ]; then
   skip 1 "Debian packages" "already installed (${DEBIAN_PACKAGES[*]})"
 elif [ "$(id -u)" -ne 0 ]; then
-  echo "${red}Debian packages missing: ${missing[*]}. Run make install as root, or: sudo apt-get install ${missing[*]}${reset}" >&2
+  echo "${red}Debian packages missing: ${missing[*]}. Run $AGAIN as root, or: sudo apt-get install ${missing[*]}${reset}" >&2
   exit 1
 else
-  run 1 "debian-packages" "check that apt can reach Debian's mirrors (apt-get update), then run make install again" \
+  run 1 "debian-packages" "check that apt can reach Debian's mirrors (apt-get update), then run $AGAIN again" \
     install_debian "${missing[@]}"
 fi
 
@@ -118,7 +120,7 @@ if [ -n "$CHECKOUT" ]; then
   if [ "$(cat "$VENV/.tbmon-stamp" 2>/dev/null)" = "$python_stamp" ]; then
     skip 2 "Python environment" "up to date ($VENV)"
   else
-    run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run make install again" install_python
+    run 2 "python-environment" "check that pip can reach PyPI and that $PYTHON is Python 3.11+, then run $AGAIN again" install_python
   fi
   TBMON_PYTHON=$VENV/bin/python
 else
@@ -129,7 +131,7 @@ resource() { "$TBMON_PYTHON" -c "from tbmon.stack import resources; print(resour
 
 # --- 3-12. Go builds ---------------------------------------------------------------------------
 export GOFLAGS=${GOFLAGS:-} GOTOOLCHAIN=${GOTOOLCHAIN:-local}
-command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run make install again${reset}" >&2; exit 1; }
+command -v go >/dev/null || { echo "${red}Go is not installed: install Go 1.24 or newer (https://go.dev/doc/install), then run $AGAIN again${reset}" >&2; exit 1; }
 
 MANIFEST=$(resource COLLECTOR_MANIFEST)
 OCB_VERSION=v$(sed -n 's/^  version: *//p' "$MANIFEST")
@@ -165,7 +167,7 @@ go_build_step() {
   if [ -x "$out" ]; then
     skip "$number" "$label" "cached ($out)"
   else
-    run "$number" "$name" "read the log above; check that the Go module proxy is reachable (go env GOPROXY), then run make install again" \
+    run "$number" "$name" "read the log above; check that the Go module proxy is reachable (go env GOPROXY), then run $AGAIN again" \
       "$build" "$out" "$@"
   fi
 }

@@ -10,10 +10,12 @@
 set -eu
 target=${1:?usage: build.sh TARGET}
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../../.." && pwd)
+# The checkout: this folder is stack/src/tbmon/stack/kubernetes/autoinstrumentation in it.
+root=$(cd "$here/../../../../../.." && pwd)
 python=${PYTHON:-python3}
 pip() { "$python" -m pip install --disable-pip-version-check --no-cache-dir --no-warn-script-location --target "$target" -c "$root/constraints.txt" "$@"; }
 pip -r "$here/requirements.txt"
-pip --no-deps "$root"
+# The bot side only: tbmon-core and tbmon-instrumentation, never the stack's distributions.
+pip --no-deps "$root/core" "$root/instrumentation"
 # The operator's init container copies TARGET with `cp -r` as the bot's user.
 chmod -R go+rX "$target"
