@@ -109,12 +109,8 @@ class TbmonSettings(BaseSettings):
     @classmethod
     def variable(cls, field: str) -> str:
         """The environment variable that sets ``field``: its alias, else prefix + NAME."""
-        alias = cls.model_fields[field].validation_alias
-        if isinstance(alias, AliasChoices):
-            alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
-        if isinstance(alias, str):
-            return alias
-        return f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
+        alias = _alias(cls.model_fields[field])
+        return alias or f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
 
     @classmethod
     def _field_at(cls, location: str) -> str | None:
@@ -203,10 +199,15 @@ def _default(cls: type[TbmonSettings], field: str) -> Any:
 
 def _init_name(cls: type[TbmonSettings], field: str) -> str:
     """The keyword that sets ``field`` at construction: its alias if it has one."""
-    alias = cls.model_fields[field].validation_alias
+    return _alias(cls.model_fields[field]) or field
+
+
+def _alias(info: FieldInfo) -> str | None:
+    """A field's (first) validation alias: the environment variable it is read from."""
+    alias = info.validation_alias
     if isinstance(alias, AliasChoices):
-        alias = next((choice for choice in alias.choices if isinstance(choice, str)), None)
-    return alias if isinstance(alias, str) else field
+        return next((choice for choice in alias.choices if isinstance(choice, str)), None)
+    return alias if isinstance(alias, str) else None
 
 
 #: A Prometheus/Alertmanager duration such as 30s, 5m, 1h30m.
