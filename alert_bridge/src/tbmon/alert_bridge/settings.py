@@ -252,10 +252,11 @@ class _TelegramEnvironment(TbmonSettings):
 
     model_config = SettingsConfigDict(env_ignore_empty=True)
 
-    telegram_bot_token: str | None = Field(default=None, validation_alias=TELEGRAM_BOT_TOKEN)
+    telegram_bot_token: SecretStr | None = Field(default=None, validation_alias=TELEGRAM_BOT_TOKEN)
     allowed_users: str | None = Field(default=None, validation_alias=PREFIX + "ALLOWED_USERS")
 
 
 def telegram_configured() -> bool:
     """Whether TELEGRAM_BOT_TOKEN is set (environment or .env): real Telegram, no test server."""
-    return bool(read_settings(_TelegramEnvironment).telegram_bot_token)
+    token = read_settings(_TelegramEnvironment).telegram_bot_token
+    return token is not None and bool(token.get_secret_value())
