@@ -27,7 +27,7 @@ import psutil
 from dotenv import dotenv_values
 
 from tbmon.ports import port_holder
-from tbmon.settings import StackSettings, env_file
+from tbmon.settings import ENV_FILE, StackSettings, env_file
 from tbmon.stack.components import (
     COMPONENTS,
     SECRET_VARIABLES,
@@ -136,6 +136,7 @@ class Supervisor:
         if env_file().is_file():
             env.update({k: v for k, v in dotenv_values(env_file()).items() if v is not None})
         env.update(os.environ)
+        env.pop(ENV_FILE, None)  # the file's values are here; its secrets only for their readers
         allowed = component.secrets if component is not None else frozenset()
         for secret in SECRET_VARIABLES - allowed:
             env.pop(secret, None)
