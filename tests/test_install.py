@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import uuid
@@ -208,28 +209,36 @@ def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_
     settings = isolated_settings(tmp_path / "data")
     env = {**_environment(), **settings.environment()}
 
-    def tbmon(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
+    def tbmon(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """``tbmon ARGS`` from the venv, outside the checkout; its whole process group is killed
+        if it outlives ``timeout`` (install.sh's Go builds would outlive a killed ``tbmon``)."""
+        with subprocess.Popen(
             [str(stack_venv / "tbmon"), *args],
             cwd=elsewhere,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             text=True,
-            check=check,
-            timeout=300,
-        )
+            start_new_session=True,
+        ) as process:
+            try:
+                stdout, stderr = process.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                raise
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
 
     # The packaged install.sh, as a fresh machine runs it after `pipx install tbmon-stack`: here
     # (after `make install`) every step finds its result in place, which also shows that the
     # wheel's pins hash as the checkout's do.
-    installed = tbmon("stack", "install", check=False)
+    installed = tbmon("stack", "install", timeout=3600)
     assert installed.returncode == 0, installed.stdout + installed.stderr
     assert "tbmon is installed already" in installed.stdout
     assert installed.stdout.count("cached (") == 10, installed.stdout
     assert not (elsewhere / ".venv").exists()
 
     try:
-        up = tbmon("stack", "up", check=False)
+        up = tbmon("stack", "up")
         assert up.returncode == 0, up.stdout + up.stderr
         document = json.loads(tbmon("stack", "status", "--json").stdout)
         states = {c["name"]: c["state"] for c in document["components"]}
@@ -241,7 +250,7 @@ def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_
         assert ours, commands
         assert not [c for c in commands if any(str(CHECKOUT) in part for part in c)], commands
     finally:
-        down = tbmon("stack", "down", check=False)
+        down = tbmon("stack", "down")
     assert down.returncode == 0, down.stdout + down.stderr
     after = json.loads(tbmon("stack", "status", "--json").stdout)
     assert {c["state"] for c in after["components"]} <= {"stopped"}, after

@@ -154,8 +154,11 @@ build_go_module() {
   local out=$1 folder=$2 package=$3
   shift 3
   mkdir -p "$(dirname "$out")"
-  (cd "$folder" && go build -trimpath "$@" -o "$out.partial" "$package")
-  mv "$out.partial" "$out"
+  # A partial file of this run's own: a checkout's make install and an installed tbmon stack
+  # install may build the same binary at once; the last rename wins, with the same bytes.
+  local partial=$out.partial.$$
+  (cd "$folder" && go build -trimpath "$@" -o "$partial" "$package")
+  mv "$partial" "$out"
 }
 
 # go_build_step NUMBER LABEL NAME PIN_FILE BUILD_FUNCTION ARGS...: BUILD_FUNCTION OUT ARGS...
