@@ -19,20 +19,38 @@ with these additions:
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import Any
 
 from opentelemetry.metrics import get_meter_provider
+from opentelemetry.sdk import _configuration
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.sdk.resources import OTELResourceDetector
 from opentelemetry.trace import get_tracer_provider
 from opentelemetry.util.types import AttributeValue
 
 from tbmon.instrumentation import delivery
-from tbmon.instrumentation._internal import logs, metrics, tracing
+from tbmon.instrumentation._internal import logs, metrics, pinned, tracing
 from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 
 #: Where this process counts what it could not deliver (the configurator fills it).
 STATS = delivery.DeliveryStats()
+
+logger = logging.getLogger(__name__)
+
+
+def accepted(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` the installed SDK's configurator takes: all on the release mirrored; on
+    another, those its ``_initialize_components`` names (an unknown one would fail the set-up
+    as a whole), or none if that cannot be read."""
+    if pinned.sdk():
+        return kwargs
+    try:
+        parameters = inspect.signature(_configuration._initialize_components).parameters
+    except (AttributeError, TypeError, ValueError):
+        return {}
+    return {key: value for key, value in kwargs.items() if key in parameters}
 
 
 def resource_attributes(settings: InstrumentationSettings) -> dict[str, AttributeValue]:
@@ -58,7 +76,7 @@ class TbmonConfigurator(_OTelSDKConfigurator):
         kwargs.setdefault(
             "export_log_record_processor", logs.batching(delivery.log_record_processor(STATS))
         )
-        super()._configure(**kwargs)  # type: ignore[no-untyped-call]
+        super()._configure(**accepted(kwargs))  # type: ignore[no-untyped-call]
         # The leaner paths: the SDK's objects re-classed, nothing else changed.
         tracing.install(get_tracer_provider())
         metrics.install(get_meter_provider())

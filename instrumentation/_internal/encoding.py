@@ -33,6 +33,7 @@ from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
 
 from tbmon import otlp_wire as wire
+from tbmon.instrumentation._internal import pinned
 from tbmon.otlp_wire import (
     FIXED32,
     FIXED64,
@@ -341,11 +342,17 @@ def _status(status: Status) -> bytes:
     return _SPAN_STATUS + delimited(message + _STATUS_CODE + _BYTE[code] if code else message)
 
 
+#: Whether the installed SDK is the release whose span fields :func:`_events_and_links` reads.
+_SPAN_FIELDS = pinned.sdk_release()
+
+
 def _events_and_links(span: ReadableSpan) -> tuple[Sequence[Event], Sequence[Link]]:
     """``span.events`` and ``span.links`` copy the SDK's BoundedList under its lock, about 1 us
     each even when empty, as on most spans; the fields behind them hold the same sequences. The
-    one place this module reads SDK internals (versions pinned)."""
-    return span._events, span._links
+    one place this module reads SDK internals: on the release mirrored only (:mod:`.pinned`)."""
+    if _SPAN_FIELDS:
+        return span._events, span._links
+    return span.events, span.links
 
 
 def _span(span: ReadableSpan) -> bytes:
