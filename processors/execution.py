@@ -50,10 +50,10 @@ LABELS = (attributes.EXCHANGE, attributes.SYMBOL, attributes.SIDE)
 EXPECTED_PRICE = attributes.ORDER_EXPECTED_PRICE
 LIMIT_PRICE = attributes.ORDER_PRICE
 FILL_PRICE = attributes.ORDER_AVERAGE_PRICE
-LATENCY_MS = "execution.latency_ms"
-SLOW = "execution.slow"
-SLIPPAGE_BPS = "execution.slippage_bps"
-SLIPPAGE_BREACH = "execution.slippage_breach"
+LATENCY_MS = attributes.EXECUTION_LATENCY_MS
+SLOW = attributes.EXECUTION_SLOW
+SLIPPAGE_BPS = attributes.EXECUTION_SLIPPAGE_BPS
+SLIPPAGE_BREACH = attributes.EXECUTION_SLIPPAGE_BREACH
 COUNTERS = {
     "trading_execution_orders": "Order-placement spans seen (tbmon execution quality).",
     "trading_execution_slow_orders": "Orders slower than PROCESSORS_EXECUTION_MAX_LATENCY_MS.",
@@ -62,7 +62,7 @@ COUNTERS = {
     ),
 }
 _READ = frozenset((*LABELS, EXPECTED_PRICE, LIMIT_PRICE, FILL_PRICE))
-_MARK_PREFIX = "execution."
+_MARK_PREFIX = attributes.EXECUTION_PREFIX
 _SEEN_SPANS = 20_000
 
 
@@ -177,7 +177,7 @@ class ExecutionQualityProcessor(Processor):
                 found[kv.key] = kv.value
             elif kv.key.startswith(_MARK_PREFIX):
                 marked = True
-        side = found["side"].string_value.lower() if "side" in found else ""
+        side = found[attributes.SIDE].string_value.lower() if attributes.SIDE in found else ""
         exchange, symbol = (found[k].string_value if k in found else "" for k in LABELS[:2])
         expected = number(found.get(EXPECTED_PRICE)) or number(found.get(LIMIT_PRICE))
         fill = number(found.get(FILL_PRICE))
