@@ -873,7 +873,7 @@ def test_every_private_access_stands_aside_with_one_warning(
     try:
         assert type(processor._batch_processor._queue) is collections.deque
     finally:
-        processor.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
     assert configurator.accepted({"export_span_processor": 1, "no_such_argument": 2}) == {
         "export_span_processor": 1
     }
@@ -887,15 +887,16 @@ def test_the_private_accesses_are_taken_on_the_release_mirrored(
     pinned.fall_back.cache_clear()
     caplog.set_level(logging.WARNING, logger=pinned.__name__)
     exporter = TbmonSpanExporter(endpoint="127.0.0.1:1", insecure=True)
+    client: object = exporter._client  # declared as the generated stub
     try:
-        assert isinstance(exporter._client, exporters._BytesStub)
+        assert isinstance(client, exporters._BytesStub)
     finally:
         exporter.shutdown()
     processor = delivery.span_processor(delivery.DeliveryStats())(InMemorySpanExporter())
     try:
         assert type(processor._batch_processor._queue) is delivery._CountingQueue
     finally:
-        processor.shutdown()
+        processor.shutdown()  # type: ignore[no-untyped-call]
     assert "own code paths" not in caplog.text
 
 
