@@ -24,6 +24,7 @@ from collections.abc import Callable
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 from bench.encoding import BATCH, ccxt_spans
+from tbmon import otlp_wire
 from tbmon.otlp_wire import BODY, END
 from tbmon.processors._wire import Envelope
 from tbmon.processors.api import Batch, ExportTraceServiceRequest
@@ -49,8 +50,11 @@ def medians_us(**actions: Callable[[], object]) -> dict[str, float]:
 def main() -> None:
     raw = encode_spans(ccxt_spans(BATCH)).SerializeToString()
     envelope = Envelope(raw)
+    added = otlp_wire.attribute(
+        otlp_wire.tag(otlp_wire.Span.ATTRIBUTES, otlp_wire.LEN), "bench.edited", True
+    )
     replacements = {
-        field: raw[field[BODY] : field[END]] + b"\x4a\x00"
+        field: raw[field[BODY] : field[END]] + added
         for index, (field, _) in enumerate(envelope.items)
         if index % 8 == 0
     }
