@@ -12,7 +12,8 @@ Prometheus.
 Where tbmon must stand aside (a release it does not mirror, or ``TBMON_SDK_MIRRORS=off``, which
 this test always runs too, so the fallback is exercised even when the newest release is the
 pinned one) the bot must start, warn exactly once, and run on the SDK's own classes; where it
-may not, on tbmon's.
+may not, on tbmon's. The same runs on an older release pyproject.toml accepts (1.45.0), where
+the guard's version check itself must send tbmon aside.
 """
 
 from __future__ import annotations
@@ -34,16 +35,31 @@ from tbmon.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
-#: The OpenTelemetry distributions a bot's environment gets, at the newest release.
-NEWEST = (
-    "opentelemetry-api",
-    "opentelemetry-sdk",
-    "opentelemetry-proto",
-    "opentelemetry-exporter-otlp-proto-grpc",
-    "opentelemetry-semantic-conventions",
-    "opentelemetry-instrumentation",
-    "opentelemetry-instrumentation-logging",
-)
+#: The OpenTelemetry distributions a bot's environment gets, by release: the newest the registry
+#: serves (no version), and the oldest pyproject.toml accepts, which is not the one mirrored.
+RELEASES: dict[str, dict[str, str]] = {
+    "newest": dict.fromkeys(
+        (
+            "opentelemetry-api",
+            "opentelemetry-sdk",
+            "opentelemetry-proto",
+            "opentelemetry-exporter-otlp-proto-grpc",
+            "opentelemetry-semantic-conventions",
+            "opentelemetry-instrumentation",
+            "opentelemetry-instrumentation-logging",
+        ),
+        "",
+    ),
+    "1.45.0": {
+        "opentelemetry-api": "==1.45.0",
+        "opentelemetry-sdk": "==1.45.0",
+        "opentelemetry-proto": "==1.45.0",
+        "opentelemetry-exporter-otlp-proto-grpc": "==1.45.0",
+        "opentelemetry-semantic-conventions": "==0.66b0",
+        "opentelemetry-instrumentation": "==0.66b0",
+        "opentelemetry-instrumentation-logging": "==0.66b0",
+    },
+}
 #: What else the bot-side modules import, at the versions constraints.txt pins.
 BOT_SIDE = ("pydantic-settings", "python-dotenv", "wrapt", "psutil", "typing-extensions")
 #: The fallback's warning (pinned.fall_back), which must appear exactly once.
@@ -79,17 +95,25 @@ def _constraints(folder: Path) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def newest(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    """A fresh venv with the newest OpenTelemetry SDK and tbmon (no dependencies), and the
-    versions installed there."""
-    folder = tmp_path_factory.mktemp("newest-sdk")
+@pytest.fixture(scope="module", params=sorted(RELEASES))
+def environment(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict[str, str]]:
+    """A fresh venv with one release of the OpenTelemetry SDK and tbmon (no dependencies), and
+    the versions installed there."""
+    release: dict[str, str] = RELEASES[request.param]
+    folder = tmp_path_factory.mktemp(f"sdk-{request.param}")
     venv = folder / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     subprocess.run(
-        [*pip, "-c", str(_constraints(folder)), "--upgrade", *NEWEST, *BOT_SIDE],
+        [
+            *pip,
+            *("-c", str(_constraints(folder)), "--upgrade"),
+            *(name + version for name, version in release.items()),
+            *BOT_SIDE,
+        ],
         check=True,
         timeout=600,
     )
@@ -152,10 +176,10 @@ def _logs(backends: Backends, service: str) -> int:
 
 
 @pytest.mark.parametrize("mirrors", ["on", "off"])
-def test_a_bot_on_the_newest_sdk_starts_and_exports_everything(
-    newest: tuple[Path, dict[str, str]], backends: Backends, mirrors: str
+def test_a_bot_on_another_sdk_starts_and_exports_everything(
+    environment: tuple[Path, dict[str, str]], backends: Backends, mirrors: str
 ) -> None:
-    python, versions = newest
+    python, versions = environment
     mirrored = (
         versions["opentelemetry-sdk"] == pinned.SDK
         and versions["opentelemetry-exporter-otlp-proto-grpc"] == pinned.EXPORTER
