@@ -11,6 +11,8 @@ with these additions:
   (:mod:`tbmon.instrumentation.delivery`);
 - one warning, not a crash, for invalid ``TBMON_*`` settings (numeric ``OTEL_*`` ones the
   distro repairs, before the SDK is imported);
+- on an SDK release other than the one mirrored (:mod:`~tbmon.instrumentation._internal.pinned`),
+  only the set-up arguments that release names: it comes up as the stock configurator would;
 - leaner paths through the SDK's own objects for what a bot does most, with the same telemetry:
   spans (:mod:`~tbmon.instrumentation._internal.tracing`), measurements
   (:mod:`~tbmon.instrumentation._internal.metrics`) and batched log records
@@ -20,7 +22,6 @@ with these additions:
 from __future__ import annotations
 
 import inspect
-import logging
 from typing import Any
 
 from opentelemetry.metrics import get_meter_provider
@@ -36,8 +37,6 @@ from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 
 #: Where this process counts what it could not deliver (the configurator fills it).
 STATS = delivery.DeliveryStats()
-
-logger = logging.getLogger(__name__)
 
 
 def accepted(kwargs: dict[str, Any]) -> dict[str, Any]:
