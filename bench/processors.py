@@ -47,6 +47,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bench._process import cpu_seconds, until_ready
+from tbmon import attributes as attr
 from tbmon.processors.api import Signal
 from tbmon.processors.testing import record
 from tbmon.settings import StackSettings
@@ -353,9 +354,9 @@ def sdk_batch(count: int) -> bytes:
         for index in range(count):
             kind = index % 8
             attributes: dict[str, str | float | int] = {
-                "exchange": "binance",
-                "symbol": "BTC/USDT",
-                "strategy": "momentum",
+                attr.EXCHANGE: "binance",
+                attr.SYMBOL: "BTC/USDT",
+                attr.STRATEGY: "momentum",
                 "net.peer.name": "api.binance.com",
                 "http.url": "https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT",
                 "http.status_code": 200,
@@ -364,10 +365,10 @@ def sdk_batch(count: int) -> bytes:
                 name = "create_order"
                 attributes.update(
                     {
-                        "side": "buy",
-                        "order.type": "limit",
-                        "order.price": 42000.0,
-                        "order.average_price": 42010.5,
+                        attr.SIDE: "buy",
+                        attr.ORDER_TYPE: "limit",
+                        attr.ORDER_PRICE: 42000.0,
+                        attr.ORDER_AVERAGE_PRICE: 42010.5,
                     }
                 )
             else:

@@ -96,3 +96,14 @@ TBMON_RISK_FREE_RATE = "TBMON_RISK_FREE_RATE"
 
 Annual risk-free rate subtracted in the Sharpe ratio, as a fraction. Default: ``0``.
 """
+
+TBMON_SDK_MIRRORS = "TBMON_SDK_MIRRORS"
+"""
+.. envvar:: TBMON_SDK_MIRRORS
+
+``off`` (or ``false``, ``0``, ``no``) keeps tbmon away from the OpenTelemetry SDK's private
+members even on the releases it mirrors (:mod:`tbmon.instrumentation._internal.pinned`): the
+SDK's own span, metric and log paths, its exporters' encoding, and no count of items dropped from
+a full queue, as on any other SDK release (one warning says so). An escape hatch, and how the
+tests exercise the fallback. Default: ``on``.
+"""

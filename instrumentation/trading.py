@@ -65,7 +65,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 
-from tbmon import analytics
+from tbmon import analytics, attributes
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 
@@ -256,12 +256,15 @@ class TradingMetrics:
             self._snapshot = None
         span = trace.get_current_span()
         if span.is_recording():
-            event: dict[str, str | float] = {"trade.pnl_usd": pnl, "strategy": name}
+            event: dict[str, str | float] = {
+                attributes.TRADE_PNL_USD: pnl,
+                attributes.STRATEGY: name,
+            }
             if trade_id is not None:
-                event["trade.id"] = trade_id
+                event[attributes.TRADE_ID] = trade_id
             if symbol is not None:
-                event["symbol"] = symbol
-            span.add_event("trade.closed", event)
+                event[attributes.SYMBOL] = symbol
+            span.add_event(attributes.TRADE_CLOSED_EVENT, event)
 
     def set_positions(
         self,

@@ -58,7 +58,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__, analytics
+from tbmon import __version__, analytics, attributes
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -80,10 +80,10 @@ from tbmon.processors.settings import read_settings
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
 POSITIONS_METRIC = "trading_position_exposure_usd"
-SYMBOL_ATTRIBUTE = "symbol"
-PNL_ATTRIBUTE = "trade.pnl_usd"
-TRADE_ID_ATTRIBUTE = "trade.id"
-STRATEGY_ATTRIBUTE = "strategy"
+SYMBOL_ATTRIBUTE = attributes.SYMBOL
+PNL_ATTRIBUTE = attributes.TRADE_PNL_USD
+TRADE_ID_ATTRIBUTE = attributes.TRADE_ID
+STRATEGY_ATTRIBUTE = attributes.STRATEGY
 SCOPE = "tbmon.processors.trading_analytics"
 
 _FROM_POSITIONS = (
