@@ -468,11 +468,12 @@ def statements(context: Context) -> list[str]:
         + _where(where, f"{found['keys']} == true")
         for path, where in context.maps
     ]
-    # Inside JSON texts: members whose key is sensitive (only where the text has such a key).
+    # Inside JSON texts: members whose key is sensitive (only where the text has such a key
+    # and a bracket).
     member, masked = _ottl(nested_key_pattern()), _ottl(f'${{head}}"{MASK}"')
     result += [
         f'replace_all_patterns({path}, "value", {member}, {masked})'
-        + _where(where, f"{found['keys']} == true")
+        + _where(where, f"{nested} == true", f"{found['keys']} == true")
         for path, where in context.maps
     ]
     result += [
