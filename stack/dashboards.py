@@ -1257,10 +1257,14 @@ def system_health(alerts: Alerts | None = None) -> Dashboard:
                                 "(increase(tbmon_processors_dropped_items_total[5m]))",
                                 "processors host {{signal}} ({{reason}})",
                             ),
+                            prom(
+                                "sum by (job, reason) (log_store_dropped:increase5m)",
+                                "log store {{job}} ({{reason}})",
+                            ),
                         ],
-                        "What CollectorExportFailing, BotTelemetryDropped and "
-                        "ProcessorsDroppedItems count (a first loss included): above zero, "
-                        "they fire.",
+                        "What CollectorExportFailing, BotTelemetryDropped, "
+                        "ProcessorsDroppedItems and LogStoreDroppedRecords count (a first loss "
+                        "included): above zero, they fire.",
                         unit="short",
                         width=8,
                     ),
