@@ -17,6 +17,9 @@ import grpc
 import httpx
 import psutil
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_INFO, LogRecord
@@ -113,6 +116,21 @@ def logs_request(
                     else {NUMBER: number, "loadtext": f"load {service} {number}{suffix}", **extra}
                 ),
             )
+        )
+    return request.SerializeToString()
+
+
+def metrics_request(service: str, gauges: dict[str, tuple[float, dict[str, Attr]]]) -> bytes:
+    """One resource's gauges, each one point: name -> (value, attributes)."""
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.attributes.extend(attributes({"service.name": service}))
+    scope = resource_metrics.scope_metrics.add()
+    now = time.time_ns()
+    for name, (number, labels) in gauges.items():
+        metric = scope.metrics.add(name=name)
+        metric.gauge.data_points.add(
+            time_unix_nano=now, as_double=number, attributes=attributes(labels)
         )
     return request.SerializeToString()
 

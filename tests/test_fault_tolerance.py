@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 from fault_support import (
     NUMBER,
@@ -27,6 +28,7 @@ from fault_support import (
     kill,
     logs_in_store,
     logs_request,
+    metrics_request,
     settle,
     spans_in_jaeger,
     spans_request,
@@ -227,6 +229,38 @@ def test_poison_beside_a_good_sender_costs_the_good_sender_nothing(
     assert len(nested_log["_msg"].encode()) == 32768
     assert len(nested_log["list"].encode()) == 32768
     assert nested_log["tbmon.truncated"] == "true"
+
+
+def test_a_metric_label_that_is_not_utf8_costs_no_other_series(stack: Supervisor) -> None:
+    """A gauge whose label value is not UTF-8, in the batch of a good sender's gauges and beside
+    its own sibling: every series reaches the collector's Prometheus exporter, the bad one
+    repaired (U+FFFD); the exporter alone would leave it out at every scrape, silently."""
+    settings = stack.settings
+    endpoint = f"{settings.bind_host}:{settings.otlp_grpc_port}"
+    bad = b"\xff\xfe\xc3\xc3"
+    for _ in range(3):
+        export(endpoint, Signal.METRICS, metrics_request("metrics-good", {"fault_good": (1.0, {})}))
+        poison = metrics_request(
+            "metrics-poison",
+            {"fault_poison": (2.0, {"k": "BAD!"}), "fault_sibling": (3.0, {"k": "fine"})},
+        )
+        export(endpoint, Signal.METRICS, poison.replace(b"BAD!", bad))
+        time.sleep(0.5)
+
+    def exposed() -> dict[str, str] | None:
+        text = httpx.get(settings.url(settings.metrics_port, "/metrics"), timeout=10).text
+        found = {
+            line.split("{", 1)[0]: line
+            for line in text.splitlines()
+            if line.startswith(("fault_good{", "fault_poison{", "fault_sibling{"))
+        }
+        return found if len(found) == 3 else None
+
+    series = wait_until(exposed, "the three gauges on the collector's exporter", 30)
+    assert series["fault_good"].endswith(" 1"), series
+    assert series["fault_sibling"].endswith(" 3"), series
+    assert 'k="\ufffd\ufffd\ufffd\ufffd"' in series["fault_poison"], series
+    assert series["fault_poison"].endswith(" 2"), series
 
 
 def _tag(span: dict[str, Any], key: str) -> object:
