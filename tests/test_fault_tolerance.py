@@ -4,8 +4,8 @@ time is killed with SIGKILL, and poison items sent beside a good sender.
 Each case sends 100 spans/s and 100 log records/s, every request acknowledged (a failed request
 is sent again, as a bot's exporter does), kills one component mid-load, restarts it, and counts
 every number in Jaeger and the log store: 0 lost and 0 duplicated, except the log store's own
-window (README.md: VictoriaLogs keeps the last second or so of acknowledged records in memory),
-which is checked to be no wider than stated. The counts are printed (``pytest -s``) and are in
+window (README.md, "VictoriaLogs' window": records acknowledged in the last 5 s before a kill
+-9), which is checked to be no wider than stated. The counts are printed (``pytest -s``) and are in
 every failure's message.
 """
 
@@ -47,7 +47,7 @@ LOAD_SECONDS = 20.0
 KILL_AFTER = 7.0
 #: How long the component stays dead.
 DOWN_SECONDS = 3.0
-#: The log store's stated window (README.md, "What a crash can lose"): acknowledged log records
+#: The log store's stated window (README.md, "VictoriaLogs' window"): acknowledged log records
 #: younger than this at a kill -9 of VictoriaLogs may be lost, no others.
 LOG_STORE_WINDOW_SECONDS = 5.0
 
