@@ -107,7 +107,7 @@ def test_every_alert_has_its_labels_and_annotations() -> None:
 
 #: The components whose alerts concern one bot or the stack's hosts: "View in Grafana" opens
 #: the dashboard of their rule's `dashboard` annotation.
-WITH_DASHBOARD = {"trading", "risk", "system", "agent"}
+WITH_DASHBOARD = {"trading", "risk", "system", "agent", "pipeline"}
 
 
 def test_every_bot_alert_links_to_an_existing_dashboard_and_its_variables() -> None:
