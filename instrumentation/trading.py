@@ -133,6 +133,7 @@ class HighWaterMarks:
         )
         self._saved: dict[_Key, float] = {}
         self._warned = False
+        self._writing = threading.Lock()  # the collection and a reset may save at once
         if self.path is not None and self.path.exists():
             try:
                 document = json.loads(self.path.read_text())
@@ -151,6 +152,10 @@ class HighWaterMarks:
     def save(self, marks: Mapping[_Key, float | None]) -> None:
         """Write ``marks`` if they differ from what the file holds: a mark of None is gone, a
         strategy not in ``marks`` (not reported since the start) keeps its mark."""
+        with self._writing:
+            self._save(marks)
+
+    def _save(self, marks: Mapping[_Key, float | None]) -> None:
         kept = {key: peak for key, peak in self._saved.items() if key not in marks}
         kept |= {key: peak for key, peak in marks.items() if peak is not None}
         if self.path is None or kept == self._saved:
