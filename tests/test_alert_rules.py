@@ -154,7 +154,7 @@ def test_every_rendered_message_prints_the_threshold_the_operator_set() -> None:
         f"threshold_{name}": round(render.threshold_default(name) * 0.9, 6)
         for name in set(render.RULE_THRESHOLDS.values())
     }
-    settings = StackSettings(**moved)
+    settings = StackSettings.model_validate(moved)  # validated: warnings stay below criticals
     for key, name in render.RULE_THRESHOLDS.items():
         (rule,) = _rendered(settings, *key)
         value = moved[f"threshold_{name}"]
