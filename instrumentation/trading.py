@@ -80,6 +80,7 @@ from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, Resource
 
 from tbmon import analytics
+from tbmon.instrumentation import environment_variables as env
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 
@@ -185,7 +186,7 @@ class HighWaterMarks:
                 "tbmon: %s; the portfolio's high-water marks are kept in memory only, so a "
                 "restart measures the current drawdown afresh (set %s to a writable directory)",
                 problem,
-                "TBMON_STATE_DIR",
+                env.TBMON_STATE_DIR,
             )
 
 
