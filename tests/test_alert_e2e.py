@@ -15,8 +15,8 @@ volatile (HighVaR) or rejects half of the orders (TradingExecutionFailures), wit
 operator set through the stack's TBMON_THRESHOLD_* settings (rendered into the rules), so the
 messages must print those, not the seed's defaults. Their ``for`` is the production rules' (2m
 each): the settings move thresholds, not durations, so the test takes as long as the rules wait.
-HighPositionConcentration (``for: 10m``), HighLeverage and SlowAPIResponses (5m) are left to the
-promtool tests.
+HighPositionConcentration (``for: 10m``), HighLeverage, SlowAPIResponses and LowModelAccuracy
+(5m) are left to the promtool tests (and the demo's scenarios).
 """
 
 from __future__ import annotations
