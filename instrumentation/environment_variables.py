@@ -107,3 +107,15 @@ SDK's own span, metric and log paths, its exporters' encoding, and no count of i
 a full queue, as on any other SDK release (one warning says so). An escape hatch, and how the
 tests exercise the fallback. Default: ``on``.
 """
+
+TBMON_STATE_DIR = "TBMON_STATE_DIR"
+"""
+.. envvar:: TBMON_STATE_DIR
+
+Where a bot keeps what must survive its restart: the high-water mark of each strategy's
+portfolio (``<service>.high-water-marks.json``), so ``trading_current_drawdown`` (and the
+HighDrawdown alert) measure from the highest value since the bot first ran, not since its
+latest process started. Keep it on a volume in a container. ``off`` keeps the marks in memory
+only (a restart then starts them afresh). Default: ``$XDG_STATE_HOME/tbmon``, else
+``~/.local/state/tbmon``.
+"""

@@ -736,8 +736,10 @@ def trading_performance(alerts: Alerts | None = None) -> Dashboard:
                     timeseries(
                         "Current drawdown",
                         [prom(per_bot("trading_current_drawdown"), "{{job}} {{strategy}}")],
-                        "How far each portfolio is below its peak now: HighDrawdown fires on "
-                        "this, and resolves once the portfolio recovers.",
+                        "How far each portfolio is below its high-water mark now (the highest "
+                        "value since the bot first ran, kept beyond the analytics window and "
+                        "across restarts): HighDrawdown fires on this, and resolves only once "
+                        "the portfolio recovers.",
                         unit="percentunit",
                         width=6,
                         minimum=0,

@@ -118,6 +118,9 @@ class DemoBot:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # the control calls are not news
         self.scenario = scenario
         self.metrics: TradingMetrics = trading_metrics()
+        # Every run trades a fresh account on a fresh local exchange: a new portfolio, whose
+        # drawdown is not measured from the high-water mark an earlier run left.
+        self.metrics.reset_high_water_mark()
         self.ensemble = Ensemble(self.metrics, random.Random(seed))  # noqa: S311 - a simulation
         self.targets = Targets()
         self.steps = list(scenario.steps)
