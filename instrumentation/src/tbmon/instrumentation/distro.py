@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Only modules that leave the SDK unimported: it reads OTEL_* variables at import time, and
 # those are repaired first (see TbmonDistro._configure).
@@ -31,6 +31,9 @@ from opentelemetry.util._importlib_metadata import EntryPoint
 
 from tbmon.instrumentation.settings import repair_otel_environment
 from tbmon.settings import StackSettings, read_settings_or_defaults
+
+if TYPE_CHECKING:  # the API's private module, in BaseDistro's signature: for the checker only
+    from opentelemetry.util._importlib_metadata import EntryPoint
 
 logger = logging.getLogger(__name__)
 
