@@ -81,6 +81,7 @@ from opentelemetry.trace import SpanKind, Tracer
 
 from bench import CHECKOUT
 from bench._process import until_ready
+from tbmon import attributes as attr
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.configurator import TbmonConfigurator
 from tbmon.instrumentation.distro import TbmonDistro
@@ -198,18 +199,18 @@ def order_cycle(bot: Bot, index: int) -> None:
             "create_order",
             kind=SpanKind.CLIENT,
             attributes={
-                "exchange": "binance",
-                "symbol": "BTC/USDT",
-                "side": "buy",
-                "order.type": "limit",
-                "order.amount": 0.01,
-                "order.price": price,
-                "order.id": order_id,
-                "order.status": "filled",
+                attr.EXCHANGE: "binance",
+                attr.SYMBOL: "BTC/USDT",
+                attr.SIDE: "buy",
+                attr.ORDER_TYPE: "limit",
+                attr.ORDER_AMOUNT: 0.01,
+                attr.ORDER_PRICE: price,
+                attr.ORDER_ID: order_id,
+                attr.ORDER_STATUS: "filled",
             },
         ):
             bot.api_requests.record(  # the exchange call's duration (there is no exchange)
-                0.042, {"exchange": "binance", "endpoint": "create_order", "status": "ok"}
+                0.042, {attr.EXCHANGE: "binance", "endpoint": "create_order", "status": "ok"}
             )
         with bot.tracer.start_as_current_span(
             "fill", attributes={"fill.price": price, "fill.amount": 0.01}
@@ -220,7 +221,12 @@ def order_cycle(bot: Bot, index: int) -> None:
         bot.metrics.record_portfolio_value(100_000.0 + index % 1_000)
         bot.log.info(
             "order filled",
-            extra={"order.id": order_id, "symbol": "BTC/USDT", "side": "buy", "price": price},
+            extra={
+                attr.ORDER_ID: order_id,
+                attr.SYMBOL: "BTC/USDT",
+                attr.SIDE: "buy",
+                "price": price,
+            },
         )
 
 
