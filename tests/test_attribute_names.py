@@ -15,7 +15,7 @@ from support import CHECKOUT
 from tbmon import attributes
 
 #: Where writers and readers of these names live.
-FOLDERS = ("instrumentation", "processors", "health", "alert_bridge", "stack", "core", "bench")
+FOLDERS = ("core", "instrumentation", "processors", "health", "alert_bridge", "stack", "bench")
 DOTTED = frozenset(
     value
     for name, value in vars(attributes).items()

@@ -246,7 +246,9 @@ def test_the_stack_runs_from_its_wheel_without_a_checkout(stack_venv: Path, tmp_
         assert set(states.values()) == {"ready"}, states
         # tbmon's own services run on the venv's Python, from its site-packages.
         commands = [psutil.Process(c["pid"]).cmdline() for c in document["components"]]
-        ours = [c for c in commands if c[0] == str(stack_venv / "python")]
+        ours = [
+            c for c in commands if Path(c[0]).parent == stack_venv and c[1:3] == ["-m", "tbmon"]
+        ]
         assert ours, commands
         assert not [c for c in commands if any(str(CHECKOUT) in part for part in c)], commands
     finally:

@@ -133,7 +133,7 @@ def test_loki_takes_every_record_and_batch_the_collector_sends() -> None:
     metadata (the attributes) passes a limit, and retries for ever a push above a rate burst:
     each limit takes what the collector may send."""
     collector = _yaml(COLLECTOR_CONFIG)
-    limits = _yaml(STACK_DATA / "loki/loki.yaml")["limits_config"]
+    limits = _yaml(STACK_DATA / "loki" / "loki.yaml")["limits_config"]
     protocols = collector["receivers"]["otlp"]["protocols"]
     largest_request = max(
         protocols["grpc"]["max_recv_msg_size_mib"] * MIB,
@@ -159,9 +159,7 @@ def test_victoria_logs_takes_every_record_s_fields(tmp_path: Path) -> None:
     with room for the fields of its own (time, body, severity, ids, scope)."""
     statements = [
         statement
-        for group in _yaml(COLLECTOR_CONFIG)["processors"]["transform/limits"][
-            "log_statements"
-        ]
+        for group in _yaml(COLLECTOR_CONFIG)["processors"]["transform/limits"]["log_statements"]
         for statement in group["statements"]
     ]
     kept = {

@@ -116,8 +116,8 @@ def environment(
         check=True,
         timeout=600,
     )
-    # The bot side's two distributions, without their dependencies (installed above).
-    bot_side = (str(CHECKOUT / "core"), str(CHECKOUT / "instrumentation"))
+    # The bot side's distributions, as `pip install tbmon` brings them, without their dependencies.
+    bot_side = [str(CHECKOUT / folder) for folder in ("core", "instrumentation")]
     subprocess.run([*pip, "--no-deps", *bot_side], check=True, timeout=600)
     listed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"],

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 2**20
 #: Alerts one webhook may carry (more: 413 before the body is parsed). Each is formatted on the
 #: event loop (about 0.1 ms), so this bounds what one notification holds up every other sender
-#: to about 0.1 s (30,000 held them 16 s). stack/alertmanager/alertmanager.yml's max_alerts
+#: to about 0.1 s (30,000 held them 16 s). tbmon/stack/alertmanager/alertmanager.yml's max_alerts
 #: keeps Alertmanager below it (it then says how many it left out; the bridge passes that on).
 MAX_ALERTS = 1000
 _ALERT_KEY = b'"fingerprint"'
