@@ -61,7 +61,8 @@ def test_ccxt_binance_with_default_options_needs_only_the_urls(served: str) -> N
     exchange = ccxt.binance(
         {"urls": {"api": ccxt_urls(served)}, "apiKey": TEST_API_KEY, "secret": TEST_API_SECRET}
     )
-    assert sorted(exchange.load_markets()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    markets = ["BTC/USDT", "ETH/BTC", "ETH/USDT", "SOL/BTC", "SOL/USDT"]
+    assert sorted(exchange.load_markets()) == markets
     assert exchange.fetch_balance()["USDT"]["free"] == 100_000.0
     paths = {r["path"]: r["status"] for r in requests(served)}
     # What ccxt loads by default, all answered: futures markets, currencies, margin pairs.
