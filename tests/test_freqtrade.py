@@ -231,6 +231,23 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
         assert all(0 <= value <= 1 for value in values)
 
 
+def test_one_series_per_metric_and_labels(run: Run, backends: Backends) -> None:
+    """The bot and the pipeline's trading-analytics processor never both publish a metric for
+    the same labels: counted per name, one series per label set (the OpenTelemetry scope, which
+    tells who published it, left out)."""
+    found = backends.prometheus(f'{{job="{run.service}", __name__=~"(trading|risk)_.+"}}')
+    by_labels: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for series in found:
+        labels = series["metric"]
+        key = tuple(sorted((k, v) for k, v in labels.items() if not k.startswith("otel_scope_")))
+        by_labels.setdefault(key, []).append(labels.get("otel_scope_name", ""))
+    assert {dict(key)["__name__"] for key in by_labels} >= set(TRADING_AND_RISK)
+    doubled = {
+        dict(key)["__name__"]: scopes for key, scopes in by_labels.items() if len(scopes) > 1
+    }
+    assert not doubled, f"published twice (by these scopes): {doubled}"
+
+
 def traces(backends: Backends, service: str, operation: str) -> list[dict[str, Any]]:
     """Jaeger's traces of ``service`` that hold an ``operation`` span."""
     response = httpx.get(
