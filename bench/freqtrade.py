@@ -164,11 +164,11 @@ def by_thread(
     name, the others (gRPC's core, OpenBLAS...) by their kernel name."""
     names_file = Path(f"{arm.stats}.threads")
     names = {int(k): v for k, v in json.loads(names_file.read_text()).items()}
-    spent: Counter[str] = Counter()
+    spent: dict[str, float] = {}
     for tid, (kernel_name, seconds) in after.items():
         name = names.get(tid) or f"{kernel_name} (native)"
-        spent[name] += seconds - before.get(tid, (kernel_name, 0.0))[1]
-    return dict(spent)
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (kernel_name, 0.0))[1]
+    return spent
 
 
 @dataclass
