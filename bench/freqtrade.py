@@ -227,19 +227,25 @@ def run_workload(
         try:
             for arm in arms:
                 start(arm, folder, sink.endpoint, options.throttle, changes)
-            began = time.monotonic()
-            deadline = began + options.seconds  # the bots run side by side
+            deadline = time.monotonic() + options.seconds  # the bots run side by side
             readings: dict[str, list[tuple[float, dict[int, tuple[str, float]]]]] = {}
+            iterating: dict[str, float] = {}  # arm -> when its first iteration was seen
             while time.monotonic() < deadline:
                 for arm in arms:
                     if arm.popen is None or arm.popen.poll() is not None:
                         raise RuntimeError(f"{arm.name} exited early: see {arm.output}")
-                    # Each thread's CPU once the warm-up is over, and at the end.
+                    # Each thread's CPU once the warm-up after its first iteration is over (as
+                    # figures() counts), and at the end.
+                    if arm.name not in iterating and Path(f"{arm.stats}.threads").exists():
+                        iterating[arm.name] = time.monotonic()
                     taken = readings.setdefault(arm.name, [])
-                    last = time.monotonic() + 1 >= deadline
-                    if (not taken and time.monotonic() >= began + options.warmup) or last:
+                    warm = time.monotonic() >= iterating.get(arm.name, deadline) + options.warmup
+                    if not taken and warm:
                         taken.append((time.time(), thread_cpu(arm.popen.pid)))
                 time.sleep(1)
+            for arm in arms:
+                if readings.get(arm.name) and arm.popen is not None:
+                    readings[arm.name].append((time.time(), thread_cpu(arm.popen.pid)))
         finally:
             for arm in arms:
                 stop(arm)
