@@ -202,9 +202,8 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
     expected_value = 1000.0 + sum(profit for _, profit in trades) + open_value
 
     def final(expr: str, expected: float, tolerance: float) -> None:
-        """The bot's last export, once Prometheus has scraped it; every series of ``expr``
-        agrees (the trading-analytics processor derives some of them again from the bot's
-        raw values, as series of its own scope)."""
+        """The bot's last export, once Prometheus has scraped it (one series per label set:
+        test_one_series_per_metric_and_labels)."""
 
         def agrees() -> bool:
             values = [float(series["value"][1]) for series in backends.prometheus(expr)]
