@@ -20,19 +20,27 @@ What it hooks, and what comes out:
   pairs it holds, else the last close of the analysed candles), through
   :class:`~tbmon.instrumentation.trading.TradingMetrics` labelled ``strategy`` (the strategy's
   name) and ``exchange`` (the ccxt id): every trading and risk metric of the seed follows.
+  With a stake currency outside :data:`~tbmon.instrumentation._internal.ccxt_book.USD` (BTC,
+  EUR...) the values are converted to USD with the stake's price against a dollar that freqtrade
+  holds (:meth:`_Hooks.usd_rate`: exit-rate cache, cached candles, cached tickers); until there
+  is one, the portfolio and positions wait, with one warning.
 - ``RPCManager.send_msg`` (freqtrade's own events, the ones its Telegram and webhooks get): each
   order's outcome once in ``trading_orders_total{status}`` (``filled`` on ``entry_fill`` and
   ``exit_fill``, ``canceled`` on ``entry_cancel`` and ``exit_cancel``), a closed trade's profit
   (``exit_fill`` that is the final exit) to the win rate and profit factor, and per fill or
-  cancel a span ``order_fill`` in the order's trace (the child of its ``create_order`` span)
-  with an ``order.filled`` (or ``order.canceled``) event.
+  cancel a span ``order_fill`` in the order's trace (the child of its ``create_order`` span:
+  live, the ccxt instrumentation's, told by :data:`~tbmon.instrumentation._internal.ccxt_book.
+  PLACED`; in dry run, the stand-in's) with an ``order.filled`` (or ``order.canceled``) event.
 - ``Exchange.create_order`` (freqtrade's, live and dry run): the rate freqtrade proposed becomes
   :data:`~tbmon.attributes.ORDER_EXPECTED_PRICE`, which the execution-quality processor compares
   with the fill for slippage. Live, it is handed to the ccxt instrumentation's ``create_order``
   span (:func:`tbmon.instrumentation.ccxt.expected_price`); in dry run no exchange sees the
   order, so a ``create_order`` span of the same contract stands for it, with
-  :data:`~tbmon.attributes.ORDER_DRY_RUN`. An order the exchange refuses is ``failed``, one it
-  answers ``rejected`` or ``expired`` unfilled is ``rejected``.
+  :data:`~tbmon.attributes.ORDER_DRY_RUN`. A dry-run limit order that rests (not marketable
+  yet) keeps that span open until its fill or cancel, which ends it dated at the placement's end
+  with the fill price: its slippage is measured on the fill, its latency is the placement's. An
+  order the exchange refuses is ``failed``, one it answers ``rejected`` or ``expired`` unfilled
+  is ``rejected``.
 - FreqAI, where used (``IFreqaiModel.start``): each prediction of the model class is timed as
   ``model_inference_duration_seconds{model=<class name>}``. FreqAI keeps no accuracy figure of
   its own, so ``agent_prediction_accuracy`` stays empty (docs/instrumentation.md).
