@@ -18,6 +18,7 @@ stack (tests/test_freqtrade.py) cannot steer:
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,3 +259,29 @@ def test_a_btc_stake_is_valued_in_usd_with_a_price_freqtrade_holds(
     assert value == pytest.approx(in_btc * btc_usd, rel=0.01)
     (held,) = telemetry.gauge("trading_open_positions")
     assert held >= 1
+
+
+def test_a_btc_stake_without_a_usd_price_in_memory_waits_with_one_warning(
+    telemetry: Recorded, exchange_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No BTC/USDT in freqtrade's memory (the plain example strategy, no pairlist fetching
+    tickers): no exchange call is made to price BTC, and no portfolio value is published in BTC
+    under a USD name; one warning says why."""
+    bot = freqtrade_bot(
+        exchange_url,
+        tmp_path,
+        stake_currency="BTC",
+        stake_amount=0.01,
+        dry_run_wallet=0.1,
+        exchange={"pair_whitelist": ["ETH/BTC", "SOL/BTC"]},
+    )
+    try:
+        with caplog.at_level(logging.WARNING, logger="tbmon.instrumentation.freqtrade"):
+            for _ in range(3):
+                bot.process()
+    finally:
+        bot.cleanup()
+    assert telemetry.gauge("trading_portfolio_value_usd") == []
+    warnings = [r.getMessage() for r in caplog.records if "no USD price" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "BTC/USDT" in warnings[0]
