@@ -59,6 +59,7 @@ hook logged with its traceback, and freqtrade goes on as if uninstrumented.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
@@ -723,6 +724,9 @@ class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
         cls = FreqtradeInstrumentor
         cls._hooks = _Hooks(tracer, metrics, errors)
+        # A dry-run order still resting when freqtrade stops: its span ends before the SDK's
+        # own exit handler (registered earlier, so run later) flushes the spans.
+        atexit.register(cls._hooks.close)
         for module_name, _ in TARGETS:
             wrapt.register_post_import_hook(self._on_import, module_name)
 
@@ -733,6 +737,7 @@ class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             hooks.active = False
             hooks.untime_predictions()
             hooks.close()
+            atexit.unregister(hooks.close)
         for module_name, path in cls._patched:
             owner, name = _target(sys.modules[module_name], path)
             unwrap(owner, name)

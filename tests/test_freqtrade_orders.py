@@ -12,7 +12,8 @@ stack (tests/test_freqtrade.py) cannot steer:
   order (its trace), not of the iteration;
 - a stake currency other than a dollar (BTC): the portfolio is valued in USD with a BTC/USDT
   price freqtrade holds anyway (an informative pair's candles), and agrees with freqtrade's own
-  balance (``/balance``) times that price.
+  balance (``/balance``) times that price; without such a price it publishes no portfolio (not
+  BTC under a USD name) and says why once.
 """
 
 from __future__ import annotations
@@ -252,11 +253,17 @@ def test_a_btc_stake_is_valued_in_usd_with_a_price_freqtrade_holds(
         bot.process()
         (value,) = telemetry.gauge("trading_portfolio_value_usd")
         in_btc = float(RPC(bot)._rpc_balance("BTC", "")["total"])
-        btc_usd = float(binance_client(exchange_url).fetch_ticker("BTC/USDT")["last"])
+        # The BTC/USDT price freqtrade holds (its informative candles, fetched once a candle)
+        # and the market's now, which has walked on since.
+        candles = bot.dataprovider.get_pair_dataframe("BTC/USDT", "1m")
+        held_price = float(candles["close"].iat[-1])
+        market = float(binance_client(exchange_url).fetch_ticker("BTC/USDT")["last"])
     finally:
         bot.cleanup()
     assert 0.09 < in_btc < 0.11
-    assert value == pytest.approx(in_btc * btc_usd, rel=0.01)
+    # freqtrade's own balance in BTC (valued with its tickers), at the price it holds.
+    assert value == pytest.approx(in_btc * held_price, rel=0.002)
+    assert held_price == pytest.approx(market, rel=0.05)
     (held,) = telemetry.gauge("trading_open_positions")
     assert held >= 1
 
