@@ -32,6 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Tracer
 from opentelemetry.util.types import AnyValue
 
+from tbmon import attributes as attr
 from tbmon.instrumentation._internal.encoding import encode_logs, encode_spans
 
 BATCH = 512
@@ -55,9 +56,9 @@ def ccxt_spans(count: int) -> tuple[ReadableSpan, ...]:
     tracer, exporter = _tracer()
     for index in range(count):
         attributes: dict[str, Any] = {
-            "exchange": "binance",
-            "symbol": "BTC/USDT",
-            "strategy": "momentum",
+            attr.EXCHANGE: "binance",
+            attr.SYMBOL: "BTC/USDT",
+            attr.STRATEGY: "momentum",
             "net.peer.name": "api.binance.com",
             "http.url": "https://api.binance.com/api/v3/ticker/price?symbol=BTCUSDT",
             "http.status_code": 200,
@@ -65,10 +66,10 @@ def ccxt_spans(count: int) -> tuple[ReadableSpan, ...]:
         if index % 8 == 0:
             name = "create_order"
             attributes |= {
-                "side": "buy",
-                "order.type": "limit",
-                "order.price": 42000.0 + index,
-                "order.average_price": 42010.5 + index,
+                attr.SIDE: "buy",
+                attr.ORDER_TYPE: "limit",
+                attr.ORDER_PRICE: 42000.0 + index,
+                attr.ORDER_AVERAGE_PRICE: 42010.5 + index,
             }
         else:
             name = ("fetch_ticker", "fetch_order_book", "fetch_balance")[index % 3]
@@ -81,10 +82,14 @@ def ccxt_spans(count: int) -> tuple[ReadableSpan, ...]:
 def order_cycles(count: int) -> list[tuple[ReadableSpan, ...]]:
     """``count`` order cycles of five spans each: decide, ticker, inference, order, fill."""
     tracer, exporter = _tracer()
-    market: dict[str, AnyValue] = {"exchange": "binance", "symbol": "BTC/USDT"}
+    market: dict[str, AnyValue] = {attr.EXCHANGE: "binance", attr.SYMBOL: "BTC/USDT"}
     for index in range(count):
         price = 42000.0 + index % 97
-        cycle: dict[str, AnyValue] = {"strategy": "momentum", "symbol": "BTC/USDT", "cycle": index}
+        cycle: dict[str, AnyValue] = {
+            attr.STRATEGY: "momentum",
+            attr.SYMBOL: "BTC/USDT",
+            "cycle": index,
+        }
         with tracer.start_as_current_span("trading.cycle", attributes=cycle):
             with tracer.start_as_current_span(
                 "fetch_ticker", attributes=market | {"http.status_code": 200, "last": price}
@@ -95,12 +100,13 @@ def order_cycles(count: int) -> list[tuple[ReadableSpan, ...]]:
                 attributes={"model": "lstm-v3", "signal.direction": "buy", "confidence": 0.71},
             ):
                 pass
-            order = market | {"side": "buy", "order.type": "limit", "order.price": price}
+            order = market | {attr.SIDE: "buy", attr.ORDER_TYPE: "limit", attr.ORDER_PRICE: price}
             with tracer.start_as_current_span("create_order", attributes=order):
                 pass
             with tracer.start_as_current_span(
                 "fetch_order",
-                attributes=market | {"order.id": f"o-{index:08d}", "status": "closed", "filled": 1},
+                attributes=market
+                | {attr.ORDER_ID: f"o-{index:08d}", "status": "closed", "filled": 1},
             ):
                 pass
     spans = exporter.get_finished_spans()
@@ -119,8 +125,8 @@ def log_records(count: int) -> tuple[ReadableLogRecord, ...]:
             "code.file.path": "/app/bot/orders.py",
             "code.function.name": "place_order",
             "code.line.number": 118,
-            "symbol": "BTC/USDT",
-            "order.id": f"o-{index:08d}",
+            attr.SYMBOL: "BTC/USDT",
+            attr.ORDER_ID: f"o-{index:08d}",
         }
         body = f"order o-{index:08d} filled at {42000.0 + index:.2f}"
         with tracer.start_as_current_span("cycle") if index % 2 else nullcontext():

@@ -80,6 +80,7 @@ from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.trace import SpanKind, Tracer
 
 from bench._process import until_ready
+from tbmon import attributes as attr
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.configurator import TbmonConfigurator
 from tbmon.instrumentation.distro import TbmonDistro
@@ -197,18 +198,18 @@ def order_cycle(bot: Bot, index: int) -> None:
             "create_order",
             kind=SpanKind.CLIENT,
             attributes={
-                "exchange": "binance",
-                "symbol": "BTC/USDT",
-                "side": "buy",
-                "order.type": "limit",
-                "order.amount": 0.01,
-                "order.price": price,
-                "order.id": order_id,
-                "order.status": "filled",
+                attr.EXCHANGE: "binance",
+                attr.SYMBOL: "BTC/USDT",
+                attr.SIDE: "buy",
+                attr.ORDER_TYPE: "limit",
+                attr.ORDER_AMOUNT: 0.01,
+                attr.ORDER_PRICE: price,
+                attr.ORDER_ID: order_id,
+                attr.ORDER_STATUS: "filled",
             },
         ):
             bot.api_requests.record(  # the exchange call's duration (there is no exchange)
-                0.042, {"exchange": "binance", "endpoint": "create_order", "status": "ok"}
+                0.042, {attr.EXCHANGE: "binance", "endpoint": "create_order", "status": "ok"}
             )
         with bot.tracer.start_as_current_span(
             "fill", attributes={"fill.price": price, "fill.amount": 0.01}
@@ -219,7 +220,12 @@ def order_cycle(bot: Bot, index: int) -> None:
         bot.metrics.record_portfolio_value(100_000.0 + index % 1_000)
         bot.log.info(
             "order filled",
-            extra={"order.id": order_id, "symbol": "BTC/USDT", "side": "buy", "price": price},
+            extra={
+                attr.ORDER_ID: order_id,
+                attr.SYMBOL: "BTC/USDT",
+                attr.SIDE: "buy",
+                "price": price,
+            },
         )
 
 

@@ -68,7 +68,7 @@ from opentelemetry.metrics import Histogram
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-from tbmon import __version__
+from tbmon import __version__, attributes
 from tbmon.instrumentation._internal.ccxt_book import CcxtBook, finite_number
 from tbmon.instrumentation.instruments import api_request_duration
 from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
@@ -112,22 +112,22 @@ def _identifier(value: Any) -> str | None:
 
 #: (argument, attribute, conversion) for the call's arguments.
 _ARGUMENTS: tuple[tuple[str, str, Callable[[Any], AttributeValue | None]], ...] = (
-    ("symbol", "symbol", _text),
-    ("side", "side", _text),
-    ("type", "order.type", _text),
-    ("amount", "order.amount", finite_number),
-    ("price", "order.price", finite_number),
-    ("id", "order.id", _identifier),
+    ("symbol", attributes.SYMBOL, _text),
+    ("side", attributes.SIDE, _text),
+    ("type", attributes.ORDER_TYPE, _text),
+    ("amount", attributes.ORDER_AMOUNT, finite_number),
+    ("price", attributes.ORDER_PRICE, finite_number),
+    ("id", attributes.ORDER_ID, _identifier),
 )
 #: (order field, attribute, conversion) for a result that is one order.
 _ORDER_FIELDS: tuple[tuple[str, str, Callable[[Any], AttributeValue | None]], ...] = (
-    ("id", "order.id", _identifier),
-    ("status", "order.status", _text),
-    ("filled", "order.filled", finite_number),
-    ("average", "order.average_price", finite_number),
-    ("symbol", "symbol", _text),
-    ("side", "side", _text),
-    ("type", "order.type", _text),
+    ("id", attributes.ORDER_ID, _identifier),
+    ("status", attributes.ORDER_STATUS, _text),
+    ("filled", attributes.ORDER_FILLED, finite_number),
+    ("average", attributes.ORDER_AVERAGE_PRICE, finite_number),
+    ("symbol", attributes.SYMBOL, _text),
+    ("side", attributes.SIDE, _text),
+    ("type", attributes.ORDER_TYPE, _text),
 )
 
 
@@ -167,14 +167,14 @@ def _given(method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[s
 def _call_attributes(
     method: str, exchange: Any, given: dict[str, Any]
 ) -> dict[str, AttributeValue]:
-    attributes: dict[str, AttributeValue] = {"exchange": str(exchange.id)}
+    found: dict[str, AttributeValue] = {attributes.EXCHANGE: str(exchange.id)}
     for argument, key, convert in _ARGUMENTS:
         value = convert(given.get(argument))
         if value is not None:
-            attributes[key] = value
+            found[key] = value
     if method == "create_order" and (price := _expected.get()) is not None:
-        attributes["order.expected_price"] = price
-    return attributes
+        found[attributes.ORDER_EXPECTED_PRICE] = price
+    return found
 
 
 class _Untraced:
@@ -269,7 +269,7 @@ class _Call(_Untraced):
             self.histogram.record(
                 time.perf_counter() - self._started,
                 {
-                    "exchange": self.attributes["exchange"],
+                    "exchange": self.attributes[attributes.EXCHANGE],
                     "endpoint": self.method,
                     "status": status,
                 },

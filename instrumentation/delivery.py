@@ -29,7 +29,6 @@ The counters reach Prometheus once the collector is back (they are cumulative).
 from __future__ import annotations
 
 import collections
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -42,7 +41,6 @@ from opentelemetry.sdk._logs.export import (
     LogRecordExportResult,
 )
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tbmon.instrumentation._internal import pinned
 from tbmon.instrumentation.distro import QUEUE_SIZE, SCHEDULE_DELAY_MILLIS
@@ -208,23 +206,16 @@ class _QueueMetrics:
         """Exported items are the exporter's business; only losses are counted here."""
 
 
-@functools.cache
-def _warn_unpinned() -> None:
-    logger.warning(
-        "tbmon: opentelemetry-sdk %s is not the release whose batch processor tbmon reads (%s): "
-        "spans and log records dropped from a full queue are not counted",
-        sdk_version,
-        pinned.SDK,
-    )
-
-
 def _watch(processor: Any, signal: str, stats: DeliveryStats) -> None:
     """Count ``processor``'s losses in ``stats``. This reaches into the SDK's private batch
-    processor (its ``_metrics`` and ``_queue``), so it does so only on the SDK release that was
-    read (``pinned.SDK``); on another the export failures are still counted, the queue is not."""
+    processor (its ``_metrics`` and ``_queue``), so it does so only where :mod:`.pinned` allows
+    (the SDK release that was read); elsewhere the export failures are still counted, the queue
+    is not (:func:`pinned.fall_back` says so, once)."""
+    if not pinned.sdk():
+        return
     batch_processor = getattr(processor, "_batch_processor", None)
-    if not pinned.sdk() or batch_processor is None:
-        _warn_unpinned()
+    if batch_processor is None:
+        pinned.fall_back()
         return
     # The SDK builds its BatchProcessor's metrics itself (on only with its internal-metrics
     # switch, which also costs three metric updates per span); ours replace them. The queue is

@@ -21,17 +21,19 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # Only modules that leave the SDK unimported: it reads OTEL_* variables at import time, and
 # those are repaired first (see TbmonDistro._configure).
 from opentelemetry.instrumentation.distro import BaseDistro  # type: ignore[attr-defined]
 from opentelemetry.sdk.environment_variables import OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME
-from opentelemetry.util._importlib_metadata import EntryPoint
 from pydantic import ValidationError
 
 from tbmon.instrumentation.settings import repair_otel_environment
 from tbmon.settings import StackSettings, describe_settings_error
+
+if TYPE_CHECKING:  # the API's private module, in BaseDistro's signature: for the checker only
+    from opentelemetry.util._importlib_metadata import EntryPoint
 
 logger = logging.getLogger(__name__)
 

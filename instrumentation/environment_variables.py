@@ -96,3 +96,26 @@ TBMON_RISK_FREE_RATE = "TBMON_RISK_FREE_RATE"
 
 Annual risk-free rate subtracted in the Sharpe ratio, as a fraction. Default: ``0``.
 """
+
+TBMON_SDK_MIRRORS = "TBMON_SDK_MIRRORS"
+"""
+.. envvar:: TBMON_SDK_MIRRORS
+
+``off`` (or ``false``, ``0``, ``no``) keeps tbmon away from the OpenTelemetry SDK's private
+members even on the releases it mirrors (:mod:`tbmon.instrumentation._internal.pinned`): the
+SDK's own span, metric and log paths, its exporters' encoding, and no count of items dropped from
+a full queue, as on any other SDK release (one warning says so). An escape hatch, and how the
+tests exercise the fallback. Default: ``on``.
+"""
+
+TBMON_STATE_DIR = "TBMON_STATE_DIR"
+"""
+.. envvar:: TBMON_STATE_DIR
+
+Where a bot keeps what must survive its restart: the high-water mark of each strategy's
+portfolio (``<service>.high-water-marks.json``), so ``trading_current_drawdown`` (and the
+HighDrawdown alert) measure from the highest value since the bot first ran, not since its
+latest process started. Keep it on a volume in a container. ``off`` keeps the marks in memory
+only (a restart then starts them afresh). Default: ``$XDG_STATE_HOME/tbmon``, else
+``~/.local/state/tbmon``.
+"""

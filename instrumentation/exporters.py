@@ -8,6 +8,11 @@ the SDK's: the ``OTEL_EXPORTER_OTLP_*`` settings (endpoint, insecure, headers, t
 compression, certificates), retries with backoff and reconnection. ``OTEL_TRACES_EXPORTER=tbmon``
 and ``OTEL_LOGS_EXPORTER=tbmon`` select them (entry points in pyproject.toml).
 
+Both replace private members of the SDK's exporters (``_initialize_channel_and_stub``'s stub,
+``_translate_data``), so they do so only on the exporter release mirrored
+(:mod:`tbmon.instrumentation._internal.pinned`); on another they are the SDK's exporters
+unchanged, stock encoding included (one warning for the process).
+
 They also tell a failed export that may have arrived from one that did not
 (:attr:`TbmonSpanExporter.unconfirmed`): when an attempt ran into its deadline (or was cancelled),
 the collector may have received the request and the answer alone was lost; refused connections
@@ -29,6 +34,7 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tbmon.instrumentation._internal import pinned
 from tbmon.instrumentation._internal.encoding import encode_logs, encode_spans
 
 TRACES_METHOD = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
@@ -79,6 +85,7 @@ class TbmonSpanExporter(OTLPSpanExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._attempts = _Attempts()  # before the SDK's __init__ builds the stub
+        self._tbmon = pinned.exporter()  # else the SDK's exporter, as it is
         super().__init__(*args, **kwargs)
 
     def _initialize_channel_and_stub(self) -> None:
@@ -86,6 +93,8 @@ class TbmonSpanExporter(OTLPSpanExporter):
         # The SDK leaves the method unannotated and declares _client as None. It calls this again
         # to reconnect, within an export.
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        if not self._tbmon:
+            return
         response = ExportTraceServiceResponse.FromString
         stub = _BytesStub(self._channel, TRACES_METHOD, response, self._attempts)
         self._client = stub  # type: ignore[assignment]
@@ -99,9 +108,9 @@ class TbmonSpanExporter(OTLPSpanExporter):
         """Whether the last export, if it failed, may have reached the collector anyway."""
         return self._attempts.unconfirmed
 
-    def _translate_data(self, data: Sequence[ReadableSpan]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
         """Bytes where the SDK declares the request message: the stub sends them as they are."""
-        return encode_spans(data)
+        return encode_spans(data) if self._tbmon else super()._translate_data(data)
 
 
 class TbmonLogExporter(OTLPLogExporter):
@@ -109,11 +118,14 @@ class TbmonLogExporter(OTLPLogExporter):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._attempts = _Attempts()  # before the SDK's __init__ builds the stub
+        self._tbmon = pinned.exporter()  # else the SDK's exporter, as it is
         super().__init__(*args, **kwargs)
 
     def _initialize_channel_and_stub(self) -> None:
         # As TbmonSpanExporter's.
         super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
+        if not self._tbmon:
+            return
         response = ExportLogsServiceResponse.FromString
         stub = _BytesStub(self._channel, LOGS_METHOD, response, self._attempts)
         self._client = stub  # type: ignore[assignment]
@@ -127,6 +139,6 @@ class TbmonLogExporter(OTLPLogExporter):
         """Whether the last export, if it failed, may have reached the collector anyway."""
         return self._attempts.unconfirmed
 
-    def _translate_data(self, data: Sequence[ReadableLogRecord]) -> bytes:  # type: ignore[override]
+    def _translate_data(self, data: Sequence[ReadableLogRecord]) -> Any:
         """Bytes where the SDK declares the request message: the stub sends them as they are."""
-        return encode_logs(data)
+        return encode_logs(data) if self._tbmon else super()._translate_data(data)

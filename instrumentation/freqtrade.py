@@ -602,7 +602,9 @@ class _Hooks:
             event[attributes.ORDER_FILLED if filled else attributes.ORDER_AMOUNT] = float(amount)
         if expected is not None:
             event[attributes.ORDER_EXPECTED_PRICE] = expected
-        span.add_event("order.filled" if filled else "order.canceled", event)
+        span.add_event(
+            attributes.ORDER_FILLED_EVENT if filled else attributes.ORDER_CANCELED_EVENT, event
+        )
         try:
             if kind == "exit_fill" and msg.get("is_final_exit"):
                 with trace.use_span(span):

@@ -13,6 +13,7 @@ import math
 import os
 from collections.abc import MutableMapping
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pydantic import AnyHttpUrl, Field, ValidationError, ValidationInfo, field_validator
@@ -22,6 +23,12 @@ from tbmon import analytics
 from tbmon.instrumentation import environment_variables as env
 
 logger = logging.getLogger(__name__)
+
+
+def default_state_dir() -> str:
+    """``$XDG_STATE_HOME/tbmon``, else ``~/.local/state/tbmon``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return str(Path(base) / "tbmon")
 
 
 class InstrumentationSettings(BaseSettings):
@@ -61,6 +68,11 @@ class InstrumentationSettings(BaseSettings):
     risk_free_rate: float = Field(
         default=0.0, gt=-1, lt=10, allow_inf_nan=False, validation_alias=env.TBMON_RISK_FREE_RATE
     )
+    state_dir: str = Field(
+        default_factory=default_state_dir,
+        min_length=1,
+        validation_alias=env.TBMON_STATE_DIR,
+    )
 
     @field_validator("periods_per_year")
     @classmethod
@@ -76,6 +88,10 @@ class InstrumentationSettings(BaseSettings):
             self.analytics_window,
             self.risk_free_rate,
         )
+
+    def state_path(self) -> Path | None:
+        """The state directory (:envvar:`TBMON_STATE_DIR`), None when it is ``off``."""
+        return None if self.state_dir.lower() == "off" else Path(self.state_dir).expanduser()
 
     @property
     def exchange_label(self) -> str | None:

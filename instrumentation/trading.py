@@ -43,6 +43,14 @@ span as a ``trade.closed`` event. A value no metric can hold (NaN, a non-positiv
 raises into the bot's loop: the call ignores it, counts it in
 ``tbmon_trading_values_rejected_total{call}`` and names the first of each call in a warning.
 
+The current drawdown is measured from each strategy's high-water mark, the highest portfolio
+value since the bot first ran, kept beyond the analytics window and across restarts in
+:envvar:`TBMON_STATE_DIR` (one small JSON file per service, written at a collection that raised a
+mark): a crash stays a drawdown until the portfolio recovers, however long that takes and
+however often the bot restarts. A new service name, strategy or exchange starts a new mark;
+:meth:`~TradingMetrics.reset_high_water_mark` starts one afresh (after a deposit or a
+withdrawal, which the portfolio value cannot tell from a gain or a loss).
+
 An instrumentation may derive the orders, portfolio value, positions and prices for the bot
 (the ccxt instrumentation does, from the answers of its exchange calls) through
 :meth:`~TradingMetrics.derived_order` and :meth:`~TradingMetrics.derived_book`; each of
@@ -51,8 +59,11 @@ An instrumentation may derive the orders, portfolio value, positions and prices 
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
+import tempfile
 import threading
 import time
 from collections import deque
@@ -60,12 +71,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
 
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import CallbackOptions, MeterProvider, Observation
+from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_NAMESPACE, Resource
 
-from tbmon import analytics
+from tbmon import analytics, attributes
+from tbmon.instrumentation import environment_variables as env
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
 
@@ -98,6 +113,92 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
+#: A strategy's key: its name and the exchange a call named (None: none did).
+_Key = tuple[str, str | None]
+
+
+class HighWaterMarks:
+    """Each strategy's portfolio high-water mark, kept across the bot's restarts in one JSON
+    file per service (``<state dir>/<service>.high-water-marks.json``).
+
+    The file is read once, at start, and written whole (a temporary file renamed over it) when
+    a mark rose. A directory that cannot be read or written never stops the bot: one warning,
+    and the marks live in memory only.
+    """
+
+    def __init__(self, directory: Path | None, service: str) -> None:
+        self.path = (
+            None
+            if directory is None
+            else directory / f"{quote(service, safe='')}.high-water-marks.json"
+        )
+        self._saved: dict[_Key, float] = {}
+        self._warned = False
+        self._writing = threading.Lock()  # the collection and a reset may save at once
+        if self.path is not None and self.path.exists():
+            try:
+                document = json.loads(self.path.read_text())
+                self._saved = {
+                    (entry["strategy"], entry.get("exchange")): float(entry["peak"])
+                    for entry in document["marks"]
+                    if math.isfinite(float(entry["peak"]))
+                }
+            except (OSError, ValueError, KeyError, TypeError) as error:
+                self._warn(f"cannot read {self.path}: {error}")
+
+    def get(self, key: _Key) -> float | None:
+        """The mark ``key`` had when the bot last ran, None if none."""
+        return self._saved.get(key)
+
+    def save(self, marks: Mapping[_Key, float | None]) -> None:
+        """Write ``marks`` if they differ from what the file holds: a mark of None is gone, a
+        strategy not in ``marks`` (not reported since the start) keeps its mark."""
+        with self._writing:
+            self._save(marks)
+
+    def _save(self, marks: Mapping[_Key, float | None]) -> None:
+        kept = {key: peak for key, peak in self._saved.items() if key not in marks}
+        kept |= {key: peak for key, peak in marks.items() if peak is not None}
+        if self.path is None or kept == self._saved:
+            return
+        document = {
+            "marks": [
+                {"strategy": strategy, "exchange": exchange, "peak": peak}
+                for (strategy, exchange), peak in sorted(kept.items(), key=str)
+            ]
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", dir=self.path.parent, prefix=".high-water-marks.", delete=False
+            ) as file:
+                json.dump(document, file)
+            os.replace(file.name, self.path)
+        except OSError as error:
+            self._warn(f"cannot write {self.path}: {error}")
+            return
+        self._saved = kept
+
+    def _warn(self, problem: str) -> None:
+        if not self._warned:
+            self._warned = True
+            logger.warning(
+                "tbmon: %s; the portfolio's high-water marks are kept in memory only, so a "
+                "restart measures the current drawdown afresh (set %s to a writable directory)",
+                problem,
+                env.TBMON_STATE_DIR,
+            )
+
+
+def service_identity() -> str:
+    """The bot's ``job``, as Prometheus names it: ``service.namespace/service.name`` (the
+    resource the SDK builds from OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES)."""
+    attributes = Resource.create().attributes
+    name = str(attributes.get(SERVICE_NAME, "unknown_service"))
+    namespace = attributes.get(SERVICE_NAMESPACE)
+    return f"{namespace}/{name}" if namespace else name
+
+
 @dataclass
 class _Strategy:
     """What one strategy has reported."""
@@ -109,6 +210,12 @@ class _Strategy:
     exposures: dict[str, float] = field(default_factory=dict)
     #: Facts (of :data:`FACTS`) whose values came from an instrumentation, not from the bot.
     derived: set[str] = field(default_factory=set)
+    #: The portfolio's high-water mark at the latest derivation (the one it started from
+    #: before that; None without one).
+    high_water_mark: float | None = None
+
+    def __post_init__(self) -> None:
+        self.high_water_mark = self.portfolio.peak
 
     def forget(self, fact: str, series: Callable[[], analytics.PeriodSeries]) -> None:
         """Drop what an instrumentation derived of ``fact``: the bot reports it now."""
@@ -117,14 +224,17 @@ class _Strategy:
         self.derived.discard(fact)
         if fact == PORTFOLIO:
             self.portfolio, self.latest_value = series(), None
+            self.high_water_mark = self.portfolio.peak
         elif fact == POSITIONS:
             self.exposures = {}
         elif fact == PRICES:
             self.prices = {}
 
     def gauges(self, grid: analytics.ReturnGrid) -> dict[str, float]:
+        sampled = self.portfolio.sample()
+        self.high_water_mark = self.portfolio.peak if sampled is None else sampled.high_water_mark()
         values: dict[str, float | None] = {
-            **analytics.value_gauges(self.portfolio.sample(), grid),
+            **analytics.value_gauges(sampled, grid),
             **analytics.trade_gauges(self.pnls),
             "trading_portfolio_value_usd": self.latest_value,
         }
@@ -159,6 +269,7 @@ class TradingMetrics:
     ) -> None:
         self.settings = settings or get_settings()
         self._grid = self.settings.return_grid()
+        self._marks = HighWaterMarks(self.settings.state_path(), service_identity())
         self._lock = threading.Lock()
         #: By (strategy, exchange): the exchange is a label only where a call named one.
         self._strategies: dict[tuple[str, str | None], _Strategy] = {}
@@ -256,12 +367,15 @@ class TradingMetrics:
             self._snapshot = None
         span = trace.get_current_span()
         if span.is_recording():
-            event: dict[str, str | float] = {"trade.pnl_usd": pnl, "strategy": name}
+            event: dict[str, str | float] = {
+                attributes.TRADE_PNL_USD: pnl,
+                attributes.STRATEGY: name,
+            }
             if trade_id is not None:
-                event["trade.id"] = trade_id
+                event[attributes.TRADE_ID] = trade_id
             if symbol is not None:
-                event["symbol"] = symbol
-            span.add_event("trade.closed", event)
+                event[attributes.SYMBOL] = symbol
+            span.add_event(attributes.TRADE_CLOSED_EVENT, event)
 
     def set_positions(
         self,
@@ -424,8 +538,8 @@ class TradingMetrics:
             self._claimed.add(fact)
             if fact == ORDERS:
                 self._derived_orders.clear()
-            for state in self._strategies.values():
-                state.forget(fact, self._series)
+            for key, state in self._strategies.items():
+                state.forget(fact, lambda key=key: self._portfolio_series(key))  # type: ignore[misc]
             self._snapshot = None
             derived = fact in self._derived
         logger.log(
@@ -488,11 +602,35 @@ class TradingMetrics:
         state = self._strategies.get(key)
         if state is None:
             pnls: deque[float] = deque(maxlen=self.settings.analytics_window)
-            state = self._strategies[key] = _Strategy(self._series(), pnls)
+            state = self._strategies[key] = _Strategy(self._portfolio_series(key), pnls)
         return state
 
     def _series(self) -> analytics.PeriodSeries:
         return analytics.PeriodSeries(self._grid)
+
+    def _portfolio_series(self, key: _Key) -> analytics.PeriodSeries:
+        """A portfolio series that starts from the mark the bot left at its last run."""
+        return analytics.PeriodSeries(self._grid, peak=self._marks.get(key))
+
+    def reset_high_water_mark(
+        self, *, strategy: str | None = None, exchange: str | None = None
+    ) -> None:
+        """Start the portfolio's high-water mark (and its window) afresh from the next value.
+
+        For a deposit or a withdrawal: the portfolio value cannot tell one from a gain or a
+        loss, so without a reset a withdrawal reads as a drawdown until the value is back.
+        """
+        key = (strategy or self.settings.strategy, exchange)
+        with self._lock:
+            state = self._strategy(*key)
+            state.portfolio = self._series()
+            state.high_water_mark = None
+            self._snapshot = None
+            marks = self._high_water_marks()
+        self._marks.save(marks)
+
+    def _high_water_marks(self) -> dict[_Key, float | None]:
+        return {key: state.high_water_mark for key, state in self._strategies.items()}
 
     def _observer(self, name: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
         def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -506,13 +644,17 @@ class TradingMetrics:
         The derived orders waiting since the last collection are counted here too, before the
         SDK reads the counter (the observable gauges' callbacks run first).
         """
+        marks = None
         with self._lock:
             orders, self._derived_orders = self._derived_orders, {}
             if self._snapshot is None:
                 self._snapshot = self._derive()
+                marks = self._high_water_marks()
             snapshot = self._snapshot
         for labels, count, context in orders.values():
             self._orders.add(count, labels, context=context)
+        if marks is not None:
+            self._marks.save(marks)  # outside the lock: the bot's calls never wait on a disk
         return snapshot
 
     def _derive(self) -> dict[str, list[Observation]]:

@@ -1,9 +1,10 @@
 """Envelope-only views of the OTLP export requests, for counting items without decoding them.
 
-Each view declares the request's nesting (resources, scopes) with the same field numbers as
-opentelemetry-proto, but the items themselves (spans, log records, metric data points) as opaque
-``bytes``. Parsing a request through a view checks its wire format down to the items and costs
-about 30 ns per item, against about 1 us for a full parse.
+Each view declares the request's nesting (resources, scopes) with the field numbers of
+opentelemetry-proto (named in :mod:`tbmon.otlp_wire`), but the items themselves (spans, log
+records, metric data points) as opaque ``bytes``. Parsing a request through a view checks its
+wire format down to the items and costs about 30 ns per item, against about 1 us for a full
+parse.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
+
+from tbmon.otlp_wire import Metric, Request, ResourceItems, ScopeItems
 
 _FieldType = descriptor_pb2.FieldDescriptorProto
 _PACKAGE = "tbmon.processors.lite"
@@ -35,25 +38,25 @@ def _build() -> dict[str, type[Message]]:
 
     # Traces: ExportTraceServiceRequest.resource_spans(1) > scope_spans(2) > spans(2).
     # Logs: ExportLogsServiceRequest.resource_logs(1) > scope_logs(2) > log_records(2).
-    message("Scope", [("items", 2, None)])
-    message("Resource", [("scopes", 2, "Scope")])
-    message("Request", [("resources", 1, "Resource")])
+    message("Scope", [("items", ScopeItems.ITEMS, None)])
+    message("Resource", [("scopes", ResourceItems.SCOPES, "Scope")])
+    message("Request", [("resources", Request.RESOURCES, "Resource")])
     # Metrics: resource_metrics(1) > scope_metrics(2) > metrics(2) > one of gauge(5), sum(7),
     # histogram(9), exponential_histogram(10), summary(11) > data_points(1).
-    message("Points", [("points", 1, None)])
+    message("Points", [("points", Metric.DATA_POINTS, None)])
     message(
         "Metric",
         [
-            ("gauge", 5, "Points"),
-            ("sum", 7, "Points"),
-            ("histogram", 9, "Points"),
-            ("exponential_histogram", 10, "Points"),
-            ("summary", 11, "Points"),
+            ("gauge", Metric.GAUGE, "Points"),
+            ("sum", Metric.SUM, "Points"),
+            ("histogram", Metric.HISTOGRAM, "Points"),
+            ("exponential_histogram", Metric.EXPONENTIAL_HISTOGRAM, "Points"),
+            ("summary", Metric.SUMMARY, "Points"),
         ],
     )
-    message("MetricScope", [("metrics", 2, "Metric")])
-    message("MetricResource", [("scopes", 2, "MetricScope")])
-    message("MetricRequest", [("resources", 1, "MetricResource")])
+    message("MetricScope", [("metrics", ScopeItems.ITEMS, "Metric")])
+    message("MetricResource", [("scopes", ResourceItems.SCOPES, "MetricScope")])
+    message("MetricRequest", [("resources", Request.RESOURCES, "MetricResource")])
 
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)

@@ -26,7 +26,8 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.message_factory import GetMessageClass
 
-from tbmon.processors._wire import BODY, END, KEY_END, START, subfields, varint
+from tbmon.otlp_wire import BODY, END, KEY_END, START, varint
+from tbmon.processors._wire import subfields
 
 #: The messages that are one item each: dropped alone when beyond repair.
 ITEM_TYPES = frozenset(

@@ -7,8 +7,9 @@ with the lengths of the enclosing resource and scope fields written anew. Everyt
 (other items, unknown fields) is copied verbatim, so the result is the same valid protobuf a
 full decode, edit and encode would give, in the same field order.
 
-Layout (field numbers of opentelemetry-proto, the same for traces and logs): request
-``resource_*`` (1) > ``resource`` (1) and ``scope_*`` (2) > ``scope`` (1) and items (2).
+Layout (field numbers of opentelemetry-proto, the same for traces and logs; named in
+:mod:`tbmon.otlp_wire`, whose primitives this module uses): request ``resource_*`` (1) >
+``resource`` (1) and ``scope_*`` (2) > ``scope`` (1) and items (2).
 """
 
 from __future__ import annotations
@@ -17,17 +18,12 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from google.protobuf.message import DecodeError
+from tbmon.otlp_wire import BODY, END, KEY_END, START, Field, numbered, varint
+from tbmon.otlp_wire import Request as _Request
+from tbmon.otlp_wire import ResourceItems as _ResourceItems
+from tbmon.otlp_wire import ScopeItems as _ScopeItems
 
-_LENGTH_DELIMITED = 2
-_ONE_BYTE = tuple(bytes((value,)) for value in range(0x80))
-
-
-#: One length-delimited field, (start, key_end, body, end): ``raw[start:key_end]`` is its key,
-#: ``raw[key_end:body]`` its length, ``raw[body:end]`` its content. A plain tuple: a batch has
-#: hundreds, and a tuple is the cheapest thing to make.
-Field = tuple[int, int, int, int]
-START, KEY_END, BODY, END = range(4)
+__all__ = ["BODY", "END", "KEY_END", "START", "Envelope", "Field", "Where", "rebuilt", "subfields"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,18 +55,20 @@ class Envelope:
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         resources = []
-        for field in _fields(raw, 0, len(raw), 1):
+        resource_number, scopes_number = _ResourceItems.RESOURCE, _ResourceItems.SCOPES
+        scope_number, items_number = _ScopeItems.SCOPE, _ScopeItems.ITEMS
+        for field in _fields(raw, 0, len(raw), _Request.RESOURCES):
             resource_fields = []
             scopes = []
-            for number, child in _numbered(raw, field[BODY], field[END]):
-                if number == 1:
+            for number, child in numbered(raw, field[BODY], field[END]):
+                if number == resource_number:
                     resource_fields.append(child)
-                elif number == 2:
+                elif number == scopes_number:
                     scope_fields, items = [], []
-                    for item_number, item in _numbered(raw, child[BODY], child[END]):
-                        if item_number == 2:
+                    for item_number, item in numbered(raw, child[BODY], child[END]):
+                        if item_number == items_number:
                             items.append(item)
-                        elif item_number == 1:
+                        elif item_number == scope_number:
                             scope_fields.append(item)
                     scopes.append(Scope(child, tuple(scope_fields), tuple(items)))
             resources.append(Resource(field, tuple(resource_fields), tuple(scopes)))
@@ -198,27 +196,13 @@ def _field(node: Node) -> Field:
     return node if isinstance(node, tuple) else node.field
 
 
-def varint(value: int) -> bytes:
-    """``value`` as a protobuf base-128 varint."""
-    if value < 0x80:  # most lengths in a batch: one or two bytes, without the loop
-        return _ONE_BYTE[value]
-    if value < 0x4000:
-        return bytes(((value & 0x7F) | 0x80, value >> 7))
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
 def subfields(raw: bytes, field: Field, until: int | None = None) -> list[tuple[int, Field]]:
     """The length-delimited fields of the message in ``field`` (an item), with their numbers;
     with ``until``, only those that start before that position (the rest is not read).
 
     Raises ``DecodeError`` when its wire format is malformed.
     """
-    return _numbered(raw, field[BODY], field[END], until)
+    return numbered(raw, field[BODY], field[END], until)
 
 
 def rebuilt(raw: bytes, field: Field, replacements: Mapping[Field, bytes]) -> bytes:
@@ -233,70 +217,4 @@ def rebuilt(raw: bytes, field: Field, replacements: Mapping[Field, bytes]) -> by
 
 
 def _fields(raw: bytes, start: int, end: int, number: int) -> list[Field]:
-    return [field for n, field in _numbered(raw, start, end) if n == number]
-
-
-def _numbered(
-    raw: bytes, start: int, end: int, until: int | None = None
-) -> list[tuple[int, Field]]:
-    """Every length-delimited field of the message ``raw[start:end]`` (that starts before
-    ``until``), with its number; checks the wire format of the others (skipped)."""
-    found = []
-    position = start
-    stop = end if until is None else min(end, until)
-    try:
-        while position < stop:
-            field_start = position
-            key = raw[position]
-            position += 1
-            if key & 0x80:
-                key, position = _read_varint(raw, field_start)
-            wire_type = key & 7
-            if wire_type == _LENGTH_DELIMITED:
-                key_end = position
-                length = raw[position]
-                if length & 0x80:
-                    length, position = _read_length(raw, position)
-                else:
-                    position += 1
-                body = position
-                position += length
-                if position > end:
-                    raise DecodeError("truncated message")
-                found.append((key >> 3, (field_start, key_end, body, position)))
-            elif wire_type == 0:
-                _, position = _read_varint(raw, position)
-            elif wire_type == 1:
-                position += 8
-            elif wire_type == 5:
-                position += 4
-            else:
-                raise DecodeError(f"unexpected wire type {wire_type}")
-    except IndexError as error:
-        raise DecodeError("truncated message") from error
-    if position > end or (position != end and stop == end):
-        raise DecodeError("truncated message")
-    return found
-
-
-def _read_length(raw: bytes, position: int) -> tuple[int, int]:
-    """A length varint of two bytes or more (the caller reads one-byte lengths itself); two
-    bytes (items of up to 16 KiB) without the general loop."""
-    first = raw[position]
-    second = raw[position + 1]
-    if not second & 0x80:
-        return (first & 0x7F) | (second << 7), position + 2
-    return _read_varint(raw, position)
-
-
-def _read_varint(raw: bytes, position: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if shift > 63:
-            raise DecodeError("varint too long")
-        byte = raw[position]  # IndexError: truncated
-        position += 1
-        value |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return value, position
-        shift += 7
+    return [field for n, field in numbered(raw, start, end) if n == number]

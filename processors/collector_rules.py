@@ -29,9 +29,16 @@ over each of its keys): 16 us a span in ``python -m bench ingest`` (docs/perform
 
 Covered before the queue: resource, scope, span, span event, log record and data point
 attributes (masked by key, then by value), span and event names, span status messages and log
-bodies (strings, and the values of map bodies). Not covered there (the host's pass, which
-remains the reference, masks them before any backend): values nested in maps or arrays, span
-links, bytes bodies, and the host's PROCESSORS_REDACTION_EXTRA_* settings.
+bodies (strings, and the values of map bodies), and values nested in maps or arrays (attribute
+values and body values that are maps or arrays, array bodies). OTTL has no recursion, so a
+nested value in which the item's screen found something (and that itself holds a word or a
+rule's screen) is replaced by its JSON text, where the value rules then run as on any string,
+and a member whose key the host masks has its scalar value masked (:func:`nested_key_pattern`):
+such a value reaches the host as a string, masked, its structure lost; values without a
+candidate keep theirs. Not covered there (the host's pass, which remains the reference, masks
+them before any backend): span links, bytes bodies, a map or array under a sensitive key inside
+a nested value (its strings are still masked by value), and the host's
+PROCESSORS_REDACTION_EXTRA_* settings.
 """
 
 from __future__ import annotations
@@ -277,6 +284,46 @@ def key_pattern(words: Sequence[str] = SENSITIVE_KEY_WORDS) -> str:
     return f"(?:{'|'.join(alternatives)})[^{_ALNUM}]*$"
 
 
+#: A JSON string, or a scalar, as a member's value in the JSON text OTTL makes of a map.
+_JSON_SCALAR = r'"(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false'
+#: A separator inside a JSON key (a quote or a backslash would leave the key).
+_KEY_SEPARATORS = '[^A-Za-z0-9"\\\\]+'
+
+
+def nested_key_pattern(words: Sequence[str] = SENSITIVE_KEY_WORDS) -> str:
+    """An RE2 (and Python) pattern matching, in the JSON text of a map or array, a member whose
+    key the host masks (:func:`key_pattern`'s spellings, within the quotes) with its scalar
+    value; ``head`` keeps the key, the value goes. A member whose value is itself a map or an
+    array does not match."""
+    tries = {
+        boundary: _trie_pattern(
+            s for word in words for s in _word_spellings(word, boundary)
+        ).replace(_SEPARATORS, _KEY_SEPARATORS)
+        for boundary in _BOUNDARIES
+    }
+    inside = '[^"\\\\]*'
+    key = (
+        f'"(?:(?:{inside}[^A-Za-z0-9"\\\\])?{tries["start"]}|{inside}[a-z0-9]{tries["hump"]})'
+        f'[^A-Za-z0-9"\\\\]*"'
+    )
+    return f"(?P<head>{key}\\s*:\\s*)(?:{_JSON_SCALAR})"
+
+
+def nested_screen(rules: Sequence[Rule] = VALUE_RULES) -> str:
+    """One RE2 pattern over a nested value's JSON text: whether it holds a word of
+    :func:`words_screen` (any case) or a match of a rule's screen. A nested value without one
+    keeps its structure."""
+    words = words_screen(rules).literals
+    alternatives = [f"(?i:{'|'.join(re.escape(word) for word in words)})"]
+    for rule in rules:
+        pattern = rule_screen(rule).pattern
+        if pattern is not None:
+            flagged = pattern.startswith("(?i)")
+            body = pattern.removeprefix("(?i)")
+            alternatives.append(f"(?i:{body})" if flagged else f"(?:{body})")
+    return "|".join(alternatives)
+
+
 # -- the transform processor ------------------------------------------------------------------
 
 
@@ -295,6 +342,9 @@ class Context:
     name: str
     maps: tuple[tuple[str, str], ...]
     strings: tuple[tuple[str, str], ...] = ()
+    #: Values that may be an array as a whole (a log body): made their JSON text when nested
+    #: values would be.
+    arrays: tuple[str, ...] = ()
 
     def cache(self, key: str) -> str:
         return f'{self.name}.cache["{key}"]'
@@ -319,6 +369,7 @@ CONTEXTS = {
             "log",
             (("log.attributes", ""), ("log.body", "IsMap(log.body)")),
             (("log.body", "IsString(log.body)"),),
+            ("log.body",),
         ),
     ),
     "metric_statements": (
@@ -388,11 +439,47 @@ def statements(context: Context) -> list[str]:
         for rule in VALUE_RULES
         if rule.prefilter is None
     ]
+    # Nested values (maps, arrays) in which something may be found: their JSON text, which
+    # the steps below mask as any string (a clean one keeps its structure).
+    anything = " or ".join(
+        f"{found[name]} == true"
+        for name in ("words", *(rule.name for rule in VALUE_RULES if rule.prefilter is not None))
+    )
+    # Only in an item whose text has a bracket (a map or an array is JSON there).
+    screen, nested, bodies = _ottl(nested_screen()), cache("found.nested"), cache("nested")
+    result += [
+        f"set({nested}, true) where ({anything})"
+        f" and ({text} == nil or IsMatch({text}, {_ottl('[[{]')}))"
+    ]
+    result += [
+        f"set({path}, MapEach({path}, (k, v) => When(() => (IsMap(v) or IsList(v))"
+        f" and IsMatch(String(v), {screen}), String(v), v)))" + _where(where, f"{nested} == true")
+        for path, where in context.maps
+    ]
+    for path in context.arrays:
+        result += [
+            f"set({bodies}, true) where {nested} == true and IsList({path})"
+            f" and IsMatch(String({path}), {screen})",
+            f"set({path}, String({path})) where {bodies} == true",
+        ]
     key, mask = _ottl(key_pattern()), _ottl(MASK)
     result += [
         f"set({path}, MapEach({path}, (k, v) => When(() => IsMatch(k, {key}), {mask}, v)))"
         + _where(where, f"{found['keys']} == true")
         for path, where in context.maps
+    ]
+    # Inside JSON texts: members whose key is sensitive (only where the text has such a key
+    # and a bracket).
+    member, masked = _ottl(nested_key_pattern()), _ottl(f'${{head}}"{MASK}"')
+    result += [
+        f'replace_all_patterns({path}, "value", {member}, {masked})'
+        + _where(where, f"{nested} == true", f"{found['keys']} == true")
+        for path, where in context.maps
+    ]
+    result += [
+        f"replace_pattern({path}, {member}, {masked}) where {bodies} == true"
+        f" and {found['keys']} == true"
+        for path in context.arrays
     ]
     for replacement in value_replacements():
         pattern, to = _ottl(replacement.pattern), _ottl(replacement.replacement)

@@ -21,7 +21,6 @@ a slow order did not fail. Counters, per bot and (exchange, symbol, side):
 from __future__ import annotations
 
 import re
-import struct
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -34,9 +33,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__, attributes
+from tbmon import __version__, attributes, otlp_wire
 from tbmon.processors._items import Items
-from tbmon.processors._wire import varint
 from tbmon.processors.api import Batch, ExportTraceServiceRequest, Processor
 from tbmon.processors.otlp import (
     PerResource,
@@ -52,10 +50,10 @@ LABELS = (attributes.EXCHANGE, attributes.SYMBOL, attributes.SIDE)
 EXPECTED_PRICE = attributes.ORDER_EXPECTED_PRICE
 LIMIT_PRICE = attributes.ORDER_PRICE
 FILL_PRICE = attributes.ORDER_AVERAGE_PRICE
-LATENCY_MS = "execution.latency_ms"
-SLOW = "execution.slow"
-SLIPPAGE_BPS = "execution.slippage_bps"
-SLIPPAGE_BREACH = "execution.slippage_breach"
+LATENCY_MS = attributes.EXECUTION_LATENCY_MS
+SLOW = attributes.EXECUTION_SLOW
+SLIPPAGE_BPS = attributes.EXECUTION_SLIPPAGE_BPS
+SLIPPAGE_BREACH = attributes.EXECUTION_SLIPPAGE_BREACH
 COUNTERS = {
     "trading_execution_orders": "Order-placement spans seen (tbmon execution quality).",
     "trading_execution_slow_orders": "Orders slower than PROCESSORS_EXECUTION_MAX_LATENCY_MS.",
@@ -64,7 +62,7 @@ COUNTERS = {
     ),
 }
 _READ = frozenset((*LABELS, EXPECTED_PRICE, LIMIT_PRICE, FILL_PRICE))
-_MARK_PREFIX = "execution."
+_MARK_PREFIX = attributes.EXECUTION_PREFIX
 _SEEN_SPANS = 20_000
 
 
@@ -179,7 +177,7 @@ class ExecutionQualityProcessor(Processor):
                 found[kv.key] = kv.value
             elif kv.key.startswith(_MARK_PREFIX):
                 marked = True
-        side = found["side"].string_value.lower() if "side" in found else ""
+        side = found[attributes.SIDE].string_value.lower() if attributes.SIDE in found else ""
         exchange, symbol = (found[k].string_value if k in found else "" for k in LABELS[:2])
         expected = number(found.get(EXPECTED_PRICE)) or number(found.get(LIMIT_PRICE))
         fill = number(found.get(FILL_PRICE))
@@ -242,26 +240,20 @@ def _apply(span: Span, marks: list[tuple[str, Mark]]) -> None:
 
 
 def _encode(marks: list[tuple[str, Mark]]) -> bytes:
-    """The marks as Span attribute fields (9), encoded as protobuf encodes them: appending them
-    to a span's bytes adds them to its attributes."""
+    """The marks as Span attribute fields, encoded as protobuf encodes them: appending them to a
+    span's bytes adds them to its attributes."""
     return b"".join(
         _MARK_FIELDS[key, value]
         if isinstance(value, bool)
-        else _attribute(key, b"\x21" + struct.pack("<d", value))
+        else otlp_wire.attribute(_SPAN_ATTRIBUTE, key, value)
         for key, value in marks
     )
 
 
-def _attribute(key: str, any_value: bytes) -> bytes:
-    """Span.attributes (9) holding KeyValue{key (1), value (2): AnyValue encoded}."""
-    name = key.encode()
-    key_value = b"\x0a" + varint(len(name)) + name + b"\x12" + varint(len(any_value)) + any_value
-    return b"\x4a" + varint(len(key_value)) + key_value
-
-
-#: bool marks, precomputed: AnyValue.bool_value is field 2, a varint.
+_SPAN_ATTRIBUTE = otlp_wire.tag(otlp_wire.Span.ATTRIBUTES, otlp_wire.LEN)
+#: bool marks, precomputed.
 _MARK_FIELDS = {
-    (key, flag): _attribute(key, b"\x10" + (b"\x01" if flag else b"\x00"))
+    (key, flag): otlp_wire.attribute(_SPAN_ATTRIBUTE, key, flag)
     for key in (SLOW, SLIPPAGE_BREACH)
     for flag in (False, True)
 }

@@ -44,9 +44,10 @@ from prometheus_client import Counter as PrometheusCounter
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tbmon import otlp_wire
 from tbmon.processors._items import Items
 from tbmon.processors._multisearch import compile_search
-from tbmon.processors._wire import END, START, overlapped, rebuilt, subfields
+from tbmon.processors._wire import BODY, END, START, overlapped, rebuilt, subfields
 from tbmon.processors._wire import Field as WireField
 from tbmon.processors.api import (
     Batch,
@@ -377,8 +378,8 @@ class RedactionSettings(BaseSettings):
 
 
 #: The attributes' field numbers in Span and LogRecord.
-_SPAN_ATTRIBUTES = 9
-_LOG_ATTRIBUTES = 6
+_SPAN_ATTRIBUTES = otlp_wire.Span.ATTRIBUTES
+_LOG_ATTRIBUTES = otlp_wire.LogRecord.ATTRIBUTES
 
 #: Bounds of the set of strings known clean (about 2 MiB at most).
 _CLEAN_MAX_ENTRIES = 8192
@@ -502,7 +503,7 @@ class RedactionProcessor(Processor):
         masked = {}
         for _, field in touched:
             try:
-                key_value = KeyValue.FromString(raw[field[2] : field[3]])
+                key_value = KeyValue.FromString(raw[field[BODY] : field[END]])
             except DecodeError as error:
                 raise MalformedBatchError("not a valid attribute inside the batch") from error
             walk.attributes((key_value,))

@@ -6,7 +6,9 @@ when it cannot be reached), so the collector keeps the batch in its persistent q
 The host holds no data of its own: stopping it at any moment loses nothing.
 
 Bad input never costs the rest of a batch (which merges many senders' requests): when a plugin
-or the next hop finds the batch undecodable, it is repaired (:mod:`._repair`: strings that are
+or the next hop finds the batch undecodable (or, for metrics, the host itself: the collector's
+Prometheus exporter would silently leave out a series with a label that is not UTF-8), it is
+repaired (:mod:`._repair`: strings that are
 not UTF-8 get U+FFFD, an item that still does not decode is dropped alone and counted in
 ``tbmon_processors_dropped_items_total``) and processed again. Only a request whose envelope
 does not parse gets INVALID_ARGUMENT (nothing in it can be accepted); one above
@@ -175,6 +177,16 @@ class Host:
                 request, received = self._repaired(signal, request, received)
                 processed, valid = await self.chain.process(signal, request)
             remaining = received if processed is request else signal.count(processed)
+            if signal is Signal.METRICS and not valid:
+                # The collector's Prometheus exporter leaves out a series whose label value is
+                # not UTF-8 at every scrape, silently (a log line): a metrics batch no plugin
+                # parsed is parsed here (bots send them every few seconds; their strings are
+                # few), and repaired.
+                try:
+                    signal.validate(processed)
+                except MalformedBatchError:
+                    processed, remaining = self._repaired(signal, processed, remaining)
+                valid = True
         except MalformedBatchError as error:
             return grpc.StatusCode.INVALID_ARGUMENT, str(error).encode()
         except PluginFailedError as error:

@@ -37,6 +37,15 @@ under the bot's own resource (so ``job`` and ``instance`` are the bot's):
   ``risk_leverage_ratio`` (gross exposure over that latest value), with the positions' attributes
   less ``symbol``: the instrumentation's formulas, so both paths agree.
 
+The current drawdown is measured from the portfolio's high-water mark, the highest period value
+since the processor first saw the bot, beyond the window (``PeriodSeries.peak``). A bot is its
+``service.namespace`` and ``service.name`` (its ``job``) and the series' attributes, not its
+process: a restarted bot (a new ``service.instance.id``) goes on from its mark, and a crash
+stays a drawdown until the portfolio recovers. The marks of up to
+PROCESSORS_ANALYTICS_MAX_MARKS (10,000) series are kept, in memory: a restart of the processors
+host starts them afresh from the values it sees (the instrumentation keeps a bot's own marks on
+disk).
+
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
 is not sent at all, so Prometheus never sees NaN.
@@ -48,7 +57,7 @@ the gauges' names and descriptions are :mod:`tbmon.analytics`'.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -58,7 +67,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from tbmon import __version__, analytics
+from tbmon import __version__, analytics, attributes
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -80,10 +89,10 @@ from tbmon.processors.settings import read_settings
 
 PORTFOLIO_METRIC = "trading_portfolio_value_usd"
 POSITIONS_METRIC = "trading_position_exposure_usd"
-SYMBOL_ATTRIBUTE = "symbol"
-PNL_ATTRIBUTE = "trade.pnl_usd"
-TRADE_ID_ATTRIBUTE = "trade.id"
-STRATEGY_ATTRIBUTE = "strategy"
+SYMBOL_ATTRIBUTE = attributes.SYMBOL
+PNL_ATTRIBUTE = attributes.TRADE_PNL_USD
+TRADE_ID_ATTRIBUTE = attributes.TRADE_ID
+STRATEGY_ATTRIBUTE = attributes.STRATEGY
 SCOPE = "tbmon.processors.trading_analytics"
 
 _FROM_POSITIONS = (
@@ -132,6 +141,11 @@ class AnalyticsSettings(BaseSettings):
         gt=0,
         description="A bot silent this long is forgotten and its derived series stop.",
     )
+    max_marks: int = Field(
+        default=10_000,
+        ge=1,
+        description="Portfolio high-water marks kept (one per bot and series), least recent out.",
+    )
 
     @field_validator("periods_per_year")
     @classmethod
@@ -148,10 +162,12 @@ class AnalyticsSettings(BaseSettings):
 
 @dataclass
 class _Series:
-    """One portfolio-value series: its point attributes and its period values."""
+    """One portfolio-value series: its point attributes, its period values and its identity
+    across the bot's restarts (:func:`_identity`)."""
 
     attributes: list[KeyValue]
     periods: analytics.PeriodSeries
+    identity: tuple[bytes, bytes]
 
 
 @dataclass
@@ -200,6 +216,16 @@ class _Bot:
     positions: dict[bytes, _Positions] = field(default_factory=dict)
 
 
+#: The resource attributes that name a bot across its processes (Prometheus's ``job``).
+_IDENTITY_ATTRIBUTES = ("service.namespace", "service.name")
+
+
+def _identity(resource: Resource, series: bytes) -> tuple[bytes, bytes]:
+    """A portfolio series' identity across restarts: the bot's service and the series' key."""
+    service = [kv for kv in resource.attributes if kv.key in _IDENTITY_ATTRIBUTES]
+    return _series_key(service), series
+
+
 def _series_key(attributes: Sequence[KeyValue]) -> bytes:
     """Identity of a series by its attributes, whatever order they come in."""
     ordered = sorted(attributes, key=lambda kv: kv.key)
@@ -215,6 +241,8 @@ class TradingAnalyticsProcessor(Processor):
         self.settings = settings or read_settings(AnalyticsSettings)
         self._grid = self.settings.return_grid()
         self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
+        #: High-water marks by series identity, kept beyond a bot's process (least recent first).
+        self._marks: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
         self._metric_needles = tuple(
             name.encode() for name in (PORTFOLIO_METRIC, POSITIONS_METRIC, *DERIVED)
         )
@@ -234,18 +262,19 @@ class TradingAnalyticsProcessor(Processor):
                     if metric.name in DERIVED:
                         bot.own.add(metric.name)
                     elif metric.name == PORTFOLIO_METRIC:
-                        self._add_values(bot, metric)
+                        self._add_values(resource_metrics_.resource, bot, metric)
                     elif metric.name == POSITIONS_METRIC:
                         self._add_positions(bot, metric)
         return batch
 
-    def _add_values(self, bot: _Bot, metric: Metric) -> None:
+    def _add_values(self, resource: Resource, bot: _Bot, metric: Metric) -> None:
         for point in number_points(metric):
             key = _series_key(point.attributes)
             series = bot.series.get(key)
             if series is None:
-                periods = analytics.PeriodSeries(self._grid)
-                series = bot.series[key] = _Series(list(point.attributes), periods)
+                identity = _identity(resource, key)
+                periods = analytics.PeriodSeries(self._grid, peak=self._marks.get(identity))
+                series = bot.series[key] = _Series(list(point.attributes), periods, identity)
             series.periods.add(point.time_unix_nano, point_value(point))
 
     def _add_positions(self, bot: _Bot, metric: Metric) -> None:
@@ -309,7 +338,9 @@ class TradingAnalyticsProcessor(Processor):
         for resource, bot in self._bots.live():
             points: dict[str, list[tuple[list[KeyValue], float]]] = {}
             for series in bot.series.values():
-                derived = analytics.value_gauges(series.periods.sample(), self._grid)
+                sampled = series.periods.sample()
+                self._keep_mark(series.identity, sampled)
+                derived = analytics.value_gauges(sampled, self._grid)
                 for name, value in derived.items():
                     points.setdefault(name, []).append((series.attributes, value))
             for strategy, trades in bot.trades.items():
@@ -329,6 +360,15 @@ class TradingAnalyticsProcessor(Processor):
             if metrics:
                 results.append(resource_metrics(resource, SCOPE, metrics, __version__))
         return results
+
+    def _keep_mark(self, identity: tuple[bytes, bytes], sampled: analytics.Sampled | None) -> None:
+        mark = None if sampled is None else sampled.high_water_mark()
+        if mark is None:
+            return
+        self._marks[identity] = max(mark, self._marks.get(identity, mark))
+        self._marks.move_to_end(identity)
+        while len(self._marks) > self.settings.max_marks:
+            self._marks.popitem(last=False)
 
 
 def _position_gauges(held: list[float], equity: float | None) -> dict[str, float]:

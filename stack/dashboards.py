@@ -736,8 +736,10 @@ def trading_performance(alerts: Alerts | None = None) -> Dashboard:
                     timeseries(
                         "Current drawdown",
                         [prom(per_bot("trading_current_drawdown"), "{{job}} {{strategy}}")],
-                        "How far each portfolio is below its peak now: HighDrawdown fires on "
-                        "this, and resolves once the portfolio recovers.",
+                        "How far each portfolio is below its high-water mark now (the highest "
+                        "value since the bot first ran, kept beyond the analytics window and "
+                        "across restarts): HighDrawdown fires on this, and resolves only once "
+                        "the portfolio recovers.",
                         unit="percentunit",
                         width=6,
                         minimum=0,
@@ -1235,6 +1237,112 @@ def system_health(alerts: Alerts | None = None) -> Dashboard:
                         minimum=0,
                         maximum=1,
                         thresholds=alerts.shade("CollectorQueueFilling"),
+                    ),
+                ],
+            ),
+            (
+                "Telemetry losses and alert delivery (the pipeline's alerts)",
+                [
+                    timeseries(
+                        "Items lost in 5 minutes",
+                        [
+                            prom(
+                                "sum by (exporter, stage) (otelcol_exporter_failed:increase5m)",
+                                "collector {{exporter}} ({{stage}})",
+                            ),
+                            prom(
+                                "sum by (job, signal, reason) (tbmon_telemetry_dropped:increase5m)",
+                                "bot {{job}} {{signal}} ({{reason}})",
+                            ),
+                            prom(
+                                "sum by (signal, reason) "
+                                "(increase(tbmon_processors_dropped_items_total[5m]))",
+                                "processors host {{signal}} ({{reason}})",
+                            ),
+                            prom(
+                                "sum by (job, reason) (log_store_dropped:increase5m)",
+                                "log store {{job}} ({{reason}})",
+                            ),
+                        ],
+                        "What CollectorExportFailing, BotTelemetryDropped, "
+                        "ProcessorsDroppedItems and LogStoreDroppedRecords count (a first loss "
+                        "included): above zero, they fire.",
+                        unit="short",
+                        width=8,
+                    ),
+                    timeseries(
+                        "Refused and sent",
+                        [
+                            prom(
+                                "sum by (receiver, data_type) (otelcol_receiver_refused:rate5m)",
+                                "refused {{receiver}} {{data_type}}",
+                            ),
+                            prom(
+                                "sum by (exporter, data_type) (otelcol_exporter_sent:rate5m)",
+                                "sent {{exporter}} {{data_type}}",
+                            ),
+                        ],
+                        "Items per second the collector refuses (CollectorRefusingData) and each "
+                        "exporter sends: a queue that holds data while its exporter sends "
+                        "nothing fires CollectorExportStalled.",
+                        unit="short",
+                        width=8,
+                    ),
+                    timeseries(
+                        "Processors plugins",
+                        [
+                            prom(
+                                "sum by (plugin) "
+                                "(increase(tbmon_processors_plugin_errors_total[5m]))",
+                                "errors {{plugin}}",
+                            ),
+                            prom(
+                                "max by (plugin) (tbmon_processors_plugin_stuck)",
+                                "stuck {{plugin}}",
+                            ),
+                        ],
+                        "Plugin failures in 5 minutes (ProcessorPluginFailing) and calls that "
+                        "overran their budget (ProcessorPluginStuck); critical for redaction.",
+                        unit="short",
+                        width=8,
+                    ),
+                    timeseries(
+                        "Alert bridge backlog",
+                        [
+                            prom(
+                                "max by (instance) (alert_bridge_outbox_oldest_age_seconds)",
+                                "oldest alert waiting {{instance}}",
+                            )
+                        ],
+                        "Age of the oldest alert the bridge has not delivered to Telegram yet "
+                        "(AlertDeliveryBacklog above 10 minutes).",
+                        unit="s",
+                        width=12,
+                    ),
+                    timeseries(
+                        "Alert delivery failures",
+                        [
+                            prom(
+                                "sum by (integration) "
+                                "(rate(alertmanager_notifications_failed_total[5m]))",
+                                "Alertmanager {{integration}}",
+                            ),
+                            prom(
+                                "sum(rate(prometheus_notifications_errors_total[5m]))"
+                                " + sum(rate(prometheus_notifications_dropped_total[5m]))",
+                                "Prometheus to Alertmanager",
+                            ),
+                            prom(
+                                "sum by (rule_group) "
+                                "(increase(prometheus_rule_evaluation_failures_total[5m]))",
+                                "rule evaluations failed {{rule_group}}",
+                            ),
+                        ],
+                        "Should stay at zero: notifications that fail "
+                        "(AlertmanagerNotificationsFailing, PrometheusAlertsNotSent) and rule "
+                        "groups that fail to evaluate (PrometheusRuleFailures).",
+                        unit="short",
+                        width=12,
                     ),
                 ],
             ),

@@ -110,12 +110,18 @@ def max_drawdown_of_values(values: Sequence[float]) -> float:
     return max_drawdown(simple_returns(values))
 
 
-def current_drawdown(values: Sequence[float]) -> float:
-    """How far the latest value sits below the highest so far, as a positive fraction."""
+def current_drawdown(values: Sequence[float], peak: float | None = None) -> float:
+    """How far the latest value sits below its high-water mark, as a positive fraction.
+
+    The high-water mark is the highest of ``values`` and of ``peak``, the highest value before
+    them (:attr:`Sampled.peak`: the periods that left the analytics window, and what a bot
+    remembered across a restart), so the drawdown stays for as long as the portfolio has not
+    recovered, however long ago its peak was. 0.0 without values or without a positive peak.
+    """
     if not values:
         return 0.0
-    peak = max(values)
-    return (peak - values[-1]) / peak if peak > 0 else 0.0
+    high = max(values) if peak is None else max(peak, *values)
+    return (high - values[-1]) / high if high > 0 else 0.0
 
 
 def cagr(returns: Sequence[float], periods_per_year: float = TRADING_DAYS_PER_YEAR) -> float | None:
@@ -267,8 +273,11 @@ VALUE_GAUGES = {
     "trading_sharpe_ratio": "Annualised Sharpe ratio of the period returns.",
     "trading_sortino_ratio": "Annualised Sortino ratio of the period returns.",
     "trading_calmar_ratio": "CAGR over max drawdown.",
-    "trading_max_drawdown": "Largest fall from a peak, a fraction.",
-    "trading_current_drawdown": "Fall of the latest value from the peak, a fraction.",
+    "trading_max_drawdown": "Largest fall from a peak within the window, a fraction.",
+    "trading_current_drawdown": (
+        "Fall of the latest value below its high-water mark (the highest since the bot started, "
+        "beyond the window), a fraction."
+    ),
     "risk_var_95_percent": "Historical 95% one-day Value at Risk, a fraction.",
     "risk_var_99_percent": "Historical 99% one-day Value at Risk, a fraction.",
 }
@@ -375,12 +384,20 @@ def check_period(period_seconds: float | None, per_year: float | None) -> None:
 class Sampled:
     """A value series on its grid: one value per period, oldest first, from grid index
     ``start``; ``observed[i]`` says whether period i had a sample of its own (else its value
-    was carried over from the period before)."""
+    was carried over from the period before). ``peak`` is the high-water mark before the
+    window (:attr:`PeriodSeries.peak`), None if nothing came before it."""
 
     period_seconds: float
     start: int
     values: list[float]
     observed: list[bool]
+    peak: float | None = None
+
+    def high_water_mark(self) -> float | None:
+        """The highest value so far: the window's values and the peak before them."""
+        if not self.values:
+            return self.peak
+        return max(self.values) if self.peak is None else max(self.peak, *self.values)
 
     def returns(self) -> list[float]:
         """Simple returns between consecutive periods (none after a non-positive value)."""
@@ -389,7 +406,9 @@ class Sampled:
     def between(self, first: int, last: int) -> Sampled:
         """The periods from grid index ``first`` to ``last``, both included."""
         head, tail = first - self.start, last - self.start + 1
-        return Sampled(self.period_seconds, first, self.values[head:tail], self.observed[head:tail])
+        return Sampled(
+            self.period_seconds, first, self.values[head:tail], self.observed[head:tail], self.peak
+        )
 
     def observed_returns(self) -> int:
         """Returns ending in a period that had a sample: the sample size of the statistics."""
@@ -407,14 +426,22 @@ class PeriodSeries:
     chosen from the data. :meth:`sample` puts the series on its grid; adding is a dict update.
     Memory is bounded: what lies before the window is dropped when sampled, and at most
     :data:`_SPARE` times ``window`` base periods are ever kept.
+
+    What leaves the window is not forgotten entirely: :attr:`peak`, the high-water mark, keeps
+    the highest period value dropped (and a ``peak`` given at creation: what a bot remembered
+    of its portfolio before a restart), so :func:`current_drawdown` measures from the highest
+    value since the series began, not from the window's. Nothing but a new series resets it.
     """
 
     #: Base periods kept per grid period of the window, at most: the largest step between two
     #: grids of :data:`GRID_SECONDS` (4 h to a day).
     _SPARE = 6
 
-    def __init__(self, grid: ReturnGrid) -> None:
+    def __init__(self, grid: ReturnGrid, peak: float | None = None) -> None:
         self.grid = grid
+        #: The highest period value that left the window (or was given): the high-water mark
+        #: before the window.
+        self.peak = peak
         self._base_seconds = grid.period_seconds or float(GRID_SECONDS[0])
         self._base_ns = round(self._base_seconds * 1e9)
         self._steps = (
@@ -431,7 +458,7 @@ class PeriodSeries:
         if latest is None:
             self._cells[index] = (time_unix_nano, value)
             if len(self._cells) > self._limit:
-                del self._cells[min(self._cells)]
+                self._raise_peak(self._cells.pop(min(self._cells))[1])
         elif time_unix_nano >= latest[0]:
             self._cells[index] = (time_unix_nano, value)
 
@@ -476,9 +503,17 @@ class PeriodSeries:
             values.append(value)
             observed.append(seen)
         keep_from = (start if start in by_period or carried is None else carried) * step
+        for period in periods:
+            if period * step >= keep_from:
+                break
+            self._raise_peak(by_period[period])  # a whole period leaves: its value is final
         for index in [index for index in self._cells if index < keep_from]:
             del self._cells[index]
-        return Sampled(self._base_seconds * step, start, values, observed)
+        return Sampled(self._base_seconds * step, start, values, observed, self.peak)
+
+    def _raise_peak(self, value: float) -> None:
+        if self.peak is None or value > self.peak:
+            self.peak = value
 
 
 #: Spacings between the latest samples that choose a series' grid.
@@ -493,12 +528,17 @@ def value_gauges(series: Sampled | None, grid: ReturnGrid) -> dict[str, float]:
     sample sizes above (:data:`MIN_RETURNS`, :func:`var_min_returns`, :data:`MIN_CALMAR_DAYS`),
     counted in observed returns. VaR is of one day: the one-period historical VaR scaled by the
     square root of the periods in a day (the square-root-of-time rule), so that its meaning and
-    the alert thresholds do not change with the grid. Undefined values are left out (no sample,
-    never NaN).
+    the alert thresholds do not change with the grid. The current drawdown is measured from the
+    series' high-water mark (:attr:`Sampled.peak` too), so it is defined from the first value
+    when a peak came before it. Undefined values are left out (no sample, never NaN).
     """
-    if series is None or len(series.values) < 2:
+    if series is None or not series.values:
         return {}
     values = series.values
+    if len(values) < 2:
+        if series.peak is None:
+            return {}
+        return {"trading_current_drawdown": current_drawdown(values, series.peak)}
     returns = series.returns()
     count = series.observed_returns()
     per_year = grid.annualisation(series.period_seconds)
@@ -506,7 +546,7 @@ def value_gauges(series: Sampled | None, grid: ReturnGrid) -> dict[str, float]:
     gauges: dict[str, float | None] = {
         "trading_total_return": total_return(values),
         "trading_max_drawdown": max_drawdown_of_values(values),
-        "trading_current_drawdown": current_drawdown(values),
+        "trading_current_drawdown": current_drawdown(values, series.peak),
     }
     if count >= MIN_RETURNS:
         gauges["trading_sharpe_ratio"] = sharpe_ratio(returns, per_year, grid.risk_free_rate)

@@ -1,7 +1,10 @@
-"""Span attribute names that the bot side sets and the pipeline reads: defined once, here.
+"""Span, span event and log attribute names that one package writes and another reads: defined
+once, here.
 
-The instrumentations (:mod:`tbmon.instrumentation.freqtrade`) write them and the processors
-(:mod:`tbmon.processors.execution`) read them, so both import them from this module, which
+The instrumentations (:mod:`tbmon.instrumentation.ccxt`, :mod:`~tbmon.instrumentation.freqtrade`,
+:mod:`~tbmon.instrumentation.trading`, the demo bot) write them and the processors
+(:mod:`tbmon.processors.execution`, :mod:`~tbmon.processors.trading_analytics`) read them, or
+the other way round for the ``execution.*`` marks; all import them from this module, which
 depends on nothing. An order's span (``create_order``) carries the ``order.*`` ones; the
 execution-quality processor compares :data:`ORDER_EXPECTED_PRICE` (or :data:`ORDER_PRICE`)
 with :data:`ORDER_AVERAGE_PRICE` for slippage.
@@ -31,7 +34,22 @@ ORDER_AVERAGE_PRICE: Final = "order.average_price"
 ORDER_DRY_RUN: Final = "order.dry_run"
 
 TRADE_ID: Final = "trade.id"
+#: A closed trade's realised profit or loss in USD: on a log record or a span event, the
+#: trading-analytics processor derives win rate and profit factor from it.
 TRADE_PNL_USD: Final = "trade.pnl_usd"
+
+#: Span event names: a closed trade (with TRADE_*), an order filled or canceled (with ORDER_*).
+TRADE_CLOSED_EVENT: Final = "trade.closed"
+ORDER_FILLED_EVENT: Final = "order.filled"
+ORDER_CANCELED_EVENT: Final = "order.canceled"
+
+#: The execution-quality processor's marks on an order span (read by dashboards and tests).
+EXECUTION_LATENCY_MS: Final = "execution.latency_ms"
+EXECUTION_SLOW: Final = "execution.slow"
+EXECUTION_SLIPPAGE_BPS: Final = "execution.slippage_bps"
+EXECUTION_SLIPPAGE_BREACH: Final = "execution.slippage_breach"
+#: What every mark's name starts with (a retried batch's old marks are found by it).
+EXECUTION_PREFIX: Final = "execution."
 
 #: The bot iteration span's: the framework and its running count of iterations.
 BOT_FRAMEWORK: Final = "bot.framework"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from support import Backends, running_stack
@@ -27,3 +28,12 @@ def stack(stack_settings: StackSettings) -> Iterator[Supervisor]:
 @pytest.fixture(scope="session")
 def backends(stack: Supervisor) -> Backends:
     return Backends(stack.settings)
+
+
+@pytest.fixture(autouse=True)
+def bot_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's bots (in process and the ones it starts) keep their high-water marks in the
+    test's own directory (TBMON_STATE_DIR), never in the home directory or another test's."""
+    state = tmp_path / "bot-state"
+    monkeypatch.setenv("TBMON_STATE_DIR", str(state))
+    return state

@@ -11,11 +11,15 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeAlias
 
 import grpc
 import httpx
 import psutil
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import SEVERITY_NUMBER_INFO, LogRecord
@@ -34,23 +38,36 @@ PER_TRACE = 100
 NUMBER = "load.n"
 
 
-def _value(value: str | int | float) -> AnyValue:
-    if isinstance(value, str):
-        return AnyValue(string_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(int_value=value)
+#: An attribute value: a scalar, or a map or an array of them (nested as deep as wanted).
+Attr: TypeAlias = str | int | float | dict[str, "Attr"] | list["Attr"]
 
 
-def attributes(values: dict[str, str | int | float]) -> list[KeyValue]:
-    return [KeyValue(key=key, value=_value(value)) for key, value in values.items()]
+def value(item: Attr) -> AnyValue:
+    """``item`` as OTLP's AnyValue (a dict as a kvlist_value, a list as an array_value)."""
+    if isinstance(item, str):
+        return AnyValue(string_value=item)
+    if isinstance(item, float):
+        return AnyValue(double_value=item)
+    if isinstance(item, dict):
+        result = AnyValue()
+        result.kvlist_value.values.extend(attributes(item))
+        return result
+    if isinstance(item, list):
+        result = AnyValue()
+        result.array_value.values.extend(value(element) for element in item)
+        return result
+    return AnyValue(int_value=item)
+
+
+def attributes(values: dict[str, Attr]) -> list[KeyValue]:
+    return [KeyValue(key=key, value=value(item)) for key, item in values.items()]
 
 
 def trace_id(service: str, trace: int) -> bytes:
     return hashlib.sha256(f"{service}/{trace}".encode()).digest()[:16]
 
 
-def spans_request(service: str, numbers: range, extra: dict[str, str | int | float]) -> bytes:
+def spans_request(service: str, numbers: range, extra: dict[str, Attr]) -> bytes:
     request = ExportTraceServiceRequest()
     resource_spans = request.resource_spans.add()
     resource_spans.resource.attributes.extend(attributes({"service.name": service}))
@@ -72,8 +89,14 @@ def spans_request(service: str, numbers: range, extra: dict[str, str | int | flo
 
 
 def logs_request(
-    service: str, numbers: range, extra: dict[str, str | int | float], suffix: str = ""
+    service: str,
+    numbers: range,
+    extra: dict[str, Attr],
+    suffix: str = "",
+    body: Attr | None = None,
 ) -> bytes:
+    """Numbered log records; ``body`` (a map or an array) replaces the numbered text body, which
+    then goes to the attribute ``loadtext``."""
     request = ExportLogsServiceRequest()
     resource_logs = request.resource_logs.add()
     resource_logs.resource.attributes.extend(attributes({"service.name": service}))
@@ -86,9 +109,28 @@ def logs_request(
                 observed_time_unix_nano=now,
                 severity_number=SEVERITY_NUMBER_INFO,
                 severity_text="INFO",
-                body=AnyValue(string_value=f"load {service} {number}{suffix}"),
-                attributes=attributes({NUMBER: number, **extra}),
+                body=value(f"load {service} {number}{suffix}" if body is None else body),
+                attributes=attributes(
+                    {NUMBER: number, **extra}
+                    if body is None
+                    else {NUMBER: number, "loadtext": f"load {service} {number}{suffix}", **extra}
+                ),
             )
+        )
+    return request.SerializeToString()
+
+
+def metrics_request(service: str, gauges: dict[str, tuple[float, dict[str, Attr]]]) -> bytes:
+    """One resource's gauges, each one point: name -> (value, attributes)."""
+    request = ExportMetricsServiceRequest()
+    resource_metrics = request.resource_metrics.add()
+    resource_metrics.resource.attributes.extend(attributes({"service.name": service}))
+    scope = resource_metrics.scope_metrics.add()
+    now = time.time_ns()
+    for name, (number, labels) in gauges.items():
+        metric = scope.metrics.add(name=name)
+        metric.gauge.data_points.add(
+            time_unix_nano=now, as_double=number, attributes=attributes(labels)
         )
     return request.SerializeToString()
 
@@ -108,7 +150,7 @@ class NumberedLoad:
 
     endpoint: str
     service: str
-    extra: dict[str, str | int | float] = field(default_factory=dict)
+    extra: dict[str, Attr] = field(default_factory=dict)
     #: Items sent and acknowledged, per signal; acknowledgement times (monotonic) per item.
     acknowledged: dict[Signal, dict[int, float]] = field(
         default_factory=lambda: {Signal.SPANS: {}, Signal.LOGS: {}}

@@ -19,6 +19,7 @@ import httpx
 from google.protobuf.message import DecodeError
 from support import wait_until
 
+from tbmon import otlp_wire as wire
 from tbmon.processors.api import Signal
 from tbmon.stack.ports import free_ports
 
@@ -50,6 +51,18 @@ class OtlpSink:
 
     def all(self, signal: Signal) -> list[Any]:
         return list(self.received[signal])
+
+
+_ITEM = wire.tag(wire.ScopeItems.ITEMS, wire.LEN)
+_SCOPES = wire.tag(wire.ResourceItems.SCOPES, wire.LEN)
+_RESOURCES = wire.tag(wire.Request.RESOURCES, wire.LEN)
+
+
+def raw_request(*items: bytes) -> bytes:
+    """A span or log export request of one resource and one scope holding ``items`` as they are
+    (well-formed or not): the envelope around hand-made item bytes."""
+    scope = b"".join(wire.field(_ITEM, item) for item in items)
+    return wire.field(_RESOURCES, wire.field(_SCOPES, scope))
 
 
 @contextmanager

@@ -107,7 +107,7 @@ def test_every_alert_has_its_labels_and_annotations() -> None:
 
 #: The components whose alerts concern one bot or the stack's hosts: "View in Grafana" opens
 #: the dashboard of their rule's `dashboard` annotation.
-WITH_DASHBOARD = {"trading", "risk", "system", "agent"}
+WITH_DASHBOARD = {"trading", "risk", "system", "agent", "pipeline"}
 
 
 def test_every_bot_alert_links_to_an_existing_dashboard_and_its_variables() -> None:
@@ -145,6 +145,50 @@ def test_each_thresholded_rule_shows_the_threshold_it_compares_with() -> None:
         assert shown, f"{key}: the message shows the threshold"
         assert {float(value) for value in shown} == {default}, key
         assert "$threshold" in rule["annotations"]["description"], key
+
+
+def test_every_rendered_message_prints_the_threshold_the_operator_set() -> None:
+    """Every threshold moved (by 10%, keeping warnings below their criticals): each rule
+    compares with the operator's number, and its message prints that number, not the seed's."""
+    moved = {
+        f"threshold_{name}": round(render.threshold_default(name) * 0.9, 6)
+        for name in set(render.RULE_THRESHOLDS.values())
+    }
+    settings = StackSettings.model_validate(moved)  # validated: warnings stay below criticals
+    for key, name in render.RULE_THRESHOLDS.items():
+        (rule,) = _rendered(settings, *key)
+        value = moved[f"threshold_{name}"]
+        assert render.rule_threshold(rule, value).value == value, key
+        shown = re.findall(r"\{\{ \$threshold := ([^ ]+) \}\}", str(rule["annotations"]))
+        assert shown, key
+        assert {float(number) for number in shown} == {value}, key
+        # No copy of the seed's number typed into the text beside the variable.
+        default = render.threshold_default(name)
+        for text in rule["annotations"].values():
+            rest = re.sub(r"\{\{ \$threshold := [^ ]+ \}\}", "", str(text))
+            for typed in (f"{default:g}", f"{default * 100:g}%"):
+                assert not re.search(rf"(?<![\w.]){re.escape(typed)}(?![\w.])", rest), (key, text)
+
+
+def test_the_drawdown_alert_its_panel_and_the_docs_mean_the_high_water_mark() -> None:
+    """HighDrawdown compares the current drawdown, which the metric's description, the panel
+    and the docs measure from the high-water mark, not the window's peak."""
+    from tbmon.analytics import VALUE_GAUGES  # noqa: PLC0415
+
+    for severity in ("critical", "warning"):
+        (rule,) = _rendered(StackSettings(), "HighDrawdown", severity)
+        assert "trading_current_drawdown" in rule["expr"]
+        assert "trading_max_drawdown" not in rule["expr"]
+    assert "high-water mark" in VALUE_GAUGES["trading_current_drawdown"]
+    assert "window" in VALUE_GAUGES["trading_max_drawdown"]
+    document = dashboards.trading_performance().to_json()
+    (panel,) = [p for p in document["panels"] if p.get("title") == "Current drawdown"]
+    assert "high-water mark" in panel["description"]
+    alerting = (PROJECT_ROOT / "docs/alerting.md").read_text()
+    (row,) = [
+        line for line in alerting.splitlines() if line.startswith("| HighDrawdown | critical")
+    ]
+    assert "high-water mark" in row
 
 
 CHANGED = StackSettings(

@@ -351,3 +351,38 @@ def test_correlation_on_a_common_grid_matches_numpy() -> None:
     for minute in range(10):
         young.add(T0 + minute * MINUTE_NS, 1.0 + minute)
     assert analytics.correlation_gauge([first, young]) is None  # ten returns are no figure
+
+
+def test_a_crash_stays_a_drawdown_after_its_peak_leaves_the_window() -> None:
+    """The current drawdown is below the high-water mark, not below the window's highest: a
+    crash with no recovery stays a drawdown however long ago the peak was; a recovery ends it."""
+    grid = analytics.ReturnGrid(period_seconds=1, window=5)
+    series = analytics.PeriodSeries(grid)
+    second = 10**9
+    values = [100.0, 120.0, 84.0] + [84.0] * 20  # a 30 % crash, then flat for 20 windows' worth
+    for t, value in enumerate(values):
+        series.add(t * second, value)
+        gauges = analytics.value_gauges(series.sample(), grid)
+    assert gauges["trading_max_drawdown"] == 0.0  # the window has no fall in it any more
+    assert gauges["trading_current_drawdown"] == pytest.approx(0.3, abs=1e-12)
+    assert series.peak == 120.0
+    for t, value in enumerate([100.0, 119.0, 121.0], start=len(values)):
+        series.add(t * second, value)
+        gauges = analytics.value_gauges(series.sample(), grid)
+        if value == 119.0:
+            assert gauges["trading_current_drawdown"] == pytest.approx(1 / 120, abs=1e-12)
+    assert gauges["trading_current_drawdown"] == 0.0  # a new peak: recovered
+
+
+def test_a_peak_given_at_creation_is_where_the_drawdown_starts() -> None:
+    """What a restarted bot remembered: its first value is already measured from the mark."""
+    grid = analytics.ReturnGrid(period_seconds=1, window=5)
+    series = analytics.PeriodSeries(grid, peak=200.0)
+    series.add(0, 150.0)
+    sampled = series.sample()
+    assert sampled is not None
+    assert sampled.high_water_mark() == 200.0
+    assert analytics.value_gauges(sampled, grid) == {"trading_current_drawdown": 0.25}
+    assert analytics.current_drawdown([160.0, 150.0], peak=None) == pytest.approx(1 / 16)
+    assert analytics.current_drawdown([160.0, 150.0], peak=200.0) == pytest.approx(0.25)
+    assert analytics.current_drawdown([160.0, 150.0], peak=100.0) == pytest.approx(1 / 16)

@@ -21,8 +21,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from bridge_support import Rig, alert, bridge_rig, idents, notification, rss_mib
 from support import wait_until
+
+from tbmon.alert_bridge import app
+from tbmon.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.fault
 
@@ -235,3 +239,47 @@ def test_admitted_floods_stay_within_the_budget(tmp_path: Path) -> None:
         # Alertmanager's retries of the 503s got every webhook in, and all reached Telegram.
         delivered = legit.delivered()
         assert all(delivered.count(ident) == 1 for ident in legit.sent)
+
+
+def test_a_webhook_of_30000_alerts_is_refused_before_it_holds_up_another_sender(
+    tmp_path: Path,
+) -> None:
+    """A webhook of 30,000 alerts (12 MiB, under the body limit) held every other sender about
+    16 s while it was formatted: it is refused (413, set max_alerts) before it is parsed, and a
+    webhook of 1,000 (the most one may carry) is accepted; another sender's webhooks are
+    answered within a second meanwhile."""
+    huge = json.dumps(
+        notification([alert(f"huge{n}", labels={"job": "bot"}) for n in range(30_000)])
+    ).encode()
+    most = json.dumps(
+        notification([alert(f"most{n}", name="Most") for n in range(app.MAX_ALERTS)], "most")
+    ).encode()
+    with bridge_rig(tmp_path) as rig:
+        _warm(rig)
+        with _Alertmanager(rig, "Beside") as legit:
+            time.sleep(1)
+            outcomes = [_admitted(rig, huge)()[0] for _ in range(3)]
+            refused_at = time.monotonic()
+            accepted = _admitted(rig, most)()[0]
+            accepted_seconds = time.monotonic() - refused_at
+            time.sleep(1)
+        print(
+            f"30,000 alerts: {outcomes}; 1,000: {accepted} in {accepted_seconds:.2f} s; "
+            f"beside: {legit.answer_seconds}"
+        )
+        assert outcomes == ["413"] * 3
+        assert accepted == "200"
+        assert legit.first_answers
+        assert set(legit.first_answers) == {200}
+        assert max(legit.answer_seconds) < 1.0, legit.answer_seconds
+
+
+def test_alertmanager_sends_no_more_alerts_than_the_bridge_takes() -> None:
+    config = yaml.safe_load((PROJECT_ROOT / "stack/alertmanager/alertmanager.yml").read_text())
+    limits = [
+        webhook.get("max_alerts", 0)
+        for receiver in config["receivers"]
+        for webhook in receiver.get("webhook_configs", [])
+    ]
+    assert limits
+    assert all(0 < limit <= app.MAX_ALERTS for limit in limits), limits

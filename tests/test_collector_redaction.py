@@ -131,6 +131,32 @@ def test_the_key_pattern_agrees_on_random_keys(redactor: RedactionProcessor) -> 
     assert disagree == []
 
 
+def _json_members_masked(key: str) -> bool:
+    """Whether the nested-member pattern masks ``key``'s value in a map's JSON text (as OTTL's
+    String() writes it: compact, quotes and backslashes escaped), nested one level down."""
+    text = json.dumps({"outer": {key: "v", "n": 1}}, separators=(",", ":"))
+    pattern = re.compile(collector_rules.nested_key_pattern())
+    masked = pattern.sub(lambda m: m.group("head") + f'"{MASK}"', text)
+    assert json.loads(masked)["outer"]["n"] == 1  # the rest of the text intact
+    return masked != text
+
+
+def test_the_nested_member_pattern_agrees_with_the_host(redactor: RedactionProcessor) -> None:
+    """Inside a nested value's JSON text, a member is masked exactly when the host masks its
+    key (the keys of the key pattern's tests and random ones)."""
+    keys = [*SENSITIVE_KEYS, *HARMLESS_KEYS, "passWord", "MYPassword", *_random_keys(2000)]
+    disagree = [key for key in keys if _json_members_masked(key) != redactor.key_is_sensitive(key)]
+    assert disagree == []
+
+
+def test_the_nested_screen_finds_what_the_rules_mask() -> None:
+    """A nested value is made text (and masked) when its JSON text holds something a rule
+    masks: every corpus text that the host changes is found in it."""
+    screen = re.compile(collector_rules.nested_screen())
+    for text, _, _ in TEXTS:
+        assert screen.search(json.dumps({"a": [text]})), text
+
+
 def test_the_screens_find_everything_there_is_to_mask(redactor: RedactionProcessor) -> None:
     """A step runs only when its screen finds something: each rule's screen finds every string
     the rule changes, the key screen every sensitive key, and the words screen whatever those
@@ -268,3 +294,68 @@ def test_the_collector_masks_what_the_host_masks(
             assert got == item, (signal, number, got)
         again = run(redactor, Batch.of(sink.all(signal)[0])).message()
         assert again == sink.all(signal)[0]
+
+
+@pytest.mark.stack
+def test_the_collector_masks_and_cuts_nested_values(tmp_path: Path) -> None:
+    """Before its queue, the real collector masks secrets nested in map and array attributes
+    and in map and array bodies (a nested value with a candidate arrives as its JSON text,
+    masked; a clean one keeps its structure), and cuts nested values whose JSON passes 32 KiB
+    (transform/limits), marking the item. Nothing planted reaches the host's side."""
+    secrets = ["nested-key-1a", "nested-url-2b", "nested-array-3c", "nested-body-4d"]
+    big = "n" * 100_000
+    nested: dict[str, Value] = {
+        "n": 1,
+        "db": {"user": "bot", "password": secrets[0], "port": 5432},
+        "hosts": ["db1", f"postgresql://bot:{secrets[1]}@db2/x"],
+        "clean": {"side": "buy", "qty": 2},
+        "big": {"blob": big},
+        "big_list": [big, 1],
+    }
+    requests: dict[Signal, Batch[Any]] = {
+        Signal.SPANS: spans_batch(span("nested", nested)),
+        Signal.LOGS: logs_batch(
+            log_record({"event": "login", "auth": {"token": secrets[3]}}, {"n": 1}),
+            log_record(["login", f"api_key={secrets[2]}"], {"n": 2}),
+            log_record({"blob": "m" * 3_000_000}, {"n": 3}),
+            log_record("plain", nested | {"n": 4}),
+        ),
+    }
+    settings = isolated_settings(tmp_path)
+    endpoint = f"{settings.bind_host}:{settings.otlp_grpc_port}"
+    with otlp_sink(settings.processors_port) as sink:
+        supervisor = Supervisor(settings)
+        try:
+            supervisor.up(["collector"])
+            for signal, batch in requests.items():
+                export(endpoint, signal, batch.raw)
+            for signal, batch in requests.items():
+                count = len(_items(signal, [batch.read()]))
+                wait_until(
+                    lambda s=signal, c=count: len(_items(s, sink.all(s))) == c,  # type: ignore[misc]
+                    f"the collector's {signal.name.lower()}",
+                    60,
+                )
+        finally:
+            supervisor.down()
+    raw = b"".join(m.SerializeToString() for s in requests for m in sink.all(s))
+    assert [secret for secret in secrets if secret.encode() in raw] == []
+    (_, got_span) = _items(Signal.SPANS, sink.all(Signal.SPANS))[1]
+    logs = {n: record for n, (_, record) in _items(Signal.LOGS, sink.all(Signal.LOGS)).items()}
+    for attributes in (otlp.attributes(got_span.attributes), otlp.attributes(logs[4].attributes)):
+        assert attributes["clean"] == {"side": "buy", "qty": 2}  # no candidate: as it came
+        assert isinstance(attributes["db"], str)
+        assert json.loads(attributes["db"]) == {"user": "bot", "password": MASK, "port": 5432}
+        assert json.loads(str(attributes["hosts"])) == ["db1", f"postgresql://bot:{MASK}@db2/x"]
+        for key, start in (("big", '{"blob":"nnn'), ("big_list", '["nnn')):
+            text = str(attributes[key])
+            assert text.startswith(start), (key, text[:40])
+            assert len(text.encode()) == 32768, key
+        assert attributes["tbmon.truncated"] is True
+    # A map body keeps its structure; its nested value with the secret is made text.
+    assert otlp.python_value(logs[1].body) == {"event": "login", "auth": f'{{"token":"{MASK}"}}'}
+    assert otlp.python_value(logs[2].body) == f'["login","api_key={MASK}"]'
+    body = str(otlp.python_value(logs[3].body))
+    assert body.startswith('{"blob":"mmm')
+    assert len(body.encode()) == 32768
+    assert otlp.attributes(logs[3].attributes)["tbmon.truncated"] is True

@@ -548,3 +548,32 @@ def test_concentration_means_the_largest_positions_share_everywhere() -> None:
         line = next(line for line in text.splitlines() if POSITION_CONCENTRATION in line)
         assert share.search(line), doc
         assert "Herfindahl" not in line.split(POSITION_HERFINDAHL)[0], doc
+
+
+def _metric_names(expr: str) -> set[str]:
+    """The series names an expression reads: metric and recording rule names, and those a
+    ``__name__`` regex chooses (without its optional suffix)."""
+    names = set(re.findall(r'__name__=~"([a-z0-9_:]+)', expr))
+    bare = re.sub(r'"[^"]*"|\{[^}]*\}|\b(?:by|on|without|ignoring)\s*\([^)]*\)', " ", expr)
+    names |= set(re.findall(r"\b([a-z][a-z0-9_]*_[a-z0-9_:]*)\b(?!\s*\()", bare))
+    return names
+
+
+def test_every_pipeline_alert_has_its_series_on_system_health() -> None:
+    """The pipeline's alerts link to System Health ("View in Grafana"), and a panel there shows
+    a series each one alerts on."""
+    document = json.dumps(dashboards.system_health().to_json())
+    rules = [
+        rule
+        for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+        for group in yaml.safe_load(path.read_text())["groups"]
+        for rule in group["rules"]
+        if "alert" in rule and rule["labels"]["component"] == "pipeline"
+    ]
+    assert rules
+    missing = {
+        rule["alert"]: sorted(_metric_names(rule["expr"]))
+        for rule in rules
+        if not any(name in document for name in _metric_names(rule["expr"]))
+    }
+    assert missing == {}

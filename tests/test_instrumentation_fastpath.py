@@ -18,6 +18,7 @@ events or links as empty tuples, which read the same (fewer objects for the garb
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import enum
 import json
@@ -43,6 +44,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import (
 )
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk._configuration import _import_sampler
 from opentelemetry.sdk._logs import (
     LoggerProvider,
@@ -77,11 +79,13 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from opentelemetry.util.types import Attributes
 from support import run_instrumented
 
+from tbmon.instrumentation import configurator, delivery, exporters
 from tbmon.instrumentation._internal import logs, metrics, pinned, tracing
 from tbmon.instrumentation._internal.encoding import encode_logs, encode_spans
 from tbmon.instrumentation._internal.logs import FastLoggingHandler
 from tbmon.instrumentation._internal.metrics import FastMeasurementConsumer
 from tbmon.instrumentation._internal.tracing import FastTracer, FastTracerProvider
+from tbmon.instrumentation.exporters import TbmonLogExporter, TbmonSpanExporter
 
 SEED = 20260101
 RESOURCE = Resource.create({"service.name": "fastpath-test", "tbmon.strategy": "momentum"})
@@ -835,6 +839,65 @@ def test_nothing_is_installed_on_another_sdk_release(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(pinned, "sdk_version", pinned.SDK)
     monkeypatch.setattr(pinned, "logging_version", "0.99b0")
     assert not logs.fast_emit(LoggingHandler(logger_provider=LoggerProvider()))
+
+
+@pytest.mark.parametrize("how", ["another release", "TBMON_SDK_MIRRORS=off"])
+def test_every_private_access_stands_aside_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    """The exporters keep the SDK's stub and encoding, the batch processors their queue, the
+    configurator passes only what the SDK's set-up names, and one warning says so."""
+    if how == "another release":
+        monkeypatch.setattr(pinned, "sdk_version", "1.99.0")
+        monkeypatch.setattr(pinned, "exporter_version", "1.99.0")
+    else:
+        monkeypatch.setenv("TBMON_SDK_MIRRORS", "off")
+    pinned.fall_back.cache_clear()
+    caplog.set_level(logging.WARNING, logger=pinned.__name__)
+
+    recorded = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(recorded))
+    provider.get_tracer("t").start_span("s").end()
+    spans = recorded.get_finished_spans()
+    exporter = TbmonSpanExporter(endpoint="127.0.0.1:1", insecure=True)
+    log_exporter = TbmonLogExporter(endpoint="127.0.0.1:1", insecure=True)
+    try:
+        assert not isinstance(exporter._client, exporters._BytesStub)
+        assert not isinstance(log_exporter._client, exporters._BytesStub)
+        assert isinstance(exporter._translate_data(spans), ExportTraceServiceRequest)
+    finally:
+        exporter.shutdown()
+        log_exporter.shutdown()
+    processor = delivery.span_processor(delivery.DeliveryStats())(InMemorySpanExporter())
+    try:
+        assert type(processor._batch_processor._queue) is collections.deque
+    finally:
+        processor.shutdown()  # type: ignore[no-untyped-call]
+    assert configurator.accepted({"export_span_processor": 1, "no_such_argument": 2}) == {
+        "export_span_processor": 1
+    }
+    assert caplog.text.count("using the OpenTelemetry SDK's own code paths") == 1
+
+
+def test_the_private_accesses_are_taken_on_the_release_mirrored(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The other side of the guard: on the pinned release, with the mirrors on, tbmon's paths."""
+    pinned.fall_back.cache_clear()
+    caplog.set_level(logging.WARNING, logger=pinned.__name__)
+    exporter = TbmonSpanExporter(endpoint="127.0.0.1:1", insecure=True)
+    client: object = exporter._client  # declared as the generated stub
+    try:
+        assert isinstance(client, exporters._BytesStub)
+    finally:
+        exporter.shutdown()
+    processor = delivery.span_processor(delivery.DeliveryStats())(InMemorySpanExporter())
+    try:
+        assert type(processor._batch_processor._queue) is delivery._CountingQueue
+    finally:
+        processor.shutdown()  # type: ignore[no-untyped-call]
+    assert "own code paths" not in caplog.text
 
 
 PROBE = """

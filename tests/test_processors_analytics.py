@@ -369,3 +369,34 @@ def test_the_pipeline_imports_nothing_of_the_bot_side() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_the_derived_drawdown_outlives_the_window_and_the_bots_restart() -> None:
+    """A 30 % crash whose peak left the window is still a 30 % drawdown, for the bot's next
+    process too (same service, new instance id); a recovery ends it; another bot has its own."""
+    plugin = TradingAnalyticsProcessor(AnalyticsSettings(period_seconds=1, window_periods=5))
+    second = 10**9
+
+    def send(values: list[float], start: int, instance: str, service: str = "p-bot") -> None:
+        resource = {"service.name": service, "service.instance.id": instance}
+        batch = metrics_batch(
+            _portfolio(values, start=START + start * second, step=second), resource=resource
+        )
+        run(plugin, batch)
+
+    def drawdowns() -> dict[tuple[str, str], float]:
+        found = {}
+        for rm in collect(plugin):
+            attributes = otlp.attributes(rm.resource.attributes)
+            key = (str(attributes["service.name"]), str(attributes["service.instance.id"]))
+            found[key] = _derived([rm])[("trading_current_drawdown", ())]
+        return found
+
+    send([100.0, 120.0, 84.0] + [84.0] * 10, 0, "first")
+    assert drawdowns()[("p-bot", "first")] == pytest.approx(0.3)
+    send([84.0], 20, "second")  # the restarted process's first value
+    assert drawdowns()[("p-bot", "second")] == pytest.approx(0.3)
+    send([90.0, 80.0], 30, "x", service="other-bot")
+    assert drawdowns()[("other-bot", "x")] == pytest.approx(1 / 9)
+    send([114.0, 126.0], 21, "second")
+    assert drawdowns()[("p-bot", "second")] == 0.0  # recovered: a new peak

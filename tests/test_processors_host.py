@@ -20,6 +20,7 @@ from processors_support import (
     OtlpSink,
     install_test_plugins,
     otlp_sink,
+    raw_request,
     start_host,
     stop_host,
 )
@@ -183,11 +184,8 @@ def test_garbage_inside_a_valid_envelope_costs_only_its_item(
     # "password" makes the redaction plugin parse it, the second request no plugin parses (the
     # host finds it when the next hop refuses it). The bad item alone is dropped and counted.
     good = span("fetch_ticker", {"symbol": "BTC/USDT"}).SerializeToString()
-    good_field = b"\x12" + bytes([len(good)]) + good
     for number, payload in enumerate((b"\xff\xffpassword", b"\xff\xff\xff"), start=1):
-        span_field = b"\x12" + bytes([len(payload)]) + payload
-        scope = b"\x12" + bytes([len(span_field) + len(good_field)]) + span_field + good_field
-        request = b"\x0a" + bytes([len(scope)]) + scope
+        request = raw_request(payload, good)
         assert Signal.SPANS.count(request) == 2
         host.export(Signal.SPANS, request)
         forwarded = sink.all(Signal.SPANS)

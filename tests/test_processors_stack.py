@@ -14,7 +14,7 @@ import httpx
 import numpy as np
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
-from processors_support import HostClient
+from processors_support import HostClient, raw_request
 from support import Backends, otlp_sdk, wait_until
 
 from tbmon import analytics
@@ -296,10 +296,7 @@ def test_bad_input_is_refused_and_prometheus_scrapes_the_host(
     host = HostClient(stack.settings.processors_port, stack.settings.processors_http_port)
     # Garbage inside a valid envelope: no plugin decodes it, the collector refuses it, and the
     # host then drops that item alone (counted) rather than refuse the request.
-    payload = b"\xff\xff\xff"
-    span_field = b"\x12" + bytes([len(payload)]) + payload
-    scope = b"\x12" + bytes([len(span_field)]) + span_field
-    host.export(Signal.SPANS, b"\x0a" + bytes([len(scope)]) + scope)
+    host.export(Signal.SPANS, raw_request(b"\xff\xff\xff"))
     assert host.metric("tbmon_processors_dropped_items_total", signal="spans") >= 1
     with pytest.raises(grpc.RpcError) as truncated:
         host.export(Signal.LOGS, logs_batch(log_record("x")).raw[:-3])

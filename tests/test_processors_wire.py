@@ -8,13 +8,12 @@ import pytest
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from tbmon.processors import otlp
 from tbmon.processors._items import Items
-from tbmon.processors._wire import Envelope, varint
+from tbmon.processors._wire import Envelope
 from tbmon.processors.api import MalformedBatchError
 
 
@@ -106,12 +105,3 @@ def test_malformed_envelopes_and_items_are_refused() -> None:
     items = Items(garbage_span, Span)
     with pytest.raises(MalformedBatchError):
         items.every()
-
-
-@pytest.mark.parametrize(
-    "value", [0, 1, 127, 128, 300, 16_383, 16_384, 2_097_151, 2_097_152, 2**35 + 7, 2**63 - 1]
-)
-def test_varint_is_protobuf_s_encoding(value: int) -> None:
-    """One- and two-byte varints take a short cut; every length must still encode as protobuf
-    encodes it (an int64 field's bytes, after its one-byte key)."""
-    assert varint(value) == AnyValue(int_value=value).SerializeToString()[1:]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -233,3 +234,68 @@ def test_an_annualisation_without_a_valid_period_falls_back_with_it(
     (warning,) = [r.getMessage() for r in caplog.records if "invalid settings" in r.getMessage()]
     assert "TBMON_ANALYTICS_PERIOD_SECONDS" in warning
     assert "TBMON_PERIODS_PER_YEAR" in warning
+
+
+def _crash(metrics: TradingMetrics, start: int = 0) -> None:
+    """A 30 % crash from 120 (second 1), then ten flat seconds: the peak leaves a 5 s window."""
+    for t, value in enumerate([100.0, 120.0, 84.0] + [84.0] * 10, start=start):
+        metrics.record_portfolio_value(value, timestamp=t)
+
+
+@pytest.fixture
+def short_window(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    monkeypatch.delenv("TBMON_STRATEGY", raising=False)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "hwm-bot")
+    return {"TBMON_ANALYTICS_PERIOD_SECONDS": "1", "TBMON_ANALYTICS_WINDOW": "5"}
+
+
+def test_the_drawdown_outlives_the_window_and_the_restart_until_a_recovery(
+    monkeypatch: pytest.MonkeyPatch, short_window: dict[str, str], bot_state_dir: Any
+) -> None:
+    first = Reader(monkeypatch, **short_window)
+    _crash(first.metrics)
+    assert first.value("trading_max_drawdown", strategy="default") == 0.0  # out of the window
+    assert first.value("trading_current_drawdown", strategy="default") == pytest.approx(0.3)
+    first.provider.shutdown()
+    (saved,) = bot_state_dir.glob("*.json")
+    assert saved.name == "hwm-bot.high-water-marks.json"
+    # The same bot restarted: its first value is still 30 % below the old peak.
+    second = Reader(monkeypatch, **short_window)
+    second.metrics.record_portfolio_value(84.0, timestamp=100)
+    assert second.value("trading_current_drawdown", strategy="default") == pytest.approx(0.3)
+    second.metrics.record_portfolio_value(114.0, timestamp=101)
+    assert second.value("trading_current_drawdown", strategy="default") == pytest.approx(0.05)
+    second.metrics.record_portfolio_value(125.0, timestamp=102)
+    assert second.value("trading_current_drawdown", strategy="default") == 0.0  # recovered
+    second.provider.shutdown()
+    # Another strategy, or a bot with another name, starts its own mark.
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "another-bot")
+    other = Reader(monkeypatch, **short_window)
+    other.metrics.record_portfolio_value(84.0, timestamp=200)
+    other.metrics.record_portfolio_value(80.0, timestamp=201)
+    assert other.value("trading_current_drawdown", strategy="default") == pytest.approx(4 / 84)
+    other.provider.shutdown()
+
+
+def test_a_reset_starts_the_mark_afresh_and_a_bad_state_dir_only_warns(
+    monkeypatch: pytest.MonkeyPatch,
+    short_window: dict[str, str],
+    tmp_path: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reader = Reader(monkeypatch, **short_window)
+    _crash(reader.metrics)
+    reader.metrics.reset_high_water_mark()  # a withdrawal, say
+    reader.metrics.record_portfolio_value(84.0, timestamp=20)
+    reader.metrics.record_portfolio_value(80.0, timestamp=21)
+    assert reader.value("trading_current_drawdown", strategy="default") == pytest.approx(4 / 84)
+    reader.provider.shutdown()
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    unwritable = Reader(monkeypatch, TBMON_STATE_DIR=str(blocker / "state"), **short_window)
+    _crash(unwritable.metrics)
+    _crash(unwritable.metrics, start=20)
+    assert unwritable.value("trading_current_drawdown", strategy="default") == pytest.approx(0.3)
+    unwritable.provider.shutdown()
+    warnings = [r for r in caplog.records if "high-water marks are kept in memory" in r.message]
+    assert len(warnings) == 1

@@ -9,13 +9,16 @@ The output equals the stock encoders' (``opentelemetry.exporter.otlp.proto.commo
 ``SerializeToString()`` byte for byte: the same fields, set or left out in the same cases (zero
 scalars are left out; a message field the stock encoder sets is written even when empty), the
 same grouping by resource and then scope, in field-number order as upb writes them.
+
+The wire primitives, the field numbers and AnyValue/KeyValue come from :mod:`tbmon.otlp_wire`
+(shared with the processors' reader); this module walks the SDK's objects and caches the parts
+that repeat (keys, low-cardinality attributes, resource and scope envelopes).
 """
 
 from __future__ import annotations
 
 import logging
-import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from types import MappingProxyType
 from typing import Protocol, TypeVar
 
@@ -29,6 +32,22 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status
 from opentelemetry.util.types import Attributes
 
+from tbmon import otlp_wire as wire
+from tbmon.instrumentation._internal import pinned
+from tbmon.otlp_wire import (
+    FIXED32,
+    FIXED64,
+    I32,
+    I64,
+    LEN,
+    VARINT,
+    delimited,
+    repeated,
+    string,
+    tag,
+)
+from tbmon.otlp_wire import uint as _uint
+
 _logger = logging.getLogger(__name__)
 
 #: Bounds of the caches below: entries, and the longest string value worth an entry. An order id
@@ -37,26 +56,58 @@ _ATTRIBUTE_CACHE_SIZE = 4096
 _CACHED_STRING_LENGTH = 128
 _ENVELOPE_CACHE_SIZE = 64
 
-_INT64_MIN = -(1 << 63)
-_INT64_MAX = (1 << 63) - 1
-_UINT64_MASK = (1 << 64) - 1
-
 _BYTE = tuple(bytes((n,)) for n in range(256))
-_FIXED32 = struct.Struct("<BI").pack
-_FIXED64 = struct.Struct("<BQ").pack
-_DOUBLE = struct.Struct("<Bd").pack
-#: KeyValue.value (field 2) holding a double: tag, length 9, AnyValue.double_value (field 4).
-_DOUBLE_VALUE = struct.Struct("<BBBd").pack
+_DOUBLE_VALUE = wire.DOUBLE_VALUE
+_VALUE, _DOUBLE_LENGTH, _ANY_DOUBLE = wire.DOUBLE_VALUE_PREFIX
 
-# Tags (field number << 3 | wire type) written as constants below, by message:
-# AnyValue: string 1 (0x0a), bool 2 (0x10), int 3 (0x18), double 4 (0x21), array 5 (0x2a),
-#   kvlist 6 (0x32), bytes 7 (0x3a); ArrayValue and KeyValueList: values 1 (0x0a);
-#   KeyValue: key 1 (0x0a), value 2 (0x12).
-# Resource: attributes 1. InstrumentationScope: name 1, version 2, attributes 3.
-# Export*ServiceRequest: resource_* 1; Resource*: resource 1, scope_* 2, schema_url 3;
-#   Scope*: scope 1, spans/log_records 2, schema_url 3 (the same numbers for traces and logs).
-_FALSE = b"\x10\x00"
-_TRUE = b"\x10\x01"
+# Tags (field number << 3 | wire type), by message; the numbers are named in tbmon.otlp_wire.
+_LIST = tag(wire.Request.RESOURCES, LEN)  # and Resource*.scope_*, Scope*.items: see _request
+_ITEMS = tag(wire.ScopeItems.ITEMS, LEN)
+_RESOURCE_SCOPES = tag(wire.ResourceItems.SCOPES, LEN)
+_OWNER = tag(wire.ResourceItems.RESOURCE, LEN)  # Scope*.scope has the same number
+_SCHEMA_URL = tag(wire.ResourceItems.SCHEMA_URL, LEN)  # Scope*.schema_url too
+_RESOURCE_ATTRIBUTES = tag(wire.Resource.ATTRIBUTES, LEN)
+_SCOPE_NAME = tag(wire.InstrumentationScope.NAME, LEN)
+_SCOPE_VERSION = tag(wire.InstrumentationScope.VERSION, LEN)
+_SCOPE_ATTRIBUTES = tag(wire.InstrumentationScope.ATTRIBUTES, LEN)
+_SPAN_TRACE_ID = tag(wire.Span.TRACE_ID, LEN) + b"\x10"  # with its length, 16
+_SPAN_SPAN_ID = tag(wire.Span.SPAN_ID, LEN) + b"\x08"
+_SPAN_TRACE_STATE = tag(wire.Span.TRACE_STATE, LEN)
+_SPAN_PARENT_ID = tag(wire.Span.PARENT_SPAN_ID, LEN) + b"\x08"
+_SPAN_NAME = tag(wire.Span.NAME, LEN)
+_SPAN_KIND = tag(wire.Span.KIND, VARINT)
+_SPAN_START = tag(wire.Span.START_TIME_UNIX_NANO, I64)[0]
+_SPAN_END = tag(wire.Span.END_TIME_UNIX_NANO, I64)[0]
+_SPAN_ATTRIBUTES = tag(wire.Span.ATTRIBUTES, LEN)
+_SPAN_DROPPED_ATTRIBUTES = tag(wire.Span.DROPPED_ATTRIBUTES_COUNT, VARINT)
+_SPAN_EVENTS = tag(wire.Span.EVENTS, LEN)
+_SPAN_DROPPED_EVENTS = tag(wire.Span.DROPPED_EVENTS_COUNT, VARINT)
+_SPAN_LINKS = tag(wire.Span.LINKS, LEN)
+_SPAN_DROPPED_LINKS = tag(wire.Span.DROPPED_LINKS_COUNT, VARINT)
+_SPAN_STATUS = tag(wire.Span.STATUS, LEN)
+_SPAN_FLAGS_TAG = tag(wire.Span.FLAGS, I32)  # two bytes: field 16
+_EVENT_TIME = tag(wire.Event.TIME_UNIX_NANO, I64)[0]
+_EVENT_NAME = tag(wire.Event.NAME, LEN)
+_EVENT_ATTRIBUTES = tag(wire.Event.ATTRIBUTES, LEN)
+_EVENT_DROPPED_ATTRIBUTES = tag(wire.Event.DROPPED_ATTRIBUTES_COUNT, VARINT)
+_LINK_TRACE_ID = tag(wire.Link.TRACE_ID, LEN) + b"\x10"
+_LINK_SPAN_ID = tag(wire.Link.SPAN_ID, LEN) + b"\x08"
+_LINK_ATTRIBUTES = tag(wire.Link.ATTRIBUTES, LEN)
+_LINK_DROPPED_ATTRIBUTES = tag(wire.Link.DROPPED_ATTRIBUTES_COUNT, VARINT)
+_LINK_FLAGS_TAG = tag(wire.Link.FLAGS, I32)[0]
+_STATUS_MESSAGE = tag(wire.Status.MESSAGE, LEN)
+_STATUS_CODE = tag(wire.Status.CODE, VARINT)
+_LOG_TIME = tag(wire.LogRecord.TIME_UNIX_NANO, I64)[0]
+_LOG_SEVERITY_NUMBER = tag(wire.LogRecord.SEVERITY_NUMBER, VARINT)
+_LOG_SEVERITY_TEXT = tag(wire.LogRecord.SEVERITY_TEXT, LEN)
+_LOG_BODY = tag(wire.LogRecord.BODY, LEN)
+_LOG_ATTRIBUTES = tag(wire.LogRecord.ATTRIBUTES, LEN)
+_LOG_DROPPED_ATTRIBUTES = tag(wire.LogRecord.DROPPED_ATTRIBUTES_COUNT, VARINT)
+_LOG_FLAGS = tag(wire.LogRecord.FLAGS, I32)[0]
+_LOG_TRACE_ID = tag(wire.LogRecord.TRACE_ID, LEN) + b"\x10"
+_LOG_SPAN_ID = tag(wire.LogRecord.SPAN_ID, LEN) + b"\x08"
+_LOG_OBSERVED_TIME = tag(wire.LogRecord.OBSERVED_TIME_UNIX_NANO, I64)[0]
+_LOG_EVENT_NAME = tag(wire.LogRecord.EVENT_NAME, LEN)
 
 _SPAN_KINDS = {
     SpanKind.INTERNAL: PB2Span.SPAN_KIND_INTERNAL,
@@ -65,97 +116,34 @@ _SPAN_KINDS = {
     SpanKind.PRODUCER: PB2Span.SPAN_KIND_PRODUCER,
     SpanKind.CONSUMER: PB2Span.SPAN_KIND_CONSUMER,
 }
-#: Span.kind (field 6) by the SDK kind's value.
-_KIND_FIELDS = {kind.value: b"\x30" + _BYTE[value] for kind, value in _SPAN_KINDS.items()}
-#: Span.flags (field 16, fixed32) and Link.flags (field 6): the stock encoder sets only the
-#: is-remote bits, of the parent's context for a span and of the linked context for a link.
+#: Span.kind by the SDK kind's value.
+_KIND_FIELDS = {kind.value: _SPAN_KIND + _BYTE[value] for kind, value in _SPAN_KINDS.items()}
+#: Span.flags (fixed32) and Link.flags: the stock encoder sets only the is-remote bits, of the
+#: parent's context for a span and of the linked context for a link.
 _LOCAL = SpanFlags.SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK
 _REMOTE = _LOCAL | SpanFlags.SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK
 _SPAN_FLAGS = (
-    b"\x85\x01" + _LOCAL.to_bytes(4, "little"),
-    b"\x85\x01" + _REMOTE.to_bytes(4, "little"),
+    _SPAN_FLAGS_TAG + _LOCAL.to_bytes(4, "little"),
+    _SPAN_FLAGS_TAG + _REMOTE.to_bytes(4, "little"),
 )
-_LINK_FLAGS = (_FIXED32(0x35, _LOCAL), _FIXED32(0x35, _REMOTE))
-#: Span.status (field 15) without a message, by code (Status.code is field 3).
-_STATUSES = (b"\x7a\x00", b"\x7a\x02\x18\x01", b"\x7a\x02\x18\x02")
+_LINK_FLAGS = (FIXED32(_LINK_FLAGS_TAG, _LOCAL), FIXED32(_LINK_FLAGS_TAG, _REMOTE))
+#: Span.status without a message, by code.
+_STATUSES = tuple(
+    _SPAN_STATUS + delimited(_STATUS_CODE + _BYTE[code] if code else b"") for code in range(3)
+)
 
 
-# -- primitives ---------------------------------------------------------------------------------
-
-
-def _varint(value: int) -> bytes:
-    """``value`` (>= 0) as a base-128 varint."""
-    if value < 0x80:
-        return _BYTE[value]
-    out = bytearray()
-    while value >= 0x80:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _delimited(body: bytes) -> bytes:
-    """``body`` after its length: the value of a length-delimited field, to follow its tag."""
-    size = len(body)
-    return (_BYTE[size] if size < 0x80 else _varint(size)) + body
-
-
-def _repeated(tag: bytes, values: list[bytes]) -> bytes:
-    """A repeated field of already length-prefixed ``values``."""
-    return tag + tag.join(values) if values else b""
-
-
-def _string(tag: bytes, text: str | None) -> bytes:
-    """A string field, left out when empty (proto3)."""
-    return tag + _delimited(text.encode()) if text else b""
-
-
-def _uint(tag: bytes, value: int | None) -> bytes:
-    """A varint field of a count or an enum, left out when zero (proto3)."""
-    return tag + _varint(value) if value else b""
-
-
-def _int64(value: int) -> bytes:
-    """An int64 varint: negative values take ten bytes (two's complement), as protobuf has it."""
-    if not _INT64_MIN <= value <= _INT64_MAX:
-        raise ValueError(f"Value out of range: {value}")
-    return _varint(value & _UINT64_MASK)
-
-
-def _any_value(value: object) -> bytes:
-    """The AnyValue message of ``value``, trying the types in the stock encoder's order."""
-    if value is None:
-        return b""
-    if isinstance(value, bool):
-        encoded = _TRUE if value else _FALSE
-    elif isinstance(value, str):
-        encoded = b"\x0a" + _delimited(value.encode())
-    elif isinstance(value, int):
-        encoded = b"\x18" + _int64(value)
-    elif isinstance(value, float):
-        encoded = _DOUBLE(0x21, value)
-    elif isinstance(value, bytes):
-        encoded = b"\x3a" + _delimited(value)
-    elif isinstance(value, Sequence):
-        array = _repeated(b"\x0a", [_delimited(_any_value(item)) for item in value])
-        encoded = b"\x2a" + _delimited(array)
-    elif isinstance(value, Mapping):
-        pairs = [_delimited(_key_value(str(key), item)) for key, item in value.items()]
-        encoded = b"\x32" + _delimited(_repeated(b"\x0a", pairs))
-    else:
-        raise TypeError(f"Invalid type {type(value)} of value {value}")
-    return encoded
+# -- attributes -----------------------------------------------------------------------------------
 
 
 _keys: dict[str, bytes] = {}
 
 
 def _key(key: str) -> bytes:
-    """KeyValue.key (field 1); keys, few and repeated, come from a bounded cache."""
+    """KeyValue.key; keys, few and repeated, come from a bounded cache."""
     encoded = _keys.get(key)
     if encoded is None:
-        encoded = _string(b"\x0a", key)
+        encoded = string(wire.KEY, key)
         if len(_keys) >= _ATTRIBUTE_CACHE_SIZE:
             _keys.clear()
         _keys[key] = encoded
@@ -164,7 +152,7 @@ def _key(key: str) -> bytes:
 
 def _key_value(key: str, value: object) -> bytes:
     """The KeyValue message of one attribute."""
-    return _key(key) + b"\x12" + _delimited(_any_value(value))
+    return _key(key) + wire.VALUE + delimited(wire.any_value(value))
 
 
 #: The SDK's BoundedAttributes iterates in Python (about 0.2 us an item, behind the read-only
@@ -178,7 +166,7 @@ _pairs: dict[tuple[str, str | int], bytes] = {}
 
 
 def _cached_pair(key: str, value: str | int) -> bytes:
-    pair = _delimited(_key_value(key, value))
+    pair = delimited(_key_value(key, value))
     if not isinstance(value, str) or len(value) <= _CACHED_STRING_LENGTH:
         if len(_pairs) >= _ATTRIBUTE_CACHE_SIZE:
             _pairs.clear()
@@ -186,9 +174,9 @@ def _cached_pair(key: str, value: str | int) -> bytes:
     return pair
 
 
-def _attributes(tag: bytes, attributes: Attributes) -> bytes:
-    """The repeated KeyValue field ``tag``. As in the stock encoder, an attribute that cannot be
-    encoded is logged and left out."""
+def _attributes(key_tag: bytes, attributes: Attributes) -> bytes:
+    """The repeated KeyValue field ``key_tag``. As in the stock encoder, an attribute that cannot
+    be encoded is logged and left out."""
     if isinstance(attributes, _COPIED):
         attributes = attributes.copy()
     if not attributes:
@@ -201,14 +189,16 @@ def _attributes(tag: bytes, attributes: Attributes) -> bytes:
             if type(value) is str or type(value) is int:
                 pair = pairs.get((key, value)) or _cached_pair(key, value)
             elif type(value) is float:  # prices and amounts: rarely the same twice
-                pair = _delimited(_key(key) + _DOUBLE_VALUE(0x12, 9, 0x21, value))
+                pair = delimited(
+                    _key(key) + _DOUBLE_VALUE(_VALUE, _DOUBLE_LENGTH, _ANY_DOUBLE, value)
+                )
             else:
-                pair = _delimited(_key_value(key, value))
+                pair = delimited(_key_value(key, value))
         except Exception as error:
             _logger.exception("Failed to encode key %s: %s", key, error)
             continue
         encoded.append(pair)
-    return _repeated(tag, encoded)
+    return repeated(key_tag, encoded)
 
 
 # -- resources and scopes -----------------------------------------------------------------------
@@ -223,7 +213,7 @@ _envelopes: dict[int, tuple[object, bytes, bytes]] = {}
 
 
 def _resource(resource: Resource) -> bytes:
-    return _attributes(b"\x0a", resource.attributes)
+    return _attributes(_RESOURCE_ATTRIBUTES, resource.attributes)
 
 
 def _scope(scope: InstrumentationScope | None) -> bytes:
@@ -231,9 +221,9 @@ def _scope(scope: InstrumentationScope | None) -> bytes:
         return b""
     return b"".join(
         (
-            _string(b"\x0a", scope.name),
-            _string(b"\x12", scope.version),
-            _attributes(b"\x1a", scope.attributes),
+            string(_SCOPE_NAME, scope.name),
+            string(_SCOPE_VERSION, scope.version),
+            _attributes(_SCOPE_ATTRIBUTES, scope.attributes),
         )
     )
 
@@ -245,8 +235,8 @@ def _envelope(owner: _Owner, encode: Callable[[_Owner], bytes]) -> tuple[bytes, 
     entry = _envelopes.get(id(owner))
     if entry is not None:
         return entry[1], entry[2]
-    before = b"\x0a" + _delimited(encode(owner))
-    after = _string(b"\x1a", owner.schema_url if owner is not None else None)
+    before = _OWNER + delimited(encode(owner))
+    after = string(_SCHEMA_URL, owner.schema_url if owner is not None else None)
     if len(_envelopes) >= _ENVELOPE_CACHE_SIZE:
         _envelopes.clear()
     _envelopes[id(owner)] = (owner, before, after)
@@ -305,10 +295,10 @@ def _request(items: Sequence[_Item], encode: Callable[[_Item], bytes]) -> bytes:
         scope_messages = []
         for scope, records in scope_groups:
             before, after = _envelope(scope, _scope)
-            scope_messages.append(_delimited(before + _repeated(b"\x12", records) + after))
+            scope_messages.append(delimited(before + repeated(_ITEMS, records) + after))
         before, after = _envelope(resource, _resource)
-        encoded.append(_delimited(before + _repeated(b"\x12", scope_messages) + after))
-    return _repeated(b"\x0a", encoded)
+        encoded.append(delimited(before + repeated(_RESOURCE_SCOPES, scope_messages) + after))
+    return repeated(_LIST, encoded)
 
 
 # -- spans ----------------------------------------------------------------------------------------
@@ -322,10 +312,10 @@ def _event(event: Event) -> bytes:
     timestamp = event.timestamp
     return b"".join(
         (
-            _FIXED64(0x09, timestamp) if timestamp else b"",
-            _string(b"\x12", event.name),
-            _attributes(b"\x1a", event.attributes),
-            _uint(b"\x20", event.dropped_attributes),
+            FIXED64(_EVENT_TIME, timestamp) if timestamp else b"",
+            string(_EVENT_NAME, event.name),
+            _attributes(_EVENT_ATTRIBUTES, event.attributes),
+            _uint(_EVENT_DROPPED_ATTRIBUTES, event.dropped_attributes),
         )
     )
 
@@ -334,10 +324,10 @@ def _link(link: Link) -> bytes:
     context = link.context
     return b"".join(
         (
-            b"\x0a\x10" + context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08" + context.span_id.to_bytes(8, "big"),
-            _attributes(b"\x22", link.attributes),
-            _uint(b"\x28", link.dropped_attributes),
+            _LINK_TRACE_ID + context.trace_id.to_bytes(16, "big"),
+            _LINK_SPAN_ID + context.span_id.to_bytes(8, "big"),
+            _attributes(_LINK_ATTRIBUTES, link.attributes),
+            _uint(_LINK_DROPPED_ATTRIBUTES, link.dropped_attributes),
             _LINK_FLAGS[_is_remote(context)],
         )
     )
@@ -348,15 +338,21 @@ def _status(status: Status) -> bytes:
     code, description = status.status_code._value_, status.description
     if not description:
         return _STATUSES[code]
-    message = _string(b"\x12", description)
-    return b"\x7a" + _delimited(message + b"\x18" + _BYTE[code] if code else message)
+    message = string(_STATUS_MESSAGE, description)
+    return _SPAN_STATUS + delimited(message + _STATUS_CODE + _BYTE[code] if code else message)
+
+
+#: Whether the installed SDK is the release whose span fields :func:`_events_and_links` reads.
+_SPAN_FIELDS = pinned.sdk_release()
 
 
 def _events_and_links(span: ReadableSpan) -> tuple[Sequence[Event], Sequence[Link]]:
     """``span.events`` and ``span.links`` copy the SDK's BoundedList under its lock, about 1 us
     each even when empty, as on most spans; the fields behind them hold the same sequences. The
-    one place this module reads SDK internals (versions pinned)."""
-    return span._events, span._links
+    one place this module reads SDK internals: on the release mirrored only (:mod:`.pinned`)."""
+    if _SPAN_FIELDS:
+        return span._events, span._links
+    return span.events, span.links
 
 
 def _span(span: ReadableSpan) -> bytes:
@@ -369,30 +365,32 @@ def _span(span: ReadableSpan) -> bytes:
     events, links = _events_and_links(span)
     body = b"".join(
         (
-            b"\x0a\x10",
+            _SPAN_TRACE_ID,
             context.trace_id.to_bytes(16, "big"),
-            b"\x12\x08",
+            _SPAN_SPAN_ID,
             context.span_id.to_bytes(8, "big"),
-            _string(b"\x1a", ",".join(f"{k}={v}" for k, v in trace_state.items()))
+            string(_SPAN_TRACE_STATE, ",".join(f"{k}={v}" for k, v in trace_state.items()))
             if trace_state
             else b"",
-            b"\x22\x08" + parent.span_id.to_bytes(8, "big") if parent else b"",
-            _string(b"\x2a", span.name),
+            _SPAN_PARENT_ID + parent.span_id.to_bytes(8, "big") if parent else b"",
+            string(_SPAN_NAME, span.name),
             # _value_ (the enum's own field) rather than the .value property: a Python call less.
             _KIND_FIELDS[span.kind._value_],
-            _FIXED64(0x39, start) if start else b"",
-            _FIXED64(0x41, end) if end else b"",
-            _attributes(b"\x4a", span.attributes),
-            _uint(b"\x50", span.dropped_attributes),
-            _repeated(b"\x5a", [_delimited(_event(event)) for event in events]) if events else b"",
-            _uint(b"\x60", span.dropped_events),
-            _repeated(b"\x6a", [_delimited(_link(link)) for link in links]) if links else b"",
-            _uint(b"\x70", span.dropped_links),
+            FIXED64(_SPAN_START, start) if start else b"",
+            FIXED64(_SPAN_END, end) if end else b"",
+            _attributes(_SPAN_ATTRIBUTES, span.attributes),
+            _uint(_SPAN_DROPPED_ATTRIBUTES, span.dropped_attributes),
+            repeated(_SPAN_EVENTS, [delimited(_event(event)) for event in events])
+            if events
+            else b"",
+            _uint(_SPAN_DROPPED_EVENTS, span.dropped_events),
+            repeated(_SPAN_LINKS, [delimited(_link(link)) for link in links]) if links else b"",
+            _uint(_SPAN_DROPPED_LINKS, span.dropped_links),
             _status(span.status),
             _SPAN_FLAGS[_is_remote(parent)],
         )
     )
-    return _delimited(body)
+    return delimited(body)
 
 
 def encode_spans(spans: Sequence[ReadableSpan]) -> bytes:
@@ -410,20 +408,20 @@ def _log_record(readable: ReadableLogRecord) -> bytes:
     trace_id, span_id, flags = record.trace_id, record.span_id, int(record.trace_flags)
     body = b"".join(
         (
-            _FIXED64(0x09, timestamp) if timestamp else b"",
-            _uint(b"\x10", getattr(record.severity_number, "value", None)),
-            _string(b"\x1a", record.severity_text),
-            b"\x2a" + _delimited(_any_value(record.body)),
-            _attributes(b"\x32", record.attributes),
-            _uint(b"\x38", readable.dropped_attributes),
-            _FIXED32(0x45, flags) if flags else b"",
-            b"\x4a\x10" + trace_id.to_bytes(16, "big") if trace_id else b"",
-            b"\x52\x08" + span_id.to_bytes(8, "big") if span_id else b"",
-            _FIXED64(0x59, observed) if observed else b"",
-            _string(b"\x62", record.event_name),
+            FIXED64(_LOG_TIME, timestamp) if timestamp else b"",
+            _uint(_LOG_SEVERITY_NUMBER, getattr(record.severity_number, "value", None)),
+            string(_LOG_SEVERITY_TEXT, record.severity_text),
+            _LOG_BODY + delimited(wire.any_value(record.body)),
+            _attributes(_LOG_ATTRIBUTES, record.attributes),
+            _uint(_LOG_DROPPED_ATTRIBUTES, readable.dropped_attributes),
+            FIXED32(_LOG_FLAGS, flags) if flags else b"",
+            _LOG_TRACE_ID + trace_id.to_bytes(16, "big") if trace_id else b"",
+            _LOG_SPAN_ID + span_id.to_bytes(8, "big") if span_id else b"",
+            FIXED64(_LOG_OBSERVED_TIME, observed) if observed else b"",
+            string(_LOG_EVENT_NAME, record.event_name),
         )
     )
-    return _delimited(body)
+    return delimited(body)
 
 
 def encode_logs(batch: Sequence[ReadableLogRecord]) -> bytes:

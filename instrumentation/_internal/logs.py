@@ -218,9 +218,11 @@ def batching(
 def install() -> bool:
     """:func:`fast_emit` for the handler the logging instrumentation installed, if any (else
     :func:`correlated`), and :func:`keep_trace_ids` when log correlation is on."""
-    handler: object = LoggingInstrumentor._logging_handler  # declared None, set when instrumented
+    # The instrumentor's private class attributes (declared None, set when instrumented): read
+    # with a default, as another release may not have them.
+    handler: object = getattr(LoggingInstrumentor, "_logging_handler", None)
     correlating = os.environ.get(OTEL_PYTHON_LOG_CORRELATION, "false").strip().lower() == "true"
-    factory: object = LoggingInstrumentor._old_factory  # declared None, set when instrumented
+    factory: object = getattr(LoggingInstrumentor, "_old_factory", None)
     if correlating and factory is not None:  # its record factory sets the fields
         keep_trace_ids()
     if fast_emit(handler):
@@ -231,8 +233,9 @@ def install() -> bool:
 
 def correlated(handler: object) -> bool:
     """Gives ``handler``, the logging instrumentation's stock ``LoggingHandler``,
-    :class:`CorrelatedLoggingHandler`'s attributes; False for any other object."""
-    if type(handler) is not LoggingHandler:
+    :class:`CorrelatedLoggingHandler`'s attributes (its private ``_get_attributes``, so on the
+    release mirrored only); False for any other object or release."""
+    if type(handler) is not LoggingHandler or not pinned.logging_instrumentation():
         return False
     handler.__class__ = CorrelatedLoggingHandler  # a method, no state
     return True

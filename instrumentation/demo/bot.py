@@ -29,6 +29,7 @@ import ccxt
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
+from tbmon import attributes
 from tbmon.instrumentation import TradingMetrics, trading_metrics
 from tbmon.instrumentation.ccxt import expected_price
 from tbmon.instrumentation.demo.agents import Direction, Ensemble
@@ -117,6 +118,9 @@ class DemoBot:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # the control calls are not news
         self.scenario = scenario
         self.metrics: TradingMetrics = trading_metrics()
+        # Every run trades a fresh account on a fresh local exchange: a new portfolio, whose
+        # drawdown is not measured from the high-water mark an earlier run left.
+        self.metrics.reset_high_water_mark()
         self.ensemble = Ensemble(self.metrics, random.Random(seed))  # noqa: S311 - a simulation
         self.targets = Targets()
         self.steps = list(scenario.steps)
@@ -185,7 +189,9 @@ class DemoBot:
 
     def _trade(self, symbol: str) -> None:
         price = self.prices[symbol]
-        with tracer.start_as_current_span("trade " + symbol, attributes={"symbol": symbol}) as root:
+        with tracer.start_as_current_span(
+            "trade " + symbol, attributes={attributes.SYMBOL: symbol}
+        ) as root:
             with tracer.start_as_current_span("signal") as signal:
                 vote = self.ensemble.vote(symbol)
                 if vote is not None:
@@ -209,7 +215,7 @@ class DemoBot:
             side = "buy" if amount > 0 else "sell"
             with tracer.start_as_current_span("risk_check") as risk:
                 amount = self._within_limits(side, abs(amount), price)
-                risk.set_attributes({"risk.approved": amount > 0, "order.amount": amount})
+                risk.set_attributes({"risk.approved": amount > 0, attributes.ORDER_AMOUNT: amount})
                 if amount * price < MIN_NOTIONAL:
                     root.set_attribute("decision", "rejected by risk check")
                     logger.warning("risk check rejected a %s of %s: not enough cash", side, symbol)
@@ -246,7 +252,9 @@ class DemoBot:
             realised = self.book.fill(symbol, side, filled, average) if filled else None
             if realised is not None:
                 self.metrics.record_trade(realised, trade_id=str(order["id"]), symbol=symbol)
-            fill.set_attributes({"order.filled": filled, "order.average_price": average})
+            fill.set_attributes(
+                {attributes.ORDER_FILLED: filled, attributes.ORDER_AVERAGE_PRICE: average}
+            )
         # trading_orders_total needs no line here: the ccxt instrumentation counts the order.
         status = "filled" if order.get("status") == "closed" else str(order.get("status"))
         logger.info(
