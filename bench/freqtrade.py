@@ -14,7 +14,9 @@ not the bot's), for the same wall time; twice, idle then trading (:data:`WORKLOA
   instrumentor disabled (``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=freqtrade``): the ccxt, system
   and logging instrumentations and the export, one trace per ccxt call;
 - ``tbmon``: the same with the freqtrade instrumentor: iteration spans, order spans, the state
-  read after each iteration, the trading metrics.
+  read after each iteration, the trading metrics;
+- ``tbmon, spans every 5 s``: the same with ``OTEL_BSP_SCHEDULE_DELAY=5000``: an idle bot's
+  cost is mostly the export of its one iteration span a second, one gRPC call each.
 
 Telemetry goes to a real collector started here (otlp -> batch -> debug). Each bot runs in a
 small launcher (:func:`worker`) that notes, per iteration, the CPU time of the iteration's
@@ -24,6 +26,9 @@ taken over the iterations after a warm-up, per iteration: the thread's CPU insid
 stream subscriptions) between the first and last of them. The instrumentor's cost is ``tbmon``
 minus ``otel, no freqtrade hooks``; a machine shared with other work makes each figure noisy
 by some tenths of a millisecond, so the table gives the median over the iterations and the mean.
+Each arm's process CPU is also broken down by thread (``/proc``, from the end of the warm-up to
+the end: the bot's thread, the SDK's export threads, gRPC's native threads), which tells where an
+arm's extra CPU goes.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -58,6 +64,9 @@ ARMS: dict[str, tuple[bool, dict[str, str]]] = {
     "plain": (False, {}),
     "otel, no freqtrade hooks": (True, {"OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "freqtrade"}),
     "tbmon": (True, {}),
+    # The same, its spans exported every 5 s (the SDK's default) instead of the distro's 1 s:
+    # what an idle bot's iteration span costs in export (docs/performance.md).
+    "tbmon, spans every 5 s": (True, {"OTEL_BSP_SCHEDULE_DELAY": "5000"}),
 }
 
 
@@ -69,6 +78,7 @@ def worker(stats_file: str, arguments: list[str]) -> None:
 
     notes: list[tuple[float, float, float]] = []
     process = FreqtradeBot.process  # the instrumentor's wrapper, where it is on
+    names = Path(f"{stats_file}.threads")
 
     def counted(bot: Any) -> None:
         started = time.thread_time()
@@ -76,6 +86,9 @@ def worker(stats_file: str, arguments: list[str]) -> None:
             process(bot)
         finally:
             notes.append((time.time(), time.thread_time() - started, time.process_time()))
+            if len(notes) % 20 == 1:  # the Python threads' names, for the launcher's breakdown
+                found = {t.native_id: t.name for t in threading.enumerate() if t.native_id}
+                names.write_text(json.dumps(found))
 
     FreqtradeBot.process = counted
     atexit.register(lambda: Path(stats_file).write_text(json.dumps(notes)))
@@ -129,6 +142,35 @@ def stop(arm: Arm) -> None:
             arm.popen.wait()
 
 
+def thread_cpu(pid: int) -> dict[int, tuple[str, float]]:
+    """CPU seconds (user + system) of each thread of ``pid`` so far, with its kernel name."""
+    found: dict[int, tuple[str, float]] = {}
+    ticks = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue  # ended meanwhile
+        name, _, rest = stat.partition("(")[2].rpartition(")")
+        fields = rest.split()
+        found[int(task.name)] = (name, (int(fields[11]) + int(fields[12])) / ticks)
+    return found
+
+
+def by_thread(
+    arm: Arm, before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+) -> dict[str, float]:
+    """CPU seconds between two :func:`thread_cpu` readings by thread: Python threads by their
+    name, the others (gRPC's core, OpenBLAS...) by their kernel name."""
+    names_file = Path(f"{arm.stats}.threads")
+    names = {int(k): v for k, v in json.loads(names_file.read_text()).items()}
+    spent: dict[str, float] = {}
+    for tid, (kernel_name, seconds) in after.items():
+        name = names.get(tid) or f"{kernel_name} (native)"
+        spent[name] = spent.get(name, 0.0) + seconds - before.get(tid, (kernel_name, 0.0))[1]
+    return spent
+
+
 @dataclass
 class Figures:
     iterations: int
@@ -136,6 +178,8 @@ class Figures:
     thread_ms_mean: float
     process_ms: float
     requests: Counter[str]
+    #: Process CPU per iteration by thread over the measured window, ms.
+    threads_ms: dict[str, float] | None = None
 
 
 def figures(arm: Arm, warmup: float) -> Figures:
@@ -184,15 +228,40 @@ def run_workload(
             for arm in arms:
                 start(arm, folder, sink.endpoint, options.throttle, changes)
             deadline = time.monotonic() + options.seconds  # the bots run side by side
+            readings: dict[str, list[tuple[float, dict[int, tuple[str, float]]]]] = {}
+            iterating: dict[str, float] = {}  # arm -> when its first iteration was seen
             while time.monotonic() < deadline:
                 for arm in arms:
-                    if arm.popen is not None and arm.popen.poll() is not None:
+                    if arm.popen is None or arm.popen.poll() is not None:
                         raise RuntimeError(f"{arm.name} exited early: see {arm.output}")
+                    # Each thread's CPU once the warm-up after its first iteration is over (as
+                    # figures() counts), and at the end.
+                    if arm.name not in iterating and Path(f"{arm.stats}.threads").exists():
+                        iterating[arm.name] = time.monotonic()
+                    taken = readings.setdefault(arm.name, [])
+                    warm = time.monotonic() >= iterating.get(arm.name, deadline) + options.warmup
+                    if not taken and warm:
+                        taken.append((time.time(), thread_cpu(arm.popen.pid)))
                 time.sleep(1)
+            for arm in arms:
+                if readings.get(arm.name) and arm.popen is not None:
+                    readings[arm.name].append((time.time(), thread_cpu(arm.popen.pid)))
         finally:
             for arm in arms:
                 stop(arm)
-        return {arm.name: figures(arm, options.warmup) for arm in arms}
+        results = {}
+        for arm in arms:
+            found = results[arm.name] = figures(arm, options.warmup)
+            taken = readings.get(arm.name, [])
+            if len(taken) >= 2:
+                (start_at, before), (end_at, after) = taken[0], taken[-1]
+                notes = json.loads(arm.stats.read_text())
+                count = sum(1 for note in notes if start_at < note[0] <= end_at)
+                found.threads_ms = {
+                    name: seconds * 1000 / max(count, 1)
+                    for name, seconds in by_thread(arm, before, after).items()
+                }
+        return results
 
 
 def report(workload: str, results: dict[str, Figures]) -> None:
@@ -215,6 +284,11 @@ def report(workload: str, results: dict[str, Figures]) -> None:
         f"median thread CPU, {hooked.process_ms - base.process_ms:+.2f} ms process CPU per "
         "iteration (target: at most 1 ms)"
     )
+    print("\nprocess CPU per iteration by thread, ms (the busiest; gRPC's core is native):")
+    for name, found in results.items():
+        busiest = sorted((found.threads_ms or {}).items(), key=lambda item: -item[1])
+        shown = ", ".join(f"{thread} {ms:.2f}" for thread, ms in busiest[:6] if ms >= 0.05)
+        print(f"- {name}: {shown}")
     endpoints = sorted(set().union(*(found.requests for found in results.values())))
     print("\nrequests by endpoint, per iteration:" if endpoints else "\nno exchange requests")
     for endpoint in endpoints:
@@ -287,7 +361,7 @@ def in_process(changes: dict[str, Any], blocks: int, sink: str) -> dict[str, Any
                 thread[kind].append(time.thread_time() - before)
                 time.sleep(0.2)
             if on:
-                reader.get_metrics_data()  # a collection: the SDK's every 5 s
+                reader.get_metrics_data()  # a collection: every OTEL_METRIC_EXPORT_INTERVAL (2 s)
                 tracer_provider.force_flush()
                 instrumentor.uninstrument()
             process[kind].append((time.process_time() - started) / 10)
@@ -352,7 +426,7 @@ def report_in_process(workload: str, found: dict[str, Any]) -> None:
         f"\nthe instrumentor's own work per iteration, timed alone (iteration span, state read "
         f"with {found['held_currencies']} currencies held): {found['hook_us']:.1f} us of thread "
         f"CPU; exchange requests it made over 1000 of them: {found['extra_requests']}; one "
-        f"metric collection (every 5 s): {found['collection_ms']:.2f} ms; one fill or closed "
+        f"metric collection (every 2 s): {found['collection_ms']:.2f} ms; one fill or closed "
         f"trade (its span, event and metrics): {found['fill_us']:.1f} us"
     )
 

@@ -60,7 +60,8 @@ def test_ccxt_binance_with_default_options_needs_only_the_urls(served: str) -> N
     exchange = ccxt.binance(
         {"urls": {"api": ccxt_urls(served)}, "apiKey": TEST_API_KEY, "secret": TEST_API_SECRET}
     )
-    assert sorted(exchange.load_markets()) == ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    markets = ["BTC/USDT", "ETH/BTC", "ETH/USDT", "SOL/BTC", "SOL/USDT"]
+    assert sorted(exchange.load_markets()) == markets
     assert exchange.fetch_balance()["USDT"]["free"] == 100_000.0
     paths = {r["path"]: r["status"] for r in requests(served)}
     # What ccxt loads by default, all answered: futures markets, currencies, margin pairs.
@@ -93,8 +94,9 @@ def test_ccxt_pro_streams_candles_and_tickers(served: str) -> None:
             await pro.close()
 
     candles, ticker = asyncio.run(asyncio.wait_for(watch(), 30))
-    # The current candle of the REST klines, a push later: same minute, price near.
-    assert candles[-1][0] == last_rest[0]
+    # The current candle of the REST klines, a push later: the same minute (or the next, when
+    # the minute turned meanwhile on a busy machine), the price near.
+    assert candles[-1][0] in (last_rest[0], last_rest[0] + 60_000)
     assert candles[-1][4] == pytest.approx(last_rest[4], rel=0.01)
     assert ticker["symbol"] == "ETH/USDT"
     assert ticker["last"] == pytest.approx(3200, rel=0.2)

@@ -202,9 +202,8 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
     expected_value = 1000.0 + sum(profit for _, profit in trades) + open_value
 
     def final(expr: str, expected: float, tolerance: float) -> None:
-        """The bot's last export, once Prometheus has scraped it; every series of ``expr``
-        agrees (the trading-analytics processor derives some of them again from the bot's
-        raw values, as series of its own scope)."""
+        """The bot's last export, once Prometheus has scraped it (one series per label set:
+        test_one_series_per_metric_and_labels)."""
 
         def agrees() -> bool:
             values = [float(series["value"][1]) for series in backends.prometheus(expr)]
@@ -229,6 +228,23 @@ def test_every_trading_and_risk_metric_agrees_with_freqtrade(
         values = [float(series["value"][1]) for series in backends.prometheus(f"{name}{{{job}}}")]
         assert values
         assert all(0 <= value <= 1 for value in values)
+
+
+def test_one_series_per_metric_and_labels(run: Run, backends: Backends) -> None:
+    """The bot and the pipeline's trading-analytics processor never both publish a metric for
+    the same labels: counted per name, one series per label set (the OpenTelemetry scope, which
+    tells who published it, left out)."""
+    found = backends.prometheus(f'{{job="{run.service}", __name__=~"(trading|risk)_.+"}}')
+    by_labels: dict[tuple[tuple[str, str], ...], list[str]] = {}
+    for series in found:
+        labels = series["metric"]
+        key = tuple(sorted((k, v) for k, v in labels.items() if not k.startswith("otel_scope_")))
+        by_labels.setdefault(key, []).append(labels.get("otel_scope_name", ""))
+    assert {dict(key)["__name__"] for key in by_labels} >= set(TRADING_AND_RISK)
+    doubled = {
+        dict(key)["__name__"]: scopes for key, scopes in by_labels.items() if len(scopes) > 1
+    }
+    assert not doubled, f"published twice (by these scopes): {doubled}"
 
 
 def traces(backends: Backends, service: str, operation: str) -> list[dict[str, Any]]:
@@ -417,4 +433,7 @@ def test_freqtrade_streams_its_candles_from_the_local_exchange(run: Run, exchang
     seen = httpx.get(f"{exchange_url}/_control/requests", timeout=10).json()
     streams = {r["params"]["stream"] for r in seen if r["method"] == "WS"}
     assert {"btcusdt@kline_1m", "ethusdt@kline_1m", "solusdt@kline_1m"} <= streams
-    assert "Traceback" not in run.output.read_text()
+    # Until it is stopped: a Ctrl-C that lands inside freqtrade's database commit makes
+    # freqtrade's own cleanup log a traceback (seen once in three runs), which is not ours.
+    running = re.split(r"worker found \.\.\. calling exit|SIGINT received", run.output.read_text())
+    assert "Traceback" not in running[0]

@@ -20,26 +20,36 @@ What it hooks, and what comes out:
   pairs it holds, else the last close of the analysed candles), through
   :class:`~tbmon.instrumentation.trading.TradingMetrics` labelled ``strategy`` (the strategy's
   name) and ``exchange`` (the ccxt id): every trading and risk metric of the seed follows.
+  With a stake currency outside :data:`~tbmon.instrumentation._internal.ccxt_book.USD` (BTC,
+  EUR...) the values are converted to USD with the stake's price against a dollar that freqtrade
+  holds (:meth:`_Hooks.usd_rate`: exit-rate cache, cached candles, cached tickers); until there
+  is one, the portfolio and positions wait, with one warning.
 - ``RPCManager.send_msg`` (freqtrade's own events, the ones its Telegram and webhooks get): each
   order's outcome once in ``trading_orders_total{status}`` (``filled`` on ``entry_fill`` and
   ``exit_fill``, ``canceled`` on ``entry_cancel`` and ``exit_cancel``), a closed trade's profit
   (``exit_fill`` that is the final exit) to the win rate and profit factor, and per fill or
-  cancel a span ``order_fill`` in the order's trace (the child of its ``create_order`` span)
-  with an ``order.filled`` (or ``order.canceled``) event.
+  cancel a span ``order_fill`` in the order's trace (the child of its ``create_order`` span:
+  live, the ccxt instrumentation's, told by :data:`~tbmon.instrumentation._internal.ccxt_book.
+  PLACED`; in dry run, the stand-in's) with an ``order.filled`` (or ``order.canceled``) event.
 - ``Exchange.create_order`` (freqtrade's, live and dry run): the rate freqtrade proposed becomes
   :data:`~tbmon.attributes.ORDER_EXPECTED_PRICE`, which the execution-quality processor compares
   with the fill for slippage. Live, it is handed to the ccxt instrumentation's ``create_order``
   span (:func:`tbmon.instrumentation.ccxt.expected_price`); in dry run no exchange sees the
   order, so a ``create_order`` span of the same contract stands for it, with
-  :data:`~tbmon.attributes.ORDER_DRY_RUN`. An order the exchange refuses is ``failed``, one it
-  answers ``rejected`` or ``expired`` unfilled is ``rejected``.
+  :data:`~tbmon.attributes.ORDER_DRY_RUN`. A dry-run limit order that rests (not marketable
+  yet) keeps that span open until its fill or cancel, which ends it dated at the placement's end
+  with the fill price: its slippage is measured on the fill, its latency is the placement's. An
+  order the exchange refuses is ``failed``, one it answers ``rejected`` or ``expired`` unfilled
+  is ``rejected``.
 - FreqAI, where used (``IFreqaiModel.start``): each prediction of the model class is timed as
   ``model_inference_duration_seconds{model=<class name>}``. FreqAI keeps no accuracy figure of
   its own, so ``agent_prediction_accuracy`` stays empty (docs/instrumentation.md).
 
 Measured (``python -m bench freqtrade``, docs/performance.md, "freqtrade"): the instrumentor's own
-work is 40-50 us of the bot thread's CPU per iteration (0.35-0.53 ms with the span's export in
-an in-process A/B, near its noise floor), and it makes no exchange request.
+work is 40-80 us of the bot thread's CPU per iteration, and it makes no exchange request. Side by
+side, an idle bot's process spends about 1 ms more per iteration than without the hooks: the
+export of its iteration span, one gRPC call a second with the distro's 1 s batch delay (0.2 ms
+with ``OTEL_BSP_SCHEDULE_DELAY=5000``).
 
 An error inside a hook never reaches freqtrade: it is counted in
 ``tbmon_instrumentation_hook_errors_total{instrumentation="freqtrade", hook}``, the first of each
@@ -49,18 +59,22 @@ hook logged with its traceback, and freqtrade goes on as if uninstrumented.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sys
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import Token
 from dataclasses import dataclass
 from typing import Any
 
 import wrapt
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation.instrumentor import (  # type: ignore[attr-defined]
     BaseInstrumentor,
 )
@@ -71,6 +85,8 @@ from opentelemetry.util.types import AttributeValue
 
 from tbmon import attributes
 from tbmon.instrumentation import instruments
+from tbmon.instrumentation._internal import ccxt_book
+from tbmon.instrumentation._internal.ccxt_book import USD
 from tbmon.instrumentation.trading import FACTS, TradingMetrics, trading_metrics
 from tbmon.version import __version__
 
@@ -94,6 +110,8 @@ TARGETS = (
     ("freqtrade.exchange.exchange", "Exchange.create_order"),
     ("freqtrade.freqai.freqai_interface", "IFreqaiModel.start"),
 )
+#: The currencies of USD a non-USD stake currency is valued in, the most traded first.
+USD_QUOTES = ("USDT", "USDC", "USD", *sorted(USD - {"USDT", "USDC", "USD"}))
 _FILLS = {"entry_fill": "entry", "exit_fill": "exit"}
 _CANCELS = {"entry_cancel": "entry", "exit_cancel": "exit"}
 
@@ -124,6 +142,55 @@ def _bot_of(bot: Any) -> _Bot:
     )
 
 
+@dataclass
+class _Placement:
+    """An order placed and awaiting its fill or cancel: its trace and freqtrade's price."""
+
+    context: SpanContext | None
+    expected: float | None
+    #: A dry-run order's stand-in span, left open while the order rests (a limit order not
+    #: marketable yet): it ends at the fill, dated at its placement's end, with the fill price,
+    #: so that execution quality measures the slippage on the fill.
+    span: Span | None = None
+    ended_ns: int = 0
+
+    def close(self) -> None:
+        if self.span is not None:
+            self.span.end(end_time=self.ended_ns)
+            self.span = None
+
+
+@dataclass
+class _Placing:
+    """One ``create_order`` call under way."""
+
+    pair: str
+    side: str
+    expected: float | None
+    span: Span | None
+    scope: AbstractContextManager[Any]
+    token: Token[Context] | None
+    placed: Token[Context | None]
+    keep: bool = False
+
+    def end(self) -> None:
+        try:
+            if self.span is not None and not self.keep:
+                self.span.end()
+            if self.token is not None:
+                context.detach(self.token)
+        finally:
+            ccxt_book.PLACED.reset(self.placed)
+
+
+def _resting(order: Any) -> bool:
+    """True for an order placed and not filled yet (freqtrade's dry run: ``open``, ``filled``
+    below ``amount``)."""
+    if not isinstance(order, dict) or order.get("status") != "open":
+        return False
+    return float(order.get("filled") or 0) < float(order.get("amount") or 0)
+
+
 def _side(kind: str, msg: dict[str, Any]) -> str:
     """The order's side: an entry buys a long and sells a short; an exit the opposite."""
     short = msg.get("direction") == "Short"
@@ -141,15 +208,14 @@ class _Hooks:
         self.iterations = iterations
         self._bots: weakref.WeakKeyDictionary[Any, _Bot] = weakref.WeakKeyDictionary()
         self._latest: _Bot | None = None
-        #: (pair, order side) -> (the placement's span context, the proposed price)
-        self._pending: OrderedDict[tuple[str, str], tuple[SpanContext, float | None]] = (
-            OrderedDict()
-        )
+        #: (pair, order side) -> the order placed
+        self._pending: OrderedDict[tuple[str, str], _Placement] = OrderedDict()
         self._lock = threading.Lock()
         self._reported: set[str] = set()
         self._timed: list[type] = []
         #: pair -> (the analysis's time, its last close)
         self._closes: dict[str, tuple[Any, float | None]] = {}
+        self._unconverted: str | None = None
 
     # -- failing safe ------------------------------------------------------------------------
 
@@ -237,37 +303,85 @@ class _Hooks:
             if price is not None:
                 prices[pair] = price
         stake = info.stake_currency
-        balances = bot.wallets.get_all_balances()
-        exposures: dict[str, float] = {}
-        if info.futures:
-            value = float(balances[stake].total) if stake in balances else 0.0
-            for trade in bot.wallets.get_all_positions().values():
-                price = prices.get(trade.symbol) or self.price(bot, info, trade.symbol)
-                if price is not None:
-                    exposure = float(trade.position) * price
-                    exposures[trade.symbol] = -exposure if trade.side == "short" else exposure
-            value += self._unrealised(prices)
-        else:
-            value = 0.0
-            for currency, wallet in balances.items():
-                total = float(wallet.total or 0.0)
-                if not total:
-                    continue
-                if currency == stake:
-                    value += total
-                    continue
-                pair = f"{currency}/{stake}"
-                price = prices.get(pair) or self.price(bot, info, pair)
-                if price is None:
-                    continue  # no candles or rate of it in memory: not valued
-                value += total * price
-                exposures[pair] = total * price
-                prices[pair] = price
+        value, exposures = (self.futures if info.futures else self.spot)(bot, info, prices)
         strategy, exchange = info.strategy, info.exchange
-        self.metrics.record_portfolio_value(value, strategy=strategy, exchange=exchange)
-        self.metrics.set_positions(exposures, strategy=strategy, exchange=exchange)
         if prices:
             self.metrics.record_prices(prices, strategy=strategy, exchange=exchange)
+        rate = 1.0 if stake in USD else self.usd_rate(bot, stake)
+        if rate is None:
+            return  # warned once: the portfolio and its positions wait for a USD price
+        if rate != 1.0:
+            value *= rate
+            exposures = {pair: exposure * rate for pair, exposure in exposures.items()}
+        self.metrics.record_portfolio_value(value, strategy=strategy, exchange=exchange)
+        self.metrics.set_positions(exposures, strategy=strategy, exchange=exchange)
+
+    def usd_rate(self, bot: Any, stake: str) -> float | None:
+        """USD for one unit of ``stake`` (a stake currency not of :data:`USD`: BTC, EUR...),
+        from freqtrade's memory only: the exit-rate cache, the candles the data provider holds
+        (any timeframe: an informative pair's too), or the tickers a pairlist fetched, of
+        ``stake`` against a currency of USD (either way round). None, with one warning, while
+        none is there."""
+        exchange = bot.exchange
+        for quote in USD_QUOTES:
+            for pair, inverse in ((f"{stake}/{quote}", False), (f"{quote}/{stake}", True)):
+                price = _cached_price(exchange, pair)
+                if price is not None:
+                    self._unconverted = None
+                    return 1.0 / price if inverse else price
+        if self._unconverted != stake:
+            self._unconverted = stake
+            logger.warning(
+                "tbmon: freqtrade's stake currency %s has no USD price in freqtrade's memory "
+                "(no %s/USDT rate, candles or cached ticker); the portfolio value and positions "
+                "(*_usd) are not published until one is there. Add %s/USDT to the strategy's "
+                "informative pairs, or use a pairlist that fetches tickers",
+                stake,
+                stake,
+                stake,
+            )
+        return None
+
+    def futures(
+        self, bot: Any, info: _Bot, prices: dict[str, float]
+    ) -> tuple[float, dict[str, float]]:
+        """The value (the stake wallet, which holds the collateral, plus the open trades'
+        unrealised profit) and the signed exposures (notional: amount x price, shorts negative)
+        in the stake currency."""
+        balances = bot.wallets.get_all_balances()
+        stake = info.stake_currency
+        value = float(balances[stake].total) if stake in balances else 0.0
+        exposures: dict[str, float] = {}
+        for position in bot.wallets.get_all_positions().values():
+            price = prices.get(position.symbol) or self.price(bot, info, position.symbol)
+            if price is not None:
+                exposure = float(position.position) * price
+                exposures[position.symbol] = -exposure if position.side == "short" else exposure
+        return value + self._unrealised(prices), exposures
+
+    def spot(
+        self, bot: Any, info: _Bot, prices: dict[str, float]
+    ) -> tuple[float, dict[str, float]]:
+        """The value (every wallet at its price) and the exposures, in the stake currency; a
+        currency held is priced against the stake and added to ``prices``."""
+        stake = info.stake_currency
+        value = 0.0
+        exposures: dict[str, float] = {}
+        for currency, wallet in bot.wallets.get_all_balances().items():
+            total = float(wallet.total or 0.0)
+            if not total:
+                continue
+            if currency == stake:
+                value += total
+                continue
+            pair = f"{currency}/{stake}"
+            price = prices.get(pair) or self.price(bot, info, pair)
+            if price is None:
+                continue  # no candles or rate of it in memory: not valued
+            value += total * price
+            exposures[pair] = total * price
+            prices[pair] = price
+        return value, exposures
 
     @staticmethod
     def _unrealised(prices: dict[str, float]) -> float:
@@ -310,64 +424,110 @@ class _Hooks:
     ) -> Any:
         if not self.active or args:  # freqtrade passes keywords only
             return wrapped(*args, **kwargs)
-        span: Span | None = None
-        scope: AbstractContextManager[Any] = nullcontext()
-        token = None
         info = self._latest
+        placing: _Placing | None = None
         with self.guard("order"):
-            pair, side = str(kwargs["pair"]), str(kwargs["side"])
-            rate = kwargs.get("rate")
-            expected = float(rate) if rate else None
-            dry_run = bool(exchange._config["dry_run"])
-            if dry_run:
-                span = self.tracer.start_span(
-                    ORDER_SPAN, kind=SpanKind.INTERNAL, attributes=_order_attributes(kwargs)
-                )
-                if expected is not None:
-                    span.set_attribute(attributes.ORDER_EXPECTED_PRICE, expected)
-                span.set_attribute(attributes.EXCHANGE, str(exchange.id))
-                token = context.attach(trace.set_span_in_context(span))
-                placement = span.get_span_context()
-            else:
-                from tbmon.instrumentation.ccxt import expected_price  # noqa: PLC0415
-
-                scope = expected_price(expected) if expected is not None else nullcontext()
-                placement = trace.get_current_span().get_span_context()
-            self._remember(pair, side, placement, expected)
+            placing = self._placing(exchange, kwargs)
         try:
-            with scope:
+            with placing.scope if placing is not None else nullcontext():
                 order = wrapped(*args, **kwargs)
         except Exception as error:
             with self.guard("order"):
                 self._order_outcome(exchange, info, kwargs, "failed")
-                if span is not None:
-                    span.record_exception(error)
-                    span.set_attribute("error.type", type(error).__name__)
-                    span.set_status(Status(StatusCode.ERROR, str(error)))
+                if placing is not None and placing.span is not None:
+                    placing.span.record_exception(error)
+                    placing.span.set_attribute("error.type", type(error).__name__)
+                    placing.span.set_status(Status(StatusCode.ERROR, str(error)))
             raise
         else:
-            with self.guard("order"):
-                status = order.get("status") if isinstance(order, dict) else None
-                if status in ("rejected", "expired") and not float(order.get("filled") or 0):
-                    self._order_outcome(exchange, info, kwargs, "rejected")
-                if span is not None and isinstance(order, dict):
-                    span.set_attributes(_result_attributes(order))
+            if placing is not None:
+                with self.guard("order"):
+                    self._placed(exchange, info, kwargs, placing, order)
             return order
         finally:
-            with self.guard("order"):
-                if span is not None:
-                    span.end()
-                if token is not None:
-                    context.detach(token)
+            if placing is not None:
+                with self.guard("order"):
+                    placing.end()
 
-    def _remember(
-        self, pair: str, side: str, placement: SpanContext, expected: float | None
+    def _placing(self, exchange: Any, kwargs: dict[str, Any]) -> _Placing:
+        """Before the order goes out: its stand-in span (dry run) or its proposed price for the
+        ccxt instrumentation's span (live)."""
+        rate = kwargs.get("rate")
+        expected = float(rate) if rate else None
+        span: Span | None = None
+        token: Token[Context] | None = None
+        scope: AbstractContextManager[Any] = nullcontext()
+        if exchange._config["dry_run"]:
+            span = self.tracer.start_span(
+                ORDER_SPAN, kind=SpanKind.INTERNAL, attributes=_order_attributes(kwargs)
+            )
+            if expected is not None:
+                span.set_attribute(attributes.ORDER_EXPECTED_PRICE, expected)
+            span.set_attribute(attributes.EXCHANGE, str(exchange.id))
+            token = context.attach(trace.set_span_in_context(span))
+        elif expected is not None:
+            from tbmon.instrumentation.ccxt import expected_price  # noqa: PLC0415
+
+            scope = expected_price(expected)
+        return _Placing(
+            str(kwargs["pair"]),
+            str(kwargs["side"]),
+            expected,
+            span,
+            scope,
+            token,
+            ccxt_book.PLACED.set(None),
+        )
+
+    def _placed(
+        self,
+        exchange: Any,
+        info: _Bot | None,
+        kwargs: dict[str, Any],
+        placing: _Placing,
+        order: Any,
     ) -> None:
+        """The order is out: a refusal counted; its trace remembered for its fill."""
+        span = placing.span
+        if isinstance(order, dict):
+            status = order.get("status")
+            if status in ("rejected", "expired") and not float(order.get("filled") or 0):
+                self._order_outcome(exchange, info, kwargs, "rejected")
+            if span is not None:
+                span.set_attributes(_result_attributes(order))
+        # The order's trace: the stand-in span (dry run), else the ccxt instrumentation's
+        # create_order span (live), else the iteration's.
+        if span is not None:
+            where = span.get_span_context()
+        elif (ccxt_call := ccxt_book.PLACED.get()) is not None:
+            where = trace.get_current_span(ccxt_call).get_span_context()
+        else:
+            where = trace.get_current_span().get_span_context()
+        placing.keep = span is not None and _resting(order)
+        kept = span if placing.keep else None
+        self._remember(
+            placing.pair, placing.side, _Placement(where, placing.expected, kept, time.time_ns())
+        )
+
+    def _remember(self, pair: str, side: str, placement: _Placement) -> None:
+        ended: list[_Placement] = []
         with self._lock:
-            self._pending[pair, side] = (placement, expected)
-            self._pending.move_to_end((pair, side))
+            replaced = self._pending.pop((pair, side), None)
+            if replaced is not None:
+                ended.append(replaced)
+            self._pending[pair, side] = placement
             while len(self._pending) > MAX_PENDING_ORDERS:
-                self._pending.popitem(last=False)
+                ended.append(self._pending.popitem(last=False)[1])
+        for old in ended:
+            old.close()
+
+    def close(self) -> None:
+        """End the stand-in spans of the dry-run orders still resting (at uninstrument)."""
+        with self._lock:
+            pending = list(self._pending.values())
+            self._pending.clear()
+        for placement in pending:
+            placement.close()
 
     def _order_outcome(
         self, exchange: Any, info: _Bot | None, kwargs: dict[str, Any], status: str
@@ -405,7 +565,18 @@ class _Hooks:
             symbol=pair, side=side, status="filled" if filled else "canceled", **labels
         )
         with self._lock:
-            placement, expected = self._pending.pop((pair, side), (None, None))
+            placed = self._pending.pop((pair, side), None)
+        placement = placed.context if placed is not None else None
+        expected = placed.expected if placed is not None else None
+        rate, amount = msg.get("order_rate"), msg.get("amount")
+        if placed is not None and placed.span is not None:
+            # A dry-run order that rested: its fill (or cancel) completes its span, now.
+            placed.span.set_attribute(attributes.ORDER_STATUS, "closed" if filled else "canceled")
+            if filled and rate:
+                placed.span.set_attribute(attributes.ORDER_AVERAGE_PRICE, float(rate))
+            if filled and amount:
+                placed.span.set_attribute(attributes.ORDER_FILLED, float(amount))
+            placed.close()
         parent = (
             trace.set_span_in_context(trace.NonRecordingSpan(placement))
             if placement is not None and placement.is_valid
@@ -424,7 +595,6 @@ class _Hooks:
             },
         )
         event: dict[str, AttributeValue] = {attributes.TRADE_ID: trade_id}
-        rate, amount = msg.get("order_rate"), msg.get("amount")
         if rate:
             event[attributes.ORDER_AVERAGE_PRICE if filled else attributes.ORDER_PRICE] = float(
                 rate
@@ -506,6 +676,27 @@ def _result_attributes(order: dict[str, Any]) -> dict[str, AttributeValue]:
     return found
 
 
+def _cached_price(exchange: Any, pair: str) -> float | None:
+    """``pair``'s latest price that freqtrade's exchange object holds, without a request."""
+    rate = exchange._exit_rate_cache.get(pair)
+    if rate:
+        return float(rate)
+    for key, frame in list(exchange._klines.items()):
+        if key[0] == pair and len(frame):
+            close = float(frame["close"].iat[-1])
+            if close > 0:
+                return close
+    with exchange._cache_lock:
+        tickers = exchange._fetch_tickers_cache.get("fetch_tickers") or {}
+    ticker = tickers.get(pair) or {}
+    for price in (ticker.get("last"), ticker.get("close")):
+        if price:
+            return float(price)
+    if ticker.get("bid") and ticker.get("ask"):
+        return (float(ticker["bid"]) + float(ticker["ask"])) / 2
+    return None
+
+
 def _target(module: Any, path: str) -> tuple[Any, str]:
     owner_name, _, name = path.rpartition(".")
     return getattr(module, owner_name), name
@@ -536,6 +727,9 @@ class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=tracer_provider)
         cls = FreqtradeInstrumentor
         cls._hooks = _Hooks(tracer, metrics, errors)
+        # A dry-run order still resting when freqtrade stops: its span ends before the SDK's
+        # own exit handler (registered earlier, so run later) flushes the spans.
+        atexit.register(cls._hooks.close)
         for module_name, _ in TARGETS:
             wrapt.register_post_import_hook(self._on_import, module_name)
 
@@ -545,6 +739,8 @@ class FreqtradeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if hooks is not None:
             hooks.active = False
             hooks.untime_predictions()
+            hooks.close()
+            atexit.unregister(hooks.close)
         for module_name, path in cls._patched:
             owner, name = _target(sys.modules[module_name], path)
             unwrap(owner, name)

@@ -1505,7 +1505,8 @@ def risk_metrics(alerts: Alerts | None = None) -> Dashboard:
 
 #: What an agent panel says without data: most bots have no agents (docs/instrumentation.md).
 NO_AGENTS = (
-    "No agents reported: this bot has no ML agents (freqtrade without FreqAI, a plain ccxt bot)"
+    "No agents reported: this bot has no ML agents (freqtrade, FreqAI included, and a plain "
+    "ccxt bot report no accuracy or reward)"
 )
 NO_MODELS = "No model predictions reported (freqtrade: only with FreqAI)"
 

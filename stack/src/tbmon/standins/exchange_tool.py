@@ -8,6 +8,8 @@ schedule, and freqtrade streams candles over WebSockets (``ccxt.pro`` ``watch_oh
 default. This app is that server plus what they ask for, so a bot differs from production by
 its URLs alone (:func:`ccxt_urls`):
 
+- the spot markets of the test exchange (quoted in USDT) and :data:`CROSS_SYMBOLS` quoted in
+  BTC (ETH/BTC, SOL/BTC), for a bot whose stake currency is not a dollar;
 - REST, as Binance answers them: ``/fapi/v1/exchangeInfo`` and ``/dapi/v1/exchangeInfo`` (no
   futures symbols: the market is spot only), and, signed, ``/sapi/v1/capital/config/getall``
   (the assets), ``/sapi/v1/margin/allPairs``, ``/sapi/v1/margin/isolated/allPairs`` and
@@ -32,6 +34,7 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -57,6 +60,29 @@ from tbmon.standins.exchange import (
 
 #: ``tbmon exchange serve``'s port unless ``--port`` says otherwise.
 DEFAULT_PORT = 8094
+#: Markets quoted in something other than USD, for a bot whose stake currency is BTC.
+CROSS_SYMBOLS = (
+    Symbol(
+        "ETHBTC",
+        "ETH",
+        "BTC",
+        0.05,
+        Decimal("0.00001"),
+        Decimal("0.0001"),
+        Decimal("0.0001"),
+        Decimal("0.0001"),
+    ),
+    Symbol(
+        "SOLBTC",
+        "SOL",
+        "BTC",
+        0.0023,
+        Decimal("0.0000001"),
+        Decimal("0.001"),
+        Decimal("0.001"),
+        Decimal("0.0001"),
+    ),
+)
 #: Seconds between two events of one stream (Binance: 1 s for tickers, 2 s for klines).
 PUSH_SECONDS = 1.0
 #: Streams one connection may hold (Binance's limit is 1024).
@@ -301,6 +327,9 @@ def create_app(seed: int = DEFAULT_SEED) -> FastAPI:
     """The spot test exchange plus what real bots ask for beyond it (see the module's doc)."""
     app = create_spot_app(seed)
     state: ExchangeState = app.state.exchange
+    for spec in CROSS_SYMBOLS:
+        state.symbols[spec.symbol] = spec
+    state.reset()  # a price walk for each
 
     @app.api_route("/{prefix}/{version}/{path:path}", methods=["GET"], include_in_schema=False)
     async def extra(prefix: str, version: str, path: str, request: Request) -> Response:

@@ -40,6 +40,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +69,11 @@ OUTCOMES = {
 }
 FAILED = "failed"
 RESTING = "open"
+#: The context of the latest ``create_order`` call answered (or failed) in this thread or task:
+#: its span's, so that a framework wrapping the call (freqtrade's instrumentation) puts the
+#: order's later fill in the order's trace. Set it to None before the call to tell whether one
+#: was traced.
+PLACED: ContextVar[Context | None] = ContextVar("tbmon_ccxt_placed", default=None)
 
 
 def finite_number(value: Any) -> float | None:
@@ -150,6 +156,8 @@ class CcxtBook:
         self, method: str, exchange: Any, given: dict[str, Any], result: Any, context: Context
     ) -> None:
         """A traced call returned ``result`` (``given``: its arguments by name)."""
+        if method == "create_order":
+            PLACED.set(context)
         reader = self._readers.get(method)
         if reader is not None:
             reader(exchange, given, result, context)
@@ -157,6 +165,7 @@ class CcxtBook:
     def failed(self, method: str, exchange: Any, given: dict[str, Any], context: Context) -> None:
         """A traced call raised: for ``create_order``, a failed order."""
         if method == "create_order":
+            PLACED.set(context)
             self._count(str(exchange.id), given.get("symbol"), given.get("side"), FAILED, context)
 
     # -- orders --------------------------------------------------------------------------------
