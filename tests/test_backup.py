@@ -132,7 +132,7 @@ def test_a_snapshot_out_of_reach_fails_its_part_with_the_command_that_finishes_i
     assert "no docker command" in detail
     command = (report.folder / "prometheus" / "COPY-SNAPSHOT.txt").read_text()
     assert command.startswith(
-        "docker compose -f stack/docker-compose.monitoring.yml cp prometheus:"
+        "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml cp prometheus:"
     )
     assert command.strip() in detail
 
