@@ -6,17 +6,19 @@ ARG PYTHON_IMAGE=python:3.11.14-slim
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
-RUN python -m venv /opt/tbmon
 WORKDIR /app
-# Dependencies first (their layer is reused while only tbmon's code changes), pinned exactly as
-# CI tests them.
-COPY pyproject.toml constraints.txt README.md ./
-RUN /opt/tbmon/bin/pip install -c constraints.txt pip setuptools wheel \
- && /opt/tbmon/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > requirements.txt \
- && /opt/tbmon/bin/pip install -c constraints.txt -r requirements.txt
+COPY constraints.txt ./
+RUN python -m pip install -c constraints.txt pip hatchling
 COPY . .
-# Editable: tbmon finds stack/ and otel-collector/ next to its code (tbmon.settings.PROJECT_ROOT).
-RUN /opt/tbmon/bin/pip install -c constraints.txt --no-deps -e .
+# One wheel per distribution (tbmon-stack's carries the configs, rules, dashboards and install.sh
+# as package data), built as tests/test_install.py builds them.
+RUN for folder in core instrumentation processors health alert_bridge otel-collector stack; do \
+      python -m pip wheel --no-deps --no-build-isolation -w /wheels "./$folder" || exit 1; \
+    done
+# Installed, not editable: the image holds no checkout; pinned exactly as CI tests them.
+RUN python -m venv /opt/tbmon \
+ && /opt/tbmon/bin/pip install -c constraints.txt pip \
+ && /opt/tbmon/bin/pip install -c constraints.txt --find-links /wheels tbmon-stack
 
 FROM ${PYTHON_IMAGE}
 # /var/lib/tbmon: the services' state (the bridge's outbox). /etc/alertmanager: where the Compose
@@ -29,7 +31,6 @@ RUN groupadd --system --gid 10001 tbmon \
  && chown -R tbmon:tbmon /var/lib/tbmon /etc/tbmon \
  && chown 65534:65534 /etc/alertmanager
 COPY --from=build /opt/tbmon /opt/tbmon
-COPY --from=build /app /app
 ENV PATH=/opt/tbmon/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /var/lib/tbmon
 USER tbmon

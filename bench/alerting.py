@@ -11,7 +11,7 @@ the Bot API), started by the stack's supervisor on free ports.
   group) with Telegram's real limits on both sides; completeness, duplicates, limit violations,
   messages used, time to the last delivery, and the bridge's peak memory (RSS).
 - gate: the same bridge served three ways at once, in three processes: "gate" as it ships
-  (alert_bridge/gate.py checks the token and the limits before a byte of the body is read),
+  (tbmon/alert_bridge/gate.py checks the token and the limits before a byte of the body is read),
   "before" as the bridge was before the gate (FastAPI reads and parses every body, then its
   route checks the token; an http middleware refuses a declared Content-Length over 16 MiB),
   and "bare", FastAPI with no layer in front (no body limit at all: the reference for what
@@ -55,11 +55,12 @@ from bench._process import cpu_seconds, until_ready
 from bench.health import vegeta, vegeta_report
 from tbmon.alert_bridge.app import MAX_BODY_BYTES, create_app
 from tbmon.alert_bridge.gate import Gate
-from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, demo_overrides, load_settings
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
-from tbmon.stack.ports import free_ports, isolated_settings
+from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, BridgeSettings, demo_overrides
+from tbmon.ports import free_ports, isolated_settings
+from tbmon.settings import read_settings
 from tbmon.stack.render import bridge_token_file
 from tbmon.stack.supervisor import Supervisor, stop
+from tbmon.standins.telegram import TestServerClient
 
 LATENCY_ALERTS = 300
 BURST_ALERTS = 500
@@ -336,7 +337,7 @@ async def _before_the_gate(
 def arm_app(arm: str, telegram_url: str) -> FastAPI:
     """The bridge's app as it ships ("gate"), as it was before the gate ("before"), or with no
     layer in front of FastAPI at all ("bare": no body limit, for the layers' own cost)."""
-    app = create_app(load_settings(**demo_overrides(telegram_url)))
+    app = create_app(read_settings(BridgeSettings, **demo_overrides(telegram_url)))
     if arm != "gate":
         (layer,) = [m for m in app.user_middleware if _is_gate(m.cls)]
         app.user_middleware.remove(layer)

@@ -6,8 +6,8 @@ request to the exchange.
 
 Three freqtrade dry runs side by side in one run, the example's config and strategy
 (``examples/freqtrade``: three pairs, trades within a minute) with one iteration a second, each
-against its own local exchange (``tbmon.exchange_standin``, in this process: its CPU is not the
-bot's), for the same wall time; twice, idle then trading (:data:`WORKLOADS`):
+against its own local exchange (``tbmon.standins.exchange_tool``, in this process: its CPU is
+not the bot's), for the same wall time; twice, idle then trading (:data:`WORKLOADS`):
 
 - ``plain``: ``freqtrade trade``, no OpenTelemetry at all;
 - ``otel, no freqtrade hooks``: under ``opentelemetry-instrument`` with tbmon, the freqtrade
@@ -53,11 +53,11 @@ from typing import Any
 
 import httpx
 
+from bench import CHECKOUT
 from bench.instrumentation import collector
-from tbmon.exchange_standin import ccxt_urls, running
-from tbmon.settings import PROJECT_ROOT
+from tbmon.standins.exchange_tool import ccxt_urls, running
 
-EXAMPLE = PROJECT_ROOT / "examples/freqtrade"
+EXAMPLE = CHECKOUT / "examples/freqtrade"
 INSTRUMENT = str(Path(sys.executable).with_name("opentelemetry-instrument"))
 #: name -> (under opentelemetry-instrument, extra environment)
 ARMS: dict[str, tuple[bool, dict[str, str]]] = {
@@ -128,7 +128,7 @@ def start(arm: Arm, folder: Path, sink: str, throttle: int, changes: dict[str, A
     }
     with arm.output.open("wb") as output:
         arm.popen = subprocess.Popen(
-            command, env=env, cwd=PROJECT_ROOT, stdout=output, stderr=subprocess.STDOUT
+            command, env=env, cwd=CHECKOUT, stdout=output, stderr=subprocess.STDOUT
         )
 
 
@@ -459,7 +459,7 @@ def main(argv: Sequence[str] = ()) -> None:
                         *(sys.executable, "-m", "bench.freqtrade", "--blocks"),
                         *(str(options.blocks), "--in-process", f"{workload},{sink.endpoint}"),
                     ],
-                    cwd=PROJECT_ROOT,
+                    cwd=CHECKOUT,
                     capture_output=True,
                     text=True,
                     check=True,

@@ -69,12 +69,12 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bench._process import cpu_seconds
 from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
 from tbmon.instrumentation.distro import OTEL_DEFAULTS, SCHEDULE_DELAY_MILLIS
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
 from tbmon.stack.components import COMPONENTS
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.telegram import TestServerClient
 
 PROBES = 40
 METRIC_PROBES = 60

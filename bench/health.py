@@ -41,10 +41,10 @@ import httpx
 import psutil
 
 from bench._process import cpu_seconds, until_ready
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
-from tbmon.standin import silent_server
+from tbmon.standins import silent_server
 
 VEGETA_MODULE = "github.com/tsenart/vegeta/v12"
 VEGETA_VERSION = "v12.13.0"

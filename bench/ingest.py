@@ -1,13 +1,14 @@
 """The collector's ingest stage: what its pre-queue transforms cost (issue 13).
 
-Two collectors side by side, on the real ``otel-collector/config.yaml``: one as it is, one with
+Two collectors side by side, on the real ``tbmon/collector/config.yaml``: one as it is, one with
 the ingest pipelines' ``transform/limits`` and ``transform/redact`` left out. Both bypass the
 processors host (their ingest stage exports to their own ``otlp/processed``) and send traces to
 a sink. Each gets the same pre-encoded SDK batches (512 ccxt-like spans with ten attributes,
 one span in eight carrying an exchange API key header), alternately, at a fixed rate; their CPU
 time (every thread) over the run gives microseconds of collector CPU a span.
 ``BENCH_INGEST_BASELINE=FILE`` adds a third collector, on that config (say the file as it was
-before a change: ``git show main:otel-collector/config.yaml > /tmp/before.yaml``).
+before a change:
+``git show main:otel-collector/src/tbmon/collector/config.yaml > /tmp/before.yaml``).
 
 Run: .venv/bin/python -m bench ingest
 """
@@ -28,11 +29,12 @@ import psutil
 
 from bench._process import cpu_seconds, until_ready
 from bench.processors import sdk_batch, sink
+from tbmon.ports import isolated_settings
 from tbmon.processors import Signal
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import Supervisor, stop
 
 BATCH = 512
@@ -78,7 +80,7 @@ def collector(
 def arms() -> dict[str, str]:
     """The configs compared: as configured, without the ingest transforms, and the baseline
     file when BENCH_INGEST_BASELINE names one."""
-    config = (PROJECT_ROOT / "otel-collector" / "config.yaml").read_text()
+    config = (COLLECTOR_CONFIG).read_text()
     chosen = {"as configured": config, "without the ingest transforms": without_transforms(config)}
     if baseline := os.environ.get("BENCH_INGEST_BASELINE"):
         chosen[f"baseline ({Path(baseline).name})"] = Path(baseline).read_text()

@@ -79,16 +79,17 @@ from opentelemetry.metrics import Histogram, get_meter_provider
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
 from opentelemetry.trace import SpanKind, Tracer
 
+from bench import CHECKOUT
 from bench._process import until_ready
 from tbmon import attributes as attr
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.configurator import TbmonConfigurator
 from tbmon.instrumentation.distro import TbmonDistro
-from tbmon.instrumentation.exchange_test_server import ExchangeServerClient
 from tbmon.instrumentation.trading import TradingMetrics, trading_metrics
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.ports import free_ports
+from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
-from tbmon.stack.ports import free_ports
+from tbmon.standins.exchange import ExchangeServerClient
 
 SPANS_PER_CYCLE = 5
 #: ``opentelemetry-distro``'s OpenTelemetryDistro._configure, every line of it.
@@ -433,7 +434,7 @@ def run(sink: Collector, job: Job, extra_env: dict[str, str]) -> Run:
         done = subprocess.run(
             [sys.executable, "-c", code],
             env=worker_env(sink.endpoint, extra_env),
-            cwd=PROJECT_ROOT,
+            cwd=CHECKOUT,
             stdout=subprocess.PIPE,
             stderr=stderr,
             check=False,
@@ -540,7 +541,7 @@ class CcxtJob:
 def ccxt_worker(job_json: str) -> None:
     """Runs one :class:`CcxtJob` in this fresh process and prints its :class:`Sample` as JSON."""
     from tbmon.instrumentation.ccxt import CcxtInstrumentor  # noqa: PLC0415 (ccxt modes only)
-    from tbmon.instrumentation.exchange_test_server import binance_client  # noqa: PLC0415
+    from tbmon.standins.exchange import binance_client  # noqa: PLC0415
 
     job = CcxtJob(**json.loads(job_json))
     if job.mode != "none":
@@ -577,9 +578,7 @@ class CcxtRun:
 def exchange_server(timeout: float = 60) -> Iterator[str]:
     """The local exchange in a process of its own (its CPU is not the bot's); its base URL."""
     (port,) = free_ports(1)
-    code = (
-        f"from tbmon.instrumentation.exchange_test_server import serve; serve('127.0.0.1', {port})"
-    )
+    code = f"from tbmon.standins.exchange import serve; serve('127.0.0.1', {port})"
     popen = subprocess.Popen(
         [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
@@ -600,7 +599,7 @@ def run_ccxt(sink: Collector, job: CcxtJob, control: ExchangeServerClient) -> Cc
     done = subprocess.run(
         [sys.executable, "-c", code],
         env=worker_env(sink.endpoint, {}),
-        cwd=PROJECT_ROOT,
+        cwd=CHECKOUT,
         capture_output=True,
         check=False,
     )

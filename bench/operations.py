@@ -21,10 +21,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tbmon.ports import free_ports, isolated_settings
 from tbmon.stack.backup import Backup
 from tbmon.stack.doctor import Doctor
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import free_ports, isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 RUNS = 5

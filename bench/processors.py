@@ -52,17 +52,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
 from bench._process import cpu_seconds, until_ready
 from tbmon import attributes as attr
+from tbmon.ports import free_ports, isolated_settings
 from tbmon.processors.api import Signal
 from tbmon.processors.testing import record
 from tbmon.settings import StackSettings
 from tbmon.stack.components import COMPONENTS, Layout
-from tbmon.stack.ports import free_ports, isolated_settings
 from tbmon.stack.supervisor import Supervisor, stop
 
 TELEMETRYGEN_MODULE = "github.com/open-telemetry/opentelemetry-collector-contrib/cmd/telemetrygen"
 #: The newest version our Go module proxy serves (v0.162.0 is listed but refused).
 TELEMETRYGEN_VERSION = "v0.161.0"
-BATCH_SPANS = 512  # about the ingest batches' min_size (otel-collector/config.yaml: 192 KiB)
+BATCH_SPANS = 512  # about the ingest batches' min_size (tbmon/collector/config.yaml: 192 KiB)
 HOP_SIZES = (128, 256, 512)
 LATENCY_REQUESTS = 200
 THROUGHPUT_SECONDS = 15.0

@@ -2,7 +2,8 @@
 
 Both arms share the backends (Jaeger's three roles, VictoriaLogs' insert, select and two
 storage nodes) and the two agents; the first sends through gateway-1 and processors-1 only
-(``gateway_replicas=1``), the second spreads over both pairs. The fleet (stack/fleet.py) offers
+(``gateway_replicas=1``), the second spreads over both pairs. The fleet
+(tbmon/stack/fleet.py) offers
 a fixed rate of requests, each of 25 whole traces of 4 spans, one log record per span and
 one metric point, for STEP_SECONDS, built before the clock starts. A step is *kept up with at zero
 loss* when every span reached the trace store and every log record the log store, and the
@@ -27,8 +28,8 @@ import httpx
 import psutil
 
 from bench._process import cpu_seconds
+from tbmon.ports import isolated_settings
 from tbmon.stack.fleet import Fleet
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address, port
 from tbmon.stack.supervisor import Supervisor
 

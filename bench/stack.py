@@ -12,8 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack.ports import isolated_settings
+from bench import CHECKOUT
+from tbmon.ports import isolated_settings
+from tbmon.stack.resources import INSTALL_SCRIPT
 from tbmon.stack.supervisor import Supervisor
 
 RUNS = 5
@@ -25,7 +26,7 @@ def warm_install_seconds() -> list[float]:
     for _ in range(3):
         started = time.perf_counter()
         subprocess.run(
-            ["bash", str(PROJECT_ROOT / "stack/provision/install.sh")],
+            ["bash", str(INSTALL_SCRIPT), "--checkout", str(CHECKOUT)],
             check=True,
             capture_output=True,
         )

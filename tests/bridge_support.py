@@ -20,11 +20,11 @@ import pytest
 
 from tbmon.alert_bridge.html import plain_text
 from tbmon.alert_bridge.settings import DEMO_CRITICAL_CHAT_ID, DEMO_WARNING_CHAT_ID
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
 from tbmon.stack import render
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.telegram import TestServerClient
 
 CRITICAL_CHAT = DEMO_CRITICAL_CHAT_ID
 WARNING_CHAT = DEMO_WARNING_CHAT_ID

@@ -25,12 +25,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from support import CHECKOUT
 
-TOOLS = PROJECT_ROOT / "tests" / "tools"
+from tbmon.settings import StackSettings
+
+TOOLS = CHECKOUT / "tests" / "tools"
 COMPOSE_CHECK = TOOLS / "compose-check"
 LOGQL = TOOLS / "logql"
-HEALTHCHECK = PROJECT_ROOT / "otel-collector" / "healthcheck"
+HEALTHCHECK = CHECKOUT / "otel-collector" / "healthcheck"
 COMPOSE_GO = "github.com/compose-spec/compose-go/v2"
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support import Backends, running_stack
 
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 

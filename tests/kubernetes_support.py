@@ -2,12 +2,14 @@
 real API server (kube-apiserver on etcd) for server-side dry runs.
 
 - Helm 4, kubeconform, kube-apiserver and etcd are Go builds that ``make install`` caches under
-  ``<cache_dir>/<name>/<hash of the pin file>/`` (stack/provision/helm, kubeconform, kubernetes).
+  ``<cache_dir>/<name>/<hash of the pin file>/`` (tbmon/stack/provision/helm,
+  kubeconform, kubernetes).
 - The JSON schemas are produced here, offline, from what the Go module proxy serves: the pinned
   Kubernetes release's OpenAPI document (``api/openapi-spec/swagger.json`` of the
-  ``k8s.io/kubernetes`` module that stack/provision/kubernetes/go.mod pins) and the OpenTelemetry
-  Operator's CRDs (``config/crd/bases`` of the operator module that
-  stack/provision/otel-operator/go.mod pins). They are written the way kubeconform looks them up
+  ``k8s.io/kubernetes`` module that tbmon/stack/provision/kubernetes/go.mod pins) and the
+  OpenTelemetry Operator's CRDs (``config/crd/bases`` of the operator module that
+  tbmon/stack/provision/otel-operator/go.mod pins). They are written the way kubeconform looks
+  them up
   (``<kind>-<group>-<version>.json``), strict: an object's unknown field is an error, as the API
   server's strict field validation makes it. Cached under ``<cache_dir>/checktools/k8s-schemas/``.
 """
@@ -35,23 +37,24 @@ import httpx
 import yaml
 from checktools import module_dir
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack.binaries import Binary
+from tbmon.stack.resources import STACK_DATA
 
-CHART = PROJECT_ROOT / "stack" / "kubernetes" / "tbmon"
-AUTOINSTRUMENTATION = PROJECT_ROOT / "stack" / "kubernetes" / "autoinstrumentation"
-PROVISION = PROJECT_ROOT / "stack" / "provision"
+CHART = STACK_DATA / "kubernetes" / "tbmon"
+AUTOINSTRUMENTATION = STACK_DATA / "kubernetes" / "autoinstrumentation"
+PROVISION = STACK_DATA / "provision"
 KUBERNETES_PIN = PROVISION / "kubernetes"
 OPERATOR_PIN = PROVISION / "otel-operator"
 
-HELM = Binary("helm", manifest="stack/provision/helm/go.mod")
-KUBECONFORM = Binary("kubeconform", manifest="stack/provision/kubeconform/go.mod")
+HELM = Binary("helm", manifest=STACK_DATA / "provision/helm/go.mod")
+KUBECONFORM = Binary("kubeconform", manifest=STACK_DATA / "provision/kubeconform/go.mod")
 #: promtool of the Prometheus the chart runs (Debian's is built without Kubernetes discovery).
-PROMTOOL = Binary("promtool", manifest="stack/provision/prometheus/go.mod")
-KUBE_APISERVER = Binary("kube-apiserver", manifest="stack/provision/kubernetes/go.mod")
-ETCD = Binary("etcd", manifest="stack/provision/kubernetes/go.mod")
+PROMTOOL = Binary("promtool", manifest=STACK_DATA / "provision/prometheus/go.mod")
+KUBE_APISERVER = Binary("kube-apiserver", manifest=STACK_DATA / "provision/kubernetes/go.mod")
+ETCD = Binary("etcd", manifest=STACK_DATA / "provision/kubernetes/go.mod")
 #: The OpenTelemetry Operator (its manager: the webhooks that instrument pods).
-OPERATOR = Binary("otel-operator", manifest="stack/provision/otel-operator/go.mod")
+OPERATOR = Binary("otel-operator", manifest=STACK_DATA / "provision/otel-operator/go.mod")
 
 NAMESPACE = "tbmon"
 SCHEMA_FILE = "{{ .ResourceKind }}{{ .KindSuffix }}.json"

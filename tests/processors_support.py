@@ -20,8 +20,8 @@ from google.protobuf.message import DecodeError
 from support import wait_until
 
 from tbmon import otlp_wire as wire
+from tbmon.ports import free_ports
 from tbmon.processors.api import Signal
-from tbmon.stack.ports import free_ports
 
 
 @dataclass

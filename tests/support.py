@@ -29,6 +29,9 @@ from tbmon.settings import StackSettings
 from tbmon.stack import dashboards
 from tbmon.stack.supervisor import Supervisor, stop
 
+#: The checkout the tests run from (docs/, examples/, tests/tools/, constraints.txt).
+CHECKOUT = Path(__file__).resolve().parent.parent
+
 T = TypeVar("T")
 
 #: ``opentelemetry-instrument`` of this virtual environment, as a user runs their bot with it.

@@ -35,10 +35,10 @@ import pytest
 from bridge_support import CRITICAL_CHAT
 from support import demo_bot, running_stack, wait_until
 
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.telegram import TestServerClient
 
 pytestmark = pytest.mark.stack
 

@@ -17,12 +17,12 @@ import yaml
 from bridge_support import CRITICAL_CHAT
 from support import wait_until
 
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.ports import isolated_settings
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.render import RenderError, bridge_token_file, render_alertmanager
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.telegram import TestServerClient
 
 SMTP = {
     "SMTP_HOST": "smtp.example.com:587",

@@ -14,14 +14,15 @@ import pytest
 import yaml
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from pydantic import ValidationError
-from support import Backends, otlp_sdk, wait_until
+from support import CHECKOUT, Backends, otlp_sdk, wait_until
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries, dashboards, render
+from tbmon.stack.resources import STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 
-RULES = PROJECT_ROOT / "stack/prometheus/rules"
-UNIT_TESTS = PROJECT_ROOT / "stack/prometheus/tests"
+RULES = STACK_DATA / "prometheus/rules"
+UNIT_TESTS = STACK_DATA / "prometheus/tests"
 COMPONENTS = {"trading", "risk", "system", "agent", "pipeline", "infrastructure"}
 
 #: The seed's critical and warning alerts, and the issue's additions, as (name, severity).
@@ -68,7 +69,7 @@ def _unit_cases() -> list[dict[str, Any]]:
     ]
 
 
-def _promtool(*args: str, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+def _promtool(*args: str, cwd: Path = CHECKOUT) -> subprocess.CompletedProcess[str]:
     program = str(binaries.PROMTOOL.path(Path()))
     return subprocess.run([program, *args], capture_output=True, text=True, cwd=cwd, check=False)
 
@@ -184,7 +185,7 @@ def test_the_drawdown_alert_its_panel_and_the_docs_mean_the_high_water_mark() ->
     document = dashboards.trading_performance().to_json()
     (panel,) = [p for p in document["panels"] if p.get("title") == "Current drawdown"]
     assert "high-water mark" in panel["description"]
-    alerting = (PROJECT_ROOT / "docs/alerting.md").read_text()
+    alerting = (CHECKOUT / "docs/alerting.md").read_text()
     (row,) = [
         line for line in alerting.splitlines() if line.startswith("| HighDrawdown | critical")
     ]
@@ -210,7 +211,7 @@ def test_a_changed_threshold_moves_the_rendered_rule(
     settings, and fails on the defaults (so it tests the change)."""
     written = render.render_rules(settings, tmp_path / "rules")
     assert {path.name for path in written} == {path.name for path in RULES.glob("*.yml")}
-    shutil.copy(PROJECT_ROOT / "tests/promtool/changed_thresholds_test.yml", tmp_path)
+    shutil.copy(CHECKOUT / "tests/promtool/changed_thresholds_test.yml", tmp_path)
     check = _promtool("check", "rules", *map(str, written))
     assert check.returncode == 0, check.stdout + check.stderr
     result = _promtool("test", "rules", "changed_thresholds_test.yml", cwd=tmp_path)

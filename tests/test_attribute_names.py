@@ -10,11 +10,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from support import CHECKOUT
+
 from tbmon import attributes
-from tbmon.settings import PROJECT_ROOT
 
 #: Where writers and readers of these names live.
-FOLDERS = ("instrumentation", "processors", "health", "alert_bridge", "stack", "tbmon", "bench")
+FOLDERS = ("core", "instrumentation", "processors", "health", "alert_bridge", "stack", "bench")
 DOTTED = frozenset(
     value
     for name, value in vars(attributes).items()
@@ -47,9 +48,9 @@ def test_the_names_are_spelled_only_in_tbmon_attributes() -> None:
     assert {"order.price", "trade.pnl_usd", "execution.slow", "trade.closed"} <= DOTTED
     module = Path(attributes.__file__).resolve()
     found = [
-        f"{path.relative_to(PROJECT_ROOT)}:{line}: {value!r}"
+        f"{path.relative_to(CHECKOUT)}:{line}: {value!r}"
         for folder in FOLDERS
-        for path in sorted((PROJECT_ROOT / folder).rglob("*.py"))
+        for path in sorted((CHECKOUT / folder).rglob("*.py"))
         if path.resolve() != module
         for line, value in _literals(path)
     ]

@@ -16,11 +16,11 @@ import httpx
 import pytest
 from support import Backends, otlp_sdk, wait_until
 
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.backup import Backup, Outcome, Report
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
@@ -132,7 +132,7 @@ def test_a_snapshot_out_of_reach_fails_its_part_with_the_command_that_finishes_i
     assert "no docker command" in detail
     command = (report.folder / "prometheus" / "COPY-SNAPSHOT.txt").read_text()
     assert command.startswith(
-        "docker compose -f stack/docker-compose.monitoring.yml cp prometheus:"
+        "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml cp prometheus:"
     )
     assert command.strip() in detail
 

@@ -14,9 +14,9 @@ from bridge_support import CRITICAL_CHAT, WARNING_CHAT
 from support import demo_bot, wait_until
 
 from tbmon.alert_bridge.settings import DEMO_BOT_TOKEN
-from tbmon.instrumentation.demo.cli import Arrivals, arrival_estimate, clock
-from tbmon.instrumentation.demo.scenarios import SCENARIOS
-from tbmon.stack.ports import isolated_settings
+from tbmon.demo.cli import Arrivals, arrival_estimate, clock
+from tbmon.demo.scenarios import SCENARIOS
+from tbmon.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 

@@ -26,7 +26,7 @@ from bridge_support import Rig, alert, bridge_rig, idents, notification, rss_mib
 from support import wait_until
 
 from tbmon.alert_bridge import app
-from tbmon.settings import PROJECT_ROOT
+from tbmon.stack.resources import STACK_DATA
 
 pytestmark = pytest.mark.fault
 
@@ -275,7 +275,7 @@ def test_a_webhook_of_30000_alerts_is_refused_before_it_holds_up_another_sender(
 
 
 def test_alertmanager_sends_no_more_alerts_than_the_bridge_takes() -> None:
-    config = yaml.safe_load((PROJECT_ROOT / "stack/alertmanager/alertmanager.yml").read_text())
+    config = yaml.safe_load((STACK_DATA / "alertmanager/alertmanager.yml").read_text())
     limits = [
         webhook.get("max_alerts", 0)
         for receiver in config["receivers"]

@@ -31,15 +31,15 @@ from opentelemetry.trace import SpanKind, StatusCode, Tracer
 from tbmon import analytics
 from tbmon.instrumentation._internal import ccxt_book
 from tbmon.instrumentation.ccxt import METHODS, CcxtInstrumentor, expected_price
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.instrumentation.instruments import API_REQUEST_DURATION
+from tbmon.instrumentation.settings import InstrumentationSettings
+from tbmon.instrumentation.trading import TradingMetrics
+from tbmon.standins.exchange import (
     ExchangeServerClient,
     async_binance_client,
     binance_client,
     running,
 )
-from tbmon.instrumentation.instruments import API_REQUEST_DURATION
-from tbmon.instrumentation.settings import InstrumentationSettings
-from tbmon.instrumentation.trading import TradingMetrics
 
 
 @dataclass

@@ -25,6 +25,7 @@ from processors_support import otlp_sink
 from support import wait_until
 from test_processors_redaction import HARMLESS_KEYS, SENSITIVE_KEYS, TEXTS, WHOLE_VALUES
 
+from tbmon.ports import isolated_settings
 from tbmon.processors import Batch, Signal, collector_rules, otlp
 from tbmon.processors.otlp import Resource, Value
 from tbmon.processors.redaction import (
@@ -34,12 +35,11 @@ from tbmon.processors.redaction import (
     RedactionSettings,
 )
 from tbmon.processors.testing import log_record, logs_batch, metrics_batch, run, span, spans_batch
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import Supervisor
 
 MASK = collector_rules.MASK
-CONFIG = PROJECT_ROOT / "otel-collector" / "config.yaml"
+CONFIG = COLLECTOR_CONFIG
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +50,8 @@ def redactor() -> RedactionProcessor:
 def test_the_config_holds_the_rendered_rules() -> None:
     current = CONFIG.read_text()
     assert collector_rules.rendered_config(current) == current, (
-        "otel-collector/config.yaml's transform/redact is stale: run "
-        "`python -m tbmon.processors.collector_rules`"
+        f"{CONFIG}'s transform/redact is stale: run "
+        f"`python -m tbmon.processors.collector_rules {CONFIG}`"
     )
     for pipeline in ("traces/ingest", "metrics/ingest", "logs/ingest"):
         assert "transform/redact" in current.split(f"    {pipeline}:")[1].split("\n    ")[2]

@@ -15,15 +15,17 @@ import jsonschema
 import pytest
 import yaml
 from checktools import compose_schema, healthcheck_probe, load_compose
+from support import CHECKOUT
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.ports import isolated_settings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG, COLLECTOR_MANIFEST, STACK_DATA
 from tbmon.stack.supervisor import Supervisor
 
-COMPOSE = PROJECT_ROOT / "stack" / "docker-compose.monitoring.yml"
-ENV_EXAMPLE = PROJECT_ROOT / "stack" / ".env.example"
+COMPOSE = STACK_DATA / "docker-compose.monitoring.yml"
+ENV_EXAMPLE = STACK_DATA / ".env.example"
 SECRETS = {"GRAFANA_ADMIN_PASSWORD": "a-test-password", "ALERT_BRIDGE_TOKEN": "a-test-token"}
 RAW: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
 PROFILES = sorted({p for s in RAW["services"].values() for p in s.get("profiles", [])})
@@ -95,7 +97,7 @@ def test_the_stack_refuses_to_start_without_a_grafana_password(password: str | N
     loaded = load_compose(COMPOSE, env, env_files=[ENV_EXAMPLE])
     assert loaded.returncode == 1
     assert "required variable GRAFANA_ADMIN_PASSWORD is missing a value" in loaded.stderr
-    assert "stack/.env" in loaded.stderr  # says where to set it
+    assert "stack/src/tbmon/stack/.env" in loaded.stderr  # says where to set it
 
 
 def test_grafana_admin_comes_from_env_and_anonymous_access_is_off(
@@ -115,7 +117,7 @@ def test_every_mounted_file_and_build_context_exists(project: dict[str, Any]) ->
             if volume["type"] != "bind":
                 continue
             source = Path(volume["source"])
-            if source.is_relative_to(PROJECT_ROOT):
+            if source.is_relative_to(CHECKOUT):
                 if not source.exists():
                     missing.append(f"{name}: {source}")
             else:
@@ -213,8 +215,8 @@ def test_env_example_lists_every_variable_the_stack_reads() -> None:
 
 
 def test_collector_image_is_built_with_the_manifests_builder_version() -> None:
-    manifest = yaml.safe_load((PROJECT_ROOT / "otel-collector" / "builder-config.yaml").read_text())
-    dockerfile = (PROJECT_ROOT / "otel-collector" / "Dockerfile").read_text()
+    manifest = yaml.safe_load(COLLECTOR_MANIFEST.read_text())
+    dockerfile = (CHECKOUT / "otel-collector" / "Dockerfile").read_text()
     assert f"ARG OCB_VERSION={manifest['dist']['version']}\n" in dockerfile
     assert f"/build/build/{manifest['dist']['name']} " in dockerfile
 
@@ -222,8 +224,8 @@ def test_collector_image_is_built_with_the_manifests_builder_version() -> None:
 @pytest.mark.parametrize(
     ("dockerfile", "context"),
     [
-        (PROJECT_ROOT / "Dockerfile", PROJECT_ROOT),
-        (PROJECT_ROOT / "otel-collector" / "Dockerfile", PROJECT_ROOT / "otel-collector"),
+        (CHECKOUT / "Dockerfile", CHECKOUT),
+        (CHECKOUT / "otel-collector" / "Dockerfile", CHECKOUT / "otel-collector"),
     ],
 )
 def test_dockerfiles_copy_files_that_exist(dockerfile: Path, context: Path) -> None:
@@ -253,7 +255,7 @@ def test_collector_config_is_valid_with_composes_environment(project: dict[str, 
         [
             str(program),
             "validate",
-            "--config=file:" + str(PROJECT_ROOT / "otel-collector/config.yaml"),
+            "--config=file:" + str(COLLECTOR_CONFIG),
             *gates,
         ],
         env={"PATH": os.environ["PATH"], **env},
@@ -271,7 +273,7 @@ def test_jaeger_config_is_valid_with_composes_environment(project: dict[str, Any
         [
             str(program),
             "validate",
-            "--config=file:" + str(PROJECT_ROOT / "stack/jaeger/config.yaml"),
+            "--config=file:" + str(STACK_DATA / "jaeger/config.yaml"),
         ],
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
@@ -284,7 +286,7 @@ def test_jaeger_config_is_valid_with_composes_environment(project: dict[str, Any
 def test_prometheus_config_as_compose_mounts_it_passes_promtool() -> None:
     promtool = binaries.PROMTOOL.path(StackSettings().cache_dir)
     result = subprocess.run(
-        [str(promtool), "check", "config", str(PROJECT_ROOT / "stack/prometheus/prometheus.yml")],
+        [str(promtool), "check", "config", str(STACK_DATA / "prometheus/prometheus.yml")],
         capture_output=True,
         text=True,
         check=False,
@@ -292,7 +294,7 @@ def test_prometheus_config_as_compose_mounts_it_passes_promtool() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     jobs = {
         job["job_name"]: job
-        for job in yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())[
+        for job in yaml.safe_load((STACK_DATA / "prometheus/prometheus.yml").read_text())[
             "scrape_configs"
         ]
     }
@@ -318,7 +320,7 @@ def test_prometheus_in_compose_has_retention_from_env_exemplars_and_snapshots(
 
 
 def test_loki_config_ingests_otlp_with_structured_metadata_and_retention() -> None:
-    text = (PROJECT_ROOT / "stack/loki/loki.yaml").read_text()
+    text = (STACK_DATA / "loki/loki.yaml").read_text()
     # Loki runs with -config.expand-env=true: give each ${VAR:-default} its default.
     config = yaml.safe_load(re.sub(r"\$\{[A-Z0-9_]+:-([^}]*)\}", r"\1", text))
     (period,) = config["schema_config"]["configs"]
@@ -373,10 +375,10 @@ def test_stack_config_renders_the_thresholds_prometheus_and_grafana_read(
     rendered = _mounts(config)
     assert _mounts(services["prometheus"])["prometheus-rules"] == "/etc/prometheus/rules"
     assert _mounts(services["grafana"])["grafana-dashboards"] == "/etc/grafana/dashboards"
-    prometheus = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
+    prometheus = yaml.safe_load((STACK_DATA / "prometheus/prometheus.yml").read_text())
     assert prometheus["rule_files"] == ["/etc/prometheus/rules/*.yml"]
     provisioning = yaml.safe_load(
-        (PROJECT_ROOT / "stack/grafana/provisioning/dashboards/dashboards.yaml").read_text()
+        (STACK_DATA / "grafana/provisioning/dashboards/dashboards.yaml").read_text()
     )
     assert provisioning["providers"][0]["options"]["path"] == "/etc/grafana/dashboards"
     # Its command, run here with Compose's environment, into stand-ins for the volumes.
@@ -393,9 +395,7 @@ def test_stack_config_renders_the_thresholds_prometheus_and_grafana_read(
     )
     assert done.returncode == 0, done.stdout + done.stderr
     rules = sorted(path.name for path in (tmp_path / "prometheus-rules").glob("*.yml"))
-    assert rules == sorted(
-        path.name for path in (PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml")
-    )
+    assert rules == sorted(path.name for path in (STACK_DATA / "prometheus/rules").glob("*.yml"))
     assert expected in (tmp_path / "prometheus-rules" / "trading.yml").read_text()
     dashboards = tmp_path / "grafana-dashboards" / "tbmon-trading-performance.json"
     assert json.loads(dashboards.read_text())["uid"] == "tbmon-trading-performance"

@@ -19,13 +19,14 @@ from checktools import parse_logql
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.cog.plugins import register_default_plugins
 from grafana_foundation_sdk.models.dashboard import Dashboard
-from support import SEED_METRICS
+from support import CHECKOUT, SEED_METRICS
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import dashboards, render
+from tbmon.stack.resources import STACK_DATA
 
 DATASOURCES = yaml.safe_load(
-    (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
+    (STACK_DATA / "grafana/provisioning/datasources/datasources.yaml").read_text()
 )["datasources"]
 PROVISIONED = {source["uid"]: source for source in DATASOURCES}
 FILES = sorted(dashboards.DASHBOARD_DIR.glob("*.json"))
@@ -434,9 +435,7 @@ def _check_thresholds(documents: list[dict[str, Any]], rules_folder: Path) -> in
 
 
 def test_every_panel_threshold_is_the_threshold_of_the_rule_it_shadows() -> None:
-    checked = _check_thresholds(
-        [_load(path) for path in FILES], PROJECT_ROOT / "stack/prometheus/rules"
-    )
+    checked = _check_thresholds([_load(path) for path in FILES], STACK_DATA / "prometheus/rules")
     assert checked >= 18
     # The panels the issue named: memory and disk turn at the alerts' 85%, not 80/90; the
     # execution failure panel at 10%, not 5%.
@@ -487,15 +486,15 @@ def test_a_drifted_panel_threshold_is_caught() -> None:
     (memory,) = [p for p in _panels(document) if p["title"] == "Memory"]
     memory["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] = 80
     with pytest.raises(AssertionError, match="Memory"):
-        _check_thresholds([document], PROJECT_ROOT / "stack/prometheus/rules")
+        _check_thresholds([document], STACK_DATA / "prometheus/rules")
 
 
 def test_execution_panels_count_the_statuses_the_alert_counts() -> None:
     rule = next(
         rule
-        for group in yaml.safe_load(
-            (PROJECT_ROOT / "stack/prometheus/rules/trading.yml").read_text()
-        )["groups"]
+        for group in yaml.safe_load((STACK_DATA / "prometheus/rules/trading.yml").read_text())[
+            "groups"
+        ]
         for rule in group["rules"]
         if rule.get("alert") == "TradingExecutionFailures"
     )
@@ -524,7 +523,7 @@ def test_concentration_means_the_largest_positions_share_everywhere() -> None:
     share = re.compile(r"largest position(?:(?!portfolio).){0,160}gross exposure", re.I)
     assert share.search(POSITION_GAUGES[POSITION_CONCENTRATION])
     assert "Herfindahl" in POSITION_GAUGES[POSITION_HERFINDAHL]
-    risk = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/rules/risk.yml").read_text())
+    risk = yaml.safe_load((STACK_DATA / "prometheus/rules/risk.yml").read_text())
     (rule,) = [
         r
         for g in risk["groups"]
@@ -544,7 +543,7 @@ def test_concentration_means_the_largest_positions_share_everywhere() -> None:
     herfindahl = panels["Diversification (Herfindahl index)"]
     assert POSITION_HERFINDAHL in herfindahl["targets"][0]["expr"]
     for doc in ("docs/alerting.md", "docs/instrumentation.md", "docs/processors.md"):
-        text = (PROJECT_ROOT / doc).read_text()
+        text = (CHECKOUT / doc).read_text()
         line = next(line for line in text.splitlines() if POSITION_CONCENTRATION in line)
         assert share.search(line), doc
         assert "Herfindahl" not in line.split(POSITION_HERFINDAHL)[0], doc
@@ -565,7 +564,7 @@ def test_every_pipeline_alert_has_its_series_on_system_health() -> None:
     document = json.dumps(dashboards.system_health().to_json())
     rules = [
         rule
-        for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+        for path in sorted((STACK_DATA / "prometheus/rules").glob("*.yml"))
         for group in yaml.safe_load(path.read_text())["groups"]
         for rule in group["rules"]
         if "alert" in rule and rule["labels"]["component"] == "pipeline"

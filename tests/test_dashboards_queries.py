@@ -15,8 +15,8 @@ import pytest
 import yaml
 from support import Backends, dashboard_queries, demo_bot, wait_until
 
-from tbmon.settings import PROJECT_ROOT
 from tbmon.stack import dashboards
+from tbmon.stack.resources import STACK_DATA
 
 pytestmark = pytest.mark.stack
 
@@ -24,7 +24,7 @@ BOT = "tbmon-demo-dashboards"
 DATASOURCES = {
     source["uid"]: source
     for source in yaml.safe_load(
-        (PROJECT_ROOT / "stack/grafana/provisioning/datasources/datasources.yaml").read_text()
+        (STACK_DATA / "grafana/provisioning/datasources/datasources.yaml").read_text()
     )["datasources"]
 }
 #: cAdvisor's series, which only the Compose stack has (their rules have promtool unit tests).
@@ -83,7 +83,7 @@ def _datasource_queries() -> list[tuple[str, str]]:
 
 def _rule_queries() -> list[tuple[str, str]]:
     found = []
-    for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml")):
+    for path in sorted((STACK_DATA / "prometheus/rules").glob("*.yml")):
         for group in yaml.safe_load(path.read_text()).get("groups", []):
             for rule in group["rules"]:
                 name = rule.get("alert") or rule.get("record")

@@ -25,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tbmon.instrumentation import delivery
 from tbmon.instrumentation.exporters import TRACES_METHOD, TbmonSpanExporter
-from tbmon.stack.ports import free_ports
+from tbmon.ports import free_ports
 
 THREADS, ITEMS = 4, 20_000
 

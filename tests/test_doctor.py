@@ -13,12 +13,12 @@ import pytest
 from support import Backends, otlp_sdk, wait_until
 
 from tbmon.alert_bridge.settings import DEMO_BOT_TOKEN
-from tbmon.settings import PROJECT_ROOT
+from tbmon.ports import free_ports
 from tbmon.stack.doctor import Doctor, Finding, Status
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import free_ports
+from tbmon.stack.resources import STACK_DATA
 from tbmon.stack.supervisor import Supervisor
-from tbmon.standin import silent_server
+from tbmon.standins import silent_server
 
 pytestmark = pytest.mark.stack
 
@@ -69,7 +69,7 @@ def test_a_healthy_stack_passes(stack: Supervisor, backends: Backends) -> None:
         "Disk space for data",
     ):
         assert _status(findings, check) == {Status.OK}, _by_check(findings)[check]
-    rules = list((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+    rules = list((STACK_DATA / "prometheus/rules").glob("*.yml"))
     assert _status(findings, "Alert rules") == {Status.OK if rules else Status.FAIL}
     # Not configured here: reported, with what to do, as warnings.
     assert _status(findings, "Telegram bot token") == {Status.WARN}

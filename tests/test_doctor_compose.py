@@ -53,4 +53,7 @@ def test_doctor_names_the_compose_it_finds_and_that_v1_cannot_load_the_stack(
     assert finding.status is status
     assert shown in finding.detail
     if status is Status.FAIL:
-        assert "docker compose -f stack/docker-compose.monitoring.yml up -d" in finding.fix
+        assert (
+            "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml up -d"
+            in finding.fix
+        )

@@ -20,13 +20,12 @@ import ccxt.pro
 import httpx
 import pytest
 import websockets
-from support import wait_until
+from support import CHECKOUT, wait_until
 
-from tbmon.exchange_standin import DEFAULT_PORT, ccxt_urls
-from tbmon.instrumentation.exchange_test_server import TEST_API_KEY, TEST_API_SECRET
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack.ports import free_ports
+from tbmon.ports import free_ports
 from tbmon.stack.supervisor import stop
+from tbmon.standins.exchange import TEST_API_KEY, TEST_API_SECRET
+from tbmon.standins.exchange_tool import DEFAULT_PORT, ccxt_urls
 
 
 @pytest.fixture(scope="module")
@@ -144,5 +143,5 @@ def test_the_urls_command_and_the_freqtrade_example_agree() -> None:
     )
     default = ccxt_urls(f"http://127.0.0.1:{DEFAULT_PORT}")
     assert json.loads(printed.stdout) == default
-    config = json.loads(Path(PROJECT_ROOT / "examples/freqtrade/config.json").read_text())
+    config = json.loads(Path(CHECKOUT / "examples/freqtrade/config.json").read_text())
     assert config["exchange"]["ccxt_config"]["urls"]["api"] == default

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from support import wait_until
 
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.standins.exchange import (
     ExchangeServerClient,
     binance_client,
     running,

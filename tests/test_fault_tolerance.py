@@ -36,8 +36,8 @@ from fault_support import (
 )
 from support import Backends, running_stack, wait_until
 
+from tbmon.ports import isolated_settings
 from tbmon.processors import Signal
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = [pytest.mark.stack, pytest.mark.fault]

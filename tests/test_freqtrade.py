@@ -29,20 +29,20 @@ from typing import Any
 
 import httpx
 import pytest
-from support import INSTRUMENT, SEED_METRICS, Backends, wait_until
+from support import CHECKOUT, INSTRUMENT, SEED_METRICS, Backends, wait_until
 
-from tbmon.exchange_standin import ccxt_urls, running
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.stack.resources import STACK_DATA
+from tbmon.standins.exchange import (
     TEST_API_KEY,
     TEST_API_SECRET,
     ExchangeServerClient,
     binance_client,
 )
-from tbmon.settings import PROJECT_ROOT
+from tbmon.standins.exchange_tool import ccxt_urls, running
 
 pytestmark = pytest.mark.stack
 
-EXAMPLE = PROJECT_ROOT / "examples/freqtrade"
+EXAMPLE = CHECKOUT / "examples/freqtrade"
 FREQTRADE = str(Path(sys.executable).with_name("freqtrade"))
 #: The seed's trading and risk metrics: what a freqtrade bot without FreqAI must produce.
 TRADING_AND_RISK = sorted(name for name in SEED_METRICS if name.startswith(("trading_", "risk_")))
@@ -394,7 +394,7 @@ def test_a_restart_leaves_the_portfolio_panel_at_one_portfolio(
     run: Run, backends: Backends
 ) -> None:
     dashboard = json.loads(
-        (PROJECT_ROOT / "stack/grafana/dashboards/tbmon-trading-performance.json").read_text()
+        (STACK_DATA / "grafana/dashboards/tbmon-trading-performance.json").read_text()
     )
     panel = next(
         target["expr"]

@@ -28,13 +28,13 @@ from freqtrade.freqai.base_models.BaseRegressionModel import BaseRegressionModel
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
+from support import CHECKOUT
 
-from tbmon.exchange_standin import ccxt_urls, running
-from tbmon.instrumentation.exchange_test_server import binance_client
 from tbmon.instrumentation.freqtrade import FreqtradeInstrumentor
-from tbmon.settings import PROJECT_ROOT
+from tbmon.standins.exchange import binance_client
+from tbmon.standins.exchange_tool import ccxt_urls, running
 
-EXAMPLE = PROJECT_ROOT / "examples/freqtrade"
+EXAMPLE = CHECKOUT / "examples/freqtrade"
 PAIR, TIMEFRAME, MODEL = "BTC/USDT", "5m", "LightGBMRegressor"
 #: The candles the local exchange serves at most in one answer: 1000 x 5 min, about 3.5 days.
 CANDLES = 1000

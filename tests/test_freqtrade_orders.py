@@ -38,25 +38,24 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from support import wait_until
+from support import CHECKOUT, wait_until
 
 from tbmon import attributes
-from tbmon.exchange_standin import ccxt_urls, running
 from tbmon.instrumentation.ccxt import CcxtInstrumentor
-from tbmon.instrumentation.exchange_test_server import (
-    TEST_API_KEY,
-    TEST_API_SECRET,
-    ExchangeServerClient,
-    binance_client,
-)
 from tbmon.instrumentation.freqtrade import FILL_SPAN, ORDER_SPAN, FreqtradeInstrumentor
 from tbmon.processors import otlp
 from tbmon.processors.api import Batch
 from tbmon.processors.execution import SLIPPAGE_BPS, ExecutionQualityProcessor, ExecutionSettings
 from tbmon.processors.testing import run
-from tbmon.settings import PROJECT_ROOT
+from tbmon.standins.exchange import (
+    TEST_API_KEY,
+    TEST_API_SECRET,
+    ExchangeServerClient,
+    binance_client,
+)
+from tbmon.standins.exchange_tool import ccxt_urls, running
 
-EXAMPLE = PROJECT_ROOT / "examples/freqtrade"
+EXAMPLE = CHECKOUT / "examples/freqtrade"
 
 
 @dataclass

@@ -15,11 +15,9 @@ from typing import Any
 import jsonschema
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import Field, ValidationError
-from pydantic_settings import SettingsError
+from pydantic import Field
 from support import wait_until
 
-from tbmon import __version__
 from tbmon.health import Check, CheckFailed, HealthSettings, Outcome, Status, create_app
 from tbmon.health.app import get_settings
 from tbmon.health.monitor import Monitor
@@ -29,8 +27,9 @@ from tbmon.health.settings import (
     DATABASE_URL,
     ENV_PREFIX,
     EXCHANGE_API_URL,
-    explain,
 )
+from tbmon.settings import InvalidSettingsError, read_settings
+from tbmon.version import __version__
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works
     warnings.simplefilter("ignore")
@@ -331,12 +330,15 @@ def test_answers_come_from_the_background_snapshot() -> None:
 def test_no_setting_is_read_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
     """pydantic-settings decodes complex settings from the environment as JSON, and malformed
     JSON there is a SettingsError; ours are comma lists read verbatim, so every malformed value
-    is a ValidationError naming its variable."""
+    is a validation problem named by its variable."""
     aliases = {DATABASE_URL, EXCHANGE_API_URL, ALERT_BRIDGE_TOKEN}
-    for variable in {ENV_PREFIX + name.upper() for name in HealthSettings.model_fields} | aliases:
+    variables = {ENV_PREFIX + name.upper() for name in HealthSettings.model_fields} | aliases
+    for variable in variables:
         monkeypatch.setenv(variable, '{"not": json')
-    with pytest.raises(ValidationError):
-        HealthSettings()
+    with pytest.raises(InvalidSettingsError) as raised:
+        read_settings(HealthSettings)
+    assert "cannot be decoded" not in str(raised.value)
+    assert {problem.variable for problem in raised.value.problems} <= variables
 
 
 def test_malformed_json_in_a_complex_setting_names_the_variable(
@@ -346,11 +348,8 @@ def test_malformed_json_in_a_complex_setting_names_the_variable(
         thresholds: dict[str, float] = Field(default_factory=dict)
 
     monkeypatch.setenv("HEALTH_THRESHOLDS", '{"cpu": 90,')
-    with pytest.raises(SettingsError) as raised:
-        WithJson()
-    assert explain(raised.value) == (
-        "invalid configuration:\n  HEALTH_THRESHOLDS: cannot be parsed (expected JSON)"
-    )
+    with pytest.raises(InvalidSettingsError, match=r"^HEALTH_THRESHOLDS: cannot be decoded as"):
+        read_settings(WithJson)
 
 
 def test_empty_variables_mean_unset(monkeypatch: pytest.MonkeyPatch) -> None:

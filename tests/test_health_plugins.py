@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import wait_until
+from support import CHECKOUT, wait_until
 
 from tbmon.health import HealthSettings, create_app
 from tbmon.health.app import get_settings
 from tbmon.health.registry import ConfigurationError, build
-from tbmon.settings import PROJECT_ROOT
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works
     warnings.simplefilter("ignore")
@@ -34,7 +33,7 @@ wrong_type = builtins:str
 
 def documented_example() -> str:
     """The plugin module docs/health.md shows, exactly as written there."""
-    text = (PROJECT_ROOT / "docs" / "health.md").read_text()
+    text = (CHECKOUT / "docs" / "health.md").read_text()
     after = text.split("<!-- example: mybot_health.py -->", 1)[1]
     match = re.search(r"```python\n(.*?)```", after, re.S)
     assert match, "docs/health.md lost its example plugin"

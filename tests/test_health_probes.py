@@ -16,11 +16,11 @@ from typing import Any
 from fastapi import FastAPI
 from test_health_api import LOOPBACK, TOKEN, Reporting, scheduled
 
-from tbmon import __version__
 from tbmon.health import HealthSettings, Status, create_app
 from tbmon.health.app import get_settings
 from tbmon.health.monitor import Results
 from tbmon.health.registry import ScheduledCheck
+from tbmon.version import __version__
 
 with warnings.catch_warnings():  # Starlette prefers httpx2 for its test client; httpx works
     warnings.simplefilter("ignore")
@@ -132,7 +132,7 @@ def test_detailed_refusals_are_the_same_bytes_as_the_component_routes() -> None:
         # It says where to set the token and how to send it, to this very host.
         detail = refused.json()["detail"]
         assert "set HEALTH_TOKEN (16 or more characters" in detail
-        assert "stack/.env" in detail
+        assert "stack/src/tbmon/stack/.env" in detail
         host = remote.base_url.netloc.decode()
         assert f"`curl -H 'Authorization: Bearer <token>' http://{host}/health/detailed`" in detail
         assert remote.get("/health").status_code == 200  # the probes need no token

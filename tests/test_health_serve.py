@@ -28,11 +28,11 @@ from support import otlp_sdk, wait_until
 
 from tbmon.health import Outcome, Status
 from tbmon.health.collector import CollectorCheck
+from tbmon.ports import free_ports
 from tbmon.settings import StackSettings
 from tbmon.stack.binaries import OTELCOL
-from tbmon.stack.ports import free_ports
 from tbmon.stack.supervisor import stop
-from tbmon.standin import silent_server
+from tbmon.standins import silent_server
 
 POSTGRES_BIN = Path("/usr/lib/postgresql/15/bin")
 PASSWORD = "pg-Secret-7d1e"

@@ -13,8 +13,8 @@ import pytest
 from opentelemetry.metrics import CallbackOptions, Observation
 from support import Backends, otlp_sdk, running_stack, wait_until
 
+from tbmon.ports import isolated_settings
 from tbmon.stack.components import COMPONENTS
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack

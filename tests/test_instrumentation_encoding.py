@@ -58,8 +58,8 @@ from opentelemetry.trace import (
 from tbmon.instrumentation._internal import encoding
 from tbmon.instrumentation._internal.encoding import encode_logs, encode_spans
 from tbmon.instrumentation.exporters import TbmonLogExporter, TbmonSpanExporter
-from tbmon.stack.ports import free_ports
-from tbmon.standin import silent_server
+from tbmon.ports import free_ports
+from tbmon.standins import silent_server
 
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 

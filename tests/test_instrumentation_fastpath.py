@@ -1,4 +1,5 @@
-"""tbmon's leaner SDK paths (``instrumentation/_internal``) export what the SDK's own code does.
+"""tbmon's leaner SDK paths (``tbmon/instrumentation/_internal``) export what the SDK's own
+code does.
 
 Each comparison runs one workload twice, through the SDK as it comes and through tbmon's paths,
 into in-memory exporters, with ``random`` seeded alike: the SDK draws its trace and span ids and

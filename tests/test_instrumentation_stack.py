@@ -24,24 +24,24 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from support import INSTRUMENT, SEED_METRICS, Backends, demo_bot, wait_until
+from support import CHECKOUT, INSTRUMENT, SEED_METRICS, Backends, demo_bot, wait_until
 
-from tbmon.instrumentation.demo.scenarios import SCENARIOS
-from tbmon.instrumentation.exchange_test_server import (
+from tbmon.demo.scenarios import SCENARIOS
+from tbmon.stack.resources import STACK_DATA
+from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.exchange import (
     TEST_API_KEY,
     TEST_API_SECRET,
     ExchangeServerClient,
     running,
 )
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack.supervisor import Supervisor
 
 pytestmark = pytest.mark.stack
 
 
 RULES = [
     rule
-    for path in sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+    for path in sorted((STACK_DATA / "prometheus/rules").glob("*.yml"))
     for group in yaml.safe_load(path.read_text())["groups"]
     for rule in group["rules"]
     if "alert" in rule
@@ -166,7 +166,7 @@ def test_every_scenario_brings_about_its_alert_condition(
 
 
 def test_a_custom_metric_follows_the_integration_guide(backends: Backends) -> None:
-    example = PROJECT_ROOT / "examples/custom-metric"
+    example = CHECKOUT / "examples/custom-metric"
     service = unique("custom-metric")
     bot = instrumented([str(example / "bot.py"), "--seconds", "120"], service, backends)
     try:
@@ -306,7 +306,7 @@ def test_a_plain_ccxt_bot_gets_its_orders_portfolio_and_positions_with_zero_code
         control.fault(endpoints=["order"], methods=["POST"], error="insufficient_funds",
                       error_rate=0.5)  # fmt: skip
         bot = instrumented(
-            [str(PROJECT_ROOT / "examples/ccxt-bot/bot.py"), "--url", url, "--iterations", "24",
+            [str(CHECKOUT / "examples/ccxt-bot/bot.py"), "--url", url, "--iterations", "24",
              "--interval", "0.5", "--linger"],
             service,
             backends,

@@ -1,11 +1,11 @@
-"""The Kubernetes chart (stack/kubernetes/tbmon), checked without a cluster's nodes.
+"""The Kubernetes chart (tbmon/stack/kubernetes/tbmon), checked without a cluster's nodes.
 
 - ``helm lint`` and ``helm template`` (Helm 4) with the default values and the main variations;
 - every rendered object against the JSON schemas of the pinned Kubernetes release and the
   OpenTelemetry Operator's CRDs (kubeconform, strict), and admitted by a real kube-apiserver on
   etcd in a server-side dry run (strict field validation);
 - the chart's configs come from the local stack's sources: the rules and dashboards are those
-  files, the collector tiers' configs are derived from otel-collector/config.yaml and validated
+  files, the collector tiers' configs are derived from tbmon/collector/config.yaml and validated
   by the collector binary, Jaeger's roles by Jaeger, Prometheus's config by promtool, and
   Alertmanager's by amtool after the pod's own render step;
 - the objects are wired together (Services select pods with the named ports, volumes exist,
@@ -53,12 +53,13 @@ from kubernetes_support import (
     schemas,
     tool,
 )
-from support import Backends, wait_until
+from support import CHECKOUT, Backends, wait_until
 
-from tbmon.instrumentation.exchange_test_server import running
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
+from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
+from tbmon.standins.exchange import running
 
 #: The main variations of the values, beside the defaults.
 VARIATIONS: dict[str, dict[str, Any]] = {
@@ -297,13 +298,14 @@ def test_the_api_server_dry_run_refuses_a_bad_object(
 # -- the same sources as the local stack ---------------------------------------------------------
 
 SOURCES = {
-    "files/otel-collector/config.yaml": "otel-collector/config.yaml",
-    "files/prometheus/prometheus.yml": "stack/prometheus/prometheus.yml",
-    "files/prometheus/rules": "stack/prometheus/rules",
-    "files/grafana/dashboards": "stack/grafana/dashboards",
-    "files/grafana/datasources.yaml": "stack/grafana/provisioning/datasources/datasources.yaml",
-    "files/grafana/dashboards.yaml": "stack/grafana/provisioning/dashboards/dashboards.yaml",
-    "files/jaeger/config.yaml": "stack/jaeger/config.yaml",
+    "files/otel-collector/config.yaml": COLLECTOR_CONFIG,
+    "files/prometheus/prometheus.yml": STACK_DATA / "prometheus/prometheus.yml",
+    "files/prometheus/rules": STACK_DATA / "prometheus/rules",
+    "files/grafana/dashboards": STACK_DATA / "grafana/dashboards",
+    "files/grafana/datasources.yaml": STACK_DATA
+    / "grafana/provisioning/datasources/datasources.yaml",
+    "files/grafana/dashboards.yaml": STACK_DATA / "grafana/provisioning/dashboards/dashboards.yaml",
+    "files/jaeger/config.yaml": STACK_DATA / "jaeger/config.yaml",
 }
 
 
@@ -316,7 +318,7 @@ def test_the_chart_files_are_links_to_the_stack_sources() -> None:
     assert {f for f in files if not any(f.startswith(s) for s in SOURCES)} == set()
     for link, source in SOURCES.items():
         assert (CHART / link).is_symlink(), link
-        assert (CHART / link).resolve() == (PROJECT_ROOT / source).resolve()
+        assert (CHART / link).resolve() == source.resolve()
 
 
 def test_rules_and_dashboards_are_packaged_byte_for_byte(
@@ -324,10 +326,10 @@ def test_rules_and_dashboards_are_packaged_byte_for_byte(
 ) -> None:
     objects = rendered["defaults"]
     rules = config_map_data(objects, "prometheus-rules")
-    sources = sorted((PROJECT_ROOT / "stack/prometheus/rules").glob("*.yml"))
+    sources = sorted((STACK_DATA / "prometheus/rules").glob("*.yml"))
     assert rules == {path.name: path.read_text() for path in sources}
     dashboards = config_map_data(objects, "grafana-dashboards")
-    expected = sorted((PROJECT_ROOT / "stack/grafana/dashboards").glob("*.json"))
+    expected = sorted((STACK_DATA / "grafana/dashboards").glob("*.json"))
     assert dashboards == {path.name: path.read_text() for path in expected}
     # A packaged chart carries the files themselves, not the links.
     helm("package", str(CHART), "--destination", str(tmp_path))
@@ -335,7 +337,7 @@ def test_rules_and_dashboards_are_packaged_byte_for_byte(
     with tarfile.open(archive) as tar:
         packaged = tar.extractfile("tbmon/files/prometheus/rules/trading.yml")
         assert packaged is not None
-        assert packaged.read() == (PROJECT_ROOT / "stack/prometheus/rules/trading.yml").read_bytes()
+        assert packaged.read() == (STACK_DATA / "prometheus/rules/trading.yml").read_bytes()
 
 
 def _env(container: dict[str, Any]) -> dict[str, str]:
@@ -359,7 +361,7 @@ def test_collector_tiers_are_derived_from_the_local_config(
     variation: str, rendered: dict[str, Any], tmp_path: Path
 ) -> None:
     objects = rendered[variation]
-    source = yaml.safe_load((PROJECT_ROOT / "otel-collector/config.yaml").read_text())
+    source = yaml.safe_load((COLLECTOR_CONFIG).read_text())
     feed = "otlp_grpc/processors"
     assert feed in source["exporters"]
     workloads = pods(objects)
@@ -474,7 +476,7 @@ def test_prometheus_pair_scrapes_every_component_and_alerts_both_alertmanagers(
     )
     assert checked.returncode == 0, checked.stdout + checked.stderr
     config = yaml.safe_load(config_text)
-    source = yaml.safe_load((PROJECT_ROOT / "stack/prometheus/prometheus.yml").read_text())
+    source = yaml.safe_load((STACK_DATA / "prometheus/prometheus.yml").read_text())
     kept = {job["job_name"] for job in config["scrape_configs"]}
     assert kept == {j["job_name"] for j in source["scrape_configs"]} - {"node-exporter", "cadvisor"}
     workloads = pods(objects)
@@ -705,10 +707,11 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
             [
                 AUTOINSTRUMENTATION / "build.sh",
                 AUTOINSTRUMENTATION / "requirements.txt",
-                PROJECT_ROOT / "constraints.txt",
-                PROJECT_ROOT / "pyproject.toml",
-                *sorted((PROJECT_ROOT / "instrumentation").rglob("*.py")),
-                *sorted((PROJECT_ROOT / "tbmon").rglob("*.py")),
+                CHECKOUT / "constraints.txt",
+                CHECKOUT / "core" / "pyproject.toml",
+                CHECKOUT / "instrumentation" / "pyproject.toml",
+                *sorted((CHECKOUT / "core").rglob("*.py")),
+                *sorted((CHECKOUT / "instrumentation").rglob("*.py")),
             ],
             lambda folder: subprocess.run(
                 [str(AUTOINSTRUMENTATION / "build.sh"), str(folder / "autoinstrumentation")],
@@ -722,7 +725,7 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
     # The bot's own image: an interpreter with no tbmon and no OpenTelemetry, and ccxt.
     ccxt_pin = next(
         line
-        for line in (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+        for line in (CHECKOUT / "constraints.txt").read_text().splitlines()
         if line.startswith("ccxt==")
     )
     bot_env = tmp_path / "bot-python"
@@ -730,7 +733,7 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
     deps = (
         _cached_build(
             "bot-ccxt",
-            [PROJECT_ROOT / "constraints.txt"],
+            [CHECKOUT / "constraints.txt"],
             lambda folder: subprocess.run(
                 [
                     sys.executable,
@@ -811,7 +814,8 @@ def test_a_bot_pod_instrumented_by_the_operator_reaches_every_backend(
         "import ccxt\n"
         # tbmon, if loaded, comes from the injected folder (the bot's Python has none).
         "tbmon = sys.modules.get('tbmon')\n"
-        "assert tbmon is None or tbmon.__file__.startswith(sys.argv[1]), tbmon\n"
+        # (a namespace package: no __file__, its portions in __path__)
+        "assert tbmon is None or all(p.startswith(sys.argv[1]) for p in tbmon.__path__), tbmon\n"
         "log = logging.getLogger('bot')\n"
         "exchange = ccxt.binance({'options': {'fetchMarkets': {'types': ['spot']},"
         " 'fetchCurrencies': False, 'fetchMargins': False}})\n"

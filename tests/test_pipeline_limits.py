@@ -17,8 +17,9 @@ from typing import Any
 import yaml
 
 from tbmon.processors.settings import ProcessorsSettings
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.settings import StackSettings
 from tbmon.stack import components
+from tbmon.stack.resources import COLLECTOR_CONFIG, STACK_DATA
 
 MIB = 2**20
 #: What each hop may add to a batch (masks longer than the secrets they replace, the execution
@@ -30,8 +31,8 @@ BADGER_MAX_KEY = 65_000
 VICTORIA_LOGS_MAX_RECORD = 2_000_000
 
 
-def _yaml(relative: str) -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / relative).read_text())
+def _yaml(path: Path) -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(path.read_text())
     return document
 
 
@@ -52,7 +53,7 @@ def _size(text: str) -> int:
 
 
 def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
-    collector = _yaml("otel-collector/config.yaml")
+    collector = _yaml(COLLECTOR_CONFIG)
     protocols = collector["receivers"]["otlp"]["protocols"]
     # What one bot request may hold (gRPC's limit is on the decompressed message, as is HTTP's).
     largest_request = max(
@@ -76,7 +77,7 @@ def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
         collector["receivers"]["otlp/processed"]["protocols"]["grpc"]["max_recv_msg_size_mib"] * MIB
     )
     jaeger = (
-        _yaml("stack/jaeger/config.yaml")["receivers"]["otlp"]["protocols"]["grpc"][
+        _yaml(STACK_DATA / "jaeger" / "config.yaml")["receivers"]["otlp"]["protocols"]["grpc"][
             "max_recv_msg_size_mib"
         ]
         * MIB
@@ -93,7 +94,7 @@ def test_every_hop_takes_what_the_one_before_may_send(tmp_path: Path) -> None:
 
 
 def test_values_are_cut_below_what_the_backends_store() -> None:
-    limits = _yaml("otel-collector/config.yaml")["processors"]["transform/limits"]
+    limits = _yaml(COLLECTOR_CONFIG)["processors"]["transform/limits"]
     statements = [
         statement
         for kind in ("trace_statements", "log_statements", "metric_statements")
@@ -131,8 +132,8 @@ def test_loki_takes_every_record_and_batch_the_collector_sends() -> None:
     """Loki (Compose) refuses an entry for good (a 4xx) when its line or its structured
     metadata (the attributes) passes a limit, and retries for ever a push above a rate burst:
     each limit takes what the collector may send."""
-    collector = _yaml("otel-collector/config.yaml")
-    limits = _yaml("stack/loki/loki.yaml")["limits_config"]
+    collector = _yaml(COLLECTOR_CONFIG)
+    limits = _yaml(STACK_DATA / "loki" / "loki.yaml")["limits_config"]
     protocols = collector["receivers"]["otlp"]["protocols"]
     largest_request = max(
         protocols["grpc"]["max_recv_msg_size_mib"] * MIB,
@@ -158,9 +159,7 @@ def test_victoria_logs_takes_every_record_s_fields(tmp_path: Path) -> None:
     with room for the fields of its own (time, body, severity, ids, scope)."""
     statements = [
         statement
-        for group in _yaml("otel-collector/config.yaml")["processors"]["transform/limits"][
-            "log_statements"
-        ]
+        for group in _yaml(COLLECTOR_CONFIG)["processors"]["transform/limits"]["log_statements"]
         for statement in group["statements"]
     ]
     kept = {

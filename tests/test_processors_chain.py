@@ -20,8 +20,9 @@ from tbmon.processors import Batch, MalformedBatchError, Processor, Signal, otlp
 from tbmon.processors.api import ExportTraceServiceRequest
 from tbmon.processors.chain import Chain, Plugin, PluginFailedError
 from tbmon.processors.loader import ENTRY_POINT_GROUP, PluginConfigError, load
-from tbmon.processors.settings import InvalidSettingsError, ProcessorsSettings, read_settings
+from tbmon.processors.settings import ProcessorsSettings
 from tbmon.processors.testing import log_record, logs_batch, run, span, spans_batch
+from tbmon.settings import InvalidSettingsError, read_settings
 
 
 @pytest.fixture(scope="module")

@@ -24,12 +24,11 @@ from processors_support import (
     start_host,
     stop_host,
 )
-from support import wait_until
+from support import CHECKOUT, wait_until
 
+from tbmon.ports import free_ports
 from tbmon.processors import Signal, otlp
 from tbmon.processors.testing import log_record, logs_batch, metrics_batch, span, spans_batch
-from tbmon.settings import PROJECT_ROOT
-from tbmon.stack.ports import free_ports
 
 MASK = "[REDACTED]"
 
@@ -540,7 +539,7 @@ def test_error_and_refusal_series_exist_at_zero_right_after_start(host: HostProc
 def test_the_example_plugin_installs_is_discovered_and_runs_in_the_host(
     tmp_path: Path, sink: OtlpSink
 ) -> None:
-    example = PROJECT_ROOT / "examples" / "processor-plugin"
+    example = CHECKOUT / "examples" / "processor-plugin"
     target = tmp_path / "site"
     subprocess.run(
         [

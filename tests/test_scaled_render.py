@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import yaml
 
-from tbmon.settings import PROJECT_ROOT
+from tbmon.ports import isolated_settings
 from tbmon.stack import binaries, scaled_render
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES
-from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address
 
-SINGLE = yaml.safe_load((PROJECT_ROOT / "otel-collector/config.yaml").read_text())
+SINGLE = yaml.safe_load((COLLECTOR_CONFIG).read_text())
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,8 @@ from bridge_support import CRITICAL_CHAT, WARNING_CHAT
 from support import dashboard_queries, demo_bot, wait_until
 
 from tbmon.alert_bridge.formatter import SEPARATOR, trader_labels
-from tbmon.alert_bridge.telegram_test_server import TestServerClient
+from tbmon.ports import isolated_settings
 from tbmon.stack.fleet import Fleet, Sent
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.scaled import (
     LOG_FLUSH_INTERVAL,
     SCALED_COMPONENTS,
@@ -42,6 +41,7 @@ from tbmon.stack.scaled import (
 )
 from tbmon.stack.scaled_render import REPLICA_LABELS
 from tbmon.stack.supervisor import Supervisor
+from tbmon.standins.telegram import TestServerClient
 
 pytestmark = pytest.mark.stack
 

@@ -28,10 +28,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import Backends, wait_until
+from support import CHECKOUT, Backends, wait_until
 
 from tbmon.instrumentation._internal import pinned
-from tbmon.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.stack
 
@@ -61,7 +60,7 @@ RELEASES: dict[str, dict[str, str]] = {
     },
 }
 #: What else the bot-side modules import, at the versions constraints.txt pins.
-BOT_SIDE = ("pydantic-settings", "python-dotenv", "wrapt", "psutil", "typing-extensions")
+BOT_SIDE = ("pydantic-settings", "wrapt", "psutil", "typing-extensions", "protobuf")
 #: The fallback's warning (pinned.fall_back), which must appear exactly once.
 WARNING = "using the OpenTelemetry SDK's own code paths"
 ORDERS = 40
@@ -88,7 +87,7 @@ print(json.dumps({{
 
 def _constraints(folder: Path) -> Path:
     """constraints.txt without the OpenTelemetry pins (those come at their newest)."""
-    lines = (PROJECT_ROOT / "constraints.txt").read_text().splitlines()
+    lines = (CHECKOUT / "constraints.txt").read_text().splitlines()
     kept = [line for line in lines if not line.lower().startswith("opentelemetry")]
     path = folder / "constraints-without-opentelemetry.txt"
     path.write_text("\n".join(kept) + "\n")
@@ -117,7 +116,9 @@ def environment(
         check=True,
         timeout=600,
     )
-    subprocess.run([*pip, "--no-deps", str(PROJECT_ROOT)], check=True, timeout=600)
+    # The bot side's distributions, as `pip install tbmon` brings them, without their dependencies.
+    bot_side = [str(CHECKOUT / folder) for folder in ("core", "instrumentation")]
+    subprocess.run([*pip, "--no-deps", *bot_side], check=True, timeout=600)
     listed = subprocess.run(
         [str(python), "-m", "pip", "list", "--format=json"],
         check=True,

@@ -18,11 +18,12 @@ import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
 from support import Backends, otlp_sdk, wait_until
 
-from tbmon.settings import PROJECT_ROOT, StackSettings
+from tbmon.ports import isolated_settings
+from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
 from tbmon.stack.components import COLLECTOR_FEATURE_GATES, COMPONENTS
-from tbmon.stack.ports import isolated_settings
+from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.supervisor import StackError, Supervisor
 
 pytestmark = pytest.mark.stack
@@ -168,11 +169,13 @@ def test_a_config_the_component_rejects_shows_its_own_message(tmp_path: Path) ->
     assert "not-a-duration" in str(failure.value)
 
 
-def test_missing_binaries_say_to_run_make_install(tmp_path: Path) -> None:
+def test_missing_binaries_say_to_run_the_install(tmp_path: Path) -> None:
     settings = isolated_settings(tmp_path / "data").model_copy(
         update={"cache_dir": tmp_path / "empty-cache"}
     )
-    with pytest.raises(BinaryMissingError, match="run `make install`"):
+    with pytest.raises(
+        BinaryMissingError, match=r"run `tbmon stack install` \(in a checkout: `make install`\)"
+    ):
         Supervisor(settings).up(["collector"])
 
 
@@ -228,7 +231,7 @@ def test_a_bad_stack_setting_is_one_line_naming_the_variable(
 
 def test_collector_validates_its_own_config(tmp_path: Path) -> None:
     program = binaries.OTELCOL.path(StackSettings().cache_dir)
-    config = PROJECT_ROOT / "otel-collector" / "config.yaml"
+    config = COLLECTOR_CONFIG
     env = {**os.environ, "TBMON_COLLECTOR_STORAGE_DIR": str(tmp_path)}
     result = subprocess.run(
         [

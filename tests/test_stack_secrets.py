@@ -12,10 +12,11 @@ from pydantic_settings import BaseSettings
 
 from tbmon.alert_bridge.settings import BridgeSettings
 from tbmon.health.settings import HealthSettings
+from tbmon.ports import isolated_settings
+from tbmon.settings import ENV_FILE
 from tbmon.stack import render
 from tbmon.stack.components import COMPONENTS, SECRET_VARIABLES
 from tbmon.stack.operations import OperationsSettings
-from tbmon.stack.ports import isolated_settings
 from tbmon.stack.render import EmailSettings
 from tbmon.stack.supervisor import Supervisor
 
@@ -96,3 +97,23 @@ def test_a_bridge_token_the_user_gave_the_health_service_wins(
     bridge.prepare(supervisor.layout(bridge))
     given = supervisor.environment(health)["HEALTH_ALERT_BRIDGE_TOKEN"]
     assert given == "the-users-own-token-0123456789"
+
+
+def test_the_env_file_named_by_tbmon_env_file_reaches_the_components_filtered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TBMON_ENV_FILE is read by the supervisor and not handed on: a component reading the file
+    itself would see every secret in it."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("HEALTH_TOKEN=from-the-cwd-env-0123456789\n")  # not read
+    named = tmp_path / "conf" / "tbmon.env"
+    named.parent.mkdir()
+    named.write_text("HEALTH_TOKEN=from-the-named-file-0123456789\nSMTP_PASSWORD=smtp-secret\n")
+    monkeypatch.setenv(ENV_FILE, str(named))
+    monkeypatch.delenv("HEALTH_TOKEN", raising=False)
+    supervisor = Supervisor(isolated_settings(tmp_path))
+    given = {c.name: supervisor.environment(c) for c in COMPONENTS}
+    assert given["health"]["HEALTH_TOKEN"] == "from-the-named-file-0123456789"
+    for name, env in given.items():
+        assert ENV_FILE not in env, name
+        assert "SMTP_PASSWORD" not in env, name

@@ -1,7 +1,8 @@
 """The seed's Integration Guide, step 3: a dashboard panel for the custom metric.
 
-tbmon's dashboards are code (stack/dashboards.py); add the panel to a dashboard's rows there and
-run `tbmon stack dashboards` to regenerate the JSON under stack/grafana/dashboards/. This file
+tbmon's dashboards are code (tbmon/stack/dashboards.py); add the
+panel to a dashboard's rows there and
+run `tbmon stack dashboards` to regenerate the JSON under tbmon/stack/grafana/dashboards/. This file
 builds the panel with the same helpers and prints its JSON, which is what the seed's step 3 shows.
 """
 
