@@ -97,7 +97,7 @@ ITERATION_SPAN = "bot_iteration"
 #: The span standing for a dry-run order, named as ccxt's (the execution-quality pattern).
 ORDER_SPAN = "create_order"
 #: The span of one fill or cancel, in the order's trace.
-FILL_SPAN = "order_fill"
+FILL_SPAN = attributes.ORDER_FILL_SPAN
 HOOK_ERRORS = "tbmon_instrumentation_hook_errors"
 FRAMEWORK = "freqtrade"
 #: Orders awaiting their fill whose trace is kept (the oldest are forgotten beyond it).
