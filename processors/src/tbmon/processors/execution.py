@@ -40,7 +40,7 @@ from __future__ import annotations
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -163,8 +163,15 @@ class ExecutionQualityProcessor(Processor):
         # nothing, as such matches overlap no span.
         candidates = items.every() if self._nullable else items.at(names)
         counts: dict[int, _Counts] = {}
-        checks = _orders_and_fills(self._names, candidates, lambda candidate: candidate[2].name)
-        for (place, where, span), order in checks:  # placements first: a fill may be their child
+        orders, fills = [], []
+        for candidate in candidates:
+            name = candidate[2].name
+            if self._names.fullmatch(name):
+                orders.append(candidate)
+            elif name == FILL_SPAN:
+                fills.append(candidate)
+        # Placements first: a fill may be the child of one.
+        for order, (place, where, span) in _tagged(orders, fills):
             if where[0] not in counts:
                 counts[where[0]] = self._counts.get(items.resource_of(where))
             checked = self._check(span, counts[where[0]], order)
@@ -182,12 +189,17 @@ class ExecutionQualityProcessor(Processor):
         self, batch: Batch[ExportTraceServiceRequest]
     ) -> Batch[ExportTraceServiceRequest]:
         for resource_spans in batch.read().resource_spans:
-            spans = [span for scope in resource_spans.scope_spans for span in scope.spans]
-            checks = _orders_and_fills(self._names, spans, lambda span: span.name)
-            if not checks:
+            orders, fills = [], []
+            for scope_spans in resource_spans.scope_spans:
+                for span in scope_spans.spans:
+                    if self._names.fullmatch(span.name):
+                        orders.append(span)
+                    elif span.name == FILL_SPAN:
+                        fills.append(span)
+            if not orders and not fills:
                 continue
             counts = self._counts.get(resource_spans.resource)
-            for span, order in checks:
+            for order, span in _tagged(orders, fills):
                 checked = self._check(span, counts, order)
                 if checked is not None:
                     batch.edit()
@@ -272,19 +284,12 @@ Mark = float | bool
 T = TypeVar("T")
 
 
-def _orders_and_fills(
-    names: re.Pattern[str], found: Iterable[T], name: Callable[[T], str]
-) -> list[tuple[T, bool]]:
-    """The order placements (True) among ``found``, then the fill spans (False)."""
-    orders: list[tuple[T, bool]] = []
-    fills: list[tuple[T, bool]] = []
-    for each in found:
-        span_name = name(each)
-        if names.fullmatch(span_name):
-            orders.append((each, True))
-        elif span_name == FILL_SPAN:
-            fills.append((each, False))
-    return orders + fills
+def _tagged(orders: list[T], fills: list[T]) -> Iterator[tuple[bool, T]]:
+    """The order placements (True), then the fill spans (False)."""
+    for each in orders:
+        yield True, each
+    for each in fills:
+        yield False, each
 
 
 def _fill_prices(span: Span) -> tuple[float | None, float | None]:
