@@ -46,7 +46,7 @@ from tbmon.instrumentation.freqtrade import FILL_SPAN, ORDER_SPAN, FreqtradeInst
 from tbmon.processors import otlp
 from tbmon.processors.api import Batch
 from tbmon.processors.execution import SLIPPAGE_BPS, ExecutionQualityProcessor, ExecutionSettings
-from tbmon.processors.testing import run
+from tbmon.processors.testing import collect, run
 from tbmon.standins.exchange import (
     TEST_API_KEY,
     TEST_API_SECRET,
@@ -184,6 +184,68 @@ def test_a_dry_run_limit_order_filled_later_has_its_slippage_measured_on_the_fil
     assert SLIPPAGE_BPS in marks
 
 
+def test_a_live_limit_order_filled_later_has_its_slippage_measured_once_on_its_fill(
+    telemetry: Recorded, exchange_url: str, tmp_path: Path
+) -> None:
+    # Entries at the bid, live: the exchange answers them open (no fill price on ccxt's span),
+    # and fills them later, when the market comes down to them.
+    pricing = {"price_side": "same", "use_order_book": True, "order_book_top": 1}
+    bot = freqtrade_bot(
+        exchange_url,
+        tmp_path,
+        dry_run=False,
+        exchange={"key": TEST_API_KEY, "secret": TEST_API_SECRET},
+        entry_pricing=pricing,
+    )
+    rested: set[str] = set()
+    try:
+
+        def filled_later() -> list[Order]:
+            bot.process()
+            rested.update(o.order_id for o in orders() if o.status == "open")
+            return [o for o in orders() if o.order_id in rested and o.status == "closed"]
+
+        (order, *_) = wait_until(filled_later, "a live entry that rested, then filled", timeout=120)
+    finally:
+        bot.cleanup()
+    (placed,) = [
+        span
+        for span in telemetry.finished(ORDER_SPAN)
+        if (span.attributes or {}).get(attributes.ORDER_ID) == order.order_id
+    ]
+    assert placed.kind is SpanKind.CLIENT  # ccxt's call
+    assert attributes.ORDER_AVERAGE_PRICE not in (placed.attributes or {})
+    (fill,) = [
+        span
+        for span in telemetry.finished(FILL_SPAN)
+        if placed.context is not None
+        and span.parent is not None
+        and span.parent.span_id == placed.context.span_id
+    ]
+    plugin = ExecutionQualityProcessor(ExecutionSettings())
+    result = run(plugin, Batch.of(encode_spans([placed, fill])))
+    assert result.error is None
+    marks = {
+        span.name: {kv.key: kv.value for kv in span.attributes}
+        for _, _, span in otlp.spans(result.message())
+    }
+    assert SLIPPAGE_BPS not in marks[ORDER_SPAN]
+    proposed = (placed.attributes or {})[attributes.ORDER_EXPECTED_PRICE]
+    assert isinstance(proposed, float)
+    sign = 1 if order.ft_order_side == "buy" else -1
+    slippage = (order.safe_price - proposed) / proposed * 1e4 * sign
+    assert marks[FILL_SPAN][SLIPPAGE_BPS].double_value == pytest.approx(slippage, abs=1e-3)
+    counted = [
+        otlp.point_value(point)
+        for resource_metrics in collect(plugin)
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "trading_execution_orders"
+        for point in otlp.number_points(metric)
+    ]
+    assert counted == [1]  # the placement; its fill is no second order
+
+
 def test_a_live_fill_is_a_child_of_the_ccxt_order_span(
     telemetry: Recorded, exchange_url: str, tmp_path: Path
 ) -> None:
@@ -217,6 +279,27 @@ def test_a_live_fill_is_a_child_of_the_ccxt_order_span(
         assert (parent.attributes or {}).get(attributes.SYMBOL) == (fill.attributes or {}).get(
             attributes.SYMBOL
         )
+    # Execution quality measures each filled order's slippage once: on its placement if the
+    # exchange answered it filled, else on its later fill, which is no second order.
+    plugin = ExecutionQualityProcessor(ExecutionSettings())
+    result = run(plugin, Batch.of(encode_spans([*placed.values(), *fills])))
+    assert result.error is None
+    measured: dict[bytes, int] = {}
+    for _, _, span in otlp.spans(result.message()):
+        order = span.span_id if span.name == ORDER_SPAN else span.parent_span_id
+        slipped = any(kv.key == SLIPPAGE_BPS for kv in span.attributes)
+        measured[order] = measured.get(order, 0) + slipped
+    filled = {fill.parent.span_id.to_bytes(8, "big") for fill in fills if fill.parent}
+    assert {order: measured[order] for order in filled} == dict.fromkeys(filled, 1)
+    counted = sum(
+        otlp.point_value(point)
+        for resource_metrics in collect(plugin)
+        for scope in resource_metrics.scope_metrics
+        for metric in scope.metrics
+        if metric.name == "trading_execution_orders"
+        for point in otlp.number_points(metric)
+    )
+    assert counted == len(placed)
 
 
 def test_a_btc_stake_is_valued_in_usd_with_a_price_freqtrade_holds(

@@ -326,6 +326,65 @@ def test_slow_and_slipped_orders_are_marked_and_counted() -> None:
     assert metric.sum.is_monotonic
 
 
+def _fill(placed: otlp.Span, event: str, **prices: otlp.Value) -> otlp.Span:
+    """freqtrade's later fill (or cancel) span: the child of the order's placement span."""
+    tags = otlp.attributes(placed.attributes)
+    result = span(
+        "order_fill",
+        {key: tags[key] for key in ("exchange", "symbol", "side")},
+        events=[(event, prices)],
+        trace_id=placed.trace_id,
+    )
+    result.parent_span_id = placed.span_id
+    return result
+
+
+def test_a_later_live_fill_has_its_slippage_measured_once_not_counted_as_an_order() -> None:
+    plugin = ExecutionQualityProcessor(ExecutionSettings(max_slippage_bps=25))
+    # A live limit buy that rested: the exchange answered it open, with no fill price.
+    rested = _order(
+        "create_order", 30, side="buy", **{"order.price": 100.0, "order.expected_price": 100.0}
+    )
+    # A market sell filled at once: measured on its placement, so not on its fill.
+    market = _order(
+        "create_order",
+        20,
+        side="sell",
+        **{"order.expected_price": 200.0, "order.average_price": 200.5},
+    )
+    filled_later = _fill(
+        rested, "order.filled", **{"order.expected_price": 100.0, "order.average_price": 100.3}
+    )
+    filled_at_once = _fill(
+        market, "order.filled", **{"order.expected_price": 200.0, "order.average_price": 200.5}
+    )
+    canceled = _fill(rested, "order.canceled", **{"order.price": 100.0})
+    resource = {"service.name": "bot"}
+    run(plugin, spans_batch(rested, resource=resource))
+    # The fills listed before the market order's placement: placements are checked first.
+    later = spans_batch(filled_at_once, canceled, market, filled_later, resource=resource)
+    result = run(plugin, later)
+    run(plugin, later)  # a retry: marked again, counted once
+    assert result.error is None
+
+    marks = [otlp.attributes(s.attributes) for _, _, s in otlp.spans(result.message())]
+    assert marks[3]["execution.slippage_bps"] == pytest.approx(30)  # paid 0.3 % more
+    assert marks[3]["execution.slippage_breach"] is True
+    assert "execution.slow" not in marks[3]  # a fill's duration is not the order's latency
+    assert marks[2]["execution.slippage_bps"] == pytest.approx(-25)  # measured on the placement
+    assert not any(key.startswith("execution.") for key in marks[0])  # not measured twice
+    assert not any(key.startswith("execution.") for key in marks[1])  # a cancel: no fill
+
+    counts = _derived(collect(plugin))
+    buy = (("exchange", "binance"), ("side", "buy"), ("symbol", "BTC/USDT"))
+    sell = (("exchange", "binance"), ("side", "sell"), ("symbol", "BTC/USDT"))
+    assert counts[("trading_execution_orders", buy)] == 1  # the placement, not its fill
+    assert counts[("trading_execution_slippage_breaches", buy)] == 1
+    assert counts[("trading_execution_slow_orders", buy)] == 0
+    assert counts[("trading_execution_orders", sell)] == 1
+    assert counts[("trading_execution_slippage_breaches", sell)] == 0
+
+
 def test_batches_without_orders_are_not_parsed_or_changed() -> None:
     plugin = ExecutionQualityProcessor()
     batch = spans_batch(span("fetch_ohlcv", {"symbol": "ETH/USDT"}))

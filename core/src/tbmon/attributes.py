@@ -42,6 +42,11 @@ TRADE_PNL_USD: Final = "trade.pnl_usd"
 TRADE_CLOSED_EVENT: Final = "trade.closed"
 ORDER_FILLED_EVENT: Final = "order.filled"
 ORDER_CANCELED_EVENT: Final = "order.canceled"
+#: The span of an order's later fill or cancel (freqtrade's instrumentor: the child of the order's
+#: ``create_order`` span), with an ORDER_FILLED_EVENT that may carry ORDER_EXPECTED_PRICE and
+#: ORDER_AVERAGE_PRICE: execution quality measures its slippage there unless the placement's own
+#: span carried the fill.
+ORDER_FILL_SPAN: Final = "order_fill"
 
 #: The execution-quality processor's marks on an order span (read by dashboards and tests).
 EXECUTION_LATENCY_MS: Final = "execution.latency_ms"

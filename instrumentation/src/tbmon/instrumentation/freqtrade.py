@@ -34,8 +34,9 @@ What it hooks, and what comes out:
 - ``Exchange.create_order`` (freqtrade's, live and dry run): the rate freqtrade proposed becomes
   :data:`~tbmon.attributes.ORDER_EXPECTED_PRICE`, which the execution-quality processor compares
   with the fill for slippage. Live, it is handed to the ccxt instrumentation's ``create_order``
-  span (:func:`tbmon.instrumentation.ccxt.expected_price`); in dry run no exchange sees the
-  order, so a ``create_order`` span of the same contract stands for it, with
+  span (:func:`tbmon.instrumentation.ccxt.expected_price`), and a limit order that rests is
+  measured on its ``order_fill`` span's event, which carries both prices; in dry run no exchange
+  sees the order, so a ``create_order`` span of the same contract stands for it, with
   :data:`~tbmon.attributes.ORDER_DRY_RUN`. A dry-run limit order that rests (not marketable
   yet) keeps that span open until its fill or cancel, which ends it dated at the placement's end
   with the fill price: its slippage is measured on the fill, its latency is the placement's. An
@@ -97,7 +98,7 @@ ITERATION_SPAN = "bot_iteration"
 #: The span standing for a dry-run order, named as ccxt's (the execution-quality pattern).
 ORDER_SPAN = "create_order"
 #: The span of one fill or cancel, in the order's trace.
-FILL_SPAN = "order_fill"
+FILL_SPAN = attributes.ORDER_FILL_SPAN
 HOOK_ERRORS = "tbmon_instrumentation_hook_errors"
 FRAMEWORK = "freqtrade"
 #: Orders awaiting their fill whose trace is kept (the oldest are forgotten beyond it).
