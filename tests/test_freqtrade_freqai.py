@@ -25,6 +25,7 @@ from freqtrade.data.converter import ohlcv_to_dataframe
 from freqtrade.data.history import get_datahandler
 from freqtrade.enums import CandleType
 from freqtrade.freqai.base_models.BaseRegressionModel import BaseRegressionModel
+from freqtrade.persistence.usedb_context import enable_database_use
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import HistogramDataPoint, InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -135,7 +136,13 @@ def test_a_freqai_model_predictions_are_timed(
                 *("--timerange", f"{end - 86_400}-{end}", "--export", "none"),
             ]
         ).get_parsed_arg()
-        start_backtesting(args)
+        try:
+            start_backtesting(args)
+        finally:
+            # Backtesting switches freqtrade's persistence to memory for the whole process
+            # (Trade.use_db = False): switch it back, or the next in-process bot's
+            # Trade.get_trades() raises (seen: tests/test_freqtrade_orders.py after this one).
+            enable_database_use()
 
     (point,) = [p for p in inference_points(telemetry) if (p.attributes or {}) == {"model": MODEL}]
     # One prediction per backtest window (one day): the model's own predict, timed.
