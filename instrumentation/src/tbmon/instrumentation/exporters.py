@@ -80,8 +80,15 @@ class _BytesStub:
             raise
 
 
-class TbmonSpanExporter(OTLPSpanExporter):
-    """:class:`OTLPSpanExporter` sending spans encoded by :func:`encode_spans`."""
+class _BytesExporter:
+    """What tbmon's span and log exporters share, mixed in before the SDK's exporter: the SDK
+    builds the channel (credentials, compression, options), tbmon replaces its generated stub by
+    one that sends the encoded bytes and notes unconfirmed failures. Subclasses name the method
+    and the response message."""
+
+    _METHOD: str
+    _RESPONSE: Callable[[bytes], Any]
+    _client: Any  # the SDK's generated stub, or tbmon's (the SDK declares it None)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._attempts = _Attempts()  # before the SDK's __init__ builds the stub
@@ -89,55 +96,43 @@ class TbmonSpanExporter(OTLPSpanExporter):
         super().__init__(*args, **kwargs)
 
     def _initialize_channel_and_stub(self) -> None:
-        # The SDK's channel (credentials, compression, options); its generated stub is replaced.
-        # The SDK leaves the method unannotated and declares _client as None. It calls this again
-        # to reconnect, within an export.
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        if not self._tbmon:
-            return
-        response = ExportTraceServiceResponse.FromString
-        stub = _BytesStub(self._channel, TRACES_METHOD, response, self._attempts)
-        self._client = stub  # type: ignore[assignment]
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self._attempts.unconfirmed = False
-        return super().export(spans)
+        # The SDK leaves the method unannotated. It calls this again to reconnect, within an
+        # export.
+        super()._initialize_channel_and_stub()  # type: ignore[misc]
+        if self._tbmon:
+            channel = self._channel  # type: ignore[attr-defined]
+            self._client = _BytesStub(channel, self._METHOD, self._RESPONSE, self._attempts)
 
     @property
     def unconfirmed(self) -> bool:
         """Whether the last export, if it failed, may have reached the collector anyway."""
         return self._attempts.unconfirmed
+
+
+class TbmonSpanExporter(_BytesExporter, OTLPSpanExporter):
+    """:class:`OTLPSpanExporter` sending spans encoded by :func:`encode_spans`."""
+
+    _METHOD = TRACES_METHOD
+    _RESPONSE = ExportTraceServiceResponse.FromString
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self._attempts.unconfirmed = False
+        return super().export(spans)
 
     def _translate_data(self, data: Sequence[ReadableSpan]) -> Any:
         """Bytes where the SDK declares the request message: the stub sends them as they are."""
         return encode_spans(data) if self._tbmon else super()._translate_data(data)
 
 
-class TbmonLogExporter(OTLPLogExporter):
+class TbmonLogExporter(_BytesExporter, OTLPLogExporter):
     """:class:`OTLPLogExporter` sending log records encoded by :func:`encode_logs`."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._attempts = _Attempts()  # before the SDK's __init__ builds the stub
-        self._tbmon = pinned.exporter()  # else the SDK's exporter, as it is
-        super().__init__(*args, **kwargs)
-
-    def _initialize_channel_and_stub(self) -> None:
-        # As TbmonSpanExporter's.
-        super()._initialize_channel_and_stub()  # type: ignore[no-untyped-call]
-        if not self._tbmon:
-            return
-        response = ExportLogsServiceResponse.FromString
-        stub = _BytesStub(self._channel, LOGS_METHOD, response, self._attempts)
-        self._client = stub  # type: ignore[assignment]
+    _METHOD = LOGS_METHOD
+    _RESPONSE = ExportLogsServiceResponse.FromString
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         self._attempts.unconfirmed = False
         return super().export(batch)
-
-    @property
-    def unconfirmed(self) -> bool:
-        """Whether the last export, if it failed, may have reached the collector anyway."""
-        return self._attempts.unconfirmed
 
     def _translate_data(self, data: Sequence[ReadableLogRecord]) -> Any:
         """Bytes where the SDK declares the request message: the stub sends them as they are."""
