@@ -165,11 +165,7 @@ class Doctor:
                     start_fix("collector", "otel-collector"),
                 )
             ]
-        accepted = sum(
-            float(item["value"][1])
-            for kind in KINDS
-            for item in self._query(_recent(f"otelcol_receiver_accepted_{kind}"))
-        )
+        accepted = sum(float(item["value"][1]) for item in self._query(received_query()))
         if accepted <= 0:
             return [
                 Finding(
@@ -183,30 +179,15 @@ class Doctor:
         return [Finding("Collector receiving", Status.OK, f"{accepted:.0f} items in 5 minutes")]
 
     def collector_exporting(self) -> list[Finding]:
-        failed = self._query(
-            "sum by (exporter) ("
-            + " or ".join(
-                f'increase(otelcol_exporter_send_failed_{kind}{{job="{COLLECTOR_JOB}"}}[5m])'
-                for kind in KINDS
-            )
-            + ") > 0"
-        )
+        failed = [
+            item for item in self._query(lost_query()) if item["metric"].get("job") == COLLECTOR_JOB
+        ]
         full = self._query(
             f'max by (exporter) (otelcol_exporter_queue_size{{job="{COLLECTOR_JOB}"}}'
             f' / otelcol_exporter_queue_capacity{{job="{COLLECTOR_JOB}"}}) > {QUEUE_FULL_FRACTION}'
         )
         exporter = self._query('up{job="otel-collector"}')
-        findings = [
-            Finding(
-                "Collector exporting",
-                Status.FAIL,
-                f"{item['metric']['exporter']} failed to send "
-                f"{float(item['value'][1]):.0f} items in 5 minutes (they are retried)",
-                "its backend is down or refusing: check it (`tbmon stack status`, "
-                f"`{COMPOSE} ps`); the data waits in the collector's persistent queue",
-            )
-            for item in failed
-        ]
+        findings = [_lost(item["metric"], float(item["value"][1])) for item in failed]
         findings += [
             Finding(
                 "Collector exporting",
@@ -476,14 +457,68 @@ class Doctor:
         return result
 
 
-def _recent(counter: str) -> str:
-    """Items a collector counter gained in 5 minutes, counting a series born in them (which
-    ``increase`` alone misses: the first sample of a new series is not an increase)."""
-    series = f'{counter}{{job="{COLLECTOR_JOB}", receiver="otlp"}}'
-    return (
-        f"(sum(increase({series}[5m])) or vector(0))"
-        f" + (sum({series} unless ({series} offset 5m)) or vector(0))"
+def received_query() -> str:
+    """PromQL: the items (spans, metric points, log records) the collector's OTLP receiver
+    accepted in the last 5 minutes, by signal.
+
+    The same first-loss form as the recording rules in prometheus/rules/pipeline.yml: a series
+    born in the window (the collector's first items of a kind, or a restarted collector) counts
+    at its full value, since ``increase`` needs two samples; an older one by its increase. Born
+    means: its target was scraped successfully (``up``) more often than the series has samples,
+    so a scrape gap or a Prometheus restart (both counts short alike) does not make a counter
+    that stood still look new (``x unless x offset 5m`` did)."""
+    terms = []
+    for kind in KINDS:
+        series = f'{{__name__=~"otelcol_receiver_accepted_{kind}(_total)?", job="{COLLECTOR_JOB}"}}'
+        born = (
+            f"({series} and (count_over_time({series}[5m])"
+            " < on (job, instance) group_left sum_over_time(up[5m]))) * 1"
+        )
+        terms.append(
+            f'label_replace(sum(({born}) or increase({series}[5m])), "data_type", "{kind}", "", "")'
+        )
+    return " or ".join(terms)
+
+
+#: The recording rule that counts the items each exporter lost in the last 5 minutes, by stage
+#: (``send``: given up after its retries; ``enqueue``: refused by a full sending queue).
+LOST_RULE = "otelcol_exporter_failed:increase5m"
+
+
+def lost_query() -> str:
+    """PromQL: the items each collector exporter lost in the last 5 minutes, its first loss
+    included, > 0. The recording rule's own expression, read from the rule file Prometheus
+    loads, so the doctor and the CollectorExportFailing alert count alike, and the check works
+    where the rules are not loaded (which the Alert rules check reports)."""
+    document = yaml.safe_load((STACK_DATA / "prometheus/rules/pipeline.yml").read_text())
+    (expr,) = (
+        rule["expr"]
+        for group in document["groups"]
+        for rule in group["rules"]
+        if rule.get("record") == LOST_RULE
     )
+    return f"sum by (job, exporter, stage) ({expr.strip()}) > 0"
+
+
+def _lost(labels: dict[str, str], items: float) -> Finding:
+    exporter = labels.get("exporter", "an exporter")
+    if labels.get("stage") == "enqueue":
+        detail = f"{exporter} dropped {items:.0f} items in 5 minutes: its sending queue was full"
+        fix = (
+            "its backend is too slow or down: bring it back (`tbmon stack status`, "
+            f"`{COMPOSE} ps`); raise TBMON_COLLECTOR_QUEUE_SIZE if outages are long"
+        )
+    else:
+        # Retries never end (max_elapsed_time 0): only a permanent error is given up.
+        detail = (
+            f"{exporter} gave up on {items:.0f} items in 5 minutes: its backend refused them "
+            "with a permanent error"
+        )
+        fix = (
+            "the collector's log names the reason (`tbmon stack logs collector`, "
+            f"`{COMPOSE} logs otel-collector`)"
+        )
+    return Finding("Collector exporting", Status.FAIL, detail, fix)
 
 
 def _version(command: list[str]) -> tuple[int, ...] | None:
