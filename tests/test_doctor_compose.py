@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tbmon.settings import StackSettings
-from tbmon.stack.doctor import Doctor, Status
+from tbmon.stack.doctor import COMPOSE_FILE, Doctor, Status
 from tbmon.stack.operations import OperationsSettings
 
 
@@ -52,6 +52,9 @@ def test_doctor_names_the_compose_it_finds_and_that_v1_cannot_load_the_stack(
     (finding,) = doctor.docker_compose()
     assert finding.status is status
     assert shown in finding.detail
+    if "Compose v1 rejects" in shown:  # the file it names is the one the stack ships
+        assert f"rejects {COMPOSE_FILE} " in finding.detail
+        assert COMPOSE_FILE.is_file()
     if status is Status.FAIL:
         assert (
             "docker compose -f stack/src/tbmon/stack/docker-compose.monitoring.yml up -d"

@@ -18,8 +18,8 @@ Every settings class of every component derives from :class:`TbmonSettings` and 
 
 The stack's ports are :class:`StackSettings` fields (``TBMON_<FIELD>``); every component finds a
 stack port there, through :func:`get_stack_settings`, and nowhere else. The collector's
-``otel-collector/config.yaml`` reads the same variable names, so one setting moves a port for
-every component at once.
+``otel-collector/src/tbmon/collector/config.yaml`` reads the same variable names, so one setting
+moves a port for every component at once.
 """
 
 from __future__ import annotations
@@ -329,7 +329,7 @@ class StackSettings(TbmonSettings):
         default="4h", description="Warning repeat_interval."
     )
 
-    # Alert thresholds, rendered into the rules of stack/prometheus/rules/ (stack/render.py) and
+    # Alert thresholds, rendered into the rules of tbmon/stack/prometheus/rules/ (render.py) and
     # into the dashboards' panel thresholds: the seed's values are only defaults. Fractions are
     # fractions (0.25 = 25%); *_percent are 0-100. THRESHOLD_BY_STRATEGY overrides the
     # per-strategy ones (STRATEGY_THRESHOLDS) for named strategies, or turns them off (null).

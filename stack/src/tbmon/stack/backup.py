@@ -8,9 +8,9 @@
                     from here, as on the local stack; in Compose, the command to copy it)
       manifest.json what was saved, skipped or failed and why, with a SHA-256 of every file
 
-Secrets are never copied: stack/.env and the rendered Alertmanager config stay out. A part that
-cannot be saved is recorded as such and the others are still saved. docs/operations.md has the
-matching restore steps.
+Secrets are never copied: stack/src/tbmon/stack/.env and the rendered Alertmanager config stay
+out. A part that cannot be saved is recorded as such and the others are still saved.
+docs/operations.md has the matching restore steps.
 """
 
 from __future__ import annotations

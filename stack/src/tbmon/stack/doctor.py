@@ -24,23 +24,27 @@ from typing import Any
 import httpx
 import yaml
 
-from tbmon.settings import StackSettings
+from tbmon.settings import ENV_FILE, StackSettings
 from tbmon.stack.operations import COMPOSE, OperationsSettings, json_body
+from tbmon.stack.render import RULES_DIR
 from tbmon.stack.resources import STACK_DATA
 
-#: The collector's own telemetry, as Prometheus scrapes it (tbmon/stack/prometheus/prometheus.yml).
+#: The collector's own telemetry, as Prometheus scrapes it (PROMETHEUS_CONFIG).
 COLLECTOR_JOB = "otel-collector-internal"
 #: Free space on the data's filesystem below which checks warn, then fail.
 DISK_WARN_FRACTION, DISK_FAIL_FRACTION = 0.15, 0.05
 DISK_FAIL_BYTES = 1 << 30
 QUEUE_FULL_FRACTION = 0.8
-#: The oldest Docker Compose that loads tbmon/stack/docker-compose.monitoring.yml:
-#: `depends_on.required`
-#: came in 2.20; Compose v1 (`docker-compose` 1.x) knows neither it nor the top-level `name`.
+#: The oldest Docker Compose that loads COMPOSE_FILE: `depends_on.required` came in 2.20; Compose
+#: v1 (`docker-compose` 1.x) knows neither it nor the top-level `name`.
 COMPOSE_MINIMUM = (2, 20)
 #: The collector counts each signal separately.
 KINDS = ("spans", "metric_points", "log_records")
+#: The files a fix tells the user to edit, by their real path: the checkout's (an editable
+#: install) or the installed package's, the ones the stack reads either way.
 DATASOURCES_FILE = STACK_DATA / "grafana/provisioning/datasources/datasources.yaml"
+PROMETHEUS_CONFIG = STACK_DATA / "prometheus/prometheus.yml"
+COMPOSE_FILE = STACK_DATA / "docker-compose.monitoring.yml"
 
 
 class Status(StrEnum):
@@ -136,7 +140,7 @@ class Doctor:
                     "Prometheus targets",
                     Status.FAIL,
                     "no scrape targets",
-                    "check scrape_configs in tbmon/stack/prometheus/prometheus.yml",
+                    f"check scrape_configs in {PROMETHEUS_CONFIG}",
                 )
             ]
         if not down:
@@ -149,7 +153,7 @@ class Doctor:
                 f"{t['labels'].get('job')} ({t['scrapeUrl']}) is {t['health']}: "
                 f"{t.get('lastError') or 'not scraped yet'}",
                 f"start that service (`tbmon stack status`, `{COMPOSE} ps`) or fix its address in "
-                f"tbmon/stack/prometheus/prometheus.yml; all targets: {self.prometheus}/targets",
+                f"{PROMETHEUS_CONFIG}; all targets: {self.prometheus}/targets",
             )
             for t in down
         ]
@@ -224,9 +228,8 @@ class Doctor:
                     "Alert rules",
                     Status.FAIL,
                     "no rules loaded",
-                    "put the rules in tbmon/stack/prometheus/rules/*.yml, check them with "
-                    "`promtool "
-                    "check rules tbmon/stack/prometheus/rules/*.yml`, then restart Prometheus",
+                    f"put the rules in {RULES_DIR}/*.yml, check them with "
+                    f"`promtool check rules {RULES_DIR}/*.yml`, then restart Prometheus",
                 )
             ]
         if broken:
@@ -258,7 +261,7 @@ class Doctor:
                     "Alertmanager",
                     Status.FAIL,
                     "Prometheus sends alerts to no Alertmanager",
-                    "check `alerting:` in tbmon/stack/prometheus/prometheus.yml",
+                    f"check `alerting:` in {PROMETHEUS_CONFIG}",
                 )
             ]
         return [Finding("Alertmanager", Status.OK, f"ready at {url}; Prometheus sends to it")]
@@ -271,8 +274,9 @@ class Doctor:
                     "Telegram bot token",
                     Status.WARN,
                     "TELEGRAM_BOT_TOKEN is not set: alerts cannot reach Telegram",
-                    "create a bot with @BotFather and set TELEGRAM_BOT_TOKEN in "
-                    "stack/src/tbmon/stack/.env",
+                    "create a bot with @BotFather and set TELEGRAM_BOT_TOKEN in the environment "
+                    f"or tbmon's .env ({ENV_FILE}, else the working directory's; Compose: "
+                    f"{COMPOSE_FILE.with_name('.env')})",
                 )
             ]
         base = self.operations.telegram_api_url.rstrip("/")
@@ -350,7 +354,7 @@ class Doctor:
             Status.FAIL,
             f"Grafana: {message} ({response.status_code})",
             f"`{COMPOSE} ps` shows whether its service runs; the datasource is provisioned from "
-            "tbmon/stack/grafana/provisioning/datasources/datasources.yaml",
+            f"{DATASOURCES_FILE}",
         )
 
     def _direct_datasource(
@@ -434,9 +438,7 @@ class Doctor:
         if version >= COMPOSE_MINIMUM:
             return [Finding(check, Status.OK, f"`{command}` is v{shown}")]
         reason = (
-            "Compose v1 rejects tbmon/stack/docker-compose.monitoring.yml (its top-level "
-            "`name` and "
-            "`depends_on.required`)"
+            f"Compose v1 rejects {COMPOSE_FILE} (its top-level `name` and `depends_on.required`)"
             if version < (2,)
             else "older than 2.20, it rejects `depends_on.required`"
         )
@@ -490,7 +492,7 @@ def lost_query() -> str:
     included, > 0. The recording rule's own expression, read from the rule file Prometheus
     loads, so the doctor and the CollectorExportFailing alert count alike, and the check works
     where the rules are not loaded (which the Alert rules check reports)."""
-    document = yaml.safe_load((STACK_DATA / "prometheus/rules/pipeline.yml").read_text())
+    document = yaml.safe_load((RULES_DIR / "pipeline.yml").read_text())
     (expr,) = (
         rule["expr"]
         for group in document["groups"]

@@ -230,7 +230,7 @@ def _severity_of(route: dict[str, Any]) -> str:
         if match:
             return match.group(1)
     raise ValueError(
-        f"tbmon/stack/alertmanager/alertmanager.yml: a route without a severity: {route}"
+        f"{STACK_DATA / 'alertmanager' / 'alertmanager.yml'}: a route without a severity: {route}"
     )
 
 

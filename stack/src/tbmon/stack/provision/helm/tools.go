@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package build pins Helm 4, which renders and lints the Kubernetes chart (stack/kubernetes/tbmon),
+// Package build pins Helm 4, which renders and lints the Kubernetes chart (tbmon/stack/kubernetes/tbmon),
 // for `make install`.
 package build
 

@@ -1,6 +1,6 @@
 //go:build tools
 
-// Package build pins the Kubernetes release the chart (stack/kubernetes/tbmon) is checked
+// Package build pins the Kubernetes release the chart (tbmon/stack/kubernetes/tbmon) is checked
 // against, for `make install`: kube-apiserver and the etcd it pins, built from Go modules, for
 // the tests' server-side dry runs, and the release's OpenAPI document (api/openapi-spec in the
 // k8s.io/kubernetes module), from which the tests write the JSON schemas kubeconform validates

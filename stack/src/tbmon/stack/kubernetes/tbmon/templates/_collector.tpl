@@ -1,7 +1,7 @@
 {{/*
-The collector configs of the two tiers, derived at render time from otel-collector/config.yaml
+The collector configs of the two tiers, derived at render time from tbmon/collector/config.yaml
 (files/otel-collector/config.yaml is a link to it), as the scaled topology derives them
-(docs/scaling.md, stack/scaled_render.py):
+(docs/scaling.md, tbmon/stack/scaled_render.py):
 
 - the exporter that feeds the processors host (endpoint ${env:TBMON_PROCESSORS_ENDPOINT}) is the
   seam between the tiers;

@@ -1,5 +1,5 @@
 {{/*
-Prometheus's config for the HA pair, derived from stack/prometheus/prometheus.yml (a link in
+Prometheus's config for the HA pair, derived from tbmon/stack/prometheus/prometheus.yml (a link in
 files/): the same jobs, with each static target found as pods (values prometheus.targets), an
 external label `replica` per pod, both Alertmanagers, alerts without `replica` (so both Prometheus
 send Alertmanager the same alert), and remote write into the metrics store.
@@ -53,7 +53,7 @@ send Alertmanager the same alert), and remote write into the metrics store.
 {{- end }}
 
 {{/*
-Jaeger v2's store, collector and query roles, derived from stack/jaeger/config.yaml as the scaled
+Jaeger v2's store, collector and query roles, derived from tbmon/stack/jaeger/config.yaml as the scaled
 topology derives them: the store runs the single-node storage backend behind the remote_storage
 extension (its gRPC API for reads, its OTLP receiver for writes); the collector writes and the
 query role reads through the grpc backend on it. Argument: (list $ "store"|"collector"|"query").
