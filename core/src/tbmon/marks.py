@@ -8,10 +8,15 @@ The contract of :class:`MarkFile`:
   "peak": <number>}, ...]}``, one entry per mark, keyed by the caller's ``fields`` in order.
   Entries whose peak is not a finite number are left out.
 - :meth:`MarkFile.save` writes the marks whole (a temporary file in the same directory, renamed
-  over the old one, so a crash leaves the old file or the new one, never half of one), in the
+  over the old one, so a killed process leaves the old file or the new one, never half), in the
   order given, and only when they differ from what the file holds.
 - It never raises into its caller: a file that cannot be read or a directory that cannot be
   written costs one warning (naming the setting to fix), and the marks live in memory only.
+
+Measured (2-core machine, load average 3.5, three runs): 10,000 marks keyed as the processors
+host keys them (PROCESSORS_ANALYTICS_MAX_MARKS' default; 1.9 MB) are written in 120-180 ms and
+read in 40-56 ms, which is why the host writes them on a thread of its own; a bot's file of a
+few strategies, about 0.3 ms.
 """
 
 from __future__ import annotations
