@@ -21,13 +21,13 @@ RUN python -m venv /opt/tbmon \
  && /opt/tbmon/bin/pip install -c constraints.txt --find-links /wheels tbmon-stack
 
 FROM ${PYTHON_IMAGE}
-# /var/lib/tbmon: the services' state (the bridge's outbox). /etc/alertmanager: where the Compose
+# /var/lib/tbmon: the services' state (the bridge's outbox, the processors' high-water marks). /etc/alertmanager: where the Compose
 # one-shot renders Alertmanager's config as Alertmanager's user (nobody), into a volume that takes
 # this folder's owner when it is created; /etc/tbmon/rules and /etc/tbmon/dashboards, where the
 # stack-config one-shot renders the rules and dashboards with the thresholds.
 RUN groupadd --system --gid 10001 tbmon \
  && useradd --system --uid 10001 --gid tbmon --home-dir /var/lib/tbmon --shell /usr/sbin/nologin tbmon \
- && mkdir -p /var/lib/tbmon/bridge /etc/alertmanager /etc/tbmon/rules /etc/tbmon/dashboards \
+ && mkdir -p /var/lib/tbmon/bridge /var/lib/tbmon/processors /etc/alertmanager /etc/tbmon/rules /etc/tbmon/dashboards \
  && chown -R tbmon:tbmon /var/lib/tbmon /etc/tbmon \
  && chown 65534:65534 /etc/alertmanager
 COPY --from=build /opt/tbmon /opt/tbmon

@@ -185,6 +185,7 @@ def test_services_restart_have_healthchecks_and_keep_data_in_named_volumes(
     }
     for stateful in [
         ("otel-collector", "/var/lib/otelcol"),
+        ("processors", "/var/lib/tbmon/processors"),
         ("prometheus", "/prometheus"),
         ("alertmanager", "/alertmanager"),
         ("jaeger", "/badger"),

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import ResourceMetrics
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, NumberDataPoint
+from processors_support import HostProcess, OtlpSink, otlp_sink, start_host, stop_host
 from support import wait_until
 
 from tbmon import analytics
 from tbmon.instrumentation.settings import InstrumentationSettings
 from tbmon.instrumentation.trading import TradingMetrics
-from tbmon.processors import otlp
+from tbmon.processors import Signal, otlp
 from tbmon.processors.execution import ExecutionQualityProcessor, ExecutionSettings
 from tbmon.processors.testing import (
     collect,
@@ -29,6 +32,7 @@ from tbmon.processors.testing import (
     spans_batch,
 )
 from tbmon.processors.trading_analytics import (
+    MARKS_FILE,
     PORTFOLIO_METRIC,
     POSITIONS_METRIC,
     AnalyticsSettings,
@@ -459,3 +463,78 @@ def test_the_derived_drawdown_outlives_the_window_and_the_bots_restart() -> None
     assert drawdowns()[("other-bot", "x")] == pytest.approx(1 / 9)
     send([114.0, 126.0], 21, "second")
     assert drawdowns()[("p-bot", "second")] == 0.0  # recovered: a new peak
+
+
+def _drawdown_of(sink: OtlpSink, instance: str) -> float | None:
+    """The latest trading_current_drawdown the host sent for the bot process ``instance``."""
+    found = None
+    for request in sink.all(Signal.METRICS):
+        for rm in request.resource_metrics:
+            if otlp.attributes(rm.resource.attributes).get("service.instance.id") == instance:
+                found = _derived([rm]).get(("trading_current_drawdown", ()), found)
+    return found
+
+
+def test_the_hosts_marks_outlive_its_restart(tmp_path: Path) -> None:
+    """A 30 % crash whose peak left the window is still a 30 % drawdown after the processors
+    host itself restarts with the same state directory. The first host is killed, not stopped:
+    the marks were saved after a collection, not at shutdown."""
+    state = tmp_path / "state"
+    env = {
+        "PROCESSORS_PLUGINS": "trading_analytics",
+        "PROCESSORS_DERIVE_INTERVAL_SECONDS": "0.2",
+        "PROCESSORS_ANALYTICS_PERIOD_SECONDS": "1",
+        "PROCESSORS_ANALYTICS_WINDOW_PERIODS": "5",
+        "PROCESSORS_ANALYTICS_STATE_DIR": str(state),
+    }
+    second = 10**9
+
+    def send(host: HostProcess, values: list[float], start: int, instance: str) -> None:
+        portfolio = _portfolio(values, start=START + start * second, step=second)
+        resource = {"service.name": "p-bot", "service.instance.id": instance}
+        host.export(Signal.METRICS, metrics_batch(portfolio, resource=resource).raw)
+
+    with otlp_sink() as sink:
+        host = start_host(tmp_path, sink.port, env)
+        try:
+            send(host, [100.0, 120.0, 84.0] + [84.0] * 10, 0, "first")
+            wait_until(lambda: _drawdown_of(sink, "first") is not None, "the first drawdown")
+            assert _drawdown_of(sink, "first") == pytest.approx(0.3)
+            wait_until((state / MARKS_FILE).exists, "the host's marks file")
+        finally:
+            host.process.kill()  # a crash: no orderly stop
+            host.process.wait(10)
+        host = start_host(tmp_path, sink.port, env)
+        try:
+            send(host, [84.0, 84.0], 20, "second")  # the bot's next values, after both restarts
+            wait_until(lambda: _drawdown_of(sink, "second") is not None, "the second drawdown")
+            assert _drawdown_of(sink, "second") == pytest.approx(0.3)  # not 0: the mark was kept
+            assert "kept in memory only" not in host.log.read_text()
+        finally:
+            stop_host(host)
+
+
+def test_the_marks_file_keeps_the_newest_marks_within_the_bound(tmp_path: Path) -> None:
+    """The file holds at most max_marks marks, least recent out (written at the host's stop);
+    a host with a smaller bound reads the newest of them."""
+    settings = AnalyticsSettings(period_seconds=1, max_marks=2, state_dir=str(tmp_path))
+    plugin = TradingAnalyticsProcessor(settings)
+    for n, service in enumerate(["a", "b", "c"]):
+        portfolio = _portfolio([100.0, 50.0], start=START + n * 10 * 10**9, step=10**9)
+        run(plugin, metrics_batch(portfolio, resource={"service.name": service}))
+        collect(plugin)
+    plugin.close()
+    assert len(json.loads((tmp_path / MARKS_FILE).read_text())["marks"]) == 2
+
+    smaller = TradingAnalyticsProcessor(settings.model_copy(update={"max_marks": 1}))
+    for service in ["b", "c"]:
+        portfolio = _portfolio([80.0, 80.0], start=START + 100 * 10**9, step=10**9)
+        run(smaller, metrics_batch(portfolio, resource={"service.name": service}))
+    drawdowns = {
+        otlp.attributes(rm.resource.attributes)["service.name"]: _derived([rm])[
+            ("trading_current_drawdown", ())
+        ]
+        for rm in collect(smaller)
+    }
+    assert drawdowns == {"b": 0.0, "c": pytest.approx(0.2)}  # b's mark fell out of the bound
+    smaller.close()

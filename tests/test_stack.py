@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from functools import partial
 from pathlib import Path
 
+import grpc
 import httpx
 import psutil
 import pytest
 from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from processors_support import HostClient
 from support import Backends, otlp_sdk, wait_until
 
 from tbmon.ports import isolated_settings
+from tbmon.processors import Signal, otlp
+from tbmon.processors.testing import metrics_batch
+from tbmon.processors.trading_analytics import MARKS_FILE, PORTFOLIO_METRIC
 from tbmon.settings import StackSettings
 from tbmon.stack import binaries
 from tbmon.stack.binaries import BinaryMissingError
@@ -140,6 +147,28 @@ def test_down_leaves_no_process_and_up_after_stale_pid_files_works(tmp_path: Pat
     assert len(stopped) == len(COMPONENTS)
     assert not [pid for pid in pids if pid and psutil.pid_exists(pid)]
     assert all(s.state == "stopped" for s in supervisor.status())
+
+
+def test_the_processors_host_keeps_its_marks_under_the_stacks_data_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = isolated_settings(tmp_path)
+    marks = settings.data_dir / "processors" / "state" / MARKS_FILE
+    monkeypatch.delenv("PROCESSORS_ANALYTICS_STATE_DIR", raising=False)  # the stack's default
+    monkeypatch.setenv("PROCESSORS_DERIVE_INTERVAL_SECONDS", "0.2")
+    portfolio = otlp.Metric(name=PORTFOLIO_METRIC)
+    portfolio.gauge.data_points.add(time_unix_nano=time.time_ns(), as_double=100.0)
+    request = metrics_batch(portfolio, resource={"service.name": "stack-bot"}).raw
+    supervisor = Supervisor(settings)
+    try:
+        supervisor.up(["processors"])
+        host = HostClient(settings.processors_port, 0)
+        with contextlib.suppress(grpc.RpcError):  # its next hop, the collector, is not running
+            host.export(Signal.METRICS, request)
+        wait_until(marks.exists, f"the processors host's marks in {marks}", timeout=30)
+    finally:
+        supervisor.down()
+    assert json.loads(marks.read_text())["marks"][0]["peak"] == 100.0
 
 
 def test_a_port_in_use_is_named(tmp_path: Path) -> None:

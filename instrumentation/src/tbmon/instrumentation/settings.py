@@ -22,6 +22,7 @@ from pydantic_settings import SettingsConfigDict
 
 from tbmon import analytics
 from tbmon.instrumentation import environment_variables as env
+from tbmon.marks import state_directory
 from tbmon.settings import TbmonSettings, read_settings_or_defaults
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class InstrumentationSettings(TbmonSettings):
 
     def state_path(self) -> Path | None:
         """The state directory (:envvar:`TBMON_STATE_DIR`), None when it is ``off``."""
-        return None if self.state_dir.lower() == "off" else Path(self.state_dir).expanduser()
+        return state_directory(self.state_dir)
 
     @property
     def exchange_label(self) -> str | None:

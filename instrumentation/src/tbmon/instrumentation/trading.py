@@ -59,11 +59,8 @@ An instrumentation may derive the orders, portfolio value, positions and prices 
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import tempfile
 import threading
 import time
 from collections import deque
@@ -83,6 +80,7 @@ from tbmon import analytics, attributes
 from tbmon.instrumentation import environment_variables as env
 from tbmon.instrumentation import instruments
 from tbmon.instrumentation.settings import InstrumentationSettings, get_settings
+from tbmon.marks import MarkFile
 
 #: Predictions per agent that ``agent_prediction_accuracy`` averages over.
 ACCURACY_WINDOW = 100
@@ -119,7 +117,8 @@ _Key = tuple[str, str | None]
 
 class HighWaterMarks:
     """Each strategy's portfolio high-water mark, kept across the bot's restarts in one JSON
-    file per service (``<state dir>/<service>.high-water-marks.json``).
+    file per service (``<state dir>/<service>.high-water-marks.json``, a
+    :class:`tbmon.marks.MarkFile`).
 
     The file is read once, at start, and written whole (a temporary file renamed over it) when
     a mark rose. A directory that cannot be read or written never stops the bot: one warning,
@@ -132,62 +131,20 @@ class HighWaterMarks:
             if directory is None
             else directory / f"{quote(service, safe='')}.high-water-marks.json"
         )
-        self._saved: dict[_Key, float] = {}
-        self._warned = False
-        self._writing = threading.Lock()  # the collection and a reset may save at once
-        if self.path is not None and self.path.exists():
-            try:
-                document = json.loads(self.path.read_text())
-                self._saved = {
-                    (entry["strategy"], entry.get("exchange")): float(entry["peak"])
-                    for entry in document["marks"]
-                    if math.isfinite(float(entry["peak"]))
-                }
-            except (OSError, ValueError, KeyError, TypeError) as error:
-                self._warn(f"cannot read {self.path}: {error}")
+        self._file = MarkFile(self.path, ("strategy", "exchange"), env.TBMON_STATE_DIR)
+        self._merging = threading.Lock()  # the collection and a reset may save at once
 
     def get(self, key: _Key) -> float | None:
         """The mark ``key`` had when the bot last ran, None if none."""
-        return self._saved.get(key)
+        return self._file.marks.get(key)
 
     def save(self, marks: Mapping[_Key, float | None]) -> None:
         """Write ``marks`` if they differ from what the file holds: a mark of None is gone, a
         strategy not in ``marks`` (not reported since the start) keeps its mark."""
-        with self._writing:
-            self._save(marks)
-
-    def _save(self, marks: Mapping[_Key, float | None]) -> None:
-        kept = {key: peak for key, peak in self._saved.items() if key not in marks}
-        kept |= {key: peak for key, peak in marks.items() if peak is not None}
-        if self.path is None or kept == self._saved:
-            return
-        document = {
-            "marks": [
-                {"strategy": strategy, "exchange": exchange, "peak": peak}
-                for (strategy, exchange), peak in sorted(kept.items(), key=str)
-            ]
-        }
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile(
-                "w", dir=self.path.parent, prefix=".high-water-marks.", delete=False
-            ) as file:
-                json.dump(document, file)
-            os.replace(file.name, self.path)
-        except OSError as error:
-            self._warn(f"cannot write {self.path}: {error}")
-            return
-        self._saved = kept
-
-    def _warn(self, problem: str) -> None:
-        if not self._warned:
-            self._warned = True
-            logger.warning(
-                "tbmon: %s; the portfolio's high-water marks are kept in memory only, so a "
-                "restart measures the current drawdown afresh (set %s to a writable directory)",
-                problem,
-                env.TBMON_STATE_DIR,
-            )
+        with self._merging:
+            kept = {key: peak for key, peak in self._file.marks.items() if key not in marks}
+            kept |= {key: peak for key, peak in marks.items() if peak is not None}
+            self._file.save(dict(sorted(kept.items(), key=str)))
 
 
 def service_identity() -> str:

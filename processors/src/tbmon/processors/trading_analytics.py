@@ -42,9 +42,14 @@ since the processor first saw the bot, beyond the window (``PeriodSeries.peak``)
 ``service.namespace`` and ``service.name`` (its ``job``) and the series' attributes, not its
 process: a restarted bot (a new ``service.instance.id``) goes on from its mark, and a crash
 stays a drawdown until the portfolio recovers. The marks of up to
-PROCESSORS_ANALYTICS_MAX_MARKS (10,000) series are kept, in memory: a restart of the processors
-host starts them afresh from the values it sees (the instrumentation keeps a bot's own marks on
-disk).
+PROCESSORS_ANALYTICS_MAX_MARKS (10,000) series are kept, least recent out. With
+PROCESSORS_ANALYTICS_STATE_DIR set (the local stack and Compose set it) they outlive the host's
+restarts too: read once at start from ``<dir>/trading-analytics.high-water-marks.json``
+(:class:`tbmon.marks.MarkFile`, the file the instrumentation keeps a bot's own marks in), and
+written whole, on a thread of their own, after a collection that raised a mark (at most once per
+PROCESSORS_DERIVE_INTERVAL_SECONDS) and when the host stops; a crash loses at most the rises of
+the last interval. Unset or ``off``, or a directory that cannot be written (one warning): in
+memory only, and a restart starts them afresh from the values it sees.
 
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)
@@ -59,6 +64,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
@@ -68,6 +74,7 @@ from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from tbmon import analytics, attributes
+from tbmon.marks import Key, MarkFile, state_directory
 from tbmon.processors.api import (
     Batch,
     ExportLogsServiceRequest,
@@ -95,6 +102,10 @@ PNL_ATTRIBUTE = attributes.TRADE_PNL_USD
 TRADE_ID_ATTRIBUTE = attributes.TRADE_ID
 STRATEGY_ATTRIBUTE = attributes.STRATEGY
 SCOPE = "tbmon.processors.trading_analytics"
+#: The file of the high-water marks in PROCESSORS_ANALYTICS_STATE_DIR; each mark's identity
+#: (:func:`_identity`) as hexadecimal bytes.
+MARKS_FILE = "trading-analytics.high-water-marks.json"
+_MARK_FIELDS = ("service", "series")
 
 _FROM_POSITIONS = (
     "trading_open_positions",
@@ -144,6 +155,11 @@ class AnalyticsSettings(TbmonSettings):
         default=10_000,
         ge=1,
         description="Portfolio high-water marks kept (one per bot and series), least recent out.",
+    )
+    state_dir: str | None = Field(
+        default=None,
+        description=f"Directory keeping the high-water marks across restarts ({MARKS_FILE}); "
+        "unset or off: in memory only.",
     )
 
     @field_validator("periods_per_year")
@@ -234,14 +250,29 @@ def _series_key(attributes: Sequence[KeyValue]) -> bytes:
 class TradingAnalyticsProcessor(Processor):
     """Derives performance and risk gauges from raw portfolio values and closed trades."""
 
-    runs_inline = True  # bounded work, no I/O (see Processor.runs_inline)
+    #: Bounded work, no I/O in the hooks (see Processor.runs_inline): the marks' file is
+    #: written on a thread of its own.
+    runs_inline = True
 
     def __init__(self, settings: AnalyticsSettings | None = None) -> None:
         self.settings = settings or read_settings(AnalyticsSettings)
         self._grid = self.settings.return_grid()
         self._bots: PerResource[_Bot] = PerResource(_Bot, self.settings.idle_seconds)
+        directory = state_directory(self.settings.state_dir)
+        self._mark_file = MarkFile(
+            None if directory is None else directory / MARKS_FILE,
+            _MARK_FIELDS,
+            AnalyticsSettings.variable("state_dir"),
+        )
         #: High-water marks by series identity, kept beyond a bot's process (least recent first).
-        self._marks: OrderedDict[tuple[bytes, bytes], float] = OrderedDict()
+        self._marks = self._read_marks()
+        self._marks_rose = False
+        self._writer = (
+            None
+            if directory is None
+            else ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics-marks")
+        )
+        self._writing: Future[None] | None = None
         self._metric_needles = tuple(
             name.encode() for name in (PORTFOLIO_METRIC, POSITIONS_METRIC, *DERIVED)
         )
@@ -358,16 +389,71 @@ class TradingAnalyticsProcessor(Processor):
             ]
             if metrics:
                 results.append(resource_metrics(resource, SCOPE, metrics, __version__))
+        self._save_marks()
         return results
 
     def _keep_mark(self, identity: tuple[bytes, bytes], sampled: analytics.Sampled | None) -> None:
         mark = None if sampled is None else sampled.high_water_mark()
         if mark is None:
             return
-        self._marks[identity] = max(mark, self._marks.get(identity, mark))
+        known = self._marks.get(identity)
+        if known is None or mark > known:
+            self._marks[identity] = mark
+            self._marks_rose = True
         self._marks.move_to_end(identity)
         while len(self._marks) > self.settings.max_marks:
             self._marks.popitem(last=False)
+
+    # -- the marks' file ----------------------------------------------------------------------
+
+    def _read_marks(self) -> OrderedDict[tuple[bytes, bytes], float]:
+        """The marks the file holds (the newest max_marks of them), decoded."""
+        try:
+            marks = OrderedDict(
+                (_decoded(key), peak) for key, peak in self._mark_file.marks.items()
+            )
+        except ValueError as error:
+            self._mark_file.warn(f"cannot read {self._mark_file.path}: {error}")
+            return OrderedDict()
+        while len(marks) > self.settings.max_marks:
+            marks.popitem(last=False)
+        return marks
+
+    def _save_marks(self) -> None:
+        """Hand the marks to the writer's thread when one rose, so the host's loop never waits
+        on a disk; while a write is under way, a later collection hands them over."""
+        if self._writer is None or not self._marks_rose:
+            return
+        if self._writing is not None and not self._writing.done():
+            return
+        self._marks_rose = False
+        self._writing = self._writer.submit(self._write_marks, list(self._marks.items()))
+
+    def _write_marks(self, marks: list[tuple[tuple[bytes, bytes], float]]) -> None:
+        self._mark_file.save(
+            {(service.hex(), series.hex()): peak for (service, series), peak in marks}
+        )
+
+    def close(self) -> None:
+        """Wait for the write under way, then write the marks that rose since (the values
+        received after the last collection included)."""
+        if self._writer is None:
+            return
+        self._writer.shutdown(wait=True)
+        for _, bot in self._bots.live():
+            for series in bot.series.values():
+                self._keep_mark(series.identity, series.periods.sample())
+        if self._marks_rose:
+            self._marks_rose = False
+            self._write_marks(list(self._marks.items()))
+
+
+def _decoded(key: Key) -> tuple[bytes, bytes]:
+    """A mark's identity from its file's fields (hexadecimal); ValueError if it is none."""
+    service, series = key
+    if service is None or series is None:
+        raise ValueError(f"a mark needs both {' and '.join(_MARK_FIELDS)}")
+    return bytes.fromhex(service), bytes.fromhex(series)
 
 
 def _position_gauges(held: list[float], equity: float | None) -> dict[str, float]:

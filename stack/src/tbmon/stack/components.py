@@ -125,6 +125,12 @@ def _processors_args(layout: Layout) -> list[str]:
     )
 
 
+def _processors_environment(layout: Layout) -> dict[str, str]:
+    """The trading-analytics processor keeps its high-water marks under the stack's data
+    directory, so a restart of the host keeps every bot's drawdown."""
+    return {"PROCESSORS_ANALYTICS_STATE_DIR": str(layout.data / "state")}
+
+
 def _prometheus_args(layout: Layout) -> list[str]:
     s = layout.settings
     return [
@@ -258,6 +264,7 @@ COMPONENTS: tuple[Component, ...] = (
             "metrics": ("processors_http_port", "/metrics"),
             "otlp_grpc": ("processors_port", ""),
         },
+        environment=_processors_environment,
     ),
     Component(
         name="collector",
