@@ -15,7 +15,7 @@ import yaml
 
 from tbmon.ports import isolated_settings
 from tbmon.stack import binaries, scaled_render
-from tbmon.stack.components import COLLECTOR_FEATURE_GATES
+from tbmon.stack.components import COLLECTOR_FEATURE_GATES, Layout
 from tbmon.stack.resources import COLLECTOR_CONFIG
 from tbmon.stack.scaled import SCALED_COMPONENTS, ScaledBase, ScaledSettings, address
 
@@ -154,3 +154,16 @@ def test_status_of_the_scaled_topology_from_the_cli(tmp_path: Path) -> None:
     names = [c["name"] for c in document["components"]]
     assert names == [c.name for c in SCALED_COMPONENTS]
     assert {c["state"] for c in document["components"]} == {"stopped"}
+
+
+def test_each_processors_host_keeps_its_marks_in_its_own_directory(settings: ScaledBase) -> None:
+    """Metrics reach a processors host by service, so each keeps the marks of its own bots:
+    two hosts writing one file would overwrite each other's."""
+    hosts = [c for c in SCALED_COMPONENTS if c.name.startswith("processors-")]
+    directories = {
+        host.environment(Layout(settings, host.name))["PROCESSORS_ANALYTICS_STATE_DIR"]
+        for host in hosts
+    }
+    assert len(hosts) == 2
+    assert len(directories) == 2
+    assert all(Path(d).is_relative_to(settings.data_dir) for d in directories)

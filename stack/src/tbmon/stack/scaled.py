@@ -241,6 +241,9 @@ def _processors(n: int) -> Component:
         ports=(f"processors_{n}_http_port", f"processors_{n}_grpc_port"),
         ready_path="/health",
         links={"health": (f"processors_{n}_http_port", "/health")},
+        # Its own state directory: metrics reach a host by service (ROUTING_KEYS), so each
+        # host keeps the marks of the bots it is given.
+        environment=_single("processors").environment,
     )
 
 
