@@ -403,11 +403,24 @@ def test_failover_loses_nothing_and_telegram_gets_each_alert_once(
     def chat_of(labels: dict[str, str]) -> str:
         return CRITICAL_CHAT if labels.get("severity") == "critical" else WARNING_CHAT
 
-    def telegram_has_all() -> bool:
+    def unannounced() -> list[dict[str, str]]:
         sent = texts()
-        return all(_announcements(sent[chat_of(a)], a) >= 1 for a in scaled.alerts.values())
+        return [a for a in scaled.alerts.values() if _announcements(sent[chat_of(a)], a) < 1]
 
-    wait_until(telegram_has_all, "a Telegram message for every alert", timeout=120)
+    def missing() -> str:
+        shown = [
+            line
+            for chat in texts().values()
+            for text in chat
+            for line in text.splitlines()
+            if line.startswith(("Alert: ", "Labels: ")) or "RESOLVED" in line
+        ]
+        return (
+            f"a Telegram message for every alert: none yet for {unannounced()}; "
+            f"the messages' alerts: {shown}"
+        )
+
+    wait_until(lambda: not unannounced(), missing, timeout=120)
     sent_texts = texts()
     counts = {
         f"{a['alertname']} {a.get('instance', '')}": _announcements(sent_texts[chat_of(a)], a)
