@@ -10,6 +10,8 @@ stack (tests/test_freqtrade.py) cannot steer:
   execution-quality processor measures its slippage from it;
 - live, a fill's ``order_fill`` span is the child of the ccxt ``create_order`` span that placed the
   order (its trace), not of the iteration;
+- a position opened in the iteration just run, valued at the rate freqtrade entered it at (it
+  has no exit rate yet), not at the last candle's close, however far the candle is;
 - a stake currency other than a dollar (BTC): the portfolio is valued in USD with a BTC/USDT
   price freqtrade holds anyway (an informative pair's candles), and agrees with freqtrade's own
   balance (``/balance``) times that price; without such a price it publishes no portfolio (not
@@ -29,7 +31,7 @@ import pytest
 from freqtrade.configuration import Configuration
 from freqtrade.enums import RunMode
 from freqtrade.freqtradebot import FreqtradeBot
-from freqtrade.persistence import Order
+from freqtrade.persistence import Order, Trade
 from freqtrade.rpc.rpc import RPC
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.metrics import MeterProvider
@@ -300,6 +302,33 @@ def test_a_live_fill_is_a_child_of_the_ccxt_order_span(
         for point in otlp.number_points(metric)
     )
     assert counted == len(placed)
+
+
+def test_a_position_opened_this_iteration_is_valued_at_the_rate_it_was_entered_at(
+    telemetry: Recorded, tmp_path: Path
+) -> None:
+    # A market that stands still (one step of its walk an hour) under candles that move 39 % a
+    # candle (sigma): the last closed candle's close is far from the price the bot buys at.
+    with running() as url:
+        control = ExchangeServerClient(url)
+        control.set_market(volatility=0.05, step_seconds=3600)
+        control.close()
+        bot = freqtrade_bot(url, tmp_path, exchange={"pair_whitelist": ["BTC/USDT"]})
+        try:
+            # The iteration that enters is the last one run: the position has no exit rate yet.
+            wait_until(lambda: bot.process() or Trade.get_open_trades(), "an entry", timeout=60)
+            (trade,) = Trade.get_open_trades()
+            (value,) = telemetry.gauge("trading_portfolio_value_usd")
+            bid = float(binance_client(url).fetch_ticker("BTC/USDT")["bid"])
+            candles = bot.dataprovider.get_pair_dataframe("BTC/USDT", "1m")
+            close = float(candles["close"].iat[-1])
+        finally:
+            bot.cleanup()
+    # freqtrade's own valuation: the wallet it started with, the open trade at the market's bid.
+    expected = 1000.0 + trade.amount * bid - trade.stake_amount
+    assert value == pytest.approx(expected, abs=0.1), (
+        f"valued {value}, freqtrade {expected} (bid {bid}, last candle's close {close})"
+    )
 
 
 def test_a_btc_stake_is_valued_in_usd_with_a_price_freqtrade_holds(

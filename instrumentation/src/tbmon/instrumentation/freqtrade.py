@@ -17,7 +17,8 @@ What it hooks, and what comes out:
   (spot: every wallet balance at its price in the stake currency; futures: the stake wallet plus
   the open trades' unrealised profit), the positions (signed exposure by pair), and the prices of
   the whitelisted pairs (freqtrade's exit-rate cache, which it refreshes each iteration for the
-  pairs it holds, else the last close of the analysed candles), through
+  pairs it holds, else its entry-rate cache, which holds a pair entered this iteration, else the
+  last close of the analysed candles), through
   :class:`~tbmon.instrumentation.trading.TradingMetrics` labelled ``strategy`` (the strategy's
   name) and ``exchange`` (the ccxt id): every trading and risk metric of the seed follows.
   With a stake currency outside :data:`~tbmon.instrumentation._internal.ccxt_book.USD` (BTC,
@@ -397,12 +398,12 @@ class _Hooks:
         return total
 
     def price(self, bot: Any, info: _Bot, pair: str) -> float | None:
-        """``pair``'s latest price in memory: the exit rate freqtrade fetched this iteration for
-        a pair it holds, else the close of the last analysed candle (read once per analysis:
-        a pandas column lookup costs tens of microseconds)."""
-        rate = bot.exchange._exit_rate_cache.get(pair)
-        if rate:
-            return float(rate)
+        """``pair``'s latest price in memory: the rate freqtrade fetched for it
+        (:func:`_fetched_rate`), else the close of the last analysed candle (read once per
+        analysis: a pandas column lookup costs tens of microseconds)."""
+        rate = _fetched_rate(bot.exchange, pair)
+        if rate is not None:
+            return rate
         frame, analysed = bot.dataprovider.get_analyzed_dataframe(pair, info.timeframe)
         known = self._closes.get(pair)
         if known is not None and known[0] == analysed:
@@ -677,11 +678,24 @@ def _result_attributes(order: dict[str, Any]) -> dict[str, AttributeValue]:
     return found
 
 
+def _fetched_rate(exchange: Any, pair: str) -> float | None:
+    """The rate freqtrade fetched for ``pair`` lately: the exit rate, which it fetches each
+    iteration for a pair it holds, else the entry rate, fetched as it entered the pair. A
+    position opened in this very iteration has only the latter; the last closed candle's close
+    can be a candle's length (a minute, an hour...) older, and once put a bot's first portfolio
+    value 0.6 % off freqtrade's own valuation (its total return with it)."""
+    for cache in (exchange._exit_rate_cache, exchange._entry_rate_cache):
+        rate = cache.get(pair)
+        if rate:
+            return float(rate)
+    return None
+
+
 def _cached_price(exchange: Any, pair: str) -> float | None:
     """``pair``'s latest price that freqtrade's exchange object holds, without a request."""
-    rate = exchange._exit_rate_cache.get(pair)
-    if rate:
-        return float(rate)
+    rate = _fetched_rate(exchange, pair)
+    if rate is not None:
+        return rate
     for key, frame in list(exchange._klines.items()):
         if key[0] == pair and len(frame):
             close = float(frame["close"].iat[-1])
