@@ -53,6 +53,17 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
         yield rig
 
 
+@pytest.fixture
+def own_rig(tmp_path: Path) -> Iterator[Rig]:
+    """A rig of its own, for a test that faults its chat's sends or counts its messages: the
+    module rig's Alertmanager notifies that chat whenever its alerts' timers say (CommandCheck
+    firing, later resolved), and that message would take the fault, or split a packed message
+    (order is kept, and only alerts of one name share a message); seen once in CI."""
+    with bridge_rig(tmp_path, env=FAST) as rig:
+        rig.telegram.limits(enabled=False)
+        yield rig
+
+
 def _wait_for(rig: Rig, ident: str, chat: str = CRITICAL_CHAT) -> dict[str, Any]:
     def found() -> dict[str, Any] | None:
         return next((m for m in rig.messages(chat) if ident in idents([m])), None)
@@ -458,99 +469,88 @@ def test_a_press_is_answered_at_once_while_its_chat_waits_out_a_429(tmp_path: Pa
 # -- Telegram's errors -------------------------------------------------------------------------
 
 
-def test_retry_after_is_honoured(tmp_path: Path) -> None:
-    # A rig of its own, as for each test that faults a chat's next send: the module's
-    # Alertmanager may notify that chat at any moment, and its message would take the fault.
-    with bridge_rig(tmp_path, env=FAST) as rig:
-        rig.telegram.limits(enabled=False)
-        rig.telegram.fault(kinds=["429"], count=1, retry_after=3, chat_id=CRITICAL_CHAT)
-        rig.post(notification([alert("after-429")]))
-        _wait_for(rig, "after-429")
-        sends = [
-            r
-            for r in rig.telegram.requests("sendMessage")
-            if "after-429" in str(r.get("params", {}).get("text"))
-        ]
+def test_retry_after_is_honoured(own_rig: Rig) -> None:
+    rig = own_rig
+    rig.telegram.fault(kinds=["429"], count=1, retry_after=3, chat_id=CRITICAL_CHAT)
+    rig.post(notification([alert("after-429")]))
+    _wait_for(rig, "after-429")
+    sends = [
+        r
+        for r in rig.telegram.requests("sendMessage")
+        if "after-429" in str(r.get("params", {}).get("text"))
+    ]
     assert [r.get("fault") for r in sends] == ["429", None]
     assert sends[1]["time"] - sends[0]["time"] >= 3
 
 
-def test_what_queued_during_a_429_goes_out_with_the_message_that_waited(tmp_path: Path) -> None:
-    # A rig of its own: the module's Alertmanager notifies the same chat whenever its alerts'
-    # timers say (CommandCheck firing, later resolved), and another alert queued between two of
-    # these rightly splits the message (order is kept, and only alerts of one name share a
-    # message); seen once in CI.
-    with bridge_rig(tmp_path, env=FAST) as rig:
-        rig.telegram.limits(enabled=False)
-        # retry_after leaves 4 s beyond the 6 s the posts may take: on a loaded machine an alert
-        # accepted just before the retry went out could otherwise miss it (seen once in a full run).
-        rig.telegram.fault(kinds=["429"], count=1, retry_after=10, chat_id=CRITICAL_CHAT)
-        wanted = [f"queued-{n}" for n in range(9)]
-        rig.post(notification([alert(wanted[0], name="QueuedDuring429")]))
+def test_what_queued_during_a_429_goes_out_with_the_message_that_waited(own_rig: Rig) -> None:
+    rig = own_rig
+    # retry_after leaves 4 s beyond the 6 s the posts may take: on a loaded machine an alert
+    # accepted just before the retry went out could otherwise miss it (seen once in a full run).
+    rig.telegram.fault(kinds=["429"], count=1, retry_after=10, chat_id=CRITICAL_CHAT)
+    wanted = [f"queued-{n}" for n in range(9)]
+    rig.post(notification([alert(wanted[0], name="QueuedDuring429")]))
 
-        def refused() -> list[dict[str, Any]]:
-            return [
-                r
-                for r in rig.telegram.requests("sendMessage")
-                if "QueuedDuring429" in str(r["params"].get("text")) and r.get("fault") == "429"
-            ]
+    def refused() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in rig.telegram.requests("sendMessage")
+            if "QueuedDuring429" in str(r["params"].get("text")) and r.get("fault") == "429"
+        ]
 
-        wait_until(refused, "the 429")
-        for ident in wanted[1:]:  # while the chat waits out retry_after
-            assert rig.post(notification([alert(ident, name="QueuedDuring429")])).status_code == 200
-        queued_in = time.time() - refused()[0]["time"]
-        assert queued_in < 6, f"the posts took {queued_in:.1f} s of the 10 s wait"
-        for ident in wanted:
-            _wait_for(rig, ident)
-        sent = [idents([m]) for m in rig.messages()]
-        assert [i for i in sent if set(i) & set(wanted)] == [wanted], (
-            f"wanted one message with {wanted}; the chat's messages held {sent}"
-        )
+    wait_until(refused, "the 429")
+    for ident in wanted[1:]:  # while the chat waits out retry_after
+        assert rig.post(notification([alert(ident, name="QueuedDuring429")])).status_code == 200
+    queued_in = time.time() - refused()[0]["time"]
+    assert queued_in < 6, f"the posts took {queued_in:.1f} s of the 10 s wait"
+    for ident in wanted:
+        _wait_for(rig, ident)
+    sent = [idents([m]) for m in rig.messages()]
+    assert [i for i in sent if set(i) & set(wanted)] == [wanted], (
+        f"wanted one message with {wanted}; the chat's messages held {sent}"
+    )
 
 
-def test_a_reply_refused_for_good_is_given_up_but_an_alert_is_retried(tmp_path: Path) -> None:
-    with bridge_rig(tmp_path, env=FAST) as rig:
-        rig.telegram.limits(enabled=False)
-        log = rig.supervisor.layout(_component("alert-bridge")).log
-        stranger = "-1005550000001"
-        rig.telegram.add_chat(stranger)
-        rig.telegram.membership(stranger, member=False)  # kicked before the refusal is sent
-        rig.telegram.command(stranger, "/alerts", user_id=999)
-        wait_until(
-            lambda: (
-                "alert_bridge_messages_given_up_total 1.0" in httpx.get(rig.url + "/metrics").text
-            ),
-            "the reply given up",
-        )
-        assert "alert_bridge_outbox_pending 0.0" in httpx.get(rig.url + "/metrics").text
-        assert (
-            f"gave up a reply to chat {stranger}: Telegram refuses it for good (Forbidden: bot "
-            "was kicked from the supergroup chat)" in log.read_text()
-        )
+def test_a_reply_refused_for_good_is_given_up_but_an_alert_is_retried(own_rig: Rig) -> None:
+    rig = own_rig
+    log = rig.supervisor.layout(_component("alert-bridge")).log
+    stranger = "-1005550000001"
+    rig.telegram.add_chat(stranger)
+    rig.telegram.membership(stranger, member=False)  # kicked before the refusal is sent
+    rig.telegram.command(stranger, "/alerts", user_id=999)
+    wait_until(
+        lambda: "alert_bridge_messages_given_up_total 1.0" in httpx.get(rig.url + "/metrics").text,
+        "the reply given up",
+    )
+    assert "alert_bridge_outbox_pending 0.0" in httpx.get(rig.url + "/metrics").text
+    assert (
+        f"gave up a reply to chat {stranger}: Telegram refuses it for good (Forbidden: bot "
+        "was kicked from the supergroup chat)" in log.read_text()
+    )
 
-        rig.telegram.membership(CRITICAL_CHAT, member=False)
-        rig.post(notification([alert("while-kicked")]))
-        wait_until(
-            lambda: (
-                len(
-                    [
-                        r
-                        for r in rig.telegram.requests("sendMessage")
-                        if "while-kicked" in str(r["params"].get("text")) and r.get("error")
-                    ]
-                )
-                >= 2
-            ),
-            "the alert retried",
-        )
-        text = log.read_text()
-        assert (
-            f"Telegram refused a message to chat {CRITICAL_CHAT}: Forbidden: bot was kicked from "
-            "the supergroup chat. It stays queued" in text
-        )
-        assert "correct TELEGRAM_CRITICAL_CHAT_ID" in text
-        rig.telegram.membership(CRITICAL_CHAT, member=True)
-        _wait_for(rig, "while-kicked")
+    rig.telegram.membership(CRITICAL_CHAT, member=False)
+    rig.post(notification([alert("while-kicked")]))
+    wait_until(
+        lambda: (
+            len(
+                [
+                    r
+                    for r in rig.telegram.requests("sendMessage")
+                    if "while-kicked" in str(r["params"].get("text")) and r.get("error")
+                ]
+            )
+            >= 2
+        ),
+        "the alert retried",
+    )
+    text = log.read_text()
+    assert (
+        f"Telegram refused a message to chat {CRITICAL_CHAT}: Forbidden: bot was kicked from "
+        "the supergroup chat. It stays queued" in text
+    )
+    assert "correct TELEGRAM_CRITICAL_CHAT_ID" in text
+    rig.telegram.membership(CRITICAL_CHAT, member=True)
+    _wait_for(rig, "while-kicked")
 
 
 def test_a_group_migrated_to_a_supergroup_is_followed(tmp_path: Path) -> None:
