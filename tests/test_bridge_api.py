@@ -268,6 +268,38 @@ def test_resolved_is_sent_as_a_reply_to_the_firing_message(rig: Rig) -> None:
     assert "reply_markup" not in resolved
 
 
+def test_a_prometheus_pairs_start_times_make_one_message_and_one_reply(rig: Rig) -> None:
+    """Each Prometheus of a pair gives an alert its own start time, milliseconds apart; the two
+    Alertmanagers may each notify with a different one (one restarted, before the gossip
+    caught up): one "firing" message, one resolution replying to it, and a re-fire is new."""
+    same = "fp-pair-starts"  # Alertmanager's hash of the labels, which both replicas share
+    one = alert("pair-starts", starts_at="2026-01-15T14:30:45.204Z", fingerprint=same)
+    other = alert("pair-starts", starts_at="2026-01-15T14:30:45.731Z", fingerprint=same)
+    assert rig.post(notification([one])).json()["duplicates"] == 0
+    assert rig.post(notification([other])).json()["duplicates"] == 1
+    announced = _wait_for(rig, "pair-starts")
+    for firing in (other, one):
+        resolved = {**firing, "status": "resolved", "endsAt": "2026-01-15T15:00:00Z"}
+        rig.post(notification([resolved]))
+
+    def replies() -> list[dict[str, Any]]:
+        return [
+            m for m in rig.messages() if m["text"].startswith("✅") and "pair-starts" in m["text"]
+        ]
+
+    reply = wait_until(lambda: next(iter(replies()), None), "the resolution", timeout=30)
+    assert reply["reply_to_message"]["message_id"] == announced["message_id"]
+    refired = alert("pair-starts", starts_at="2026-01-15T15:10:00Z", fingerprint=same)
+    assert rig.post(notification([refired])).json()["duplicates"] == 0
+    wait_until(lambda: idents(rig.messages()).count("pair-starts") == 3, "the re-fire sent")
+    assert len(replies()) == 1
+    assert [m["text"].startswith("🚨") for m in rig.messages() if "pair-starts" in m["text"]] == [
+        True,
+        False,
+        True,
+    ]
+
+
 def test_a_long_group_is_split_on_alert_boundaries(rig: Rig) -> None:
     alerts = [
         alert(

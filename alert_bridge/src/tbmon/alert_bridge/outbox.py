@@ -4,9 +4,14 @@ SQLite in WAL mode with ``synchronous=FULL``: a commit survives a crash or power
 alert event per chat (an *item*) waits until Telegram confirms the message that carries it; the
 sender then records the message id, so a later "resolved" can reply to the "firing" message.
 
-The same event (chat, fingerprint, start time, status) accepted again within the dedup window is
-skipped: that covers Alertmanager's retries, HA pairs, and a group re-sent because another alert
-joined it, while a repeat after ``repeat_interval`` (longer than the window) reminds again.
+An alert event accepted again within the dedup window is skipped: the same event (chat,
+fingerprint, start time, status), or one that repeats the status of the fingerprint's latest
+queued event, whatever its start time. That covers Alertmanager's retries, HA pairs, a group
+re-sent because another alert joined it, and a pair of Prometheus, which evaluate the same rule
+at their own moments and so give one alert start times some milliseconds apart (seen as a
+second "firing" message after an Alertmanager restarted and notified before the gossip caught
+up). A resolution, and a re-fire after it, are new events; a repeat after ``repeat_interval``
+(longer than the window) reminds again.
 
 All methods are synchronous and must be called from one thread, which also serialises writers:
 the bridge calls them through :class:`OutboxThread`, so disk writes never block its event loop.
@@ -58,6 +63,7 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_pending ON items (chat_id, id) WHERE sent_at IS NULL;
 CREATE INDEX IF NOT EXISTS items_event ON items (chat_id, fingerprint, starts_at, status);
+CREATE INDEX IF NOT EXISTS items_alert ON items (chat_id, fingerprint, id);
 CREATE TABLE IF NOT EXISTS messages (
     chat_id TEXT NOT NULL,
     message_id INTEGER NOT NULL,
@@ -201,12 +207,20 @@ class Outbox:
 
     @staticmethod
     def _seen(db: sqlite3.Connection, chat: str, item: NewItem, since: float) -> bool:
-        row = db.execute(
+        """Whether ``item`` repeats an alert event queued for ``chat`` since ``since``."""
+        same_event = db.execute(
             "SELECT 1 FROM items WHERE chat_id = ? AND fingerprint = ? AND starts_at = ? "
             "AND status = ? AND received_at >= ? LIMIT 1",
             (chat, item.fingerprint, item.starts_at, item.status, since),
         ).fetchone()
-        return row is not None
+        if same_event is not None:
+            return True
+        latest = db.execute(
+            "SELECT status FROM items WHERE chat_id = ? AND fingerprint = ? AND kind = 'alert' "
+            "AND received_at >= ? ORDER BY id DESC LIMIT 1",
+            (chat, item.fingerprint, since),
+        ).fetchone()
+        return latest is not None and latest["status"] == item.status
 
     @staticmethod
     def _insert(
@@ -251,13 +265,15 @@ class Outbox:
         return [_item(row) for row in rows]
 
     def reply_targets(self, chat_id: str, alerts: Sequence[tuple[str, str]]) -> list[int | None]:
-        """For each (fingerprint, starts_at): the latest message that announced it as firing."""
+        """For each (fingerprint, starts_at): the latest message that announced it as firing,
+        or, if none announced that start (a Prometheus pair's start times differ), the latest
+        that announced the fingerprint."""
         targets = []
         for fingerprint, starts_at in alerts:
             row = self._db.execute(
                 "SELECT message_id FROM items WHERE chat_id = ? AND fingerprint = ? "
-                "AND starts_at = ? AND status = 'firing' AND message_id IS NOT NULL "
-                "ORDER BY id DESC LIMIT 1",
+                "AND status = 'firing' AND message_id IS NOT NULL "
+                "ORDER BY starts_at = ? DESC, id DESC LIMIT 1",
                 (chat_id, fingerprint, starts_at),
             ).fetchone()
             targets.append(None if row is None else int(row["message_id"]))
