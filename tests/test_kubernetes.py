@@ -139,9 +139,11 @@ def test_default_values_render_the_whole_topology(rendered: dict[str, Any]) -> N
     objects = rendered["defaults"]
     kinds = {(o["kind"], o["metadata"]["name"]) for o in objects}
     assert ("DaemonSet", "agent") in kinds
-    for name in ("gateway", "processors", "traces-collector", "logs-insert"):
+    for name in ("gateway", "traces-collector", "logs-insert"):
         assert {("Deployment", name), ("HorizontalPodAutoscaler", name)} <= kinds
         assert ("PodDisruptionBudget", name) in kinds
+    assert {("StatefulSet", "processors"), ("HorizontalPodAutoscaler", "processors")} <= kinds
+    assert ("PodDisruptionBudget", "processors") in kinds
     for name in ("prometheus", "metrics-store", "alertmanager", "logs-storage"):
         assert ("StatefulSet", name) in kinds
         assert ("PodDisruptionBudget", name) in kinds
@@ -151,6 +153,21 @@ def test_default_values_render_the_whole_topology(rendered: dict[str, Any]) -> N
     assert statefulsets["alertmanager"]["spec"]["replicas"] == 2
     assert statefulsets["logs-storage"]["spec"]["replicas"] == 2
     assert statefulsets["alert-bridge"]["spec"]["replicas"] == 1  # its outbox deduplicates
+
+
+@pytest.mark.parametrize("variation", sorted(VARIATIONS))
+def test_each_processors_host_keeps_its_marks_on_a_claim_of_its_own(
+    variation: str, rendered: dict[str, Any]
+) -> None:
+    """The trading-analytics processor's high-water marks outlive the pod: a restarted or
+    upgraded host reads a bot's peak back, so its drawdown does not fall to zero."""
+    host = by_kind(rendered[variation], "StatefulSet")["processors"]["spec"]
+    (container,) = host["template"]["spec"]["containers"]
+    state = _env(container)["PROCESSORS_ANALYTICS_STATE_DIR"]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    claims = {c["metadata"]["name"]: c["spec"] for c in host["volumeClaimTemplates"]}
+    assert claims[mounts[state]]["accessModes"] == ["ReadWriteOnce"]
+    assert claims[mounts[state]]["resources"]["requests"]["storage"] == "1Gi"
 
 
 def test_invalid_choices_are_refused_with_their_name() -> None:

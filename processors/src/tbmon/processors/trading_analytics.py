@@ -40,16 +40,16 @@ under the bot's own resource (so ``job`` and ``instance`` are the bot's):
 The current drawdown is measured from the portfolio's high-water mark, the highest period value
 since the processor first saw the bot, beyond the window (``PeriodSeries.peak``). A bot is its
 ``service.namespace`` and ``service.name`` (its ``job``) and the series' attributes, not its
-process: a restarted bot (a new ``service.instance.id``) goes on from its mark, and a crash
-stays a drawdown until the portfolio recovers. The marks of up to
-PROCESSORS_ANALYTICS_MAX_MARKS (10,000) series are kept, least recent out. With
-PROCESSORS_ANALYTICS_STATE_DIR set (the local stack and Compose set it) they outlive the host's
-restarts too: read once at start from ``<dir>/trading-analytics.high-water-marks.json``
-(:class:`tbmon.marks.MarkFile`, the file the instrumentation keeps a bot's own marks in), and
-written whole, on a thread of their own, after a collection that raised a mark (at most once per
-PROCESSORS_DERIVE_INTERVAL_SECONDS) and when the host stops; a crash loses at most the rises of
-the last interval. Unset or ``off``, or a directory that cannot be written (one warning): in
-memory only, and a restart starts them afresh from the values it sees.
+process: a restarted bot (a new ``service.instance.id``) goes on from its mark, and a crash stays a
+drawdown until the portfolio recovers. The marks of up to PROCESSORS_ANALYTICS_MAX_MARKS (10,000)
+series are kept, least recent out. With PROCESSORS_ANALYTICS_STATE_DIR set (the local stack, Compose
+and the Kubernetes chart set it) they outlive the host's restarts too: read once at start from
+``<dir>/trading-analytics.high-water-marks.json`` (:class:`tbmon.marks.MarkFile`, the file the
+instrumentation keeps a bot's own marks in), and written whole, on a thread of their own, after a
+collection that raised a mark (at most once per PROCESSORS_DERIVE_INTERVAL_SECONDS) and when the
+host stops; a crash loses at most the rises of the last interval. Unset or ``off``, or a directory
+that cannot be written (one warning): in memory only, and a restart starts them afresh from the
+values it sees.
 
 No duplicate series: a name the bot emits itself (seen in any of its metric batches) is never
 derived for that bot. A value the formulas leave undefined (too few periods, no losing trade...)

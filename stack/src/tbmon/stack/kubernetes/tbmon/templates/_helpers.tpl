@@ -85,11 +85,14 @@ securityContext:
       optional: {{ index . 3 }}
 {{- end }}
 
-{{/* A HorizontalPodAutoscaler on CPU for a Deployment: (list $ "gateway" .Values.gateway). */}}
+{{/* A HorizontalPodAutoscaler on CPU for a Deployment: (list $ "gateway" .Values.gateway), or
+for another kind of workload: (list $ "processors" .Values.processors "StatefulSet"). */}}
 {{- define "tbmon.hpa" -}}
 {{- $root := index . 0 -}}
 {{- $name := index . 1 -}}
 {{- $scaling := (index . 2).autoscaling -}}
+{{- $kind := "Deployment" -}}
+{{- if gt (len .) 3 }}{{ $kind = index . 3 }}{{ end -}}
 {{- if $scaling.enabled }}
 ---
 apiVersion: autoscaling/v2
@@ -101,7 +104,7 @@ metadata:
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
-    kind: Deployment
+    kind: {{ $kind }}
     name: {{ $name }}
   minReplicas: {{ $scaling.minReplicas }}
   maxReplicas: {{ $scaling.maxReplicas }}
