@@ -269,35 +269,40 @@ def test_resolved_is_sent_as_a_reply_to_the_firing_message(rig: Rig) -> None:
 
 
 def test_a_prometheus_pairs_start_times_make_one_message_and_one_reply(rig: Rig) -> None:
-    """Each Prometheus of a pair gives an alert its own start time, milliseconds apart; the two
-    Alertmanagers may each notify with a different one (one restarted, before the gossip
-    caught up): one "firing" message, one resolution replying to it, and a re-fire is new."""
+    """Each Prometheus of a pair gives an alert its own start time (and end); the two
+    Alertmanagers may each notify with a different one (one restarted, before the gossip caught
+    up), late or out of order: one message per episode, each resolution replying to its own."""
     same = "fp-pair-starts"  # Alertmanager's hash of the labels, which both replicas share
-    one = alert("pair-starts", starts_at="2026-01-15T14:30:45.204Z", fingerprint=same)
-    other = alert("pair-starts", starts_at="2026-01-15T14:30:45.731Z", fingerprint=same)
-    assert rig.post(notification([one])).json()["duplicates"] == 0
-    assert rig.post(notification([other])).json()["duplicates"] == 1
+
+    def event(starts: str, ends: str | None = None) -> dict[str, Any]:
+        firing = alert("pair-starts", starts_at=starts, fingerprint=same)
+        return firing if ends is None else {**firing, "status": "resolved", "endsAt": ends}
+
+    def post(alert: dict[str, Any]) -> int:
+        duplicates: int = rig.post(notification([alert])).json()["duplicates"]
+        return duplicates
+
+    def pair_messages() -> list[dict[str, Any]]:
+        return [m for m in rig.messages() if "pair-starts" in idents([m])]
+
+    one, other = "2026-01-15T14:30:45.204Z", "2026-01-15T14:30:45.731Z"
+    assert post(event(one)) == 0
+    assert post(event(other)) == 1
     announced = _wait_for(rig, "pair-starts")
-    for firing in (other, one):
-        resolved = {**firing, "status": "resolved", "endsAt": "2026-01-15T15:00:00Z"}
-        rig.post(notification([resolved]))
-
-    def replies() -> list[dict[str, Any]]:
-        return [
-            m for m in rig.messages() if m["text"].startswith("✅") and "pair-starts" in m["text"]
-        ]
-
-    reply = wait_until(lambda: next(iter(replies()), None), "the resolution", timeout=30)
-    assert reply["reply_to_message"]["message_id"] == announced["message_id"]
-    refired = alert("pair-starts", starts_at="2026-01-15T15:10:00Z", fingerprint=same)
-    assert rig.post(notification([refired])).json()["duplicates"] == 0
-    wait_until(lambda: idents(rig.messages()).count("pair-starts") == 3, "the re-fire sent")
-    assert len(replies()) == 1
-    assert [m["text"].startswith("🚨") for m in rig.messages() if "pair-starts" in m["text"]] == [
-        True,
-        False,
-        True,
-    ]
+    assert post(event(one, "2026-01-15T15:00:00.7Z")) == 0
+    assert post(event(other, "2026-01-15T15:00:00.2Z")) == 1
+    assert post(event(other)) == 1  # a late copy of the episode that is over
+    again = "2026-01-15T15:10:00Z"
+    assert post(event(again)) == 0
+    wait_until(lambda: len(pair_messages()) == 3, "the resolution and the re-fire sent")
+    assert post(event(other, "2026-01-15T15:00:00.2Z")) == 1  # late: not the re-fire's end
+    assert post(event(again, "2026-01-15T15:20:00Z")) == 0
+    wait_until(lambda: len(pair_messages()) == 4, "the re-fire resolved")
+    messages = pair_messages()
+    assert [m["text"][0] for m in messages] == ["🚨", "✅", "🚨", "✅"]
+    assert messages[1]["reply_to_message"]["message_id"] == announced["message_id"]
+    assert messages[3]["reply_to_message"]["message_id"] == messages[2]["message_id"]
+    assert len(pair_messages()) == 4
 
 
 def test_a_long_group_is_split_on_alert_boundaries(rig: Rig) -> None:

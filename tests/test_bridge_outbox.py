@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tbmon.alert_bridge.outbox import NewItem, Outbox
 
 WINDOW = 1800.0
+DAY = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)
+
+
+def _at(minute: float) -> str:
+    """A time ``minute`` minutes into the test's hour, as the bridge stores one."""
+    return (DAY + timedelta(minutes=minute)).isoformat()
 
 
 def _item(
-    fingerprint: str, status: str = "firing", chat: str = "-100", starts: str = "t0"
+    fingerprint: str,
+    status: str = "firing",
+    chat: str = "-100",
+    starts: str = _at(0),
+    ends: str = _at(30),
 ) -> NewItem:
     return NewItem(
         chat_id=chat,
@@ -24,6 +36,7 @@ def _item(
         labels={"alertname": "A", "fp": fingerprint},
         html=f"<b>{fingerprint}</b>",
         length=len(fingerprint),
+        ends_at=ends if status == "resolved" else "",
     )
 
 
@@ -49,7 +62,7 @@ def test_the_same_event_is_queued_once_within_the_window(tmp_path: Path) -> None
     assert outbox.accept("g", b"{}", [_item("a"), _item("b")], 160.0, WINDOW) == 1
     # The resolution is a new event; a re-fire has a new start time.
     assert outbox.accept("g", b"{}", [_item("a", "resolved")], 170.0, WINDOW) == 1
-    assert outbox.accept("g", b"{}", [_item("a", starts="t1")], 180.0, WINDOW) == 1
+    assert outbox.accept("g", b"{}", [_item("a", starts=_at(40))], 180.0, WINDOW) == 1
     # Alertmanager's repeat_interval reminder, after the window, goes out again.
     assert outbox.accept("g", b"{}", [_item("b")], 160.0 + WINDOW + 1, WINDOW) == 1
     assert [(i.fingerprint, i.status) for i in outbox.pending("-100")] == [
@@ -62,51 +75,99 @@ def test_the_same_event_is_queued_once_within_the_window(tmp_path: Path) -> None
 
 
 def test_a_prometheus_pairs_start_times_make_one_event(tmp_path: Path) -> None:
-    """Two Prometheus evaluate one rule at their own moments: Alertmanagers that each heard a
-    different replica first send one alert with start times milliseconds apart."""
+    """Two Prometheus evaluate one rule at their own moments: Alertmanagers that each heard
+    another replica first send one alert with two start times (and two ends)."""
     outbox = Outbox(tmp_path / "o.sqlite3")
-    one, other = "2026-12-07T13:56:01.204Z", "2026-12-07T13:56:01.731Z"
-    assert outbox.accept("g", b"{}", [_item("a", starts=one)], 100.0, WINDOW) == 1
-    assert outbox.accept("g", b"{}", [_item("a", starts=other)], 130.0, WINDOW) == 0
-    assert outbox.accept("g", b"{}", [_item("a", "resolved", starts=other)], 200.0, WINDOW) == 1
-    assert outbox.accept("g", b"{}", [_item("a", "resolved", starts=one)], 201.0, WINDOW) == 0
-    # A late retry of the firing, after the resolution, is still the event already sent.
-    assert outbox.accept("g", b"{}", [_item("a", starts=one)], 202.0, WINDOW) == 0
-    # Firing again is a new event, once; and so is its resolution.
-    again = "2026-12-07T14:10:00Z"
-    assert outbox.accept("g", b"{}", [_item("a", starts=again)], 300.0, WINDOW) == 1
-    assert outbox.accept("g", b"{}", [_item("a", starts=again)], 301.0, WINDOW) == 0
-    assert outbox.accept("g", b"{}", [_item("a", "resolved", starts=again)], 400.0, WINDOW) == 1
+    one, other = _at(0), _at(0.01)  # 0.6 s apart
+    end, other_end = _at(30), _at(30.01)
+
+    def accept(now: float, status: str, starts: str, ends: str = end, fp: str = "a") -> int:
+        return outbox.accept("g", b"{}", [_item(fp, status, starts=starts, ends=ends)], now, WINDOW)
+
+    assert accept(100.0, "firing", one) == 1
+    assert accept(130.0, "firing", other) == 0
+    assert accept(200.0, "resolved", one) == 1
+    assert accept(201.0, "resolved", other, other_end) == 0
+    # Late copies of the firing, after the resolution: the episode is over, whichever start.
+    assert accept(202.0, "firing", one) == 0
+    assert accept(203.0, "firing", other) == 0
+    # Firing again (after the end) is a new episode, once.
+    again, again_end = _at(40), _at(50)
+    assert accept(300.0, "firing", again) == 1
+    assert accept(301.0, "firing", again) == 0
+    # A late resolution of the first episode is not this one's: its own still goes out.
+    assert accept(302.0, "resolved", other, other_end) == 0
+    assert accept(303.0, "firing", other) == 0
+    assert accept(400.0, "resolved", again, again_end) == 1
     # Another fingerprint is another alert.
-    assert outbox.accept("g", b"{}", [_item("b", starts=other)], 401.0, WINDOW) == 1
-    assert [(i.status, i.starts_at) for i in outbox.pending("-100")] == [
-        ("firing", one),
-        ("resolved", other),
-        ("firing", again),
-        ("resolved", again),
-        ("firing", other),
+    assert accept(401.0, "firing", other, fp="b") == 1
+    assert [(i.fingerprint, i.status, i.starts_at) for i in outbox.pending("-100")] == [
+        ("a", "firing", one),
+        ("a", "resolved", one),
+        ("a", "firing", again),
+        ("a", "resolved", again),
+        ("b", "firing", other),
     ]
 
 
-def test_resolved_replies_to_the_latest_message_that_announced_the_alert(tmp_path: Path) -> None:
+def test_resolved_replies_to_the_message_that_announced_its_episode(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.sqlite3")
     outbox.accept("g", b"{}", [_item("a"), _item("b")], 100.0, WINDOW)
     first, second = outbox.pending("-100")
     outbox.mark_sent([first.id, second.id], "-100", 41, "<b>x</b>", keyboard=True, now=101.0)
-    assert outbox.reply_targets("-100", [("a", "t0"), ("b", "t0"), ("c", "t0")]) == [41, 41, None]
-    # A resolution whose start the other Prometheus of a pair gave still finds its message.
-    assert outbox.reply_targets("-100", [("a", "t0.5")]) == [41]
-    # After a re-fire, the start time picks the message: the old one or the latest.
-    outbox.accept("g", b"{}", [_item("a", "resolved"), _item("a", starts="t9")], 102.0, WINDOW)
-    resolved, refired = outbox.pending("-100")
-    outbox.mark_sent([resolved.id], "-100", 42, "<b>r</b>", keyboard=False, now=103.0)
+    resolved = [_item(fp, "resolved") for fp in ("a", "b", "c")]
+    assert outbox.reply_targets("-100", resolved) == [41, 41, None]
+    # A resolution with the start the other Prometheus of a pair gave finds its message too.
+    assert outbox.reply_targets("-100", [_item("a", "resolved", starts=_at(0.01))]) == [41]
+    # After a resolution and a re-fire, each episode's resolution finds its own message.
+    again = _at(40)
+    outbox.accept("g", b"{}", [_item("a", "resolved"), _item("a", starts=again)], 102.0, WINDOW)
+    resolution, refired = outbox.pending("-100")
+    outbox.mark_sent([resolution.id], "-100", 42, "<b>r</b>", keyboard=False, now=103.0)
     outbox.mark_sent([refired.id], "-100", 43, "<b>y</b>", keyboard=True, now=104.0)
-    assert outbox.reply_targets("-100", [("a", "t0"), ("a", "t9"), ("a", "t9.5")]) == [41, 43, 43]
+    assert outbox.reply_targets(
+        "-100",
+        [
+            _item("a", "resolved"),
+            _item("a", "resolved", starts=again, ends=_at(50)),
+            _item("a", "resolved", starts=_at(40.01), ends=_at(50)),
+        ],
+    ) == [41, 43, 43]
+    # An episode whose firing was never announced (cut from its group) gets no reply, rather
+    # than one to an episode already over.
+    assert outbox.reply_targets("-100", [_item("a", "resolved", starts=_at(35), ends=_at(38))]) == [
+        None
+    ]
     assert outbox.message_labels("-100", 41) == [
         {"alertname": "A", "fp": "a"},
         {"alertname": "A", "fp": "b"},
     ]
     assert outbox.message("-100", 41) == ("<b>x</b>", True)
+
+
+def test_an_outbox_from_before_resolutions_kept_their_end_opens(tmp_path: Path) -> None:
+    path = tmp_path / "o.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE items (id INTEGER PRIMARY KEY, notification_id INTEGER, chat_id TEXT NOT "
+        "NULL, thread_id INTEGER, silent INTEGER NOT NULL, kind TEXT NOT NULL, status TEXT NOT "
+        "NULL, severity TEXT NOT NULL, fingerprint TEXT NOT NULL, starts_at TEXT NOT NULL, "
+        "labels TEXT NOT NULL, html TEXT NOT NULL, length INTEGER NOT NULL, reply_to INTEGER, "
+        "received_at REAL NOT NULL, sent_at REAL, message_id INTEGER)"
+    )
+    old.execute(
+        "INSERT INTO items (chat_id, silent, kind, status, severity, fingerprint, starts_at, "
+        "labels, html, length, received_at) VALUES ('-100', 0, 'alert', 'firing', 'critical', "
+        f"'a', '{_at(0)}', '{{}}', '<b>a</b>', 1, 100.0)"
+    )
+    old.commit()
+    old.close()
+    outbox = Outbox(path)
+    (waiting,) = outbox.pending("-100")
+    assert (waiting.fingerprint, waiting.ends_at) == ("a", "")
+    assert outbox.accept("g", b"{}", [_item("a")], 101.0, WINDOW) == 0
+    assert outbox.accept("g", b"{}", [_item("a", "resolved")], 102.0, WINDOW) == 1
+    assert outbox.pending("-100")[1].ends_at == _at(30)
 
 
 def test_a_migrated_chat_takes_its_pending_items_and_future_ones(tmp_path: Path) -> None:

@@ -236,9 +236,7 @@ class Dispatcher:
         group = list(takewhile(lambda item: key(item) == key(first), items))
         reply_to = None
         if first.status == "resolved":
-            targets = await self._outbox.call(
-                Outbox.reply_targets, chat, [(i.fingerprint, i.starts_at) for i in group]
-            )
+            targets = await self._outbox.call(Outbox.reply_targets, chat, group)
             reply_to = targets[0]
             group = group[: next((n for n, t in enumerate(targets) if t != reply_to), len(group))]
         count = blocks_that_fit(

@@ -4,14 +4,14 @@ SQLite in WAL mode with ``synchronous=FULL``: a commit survives a crash or power
 alert event per chat (an *item*) waits until Telegram confirms the message that carries it; the
 sender then records the message id, so a later "resolved" can reply to the "firing" message.
 
-An alert event accepted again within the dedup window is skipped: the same event (chat,
-fingerprint, start time, status), or one that repeats the status of the fingerprint's latest
-queued event, whatever its start time. That covers Alertmanager's retries, HA pairs, a group
-re-sent because another alert joined it, and a pair of Prometheus, which evaluate the same rule
-at their own moments and so give one alert start times some milliseconds apart (seen as a
-second "firing" message after an Alertmanager restarted and notified before the gossip caught
-up). A resolution, and a re-fire after it, are new events; a repeat after ``repeat_interval``
-(longer than the window) reminds again.
+An alert event that repeats one queued for its chat and fingerprint within the dedup window is
+skipped (:func:`repeats`): Alertmanager's retries, HA pairs, a group re-sent because another
+alert joined it, and a pair of Prometheus, which evaluate one rule at their own moments and so
+give one alert two start times (milliseconds or evaluation intervals apart: a second "firing"
+message was seen after an Alertmanager restarted and notified before the gossip caught up). A
+resolution, and a re-fire starting after it, are new events; a repeat after ``repeat_interval``
+(longer than the window) reminds again. Alertmanager must send resolutions (``send_resolved``):
+without one, a re-fire within the window reads as the episode going on.
 
 All methods are synchronous and must be called from one thread, which also serialises writers:
 the bridge calls them through :class:`OutboxThread`, so disk writes never block its event loop.
@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Concatenate, ParamSpec, TypeVar
@@ -54,6 +55,7 @@ CREATE TABLE IF NOT EXISTS items (
     fingerprint TEXT NOT NULL,
     starts_at TEXT NOT NULL,
     labels TEXT NOT NULL,
+    ends_at TEXT NOT NULL DEFAULT '',
     html TEXT NOT NULL,
     length INTEGER NOT NULL,
     reply_to INTEGER,
@@ -83,8 +85,8 @@ CREATE TABLE IF NOT EXISTS state (
 """
 
 _ITEM_COLUMNS = (
-    "id, chat_id, thread_id, silent, kind, status, severity, fingerprint, starts_at, labels, "
-    "html, length, reply_to, received_at"
+    "id, chat_id, thread_id, silent, kind, status, severity, fingerprint, starts_at, ends_at, "
+    "labels, html, length, reply_to, received_at"
 )
 
 
@@ -104,6 +106,8 @@ class NewItem:
     html: str
     length: int
     reply_to: int | None = None
+    #: A resolution's end (ISO 8601), "" for the rest.
+    ends_at: str = ""
 
     @classmethod
     def text(
@@ -158,6 +162,9 @@ class Outbox:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "ends_at" not in columns:  # an outbox from before resolutions kept their end
+            self._db.execute("ALTER TABLE items ADD COLUMN ends_at TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -208,19 +215,12 @@ class Outbox:
     @staticmethod
     def _seen(db: sqlite3.Connection, chat: str, item: NewItem, since: float) -> bool:
         """Whether ``item`` repeats an alert event queued for ``chat`` since ``since``."""
-        same_event = db.execute(
-            "SELECT 1 FROM items WHERE chat_id = ? AND fingerprint = ? AND starts_at = ? "
-            "AND status = ? AND received_at >= ? LIMIT 1",
-            (chat, item.fingerprint, item.starts_at, item.status, since),
-        ).fetchone()
-        if same_event is not None:
-            return True
-        latest = db.execute(
-            "SELECT status FROM items WHERE chat_id = ? AND fingerprint = ? AND kind = 'alert' "
-            "AND received_at >= ? ORDER BY id DESC LIMIT 1",
+        rows = db.execute(
+            "SELECT id, status, starts_at, ends_at, message_id FROM items WHERE chat_id = ? "
+            "AND fingerprint = ? AND kind = 'alert' AND received_at >= ? ORDER BY id",
             (chat, item.fingerprint, since),
-        ).fetchone()
-        return latest is not None and latest["status"] == item.status
+        )
+        return repeats(Event.of(item), [Event.of(row) for row in rows])
 
     @staticmethod
     def _insert(
@@ -228,8 +228,8 @@ class Outbox:
     ) -> None:
         db.execute(
             "INSERT INTO items (notification_id, chat_id, thread_id, silent, kind, status, "
-            "severity, fingerprint, starts_at, labels, html, length, reply_to, received_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "severity, fingerprint, starts_at, ends_at, labels, html, length, reply_to, "
+            "received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 notification,
                 chat,
@@ -240,6 +240,7 @@ class Outbox:
                 item.severity,
                 item.fingerprint,
                 item.starts_at,
+                item.ends_at,
                 json.dumps(item.labels, sort_keys=True),
                 item.html,
                 item.length,
@@ -264,19 +265,17 @@ class Outbox:
         )
         return [_item(row) for row in rows]
 
-    def reply_targets(self, chat_id: str, alerts: Sequence[tuple[str, str]]) -> list[int | None]:
-        """For each (fingerprint, starts_at): the latest message that announced it as firing,
-        or, if none announced that start (a Prometheus pair's start times differ), the latest
-        that announced the fingerprint."""
+    def reply_targets(self, chat_id: str, resolutions: Sequence[NewItem]) -> list[int | None]:
+        """For each resolution: the message that announced its episode as firing
+        (:func:`announcement`), or None."""
         targets = []
-        for fingerprint, starts_at in alerts:
-            row = self._db.execute(
-                "SELECT message_id FROM items WHERE chat_id = ? AND fingerprint = ? "
-                "AND status = 'firing' AND message_id IS NOT NULL "
-                "ORDER BY starts_at = ? DESC, id DESC LIMIT 1",
-                (chat_id, fingerprint, starts_at),
-            ).fetchone()
-            targets.append(None if row is None else int(row["message_id"]))
+        for resolution in resolutions:
+            rows = self._db.execute(
+                "SELECT id, status, starts_at, ends_at, message_id FROM items WHERE chat_id = ? "
+                "AND fingerprint = ? AND kind = 'alert' ORDER BY id",
+                (chat_id, resolution.fingerprint),
+            )
+            targets.append(announcement(Event.of(resolution), [Event.of(row) for row in rows]))
         return targets
 
     def mark_sent(
@@ -428,9 +427,103 @@ def _item(row: sqlite3.Row) -> Item:
         severity=row["severity"],
         fingerprint=row["fingerprint"],
         starts_at=row["starts_at"],
+        ends_at=row["ends_at"],
         labels=json.loads(row["labels"]),
         html=row["html"],
         length=row["length"],
         reply_to=row["reply_to"],
         received_at=row["received_at"],
     )
+
+
+# -- what makes two alert events one --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    """An alert event as deduplication and replies see it: a queued item, or one arriving
+    (``id`` 0)."""
+
+    status: str
+    starts_at: str
+    ends_at: str = ""
+    id: int = 0
+    message_id: int | None = None
+
+    @classmethod
+    def of(cls, source: NewItem | sqlite3.Row) -> Event:
+        if isinstance(source, NewItem):
+            return cls(source.status, source.starts_at, source.ends_at)
+        return cls(
+            source["status"],
+            source["starts_at"],
+            source["ends_at"],
+            source["id"],
+            source["message_id"],
+        )
+
+    @property
+    def start(self) -> datetime | None:
+        return _time(self.starts_at)
+
+    @property
+    def end(self) -> datetime | None:
+        return _time(self.ends_at) if self.status == "resolved" else None
+
+
+def repeats(event: Event, queued: Sequence[Event]) -> bool:
+    """Whether ``event`` repeats one of ``queued`` (its fingerprint's events in one chat within
+    the dedup window, oldest first). It does if it is:
+
+    - the same event: the same status and start time;
+    - a firing that started before a queued resolution ended (a late copy of an episode already
+      over, with either Prometheus' start time);
+    - a resolution that ended before a queued firing started (an older episode's, late);
+    - else, of the status of the latest queued event: the same episode as the other Prometheus
+      of a pair saw it (its start time differs), while nothing resolved it in between.
+    """
+    if any(q.status == event.status and q.starts_at == event.starts_at for q in queued):
+        return True
+    start, end = event.start, event.end
+    ends = [q_end for q in queued if (q_end := q.end) is not None]
+    if event.status == "firing" and start is not None and any(start <= e for e in ends):
+        return True
+    starts = [q_start for q in queued if q.status == "firing" and (q_start := q.start) is not None]
+    if end is not None and any(s > end for s in starts):
+        return True
+    return bool(queued) and queued[-1].status == event.status
+
+
+def announcement(resolution: Event, events: Sequence[Event]) -> int | None:
+    """The message a resolution replies to, among its fingerprint's ``events`` in its chat
+    (oldest first): the latest firing message with its start time; else (the other Prometheus'
+    start) the latest that started before the resolution's end and that no earlier resolution
+    ended; else, with no end to compare, the latest firing message."""
+    announced = [e for e in events if e.status == "firing" and e.message_id is not None]
+    same = [e for e in announced if e.starts_at == resolution.starts_at]
+    if same:
+        return same[-1].message_id
+    end = resolution.end
+    if end is None:
+        return announced[-1].message_id if announced else None
+
+    def open_until(firing: Event, end: datetime) -> bool:
+        start = firing.start
+        if start is None or start > end:
+            return False
+        return not any(
+            e.id > firing.id and (e_end := e.end) is not None and start <= e_end < end
+            for e in events
+        )
+
+    candidates = [e for e in announced if open_until(e, end)]
+    return candidates[-1].message_id if candidates else None
+
+
+def _time(value: str) -> datetime | None:
+    """An ISO 8601 time (UTC if it names no zone), or None if it is not one."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -188,6 +188,9 @@ class Bridge:
             labels=dict(alert.labels),
             html=html,
             length=length,
+            ends_at=alert.ends_at.isoformat()
+            if alert.status == "resolved" and alert.ends_at
+            else "",
         )
 
     def _truncation_note(self, notification: Notification) -> NewItem:
