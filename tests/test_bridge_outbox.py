@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from tbmon.alert_bridge.outbox import NewItem, Outbox
+from tbmon.alert_bridge.outbox import Event, NewItem, Outbox, announcement
 
 WINDOW = 1800.0
 DAY = datetime(2026, 12, 7, 13, 0, tzinfo=UTC)
@@ -143,6 +143,22 @@ def test_resolved_replies_to_the_message_that_announced_its_episode(tmp_path: Pa
         {"alertname": "A", "fp": "b"},
     ]
     assert outbox.message("-100", 41) == ("<b>x</b>", True)
+
+
+def test_a_week_of_flapping_finds_the_open_episode_in_one_pass() -> None:
+    """2,000 events of one fingerprint (a flap every 10 minutes for a week): the resolution with
+    the other Prometheus' start finds the open episode's message; one for an episode over and
+    never announced finds none. (One pass: about 0.5 ms here, where a pass per firing took
+    about 60 ms.)"""
+    events = []
+    for n in range(1000):
+        start, end = _at(10 * n), _at(10 * n + 5)
+        events += [Event("firing", start, "", 2 * n + 1, 1000 + n)]
+        events += [Event("resolved", start, end, 2 * n + 2, 5000 + n)]
+    still_open = events[:-1]
+    other = Event("resolved", _at(10 * 999 + 0.01), _at(10 * 999 + 5.01))
+    assert announcement(other, still_open) == 1999
+    assert announcement(Event("resolved", _at(10 * 500 + 6), _at(10 * 500 + 8)), events) is None
 
 
 def test_an_outbox_from_before_resolutions_kept_their_end_opens(tmp_path: Path) -> None:

@@ -497,8 +497,10 @@ def repeats(event: Event, queued: Sequence[Event]) -> bool:
 def announcement(resolution: Event, events: Sequence[Event]) -> int | None:
     """The message a resolution replies to, among its fingerprint's ``events`` in its chat
     (oldest first): the latest firing message with its start time; else (the other Prometheus'
-    start) the latest that started before the resolution's end and that no earlier resolution
-    ended; else, with no end to compare, the latest firing message."""
+    start) the latest that started before the resolution's end, unless a resolution queued after
+    it ended before this one (that episode is over, and this one's firing was never announced);
+    else, with no end to compare, the latest firing message. One pass over ``events``: an alert
+    that flapped every 10 minutes for a week (2,000 events) is answered in a few milliseconds."""
     announced = [e for e in events if e.status == "firing" and e.message_id is not None]
     same = [e for e in announced if e.starts_at == resolution.starts_at]
     if same:
@@ -506,18 +508,16 @@ def announcement(resolution: Event, events: Sequence[Event]) -> int | None:
     end = resolution.end
     if end is None:
         return announced[-1].message_id if announced else None
-
-    def open_until(firing: Event, end: datetime) -> bool:
+    for firing in reversed(announced):
         start = firing.start
         if start is None or start > end:
-            return False
-        return not any(
+            continue
+        closed = any(
             e.id > firing.id and (e_end := e.end) is not None and start <= e_end < end
             for e in events
         )
-
-    candidates = [e for e in announced if open_until(e, end)]
-    return candidates[-1].message_id if candidates else None
+        return None if closed else firing.message_id
+    return None
 
 
 def _time(value: str) -> datetime | None:
